@@ -1,0 +1,995 @@
+//! The ServiceMount manifest: its wire format, parsing and validation.
+//!
+//! One file holds one mount ("serve function X at path /accounts"). This module
+//! turns bytes into a validated [`Mount`] or into a list of [`ManifestError`]s
+//! that name the file, the position, the field and the problem. It knows
+//! nothing of AWS and nothing of how files are found (see `source`).
+//!
+//! Checks that need more than one file (two manifests with the same name or
+//! path) live in [`find_duplicates`]; the choice of which one wins needs the
+//! live gateway and is made by the reconciler.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// The only `apiVersion` this release understands.
+pub const API_VERSION: &str = "apimount/v1";
+/// The only `kind` this release understands.
+pub const KIND: &str = "ServiceMount";
+/// Manifests larger than this are refused unread: a mount fits in a few hundred bytes.
+pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
+/// Longest manifest name: a DNS label, so names can appear in logs, metrics and markers.
+pub const MAX_NAME_LEN: usize = 63;
+/// Deepest YAML nesting accepted; a manifest needs three levels.
+const MAX_YAML_DEPTH: usize = 16;
+/// YAML aliases accepted in one file; a manifest needs none.
+const MAX_YAML_ALIASES: usize = 16;
+
+/// What went wrong with one manifest file, for a person to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    pub file: PathBuf,
+    /// 1-based line and column, where the parser knows them.
+    pub position: Option<(u64, u64)>,
+    /// Dotted field path such as `spec.path`, where one field is at fault.
+    pub field: Option<String>,
+    pub message: String,
+    pub kind: ErrorKind,
+}
+
+/// Coarse classes of manifest problems; they pick the status reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The file could not be read at all (permissions, vanished, not text, too big).
+    Unreadable,
+    /// Not well-formed YAML/JSON, or not of the manifest's shape.
+    Syntax,
+    /// Well-formed but a value breaks a rule.
+    Invalid,
+    /// Clashes with another manifest (same name or same path).
+    Duplicate,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, col)) = self.position {
+            write!(f, ":{line}:{col}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+/// HTTP verbs API Gateway accepts on a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HttpMethod {
+    Any,
+    Delete,
+    Get,
+    Head,
+    Options,
+    Patch,
+    Post,
+    Put,
+}
+
+impl HttpMethod {
+    pub const ALL: [HttpMethod; 8] = [
+        HttpMethod::Any,
+        HttpMethod::Delete,
+        HttpMethod::Get,
+        HttpMethod::Head,
+        HttpMethod::Options,
+        HttpMethod::Patch,
+        HttpMethod::Post,
+        HttpMethod::Put,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Any => "ANY",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Options => "OPTIONS",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HttpMethod> {
+        HttpMethod::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Method authorization types API Gateway knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Authorization {
+    #[default]
+    None,
+    AwsIam,
+    Custom,
+    CognitoUserPools,
+}
+
+impl Authorization {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Authorization::None => "NONE",
+            Authorization::AwsIam => "AWS_IAM",
+            Authorization::Custom => "CUSTOM",
+            Authorization::CognitoUserPools => "COGNITO_USER_POOLS",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Authorization> {
+        [
+            Authorization::None,
+            Authorization::AwsIam,
+            Authorization::Custom,
+            Authorization::CognitoUserPools,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+
+    /// Whether this type needs an `authorizerId`.
+    pub fn needs_authorizer(self) -> bool {
+        matches!(
+            self,
+            Authorization::Custom | Authorization::CognitoUserPools
+        )
+    }
+}
+
+/// A mount path: one or more literal segments, e.g. `/v1/accounts`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MountPath(String);
+
+impl MountPath {
+    /// Validates a path as written in a manifest. The error is a sentence.
+    pub fn parse(raw: &str) -> Result<MountPath, String> {
+        if raw.is_empty() {
+            return Err("must not be empty; write a path such as /accounts".into());
+        }
+        if raw.len() > 1024 {
+            return Err(format!("is {} characters long; the limit is 1024", raw.len()));
+        }
+        if !raw.starts_with('/') {
+            return Err(format!("must start with '/', as in /{raw}"));
+        }
+        if raw == "/" {
+            return Err(
+                "'/' alone would take over the whole API; mount a service below it, such as /accounts"
+                    .into(),
+            );
+        }
+        if raw.ends_with('/') {
+            return Err(format!(
+                "must not end with '/'; write {}",
+                raw.trim_end_matches('/')
+            ));
+        }
+        for segment in raw[1..].split('/') {
+            check_segment(segment)?;
+        }
+        Ok(MountPath(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The segments, without the leading slash.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0[1..].split('/')
+    }
+
+    /// Whether `self` lies strictly below `other` (`/a/b` is below `/a`).
+    pub fn is_below(&self, other: &MountPath) -> bool {
+        self.0.len() > other.0.len()
+            && self.0.starts_with(&other.0)
+            && self.0.as_bytes()[other.0.len()] == b'/'
+    }
+}
+
+impl fmt::Display for MountPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn check_segment(segment: &str) -> Result<(), String> {
+    if segment.is_empty() {
+        return Err("contains an empty segment ('//')".into());
+    }
+    if segment == "." || segment == ".." {
+        return Err(format!(
+            "contains the segment '{segment}'; relative segments are not allowed"
+        ));
+    }
+    if segment.starts_with('{') || segment.ends_with('}') {
+        return Err(format!(
+            "contains the path parameter '{segment}'; mount a literal path, apimount adds {{proxy+}} beneath it when proxy is true"
+        ));
+    }
+    if let Some(bad) = segment
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "segment '{}' contains {}; API Gateway allows only letters, digits, '.', '_' and '-' in a path part",
+            segment.escape_debug(),
+            describe_char(bad)
+        ));
+    }
+    Ok(())
+}
+
+fn describe_char(c: char) -> String {
+    if c.is_control() || c.is_whitespace() {
+        format!("the character U+{:04X}", c as u32)
+    } else {
+        format!("the character '{c}'")
+    }
+}
+
+/// AWS partitions a Lambda ARN may name.
+const PARTITIONS: &[&str] = &[
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+    "aws-eusc",
+];
+
+/// The function a mount points at, as written in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FunctionRef {
+    /// `name` or `name:qualifier`, resolved in the API's own account and region.
+    Name {
+        name: String,
+        qualifier: Option<String>,
+    },
+    /// A full function ARN, optionally qualified.
+    Arn {
+        partition: String,
+        region: String,
+        account: String,
+        name: String,
+        qualifier: Option<String>,
+    },
+}
+
+impl FunctionRef {
+    pub fn parse(raw: &str) -> Result<FunctionRef, String> {
+        if raw.is_empty() {
+            return Err("must not be empty; give a function name, name:alias or function ARN".into());
+        }
+        if let Some(rest) = raw.strip_prefix("arn:") {
+            let parts: Vec<&str> = rest.split(':').collect();
+            if parts.len() < 6 || parts.len() > 7 || parts[1] != "lambda" || parts[4] != "function"
+            {
+                return Err(format!(
+                    "'{raw}' is not a Lambda function ARN (expected arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER])"
+                ));
+            }
+            let (partition, region, account, name) = (parts[0], parts[2], parts[3], parts[5]);
+            if !PARTITIONS.contains(&partition) {
+                return Err(format!("'{partition}' in '{raw}' is not an AWS partition"));
+            }
+            if region.is_empty()
+                || !region
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                return Err(format!("'{region}' in '{raw}' is not an AWS region"));
+            }
+            if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+                return Err(format!(
+                    "'{account}' in '{raw}' is not a 12-digit AWS account id"
+                ));
+            }
+            check_function_name(name)?;
+            let qualifier = parts.get(6).map(|q| q.to_string());
+            if let Some(q) = &qualifier {
+                check_qualifier(q)?;
+            }
+            return Ok(FunctionRef::Arn {
+                partition: partition.into(),
+                region: region.into(),
+                account: account.into(),
+                name: name.into(),
+                qualifier,
+            });
+        }
+        let (name, qualifier) = match raw.split_once(':') {
+            Some((n, q)) => (n, Some(q)),
+            None => (raw, None),
+        };
+        check_function_name(name)?;
+        if let Some(q) = qualifier {
+            check_qualifier(q)?;
+        }
+        Ok(FunctionRef::Name {
+            name: name.into(),
+            qualifier: qualifier.map(str::to_string),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            FunctionRef::Name { name, .. } | FunctionRef::Arn { name, .. } => name,
+        }
+    }
+
+    pub fn qualifier(&self) -> Option<&str> {
+        match self {
+            FunctionRef::Name { qualifier, .. } | FunctionRef::Arn { qualifier, .. } => {
+                qualifier.as_deref()
+            }
+        }
+    }
+
+    /// The string to hand to Lambda's `FunctionName` parameter.
+    pub fn lookup_key(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for FunctionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FunctionRef::Name { name, qualifier } => {
+                write!(f, "{name}")?;
+                if let Some(q) = qualifier {
+                    write!(f, ":{q}")?;
+                }
+                Ok(())
+            }
+            FunctionRef::Arn {
+                partition,
+                region,
+                account,
+                name,
+                qualifier,
+            } => {
+                write!(f, "arn:{partition}:lambda:{region}:{account}:function:{name}")?;
+                if let Some(q) = qualifier {
+                    write!(f, ":{q}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn check_function_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!(
+            "function name '{name}' must be 1 to 64 characters long"
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_')))
+    {
+        return Err(format!(
+            "function name '{}' contains {}; Lambda allows letters, digits, '-' and '_'",
+            name.escape_debug(),
+            describe_char(bad)
+        ));
+    }
+    Ok(())
+}
+
+fn check_qualifier(q: &str) -> Result<(), String> {
+    let ok = q == "$LATEST"
+        || (!q.is_empty()
+            && q.len() <= 128
+            && q
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "qualifier '{}' is not a version or alias name (letters, digits, '-' and '_', up to 128 characters)",
+            q.escape_debug()
+        ))
+    }
+}
+
+/// A validated mount, ready for planning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub name: String,
+    pub path: MountPath,
+    pub function: FunctionRef,
+    /// Sorted and without repeats.
+    pub methods: Vec<HttpMethod>,
+    pub proxy: bool,
+    pub authorization: Authorization,
+    pub authorizer_id: Option<String>,
+    pub api_key_required: bool,
+    /// Adopt an existing route of the same shape instead of reporting a conflict.
+    pub adopt: bool,
+    /// The file this mount came from.
+    pub file: PathBuf,
+}
+
+// ---- wire format -------------------------------------------------------------------
+
+/// The manifest as written. `Spanned` keeps positions for error messages; the
+/// schema attributes describe the plain values for editors (see `schema`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(
+    title = "ServiceMount",
+    description = "Mounts one Lambda-backed service at a path of a shared API Gateway REST API."
+)]
+pub struct ServiceMountDoc {
+    /// Always `apimount/v1`.
+    #[schemars(with = "ApiVersionSchema")]
+    pub api_version: Spanned<String>,
+    /// Always `ServiceMount`.
+    #[schemars(with = "KindSchema")]
+    pub kind: Spanned<String>,
+    pub metadata: MetadataDoc,
+    pub spec: SpecDoc,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+enum ApiVersionSchema {
+    #[serde(rename = "apimount/v1")]
+    V1,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+enum KindSchema {
+    ServiceMount,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetadataDoc {
+    /// Unique among all manifests: lowercase letters, digits and '-', up to 63 characters.
+    #[schemars(with = "String", regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"))]
+    pub name: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SpecDoc {
+    /// Where the service is mounted, e.g. `/accounts` or `/v1/accounts`: literal segments only.
+    #[schemars(with = "String", regex(pattern = r"^(/[A-Za-z0-9._-]+)+$"))]
+    pub path: Spanned<String>,
+    /// Lambda function name, `name:alias`, or full function ARN.
+    #[schemars(with = "String")]
+    pub function: Spanned<String>,
+    /// HTTP methods to serve; default `[ANY]`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<MethodSchema>>")]
+    pub methods: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Also serve everything below the path through `{proxy+}`; default true.
+    #[serde(default)]
+    pub proxy: Option<bool>,
+    /// Method authorization; default `NONE`.
+    #[serde(default)]
+    #[schemars(with = "Option<AuthorizationSchema>")]
+    pub authorization: Option<Spanned<String>>,
+    /// Authorizer id; required for CUSTOM and COGNITO_USER_POOLS, forbidden otherwise.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub authorizer_id: Option<Spanned<String>>,
+    /// Require an API key on every method; default false.
+    #[serde(default)]
+    pub api_key_required: Option<bool>,
+    /// Take over an existing route of exactly this shape (made by another tool) instead of
+    /// reporting a conflict; default false.
+    #[serde(default)]
+    pub adopt: Option<bool>,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+enum MethodSchema {
+    ANY,
+    GET,
+    PUT,
+    POST,
+    DELETE,
+    PATCH,
+    HEAD,
+    OPTIONS,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code, non_camel_case_types, clippy::upper_case_acronyms)]
+enum AuthorizationSchema {
+    NONE,
+    AWS_IAM,
+    CUSTOM,
+    COGNITO_USER_POOLS,
+}
+
+/// Whether a file name looks like a manifest (by extension), ignoring hidden
+/// files and editor leftovers.
+pub fn is_manifest_file_name(name: &str) -> bool {
+    if name.starts_with('.') || name.ends_with('~') {
+        return false;
+    }
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json")
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_YAML_DEPTH;
+    budget.max_aliases = MAX_YAML_ALIASES;
+    serde_saphyr::options! {
+        budget: Some(budget),
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        strict_booleans: true,
+        with_snippet: false,
+    }
+}
+
+/// Parses and validates one manifest file's bytes. All problems found are
+/// returned, not only the first.
+pub fn parse(file: &Path, bytes: &[u8]) -> Result<Mount, Vec<ManifestError>> {
+    let err = |kind, position, field: Option<&str>, message: String| ManifestError {
+        file: file.to_path_buf(),
+        position,
+        field: field.map(str::to_string),
+        message,
+        kind,
+    };
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(vec![err(
+            ErrorKind::Unreadable,
+            None,
+            None,
+            format!(
+                "file is {} bytes; manifests are limited to {} bytes",
+                bytes.len(),
+                MAX_MANIFEST_BYTES
+            ),
+        )]);
+    }
+    if bytes.contains(&0) {
+        return Err(vec![err(
+            ErrorKind::Unreadable,
+            None,
+            None,
+            "file contains NUL bytes: it is binary, not a YAML or JSON manifest".into(),
+        )]);
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(vec![err(
+                ErrorKind::Unreadable,
+                None,
+                None,
+                format!(
+                    "file is not UTF-8 text (invalid byte at offset {})",
+                    e.valid_up_to()
+                ),
+            )])
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(vec![err(
+            ErrorKind::Syntax,
+            None,
+            None,
+            "file is empty; a manifest needs apiVersion, kind, metadata and spec".into(),
+        )]);
+    }
+    let is_json = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json {
+        // serde_json's positions are exact for JSON; the YAML parser below then
+        // gives field positions and catches duplicate keys, which JSON allows.
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            return Err(vec![err(
+                ErrorKind::Syntax,
+                Some((e.line() as u64, e.column() as u64)),
+                None,
+                format!("invalid JSON: {}", strip_json_position(&e.to_string())),
+            )]);
+        }
+    } else if count_documents(text) > 1 {
+        return Err(vec![err(
+            ErrorKind::Syntax,
+            None,
+            None,
+            "file holds more than one YAML document ('---'); put each mount in its own file"
+                .into(),
+        )]);
+    }
+    let doc: ServiceMountDoc = match serde_saphyr::from_str_with_options(text, yaml_options()) {
+        Ok(doc) => doc,
+        Err(e) => return Err(vec![yaml_error(file, &e)]),
+    };
+    validate(file, doc)
+}
+
+/// Counts `---` document starts outside the first document. A cheap pre-check:
+/// the parser would otherwise read only the first document.
+fn count_documents(text: &str) -> usize {
+    let mut docs = 0;
+    let mut content_seen = false;
+    for line in text.lines() {
+        let is_marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if is_marker {
+            docs += 1;
+            content_seen = false;
+        } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            if !content_seen && docs == 0 {
+                docs = 1;
+            }
+            content_seen = true;
+        }
+    }
+    docs
+}
+
+fn strip_json_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> ManifestError {
+    let position = e
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| (l.line(), l.column()));
+    let raw = e.without_snippet().to_string();
+    let (field, message) = explain_yaml_error(&raw);
+    ManifestError {
+        file: file.to_path_buf(),
+        position,
+        field,
+        message,
+        kind: ErrorKind::Syntax,
+    }
+}
+
+/// Turns the parser's wording into ours, and pulls out the field where serde names it.
+fn explain_yaml_error(raw: &str) -> (Option<String>, String) {
+    // The parser appends its own " at line X column Y"; we print the position ourselves.
+    let mut msg = raw.trim().to_string();
+    if let Some(i) = msg.find(" at line ") {
+        msg.truncate(i);
+    }
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        if let Some((name, tail)) = rest.split_once('`') {
+            let expected = tail
+                .trim_start_matches(", expected ")
+                .trim_start_matches("one of ")
+                .replace('`', "");
+            return (
+                Some(name.to_string()),
+                format!("unknown field; expected one of {expected}"),
+            );
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        if let Some((name, _)) = rest.split_once('`') {
+            return (Some(name.to_string()), "required field is missing".into());
+        }
+    }
+    (None, msg)
+}
+
+fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
+    let l = s.referenced;
+    (l.line() > 0).then(|| (l.line(), l.column()))
+}
+
+/// Checks the values of a well-formed document.
+fn validate(file: &Path, doc: ServiceMountDoc) -> Result<Mount, Vec<ManifestError>> {
+    let mut errors = Vec::new();
+    let mut fail = |s_pos: Option<(u64, u64)>, field: &str, message: String| {
+        errors.push(ManifestError {
+            file: file.to_path_buf(),
+            position: s_pos,
+            field: Some(field.to_string()),
+            message,
+            kind: ErrorKind::Invalid,
+        })
+    };
+
+    if doc.api_version.value != API_VERSION {
+        fail(
+            pos(&doc.api_version),
+            "apiVersion",
+            format!(
+                "'{}' is not supported; use '{API_VERSION}'",
+                doc.api_version.value.escape_debug()
+            ),
+        );
+    }
+    if doc.kind.value != KIND {
+        fail(
+            pos(&doc.kind),
+            "kind",
+            format!(
+                "'{}' is not supported; use '{KIND}'",
+                doc.kind.value.escape_debug()
+            ),
+        );
+    }
+
+    let name = &doc.metadata.name.value;
+    if let Err(m) = check_name(name) {
+        fail(pos(&doc.metadata.name), "metadata.name", m);
+    }
+
+    let path = match MountPath::parse(&doc.spec.path.value) {
+        Ok(p) => Some(p),
+        Err(m) => {
+            fail(
+                pos(&doc.spec.path),
+                "spec.path",
+                format!("'{}' {m}", doc.spec.path.value.escape_debug()),
+            );
+            None
+        }
+    };
+
+    let function = match FunctionRef::parse(&doc.spec.function.value) {
+        Ok(f) => Some(f),
+        Err(m) => {
+            fail(pos(&doc.spec.function), "spec.function", m);
+            None
+        }
+    };
+
+    let mut methods = Vec::new();
+    match &doc.spec.methods {
+        None => methods.push(HttpMethod::Any),
+        Some(list) if list.value.is_empty() => fail(
+            pos(list),
+            "spec.methods",
+            "must list at least one method, or be left out to mean [ANY]".into(),
+        ),
+        Some(list) => {
+            for (i, m) in list.value.iter().enumerate() {
+                let field = format!("spec.methods[{i}]");
+                match HttpMethod::parse(&m.value) {
+                    Some(verb) if methods.contains(&verb) => {
+                        fail(pos(m), &field, format!("{verb} is listed twice"))
+                    }
+                    Some(verb) => methods.push(verb),
+                    None => {
+                        let hint = match HttpMethod::parse(&m.value.to_ascii_uppercase()) {
+                            Some(v) => format!("; write it in capitals: {v}"),
+                            None => String::new(),
+                        };
+                        fail(
+                            pos(m),
+                            &field,
+                            format!(
+                                "'{}' is not a method API Gateway knows (ANY, GET, PUT, POST, DELETE, PATCH, HEAD, OPTIONS){hint}",
+                                m.value.escape_debug()
+                            ),
+                        )
+                    }
+                }
+            }
+        }
+    }
+    methods.sort();
+
+    let authorization = match &doc.spec.authorization {
+        None => Some(Authorization::None),
+        Some(a) => match Authorization::parse(&a.value) {
+            Some(a) => Some(a),
+            None => {
+                fail(
+                    pos(a),
+                    "spec.authorization",
+                    format!(
+                        "'{}' is not one of NONE, AWS_IAM, CUSTOM, COGNITO_USER_POOLS",
+                        a.value.escape_debug()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let authorizer_id = doc.spec.authorizer_id.as_ref().map(|a| a.value.clone());
+    if let Some(auth) = authorization {
+        match (&doc.spec.authorizer_id, auth.needs_authorizer()) {
+            (None, true) => fail(
+                doc.spec.authorization.as_ref().and_then(pos),
+                "spec.authorizerId",
+                format!(
+                    "is required when authorization is {}",
+                    auth.as_str()
+                ),
+            ),
+            (Some(id), false) => fail(
+                pos(id),
+                "spec.authorizerId",
+                format!(
+                    "is only allowed with authorization CUSTOM or COGNITO_USER_POOLS, not {}",
+                    auth.as_str()
+                ),
+            ),
+            (Some(id), true)
+                if id.value.is_empty()
+                    || id.value.len() > 64
+                    || !id.value.chars().all(|c| c.is_ascii_alphanumeric()) =>
+            {
+                fail(
+                    pos(id),
+                    "spec.authorizerId",
+                    format!(
+                        "'{}' is not an authorizer id (letters and digits, as API Gateway shows it)",
+                        id.value.escape_debug()
+                    ),
+                )
+            }
+            _ => {}
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Mount {
+        name: name.clone(),
+        path: path.expect("checked above"),
+        function: function.expect("checked above"),
+        methods,
+        proxy: doc.spec.proxy.unwrap_or(true),
+        authorization: authorization.expect("checked above"),
+        authorizer_id,
+        api_key_required: doc.spec.api_key_required.unwrap_or(false),
+        adopt: doc.spec.adopt.unwrap_or(false),
+        file: file.to_path_buf(),
+    })
+}
+
+/// Checks a manifest name: a DNS label.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "'{name}' is {} characters long; the limit is {MAX_NAME_LEN}",
+            name.len()
+        ));
+    }
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid_chars || name.starts_with('-') || name.ends_with('-') {
+        return Err(format!(
+            "'{}' must use only lowercase letters, digits and '-', and start and end with a letter or digit",
+            name.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// Best effort: the `metadata.name` of a file that failed validation, so that
+/// the routes of its last valid version are kept rather than treated as orphans.
+pub fn salvage_name(bytes: &[u8]) -> Option<String> {
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let options = {
+        let mut o = yaml_options();
+        o.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
+        o
+    };
+    let value: serde_json::Value = serde_saphyr::from_str_with_options(text, options).ok()?;
+    let name = value.get("metadata")?.get("name")?.as_str()?;
+    check_name(name).ok()?;
+    Some(name.to_string())
+}
+
+/// A manifest that loses to another with the same name or path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// Index into the input slice of the losing manifest.
+    pub loser: usize,
+    /// Index of the manifest it lost to.
+    pub winner: usize,
+    pub field: &'static str,
+}
+
+/// Finds manifests that share a name or a path. Within each clash the winner is
+/// the one `is_incumbent` says is live; among several or none, the first by file
+/// path (stable across restarts). Every other manifest of the clash loses.
+pub fn find_duplicates(mounts: &[Mount], is_incumbent: &dyn Fn(&Mount) -> bool) -> Vec<Duplicate> {
+    let mut order: Vec<usize> = (0..mounts.len()).collect();
+    // Incumbents first, then by file path: the winner of any clash comes first.
+    order.sort_by(|&a, &b| {
+        is_incumbent(&mounts[b])
+            .cmp(&is_incumbent(&mounts[a]))
+            .then_with(|| mounts[a].file.cmp(&mounts[b].file))
+    });
+    let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_path: BTreeMap<&MountPath, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for i in order {
+        let m = &mounts[i];
+        if let Some(&w) = by_name.get(m.name.as_str()) {
+            out.push(Duplicate {
+                loser: i,
+                winner: w,
+                field: "metadata.name",
+            });
+            continue;
+        }
+        if let Some(&w) = by_path.get(&m.path) {
+            out.push(Duplicate {
+                loser: i,
+                winner: w,
+                field: "spec.path",
+            });
+            continue;
+        }
+        by_name.insert(&m.name, i);
+        by_path.insert(&m.path, i);
+    }
+    out.sort_by_key(|d| d.loser);
+    out
+}
+
+/// The error to report for a losing duplicate.
+pub fn duplicate_error(mounts: &[Mount], d: &Duplicate) -> ManifestError {
+    let loser = &mounts[d.loser];
+    let winner = &mounts[d.winner];
+    let what = if d.field == "metadata.name" {
+        format!("name '{}'", loser.name)
+    } else {
+        format!("path {}", loser.path)
+    };
+    ManifestError {
+        file: loser.file.clone(),
+        position: None,
+        field: Some(d.field.to_string()),
+        message: format!(
+            "{what} is already used by {}; this manifest is ignored until the clash is resolved",
+            winner.file.display()
+        ),
+        kind: ErrorKind::Duplicate,
+    }
+}

@@ -1,0 +1,775 @@
+//! One reconcile pass: observe the gateway, plan, apply, deploy.
+//!
+//! # Expected flow
+//! 1. Read the whole API (one paged GetResources with methods embedded) and
+//!    the stage. Nothing from an earlier pass is trusted: the pass is
+//!    level-based, and why it runs never changes what it does.
+//! 2. Settle duplicate manifests (the live incumbent keeps its name and path),
+//!    resolve each mount's function, read the resource policy of every
+//!    function involved (desired, and named by this owner's existing routes).
+//! 3. Plan (pure, see `plan`). In `plan` mode stop here.
+//! 4. Apply mount by mount; a failure stops that mount only.
+//! 5. Deploy once if this owner's routes differ from what the stage serves
+//!    (recorded as a fingerprint in the deployment description), then point
+//!    the stage at it; then remove statements that only the old deployment
+//!    needed.
+//!
+//! # Guarantees
+//! - Nothing apimount does not own is changed; nothing is deleted while any
+//!   manifest is unreadable under an unknown name.
+//! - A pass that finds nothing to do makes no write call.
+//! - A change made before a crash is deployed by the next pass, because the
+//!   stage's fingerprint no longer matches.
+//!
+//! # Caveats
+//! - When a route is re-pointed to another function and the process dies
+//!   after the deployment but before the old statement is removed, that
+//!   statement stays on the old function (scoped to one route, harmless).
+//! - Parent resources emptied by a crash in the middle of a removal are not
+//!   recognisable as ours later and stay (they serve nothing).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+
+use crate::aws::{Aws, AwsError, AwsErrorKind, StageInfo};
+use crate::manifest::{self, ErrorKind, FunctionRef, ManifestError, Mount};
+use crate::model::{
+    deployment_description, fingerprint_in_description, owner_fingerprint, ObservedApi,
+    Ownership, PolicyStatement, ResolvedFunction,
+};
+use crate::plan::{self, Change, DesiredMount, MountAction, Plan, PlanInput};
+use crate::settings::Target;
+use crate::source::Snapshot;
+use crate::status::{Problem, Reason, State};
+
+/// Plan only, or plan and apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Plan,
+    Apply,
+}
+
+/// The outcome of one change.
+#[derive(Debug, Clone)]
+pub struct ChangeOutcome {
+    pub change: Change,
+    pub error: Option<String>,
+}
+
+/// What a pass did (or would do) for one mount.
+#[derive(Debug, Clone)]
+pub struct MountReport {
+    pub name: String,
+    pub path: String,
+    pub function: String,
+    pub file: String,
+    pub state: State,
+    pub problem: Option<Problem>,
+    pub changes: Vec<ChangeOutcome>,
+}
+
+/// A whole pass.
+#[derive(Debug, Clone, Default)]
+pub struct PassReport {
+    pub revision: String,
+    pub mounts: Vec<MountReport>,
+    /// Manifest problems (invalid files and losing duplicates).
+    pub invalid: Vec<ManifestError>,
+    /// Removal of orphaned routes, by former mount name (None: leftover statements).
+    pub cleanups: Vec<(Option<String>, Vec<ChangeOutcome>)>,
+    pub after_deploy: Vec<ChangeOutcome>,
+    /// Id of the deployment made by this pass.
+    pub deployment: Option<String>,
+    /// The stage would be (plan) or could not be (apply) redeployed.
+    pub deploy_pending: bool,
+    pub deploy_error: Option<String>,
+    pub notes: Vec<String>,
+    /// The pass could not run at all (the API could not be read).
+    pub fatal: Option<String>,
+    pub fatal_reason: Option<Reason>,
+    pub duration: Duration,
+}
+
+impl PassReport {
+    pub fn all_changes(&self) -> impl Iterator<Item = &ChangeOutcome> {
+        self.mounts
+            .iter()
+            .flat_map(|m| m.changes.iter())
+            .chain(self.cleanups.iter().flat_map(|(_, c)| c.iter()))
+            .chain(self.after_deploy.iter())
+    }
+
+    /// Changes made (apply) or pending (plan), without errors.
+    pub fn change_count(&self) -> usize {
+        self.all_changes().filter(|c| c.error.is_none()).count()
+    }
+
+    pub fn failed_changes(&self) -> usize {
+        self.all_changes().filter(|c| c.error.is_some()).count()
+    }
+
+    /// Whether everything valid is in line (apply) and deployed.
+    pub fn converged(&self) -> bool {
+        self.fatal.is_none()
+            && self.deploy_error.is_none()
+            && self.failed_changes() == 0
+            && self.mounts.iter().all(|m| m.state == State::Ready)
+    }
+}
+
+/// Reconciles one API for one owner. Keeps caches that are safe across passes
+/// (function resolutions, deployment descriptions, which never change).
+pub struct Reconciler {
+    aws: Aws,
+    target: Target,
+    functions: Mutex<HashMap<FunctionRef, ResolvedFunction>>,
+    descriptions: Mutex<HashMap<String, Option<String>>>,
+}
+
+fn problem_from(e: &AwsError, what: &str) -> Problem {
+    let reason = match e.kind {
+        AwsErrorKind::AccessDenied => Reason::AccessDenied,
+        AwsErrorKind::Throttled => Reason::Throttled,
+        AwsErrorKind::LimitExceeded => Reason::LimitExceeded,
+        _ => Reason::AwsError,
+    };
+    let hint = match e.kind {
+        AwsErrorKind::AccessDenied => {
+            " (grant apimount this action; see the IAM policy in the README)"
+        }
+        _ => "",
+    };
+    Problem::new(reason, format!("{what}: {e}{hint}"))
+}
+
+impl Reconciler {
+    pub fn new(aws: Aws, target: Target) -> Reconciler {
+        Reconciler {
+            aws,
+            target,
+            functions: Mutex::new(HashMap::new()),
+            descriptions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Runs one pass over a snapshot of the manifests.
+    pub async fn pass(&self, snap: &Snapshot, mode: Mode) -> PassReport {
+        let started = Instant::now();
+        let mut report = PassReport {
+            revision: snap.revision.clone(),
+            invalid: snap.errors.clone(),
+            ..PassReport::default()
+        };
+        self.run(snap, mode, &mut report).await;
+        report.duration = started.elapsed();
+        report
+    }
+
+    async fn run(&self, snap: &Snapshot, mode: Mode, report: &mut PassReport) {
+        let t = &self.target;
+        let api = match self.aws.observe_api(&t.rest_api_id).await {
+            Ok(a) => a,
+            Err(e) => return fatal(report, &e, "reading the REST API"),
+        };
+        if api.get("/").is_none() {
+            report.fatal = Some(format!(
+                "REST API {} has no root resource; is the id right?",
+                t.rest_api_id
+            ));
+            report.fatal_reason = Some(Reason::AwsError);
+            return;
+        }
+        let stage = match self.aws.get_stage(&t.rest_api_id, &t.stage).await {
+            Ok(s) => s,
+            Err(e) => return fatal(report, &e, "reading the stage"),
+        };
+
+        // Duplicates: the incumbent (live) manifest keeps its name and path.
+        let owner = t.owner.as_str();
+        let incumbent = |m: &Mount| {
+            api.get(m.path.as_str()).is_some_and(|r| {
+                r.methods
+                    .values()
+                    .any(|x| x.ownership().is_mount(owner, &m.name))
+            })
+        };
+        let dups = manifest::find_duplicates(&snap.mounts, &incumbent);
+        let losers: BTreeSet<usize> = dups.iter().map(|d| d.loser).collect();
+        let mut retained = snap.retained.clone();
+        for d in &dups {
+            report
+                .invalid
+                .push(manifest::duplicate_error(&snap.mounts, d));
+            let loser = &snap.mounts[d.loser];
+            if loser.name != snap.mounts[d.winner].name {
+                retained.insert(loser.name.clone());
+            }
+        }
+        let valid: Vec<&Mount> = snap
+            .mounts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !losers.contains(i))
+            .map(|(_, m)| m)
+            .collect();
+
+        // Resolve functions (GetFunction, cached), a few at a time.
+        let resolved: Vec<Result<ResolvedFunction, Problem>> = stream::iter(valid.iter())
+            .map(|m| self.resolve(m))
+            .buffered(8)
+            .collect()
+            .await;
+        let desired: Vec<DesiredMount> = valid
+            .iter()
+            .zip(resolved)
+            .map(|(m, f)| DesiredMount {
+                mount: (*m).clone(),
+                function: f,
+            })
+            .collect();
+
+        // Policies of every function involved.
+        let mut functions: BTreeMap<String, ResolvedFunction> = BTreeMap::new();
+        for d in &desired {
+            if let Ok(f) = &d.function {
+                functions.insert(f.arn(), f.clone());
+            }
+        }
+        for (_, _, m) in api.methods() {
+            if !m.ownership().is(owner) {
+                continue;
+            }
+            if let Some(f) = m
+                .integration
+                .as_ref()
+                .and_then(|i| i.uri.as_deref())
+                .and_then(ResolvedFunction::from_integration_uri)
+            {
+                functions.entry(f.arn()).or_insert(f);
+            }
+        }
+        let fetched: Vec<(String, Option<Vec<PolicyStatement>>)> =
+            stream::iter(functions.into_iter())
+                .map(|(arn, f)| async move {
+                    match self.aws.get_policy(&f).await {
+                        Ok(p) => (arn, Some(p)),
+                        Err(e) => {
+                            tracing::warn!(function = %arn, error = %e, "could not read the function's resource policy");
+                            (arn, None)
+                        }
+                    }
+                })
+                .buffered(4)
+                .collect()
+                .await;
+        let policies: BTreeMap<String, Option<Vec<PolicyStatement>>> =
+            fetched.into_iter().collect();
+
+        let input = PlanInput {
+            owner,
+            api_id: &t.rest_api_id,
+            region: &t.region,
+            api: &api,
+            mounts: &desired,
+            retained: &retained,
+            hold_orphans: snap.hold_orphans,
+            policies: &policies,
+        };
+        let plan = plan::plan(&input);
+        report.notes.extend(plan.notes.iter().cloned());
+
+        let deployed_fp = self.deployed_fingerprint(&stage).await;
+        let start_fp = owner_fingerprint(&api, owner);
+        let stage_behind = stage_is_behind(&stage, deployed_fp.as_deref(), &start_fp, &api, owner);
+
+        if mode == Mode::Plan {
+            fill_plan_report(report, &plan, &desired);
+            report.deploy_pending = stage_behind
+                || plan
+                    .changes()
+                    .any(|c| c.affects_deployment());
+            return;
+        }
+
+        // Apply.
+        let mut exec = Executor {
+            aws: &self.aws,
+            api_id: &t.rest_api_id,
+            ids: api
+                .resources
+                .values()
+                .map(|r| (r.path.clone(), r.id.clone()))
+                .collect(),
+            functions: desired
+                .iter()
+                .filter_map(|d| d.function.as_ref().ok())
+                .map(|f| (f.arn(), f.clone()))
+                .chain(policies.keys().filter_map(|arn| {
+                    ResolvedFunction::from_arn(arn).map(|f| (arn.clone(), f))
+                }))
+                .collect(),
+            wrote_routes: false,
+        };
+        for (mp, d) in plan.mounts.iter().zip(&desired) {
+            let mut mr = mount_report(&d.mount, &d.function);
+            match &mp.action {
+                MountAction::Blocked(p) => {
+                    mr.state = State::Failed;
+                    mr.problem = Some(p.clone());
+                }
+                MountAction::Apply(changes) => {
+                    let (outcomes, problem) = exec.run_all(changes).await;
+                    mr.changes = outcomes;
+                    if let Some(p) = problem {
+                        mr.state = State::Failed;
+                        mr.problem = Some(p);
+                    }
+                }
+            }
+            report.mounts.push(mr);
+        }
+        for c in &plan.cleanups {
+            let (outcomes, problem) = exec.run_all(&c.changes).await;
+            if let Some(p) = problem {
+                report.notes.push(format!(
+                    "removing {} did not finish: {p}; the next pass tries again",
+                    c.mount
+                        .as_deref()
+                        .map(|m| format!("mount '{m}'"))
+                        .unwrap_or_else(|| "leftover permissions".into())
+                ));
+            }
+            report.cleanups.push((c.mount.clone(), outcomes));
+        }
+
+        // Deploy if what the stage serves is behind this owner's routes.
+        let needs_deploy = exec.wrote_routes || stage_behind;
+        if needs_deploy {
+            match self.deploy(&api, exec.wrote_routes, &stage, deployed_fp.as_deref()).await {
+                Ok(id) => report.deployment = id,
+                Err(e) => {
+                    report.deploy_pending = true;
+                    report.deploy_error = Some(e.to_string());
+                    for m in &mut report.mounts {
+                        if m.state == State::Ready {
+                            m.state = State::Progressing;
+                            m.problem = Some(problem_from(&e, "deploying the stage"));
+                        }
+                    }
+                }
+            }
+        }
+        // Statements only the old deployment needed.
+        if report.deploy_error.is_none() && !plan.after_deploy.is_empty() {
+            let (outcomes, problem) = exec.run_all(&plan.after_deploy).await;
+            if let Some(p) = problem {
+                report
+                    .notes
+                    .push(format!("removing stale permissions did not finish: {p}"));
+            }
+            report.after_deploy = outcomes;
+        }
+    }
+
+    async fn resolve(&self, m: &Mount) -> Result<ResolvedFunction, Problem> {
+        if let Some(f) = self.functions.lock().expect("lock").get(&m.function) {
+            return Ok(f.clone());
+        }
+        let f = match self.aws.resolve_function(&m.function).await {
+            Ok(f) => f,
+            Err(e) if e.kind == AwsErrorKind::NotFound => {
+                return Err(Problem::new(
+                    Reason::FunctionNotFound,
+                    format!(
+                        "Lambda function '{}' does not exist in {} (as seen with the current credentials)",
+                        m.function, self.target.region
+                    ),
+                ))
+            }
+            Err(e) => return Err(problem_from(&e, "resolving the function")),
+        };
+        if f.region != self.target.region {
+            return Err(Problem::new(
+                Reason::FunctionNotFound,
+                format!(
+                    "function {} is in region {}, but the API is in {}; mount a function of the API's region",
+                    f.arn(),
+                    f.region,
+                    self.target.region
+                ),
+            ));
+        }
+        if let FunctionRef::Arn { partition, .. } = &m.function {
+            if partition != &f.partition {
+                return Err(Problem::new(
+                    Reason::FunctionNotFound,
+                    format!("function ARN is in partition {partition}, but the API is in {}", f.partition),
+                ));
+            }
+        }
+        self.functions
+            .lock()
+            .expect("lock")
+            .insert(m.function.clone(), f.clone());
+        Ok(f)
+    }
+
+    /// The fingerprint of this owner's routes in the deployment the stage serves.
+    async fn deployed_fingerprint(&self, stage: &Option<StageInfo>) -> Option<String> {
+        let id = stage.as_ref()?.deployment_id.clone()?;
+        if let Some(d) = self.descriptions.lock().expect("lock").get(&id) {
+            return d
+                .as_deref()
+                .and_then(|d| fingerprint_in_description(d, &self.target.owner))
+                .map(str::to_string);
+        }
+        match self
+            .aws
+            .deployment_description(&self.target.rest_api_id, &id)
+            .await
+        {
+            Ok(d) => {
+                let fp = d
+                    .as_deref()
+                    .and_then(|d| fingerprint_in_description(d, &self.target.owner))
+                    .map(str::to_string);
+                self.descriptions.lock().expect("lock").insert(id, d);
+                fp
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the stage's deployment; assuming it is behind");
+                None
+            }
+        }
+    }
+
+    /// Creates one deployment of the API as it is now and points the stage at it.
+    async fn deploy(
+        &self,
+        before: &ObservedApi,
+        changed: bool,
+        stage: &Option<StageInfo>,
+        deployed_fp: Option<&str>,
+    ) -> Result<Option<String>, AwsError> {
+        let t = &self.target;
+        // After changes, read the API again so the fingerprint recorded is
+        // exactly what the deployment snapshots.
+        let now = if changed {
+            self.aws.observe_api(&t.rest_api_id).await?
+        } else {
+            before.clone()
+        };
+        let fp = owner_fingerprint(&now, &t.owner);
+        if stage.is_some() && deployed_fp == Some(fp.as_str()) {
+            return Ok(None);
+        }
+        let has_methods = now.methods().next().is_some();
+        if !has_methods {
+            // AWS refuses a deployment of an API without methods.
+            tracing::warn!("the API has no methods left; the stage keeps its last deployment");
+            return Ok(None);
+        }
+        let description = deployment_description(&now);
+        let id = self
+            .aws
+            .create_deployment(&t.rest_api_id, &description)
+            .await?;
+        self.descriptions
+            .lock()
+            .expect("lock")
+            .insert(id.clone(), Some(description));
+        self.aws
+            .point_stage(&t.rest_api_id, &t.stage, &id, stage.is_some())
+            .await?;
+        Ok(Some(id))
+    }
+}
+
+/// Whether the stage serves something other than this owner's current routes.
+fn stage_is_behind(
+    stage: &Option<StageInfo>,
+    deployed_fp: Option<&str>,
+    current_fp: &str,
+    api: &ObservedApi,
+    owner: &str,
+) -> bool {
+    let has_routes = api.methods().any(|(_, _, m)| m.ownership().is(owner));
+    match stage {
+        None => has_routes,
+        Some(_) => match deployed_fp {
+            Some(fp) => fp != current_fp,
+            // A deployment that does not mention us: behind if we have routes.
+            None => has_routes,
+        },
+    }
+}
+
+fn fatal(report: &mut PassReport, e: &AwsError, what: &str) {
+    let p = problem_from(e, what);
+    report.fatal = Some(p.message);
+    report.fatal_reason = Some(p.reason);
+}
+
+fn mount_report(m: &Mount, f: &Result<ResolvedFunction, Problem>) -> MountReport {
+    MountReport {
+        name: m.name.clone(),
+        path: m.path.to_string(),
+        function: match f {
+            Ok(f) => f.arn(),
+            Err(_) => m.function.to_string(),
+        },
+        file: m.file.display().to_string(),
+        state: State::Ready,
+        problem: None,
+        changes: Vec::new(),
+    }
+}
+
+fn fill_plan_report(report: &mut PassReport, plan: &Plan, desired: &[DesiredMount]) {
+    let pending = |c: &Change| ChangeOutcome {
+        change: c.clone(),
+        error: None,
+    };
+    for (mp, d) in plan.mounts.iter().zip(desired) {
+        let mut mr = mount_report(&d.mount, &d.function);
+        match &mp.action {
+            MountAction::Blocked(p) => {
+                mr.state = State::Failed;
+                mr.problem = Some(p.clone());
+            }
+            MountAction::Apply(changes) => {
+                if !changes.is_empty() {
+                    mr.state = State::Progressing;
+                }
+                mr.changes = changes.iter().map(pending).collect();
+            }
+        }
+        report.mounts.push(mr);
+    }
+    for c in &plan.cleanups {
+        report
+            .cleanups
+            .push((c.mount.clone(), c.changes.iter().map(pending).collect()));
+    }
+    report.after_deploy = plan.after_deploy.iter().map(pending).collect();
+}
+
+/// Applies changes, keeping the path → resource id map current.
+struct Executor<'a> {
+    aws: &'a Aws,
+    api_id: &'a str,
+    ids: BTreeMap<String, String>,
+    functions: BTreeMap<String, ResolvedFunction>,
+    /// Whether any change altered what a deployment would contain.
+    wrote_routes: bool,
+}
+
+impl Executor<'_> {
+    /// Runs changes in order; stops at the first failure (later changes of the
+    /// same mount depend on earlier ones) and reports it as the mount's problem.
+    async fn run_all(&mut self, changes: &[Change]) -> (Vec<ChangeOutcome>, Option<Problem>) {
+        let mut out = Vec::new();
+        for (i, c) in changes.iter().enumerate() {
+            match self.run(c).await {
+                Ok(()) => {
+                    tracing::info!(change = %c, "applied");
+                    if c.affects_deployment() {
+                        self.wrote_routes = true;
+                    }
+                    out.push(ChangeOutcome {
+                        change: c.clone(),
+                        error: None,
+                    });
+                }
+                Err(p) => {
+                    tracing::warn!(change = %c, error = %p, "change failed");
+                    out.push(ChangeOutcome {
+                        change: c.clone(),
+                        error: Some(p.to_string()),
+                    });
+                    for rest in &changes[i + 1..] {
+                        out.push(ChangeOutcome {
+                            change: rest.clone(),
+                            error: Some("skipped: an earlier change of this mount failed".into()),
+                        });
+                    }
+                    return (out, Some(p));
+                }
+            }
+        }
+        (out, None)
+    }
+
+    fn function(&self, arn: &str) -> Result<ResolvedFunction, Problem> {
+        self.functions
+            .get(arn)
+            .cloned()
+            .or_else(|| ResolvedFunction::from_arn(arn))
+            .ok_or_else(|| Problem::new(Reason::AwsError, format!("not a function ARN: {arn}")))
+    }
+
+    /// The id of a resource, creating it (and missing parents) when absent.
+    async fn ensure_path(&mut self, path: &str) -> Result<String, Problem> {
+        if let Some(id) = self.ids.get(path) {
+            return Ok(id.clone());
+        }
+        let (parent, part) = path.rsplit_once('/').expect("absolute path");
+        let parent = if parent.is_empty() { "/" } else { parent };
+        let parent_id = Box::pin(self.ensure_path(parent)).await?;
+        match self.aws.create_resource(self.api_id, &parent_id, part).await {
+            Ok(id) => {
+                tracing::info!(path, "created resource");
+                self.ids.insert(path.to_string(), id.clone());
+                self.wrote_routes = true;
+                Ok(id)
+            }
+            Err(e) if e.kind == AwsErrorKind::Conflict => {
+                // Someone created it since we looked: use theirs.
+                let api = self
+                    .aws
+                    .observe_api(self.api_id)
+                    .await
+                    .map_err(|e| problem_from(&e, "re-reading the API"))?;
+                match api.get(path) {
+                    Some(r) => {
+                        self.ids.insert(path.to_string(), r.id.clone());
+                        Ok(r.id.clone())
+                    }
+                    None => Err(problem_from(&e, &format!("creating resource {path}"))),
+                }
+            }
+            Err(e) => Err(problem_from(&e, &format!("creating resource {path}"))),
+        }
+    }
+
+    fn id_of(&self, path: &str) -> Result<String, Problem> {
+        self.ids.get(path).cloned().ok_or_else(|| {
+            Problem::new(
+                Reason::AwsError,
+                format!("resource {path} disappeared during the pass"),
+            )
+        })
+    }
+
+    async fn run(&mut self, c: &Change) -> Result<(), Problem> {
+        let api_id = self.api_id;
+        match c {
+            Change::CreateResource { path } => {
+                self.ensure_path(path).await?;
+            }
+            Change::PutMethod {
+                path,
+                verb,
+                settings,
+            } => {
+                let id = self.ensure_path(path).await?;
+                self.aws
+                    .put_method(api_id, &id, *verb, settings)
+                    .await
+                    .map_err(|e| problem_from(&e, &format!("creating {verb} {path}")))?;
+            }
+            Change::ReplaceMethod {
+                path,
+                verb,
+                settings,
+                ..
+            } => {
+                let id = self.id_of(path)?;
+                self.aws
+                    .delete_method(api_id, &id, verb.as_str())
+                    .await
+                    .map_err(|e| problem_from(&e, &format!("replacing {verb} {path}")))?;
+                self.aws
+                    .put_method(api_id, &id, *verb, settings)
+                    .await
+                    .map_err(|e| problem_from(&e, &format!("replacing {verb} {path}")))?;
+            }
+            Change::PutIntegration {
+                path, verb, uri, ..
+            } => {
+                let id = self.id_of(path)?;
+                self.aws
+                    .put_integration(api_id, &id, *verb, uri)
+                    .await
+                    .map_err(|e| problem_from(&e, &format!("integrating {verb} {path}")))?;
+            }
+            Change::AddPermission {
+                function,
+                sid,
+                source_arn,
+            } => {
+                let f = self.function(function)?;
+                self.aws
+                    .add_permission(&f, sid, source_arn)
+                    .await
+                    .map_err(|e| problem_from(&e, &format!("adding permission {sid}")))?;
+            }
+            Change::ReplacePermission {
+                function,
+                sid,
+                source_arn,
+            } => {
+                let f = self.function(function)?;
+                self.aws
+                    .remove_permission(&f, sid)
+                    .await
+                    .map_err(|e| problem_from(&e, &format!("resetting permission {sid}")))?;
+                self.aws
+                    .add_permission(&f, sid, source_arn)
+                    .await
+                    .map_err(|e| problem_from(&e, &format!("resetting permission {sid}")))?;
+            }
+            Change::RemovePermission { function, sid } => {
+                let f = self.function(function)?;
+                self.aws
+                    .remove_permission(&f, sid)
+                    .await
+                    .map_err(|e| problem_from(&e, &format!("removing permission {sid}")))?;
+            }
+            Change::DeleteMethod { path, verb } => {
+                let id = self.id_of(path)?;
+                self.aws
+                    .delete_method(api_id, &id, verb)
+                    .await
+                    .map_err(|e| problem_from(&e, &format!("deleting {verb} {path}")))?;
+            }
+            Change::DeleteResource { path } => {
+                let below = format!("{path}/");
+                if let Some(child) = self.ids.keys().find(|p| p.starts_with(&below)) {
+                    return Err(Problem::new(
+                        Reason::AwsError,
+                        format!("{path} still has {child} below it; it is kept for now"),
+                    ));
+                }
+                let id = self.id_of(path)?;
+                self.aws
+                    .delete_resource(api_id, &id)
+                    .await
+                    .map_err(|e| problem_from(&e, &format!("deleting resource {path}")))?;
+                self.ids.remove(path);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Mount states from a report, for `status` and logs.
+pub fn invalid_reason(e: &ManifestError) -> Reason {
+    match e.kind {
+        ErrorKind::Duplicate => Reason::DuplicateManifest,
+        _ => Reason::InvalidManifest,
+    }
+}
+
+/// Whether any method on the API belongs to `owner`.
+pub fn owner_has_routes(api: &ObservedApi, owner: &str) -> bool {
+    api.methods()
+        .any(|(_, _, m)| matches!(m.ownership(), Ownership::Apimount { owner: o, .. } if o == owner))
+}

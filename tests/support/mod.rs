@@ -1,0 +1,662 @@
+//! Test harness for apimount's integration tests.
+//!
+//! Every test starts its own moto server ([`Emulator`]) on a free loopback
+//! port, so tests can run in parallel without sharing AWS state. A
+//! [`Fixture`] wraps an emulator with SDK clients and helpers to arrange
+//! state (REST API, functions, aliases), to inspect what apimount did
+//! (resources, permissions, stages, deployments) and to run the apimount
+//! binary against the emulator.
+//!
+//! moto_server is found, in order, at `$APIMOUNT_MOTO_SERVER`,
+//! `<repo>/.venv/bin/moto_server` (made by `./scripts/setup-emulator`), or
+//! `moto_server` on `PATH`.
+//!
+//! Use from a test file with `mod support;`.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_apigateway::operation::get_stage::GetStageOutput;
+use aws_sdk_apigateway::types::{Deployment, Resource};
+use tempfile::TempDir;
+use tokio::sync::OnceCell;
+
+/// Account id the emulator is started with. Deliberately not moto's default
+/// (123456789012) so that code which hard-codes an account id fails.
+pub const ACCOUNT_ID: &str = "210987654321";
+/// Region every test uses. Deliberately not us-east-1 for the same reason.
+pub const REGION: &str = "eu-west-2";
+/// Static credentials; moto accepts any SigV4 signature.
+pub const ACCESS_KEY_ID: &str = "test";
+pub const SECRET_ACCESS_KEY: &str = "test";
+
+/// Env var naming the moto_server executable to use.
+pub const MOTO_SERVER_ENV: &str = "APIMOUNT_MOTO_SERVER";
+
+const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
+const PORT_ATTEMPTS: usize = 3;
+
+/// A moto server running on a private loopback port. Killed on drop.
+pub struct Emulator {
+    child: Child,
+    port: u16,
+    log_path: PathBuf,
+    // Holds the log file (and scratch space for tests) alive until drop.
+    dir: TempDir,
+}
+
+impl Emulator {
+    /// Starts a fresh moto server and waits until it answers HTTP.
+    ///
+    /// Panics with instructions if moto_server cannot be found, and with
+    /// the server's log if it does not come up.
+    pub fn start() -> Emulator {
+        let server = find_moto_server();
+        let dir = tempfile::Builder::new()
+            .prefix("apimount-emulator-")
+            .tempdir()
+            .expect("create emulator tempdir");
+
+        let mut last_failure = String::new();
+        for attempt in 1..=PORT_ATTEMPTS {
+            let port = free_loopback_port();
+            let log_path = dir.path().join(format!("moto-{attempt}.log"));
+            match spawn_and_wait(&server, port, &log_path) {
+                Ok(child) => {
+                    return Emulator {
+                        child,
+                        port,
+                        log_path,
+                        dir,
+                    }
+                }
+                // Another process may have taken the port between our probe
+                // and moto's bind; try a different one.
+                Err(failure) => last_failure = failure,
+            }
+        }
+        panic!(
+            "moto_server ({}) did not start after {PORT_ATTEMPTS} attempts:\n{last_failure}",
+            server.display()
+        );
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn region(&self) -> &'static str {
+        REGION
+    }
+
+    pub fn account_id(&self) -> &'static str {
+        ACCOUNT_ID
+    }
+
+    /// Scratch directory that lives as long as the emulator.
+    pub fn scratch_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything moto has logged so far (one line per request), for
+    /// debugging failing tests.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_moto_server() -> PathBuf {
+    if let Some(path) = std::env::var_os(MOTO_SERVER_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        if is_executable(&path) {
+            return path;
+        }
+        panic!(
+            "{MOTO_SERVER_ENV} is set to {}, which is not an executable file.\n\
+             Run ./scripts/setup-emulator to install moto into .venv, or unset {MOTO_SERVER_ENV}.",
+            path.display()
+        );
+    }
+
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    if is_executable(&venv) {
+        return venv;
+    }
+
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("moto_server");
+            if is_executable(&candidate) {
+                return candidate;
+            }
+        }
+    }
+
+    panic!(
+        "moto_server not found: the integration tests need the moto AWS emulator.\n\
+         Run ./scripts/setup-emulator (installs it into {}/.venv),\n\
+         or `pip install 'moto[server]>=5.2,<5.3'` so moto_server is on PATH,\n\
+         or set {MOTO_SERVER_ENV}=/path/to/moto_server.",
+        env!("CARGO_MANIFEST_DIR")
+    );
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+fn free_loopback_port() -> u16 {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port on 127.0.0.1");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Spawns moto on `port` and waits until it answers. On failure the child is
+/// reaped and the error carries the server's log.
+fn spawn_and_wait(server: &Path, port: u16, log_path: &Path) -> Result<Child, String> {
+    let log = File::create(log_path).expect("create moto log file");
+    let log_err = log.try_clone().expect("clone moto log handle");
+    let mut child = Command::new(server)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("MOTO_ACCOUNT_ID", ACCOUNT_ID)
+        // Keep moto's own AWS lookups (e.g. region defaults) off the
+        // developer's configuration.
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", server.display()));
+
+    let deadline = Instant::now() + STARTUP_DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll moto_server") {
+            return Err(format!(
+                "moto_server exited with {status} before answering on port {port}; log:\n{}",
+                std::fs::read_to_string(log_path).unwrap_or_default()
+            ));
+        }
+        if answers_http(port) {
+            return Ok(child);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "moto_server did not answer on port {port} within {STARTUP_DEADLINE:?}; log:\n{}",
+                std::fs::read_to_string(log_path).unwrap_or_default()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// True once something on the port answers a plain HTTP request.
+fn answers_http(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    let request =
+        format!("GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    stream.read_exact(&mut head).is_ok() && &head == b"HTTP/"
+}
+
+/// An emulator plus SDK clients and helpers for arranging and inspecting
+/// AWS state in a test.
+pub struct Fixture {
+    pub emulator: Emulator,
+    pub apigateway: aws_sdk_apigateway::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub iam: aws_sdk_iam::Client,
+    sdk_config: aws_config::SdkConfig,
+    role_arn: OnceCell<String>,
+    // AWS config/credentials paths handed to apimount; never created.
+    no_such_aws_dir: PathBuf,
+}
+
+impl Fixture {
+    /// Starts a fresh emulator and builds a fixture around it.
+    pub async fn start() -> Fixture {
+        Fixture::new(Emulator::start()).await
+    }
+
+    pub async fn new(emulator: Emulator) -> Fixture {
+        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(emulator.endpoint())
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_apigateway::config::Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                None,
+                None,
+                "static",
+            ))
+            .load()
+            .await;
+        let no_such_aws_dir = emulator.scratch_dir().join("no-such-aws-config");
+        Fixture {
+            apigateway: aws_sdk_apigateway::Client::new(&sdk_config),
+            lambda: aws_sdk_lambda::Client::new(&sdk_config),
+            iam: aws_sdk_iam::Client::new(&sdk_config),
+            sdk_config,
+            role_arn: OnceCell::new(),
+            no_such_aws_dir,
+            emulator,
+        }
+    }
+
+    /// SDK config pointing at the emulator, for clients the fixture lacks.
+    pub fn sdk_config(&self) -> &aws_config::SdkConfig {
+        &self.sdk_config
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.emulator.endpoint()
+    }
+
+    pub fn region(&self) -> &'static str {
+        self.emulator.region()
+    }
+
+    pub fn account_id(&self) -> &'static str {
+        self.emulator.account_id()
+    }
+
+    // ----- arranging state -------------------------------------------------
+
+    /// Creates a REST API; returns `(api_id, root_resource_id)`.
+    pub async fn create_rest_api(&self, name: &str) -> (String, String) {
+        let api = self
+            .apigateway
+            .create_rest_api()
+            .name(name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateRestApi {name}: {e:?}"));
+        let api_id = api.id().expect("CreateRestApi returned no id").to_string();
+        let root = self
+            .resources(&api_id)
+            .await
+            .into_iter()
+            .find(|r| r.path() == Some("/"))
+            .expect("new REST API has no root resource");
+        let root_id = root.id().expect("root resource has no id").to_string();
+        (api_id, root_id)
+    }
+
+    /// The execution role every test function uses, created on first use.
+    pub async fn role_arn(&self) -> &str {
+        self.role_arn
+            .get_or_init(|| async {
+                let trust = serde_json::json!({
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole"
+                    }]
+                });
+                self.iam
+                    .create_role()
+                    .role_name("apimount-test-lambda")
+                    .assume_role_policy_document(trust.to_string())
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("CreateRole: {e:?}"))
+                    .role()
+                    .expect("CreateRole returned no role")
+                    .arn()
+                    .to_string()
+            })
+            .await
+    }
+
+    /// Creates a Lambda function (never invoked; moto does not inspect the
+    /// code) and returns its unqualified ARN.
+    pub async fn create_function(&self, name: &str) -> String {
+        let role = self.role_arn().await.to_string();
+        let code = aws_sdk_lambda::types::FunctionCode::builder()
+            .zip_file(aws_sdk_lambda::primitives::Blob::new(
+                b"apimount test function".to_vec(),
+            ))
+            .build();
+        let created = self
+            .lambda
+            .create_function()
+            .function_name(name)
+            .runtime(aws_sdk_lambda::types::Runtime::Python312)
+            .handler("index.handler")
+            .role(role)
+            .code(code)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateFunction {name}: {e:?}"));
+        created
+            .function_arn()
+            .expect("CreateFunction returned no ARN")
+            .to_string()
+    }
+
+    /// Publishes a version of `function` and points a new alias at it;
+    /// returns the alias ARN.
+    pub async fn create_alias(&self, function: &str, alias: &str) -> String {
+        let version = self
+            .lambda
+            .publish_version()
+            .function_name(function)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PublishVersion {function}: {e:?}"))
+            .version()
+            .expect("PublishVersion returned no version")
+            .to_string();
+        self.lambda
+            .create_alias()
+            .function_name(function)
+            .name(alias)
+            .function_version(version)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateAlias {function}:{alias}: {e:?}"))
+            .alias_arn()
+            .expect("CreateAlias returned no ARN")
+            .to_string()
+    }
+
+    // ----- inspecting state ------------------------------------------------
+
+    /// All resources of `api_id`, each with its methods (and their
+    /// integrations) embedded.
+    pub async fn resources(&self, api_id: &str) -> Vec<Resource> {
+        let mut all = Vec::new();
+        let mut position: Option<String> = None;
+        loop {
+            let page = self
+                .apigateway
+                .get_resources()
+                .rest_api_id(api_id)
+                .embed("methods")
+                .limit(500)
+                .set_position(position.take())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GetResources {api_id}: {e:?}"));
+            all.extend(page.items().iter().cloned());
+            match page.position() {
+                Some(next) if !next.is_empty() => position = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        all
+    }
+
+    /// The resource at `path` (e.g. `/orders/{id}`), if any.
+    pub async fn resource_at(&self, api_id: &str, path: &str) -> Option<Resource> {
+        self.resources(api_id)
+            .await
+            .into_iter()
+            .find(|r| r.path() == Some(path))
+    }
+
+    /// All resource paths of `api_id`, sorted.
+    pub async fn resource_paths(&self, api_id: &str) -> Vec<String> {
+        let mut paths: Vec<String> = self
+            .resources(api_id)
+            .await
+            .iter()
+            .filter_map(|r| r.path().map(str::to_string))
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    /// Statements of the resource policy of `function` (name or ARN) for
+    /// `qualifier` (`None` = the unqualified function). Empty when there is
+    /// no policy.
+    ///
+    /// moto keeps a single policy per function and ignores `Qualifier` on
+    /// GetPolicy, whereas AWS keeps one policy per qualifier. To give tests
+    /// AWS's view, statements are filtered on their `Resource`: only those
+    /// whose ARN carries exactly `qualifier` are returned. Use
+    /// [`Fixture::all_policy_statements`] for the unfiltered list.
+    pub async fn policy_statements(
+        &self,
+        function: &str,
+        qualifier: Option<&str>,
+    ) -> Vec<serde_json::Value> {
+        self.get_policy_statements(function, qualifier)
+            .await
+            .into_iter()
+            .filter(|s| statement_qualifier(s).as_deref() == qualifier)
+            .collect()
+    }
+
+    /// Every statement GetPolicy returns for `function`, whatever its
+    /// qualifier.
+    pub async fn all_policy_statements(&self, function: &str) -> Vec<serde_json::Value> {
+        self.get_policy_statements(function, None).await
+    }
+
+    async fn get_policy_statements(
+        &self,
+        function: &str,
+        qualifier: Option<&str>,
+    ) -> Vec<serde_json::Value> {
+        let result = self
+            .lambda
+            .get_policy()
+            .function_name(function)
+            .set_qualifier(qualifier.map(str::to_string))
+            .send()
+            .await;
+        let policy = match result {
+            Ok(out) => out.policy().unwrap_or_default().to_string(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
+            {
+                return Vec::new()
+            }
+            Err(e) => panic!("GetPolicy {function} {qualifier:?}: {e:?}"),
+        };
+        if policy.is_empty() {
+            return Vec::new();
+        }
+        let doc: serde_json::Value = serde_json::from_str(&policy)
+            .unwrap_or_else(|e| panic!("GetPolicy returned invalid JSON ({e}): {policy}"));
+        match doc.get("Statement") {
+            Some(serde_json::Value::Array(items)) => items.clone(),
+            Some(single @ serde_json::Value::Object(_)) => vec![single.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The stage `name` of `api_id`, or `None` if it does not exist.
+    pub async fn stage(&self, api_id: &str, name: &str) -> Option<GetStageOutput> {
+        let result = self
+            .apigateway
+            .get_stage()
+            .rest_api_id(api_id)
+            .stage_name(name)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Some(out),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_not_found_exception()) =>
+            {
+                None
+            }
+            Err(e) => panic!("GetStage {api_id}/{name}: {e:?}"),
+        }
+    }
+
+    /// All deployments of `api_id`.
+    pub async fn deployments(&self, api_id: &str) -> Vec<Deployment> {
+        let mut all = Vec::new();
+        let mut position: Option<String> = None;
+        loop {
+            let page = self
+                .apigateway
+                .get_deployments()
+                .rest_api_id(api_id)
+                .limit(500)
+                .set_position(position.take())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GetDeployments {api_id}: {e:?}"));
+            all.extend(page.items().iter().cloned());
+            match page.position() {
+                Some(next) if !next.is_empty() => position = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        all
+    }
+
+    // ----- running apimount ------------------------------------------------
+
+    /// A `Command` for the apimount binary, wired to the emulator and
+    /// isolated from the developer's AWS configuration. Use it directly to
+    /// spawn long-running modes (e.g. with `tokio::process::Command::from`).
+    pub fn apimount_command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_apimount"));
+        cmd.args(args);
+        // Drop every inherited AWS_* variable (profiles, session tokens,
+        // service-specific endpoint overrides like AWS_ENDPOINT_URL_LAMBDA…)
+        // so only what is set below reaches the binary.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("AWS_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("AWS_ENDPOINT_URL", self.endpoint())
+            .env("AWS_REGION", REGION)
+            .env("AWS_DEFAULT_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+            .env("AWS_PROFILE", "apimount-test-no-such-profile")
+            .env("AWS_CONFIG_FILE", self.no_such_aws_dir.join("config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.no_such_aws_dir.join("credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs apimount to completion with `args`.
+    pub fn apimount(&self, args: &[&str]) -> Output {
+        self.apimount_with_env(args, &[])
+    }
+
+    /// Runs apimount to completion with `args` and extra environment
+    /// variables (applied last, so they can override the defaults).
+    pub fn apimount_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.apimount_command(args);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        cmd.output()
+            .unwrap_or_else(|e| panic!("run apimount {args:?}: {e}"))
+    }
+}
+
+/// The qualifier in a policy statement's `Resource` ARN
+/// (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`).
+fn statement_qualifier(statement: &serde_json::Value) -> Option<String> {
+    let resource = statement.get("Resource")?.as_str()?;
+    resource.splitn(8, ':').nth(7).map(str::to_string)
+}
+
+// ----- manifests and output ------------------------------------------------
+
+/// A fresh temporary directory for manifests.
+pub fn manifest_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("apimount-manifests-")
+        .tempdir()
+        .expect("create manifest tempdir")
+}
+
+/// Writes `yaml` to `dir/file_name` (creating subdirectories) and returns the
+/// file's path.
+pub fn write_manifest(dir: &Path, file_name: &str, yaml: &str) -> PathBuf {
+    let path = dir.join(file_name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+    }
+    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Panics with the command's stdout and stderr unless it exited 0.
+#[track_caller]
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "apimount exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// Panics with the command's output unless it exited with `code`.
+#[track_caller]
+pub fn assert_exit_code(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "unexpected exit status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+}

@@ -1,0 +1,40 @@
+"""Arranges the demo world in the emulator: a REST API and two Lambda
+functions (account-service, payment-service). Prints the REST API id.
+
+Idempotent: reuses an API named 'apimount-demo' and existing functions.
+Runs with the boto3 that comes with moto in .venv; talks only to
+AWS_ENDPOINT_URL.
+"""
+import io
+import json
+import zipfile
+
+import boto3
+
+api_gw = boto3.client("apigateway")
+lam = boto3.client("lambda")
+iam = boto3.client("iam")
+
+apis = [a for a in api_gw.get_rest_apis()["items"] if a["name"] == "apimount-demo"]
+api_id = apis[0]["id"] if apis else api_gw.create_rest_api(name="apimount-demo")["id"]
+
+trust = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                   "Action": "sts:AssumeRole"}],
+})
+try:
+    role_arn = iam.get_role(RoleName="apimount-demo")["Role"]["Arn"]
+except iam.exceptions.NoSuchEntityException:
+    role_arn = iam.create_role(RoleName="apimount-demo", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as z:
+    z.writestr("handler.py", "def handler(event, context):\n    return {'statusCode': 200, 'body': 'ok'}\n")
+for name in ("account-service", "payment-service"):
+    try:
+        lam.get_function(FunctionName=name)
+    except lam.exceptions.ResourceNotFoundException:
+        lam.create_function(FunctionName=name, Runtime="python3.12", Role=role_arn,
+                            Handler="handler.handler", Code={"ZipFile": buf.getvalue()})
+print(api_id)

@@ -105,10 +105,11 @@ fn classify(code: Option<&str>, message: &str) -> AwsErrorKind {
     match code.unwrap_or("") {
         "NotFoundException" | "ResourceNotFoundException" => AwsErrorKind::NotFound,
         "ConflictException" | "ResourceConflictException" => AwsErrorKind::Conflict,
-        "AccessDeniedException" | "AccessDenied" | "UnauthorizedException"
-        | "UnrecognizedClientException" | "InvalidSignatureException" => {
-            AwsErrorKind::AccessDenied
-        }
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnauthorizedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException" => AwsErrorKind::AccessDenied,
         "TooManyRequestsException" | "ThrottlingException" | "Throttling" => {
             AwsErrorKind::Throttled
         }
@@ -182,13 +183,10 @@ pub struct Aws {
 
 impl Aws {
     pub fn new(config: &aws_config::SdkConfig) -> Result<Aws, String> {
-        let region = config
-            .region()
-            .map(|r| r.to_string())
-            .ok_or_else(|| {
-                "no AWS region is configured: set AWS_REGION (or a region in your AWS profile)"
-                    .to_string()
-            })?;
+        let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
+            "no AWS region is configured: set AWS_REGION (or a region in your AWS profile)"
+                .to_string()
+        })?;
         Ok(Aws {
             apigw: aws_sdk_apigateway::Client::new(config),
             lambda: aws_sdk_lambda::Client::new(config),
@@ -230,15 +228,13 @@ impl Aws {
                                 authorizer_id: m.authorizer_id().map(str::to_string),
                                 api_key_required: m.api_key_required().unwrap_or(false),
                                 operation_name: m.operation_name().map(str::to_string),
-                                integration: m.method_integration().map(|i| {
-                                    ObservedIntegration {
-                                        kind: i
-                                            .r#type()
-                                            .map(|t| t.as_str().to_string())
-                                            .unwrap_or_default(),
-                                        http_method: i.http_method().map(str::to_string),
-                                        uri: i.uri().map(str::to_string),
-                                    }
+                                integration: m.method_integration().map(|i| ObservedIntegration {
+                                    kind: i
+                                        .r#type()
+                                        .map(|t| t.as_str().to_string())
+                                        .unwrap_or_default(),
+                                    http_method: i.http_method().map(str::to_string),
+                                    uri: i.uri().map(str::to_string),
                                 }),
                             },
                         );
@@ -261,7 +257,11 @@ impl Aws {
         Ok(ObservedApi::from_resources(out))
     }
 
-    pub async fn get_stage(&self, api_id: &str, stage: &str) -> Result<Option<StageInfo>, AwsError> {
+    pub async fn get_stage(
+        &self,
+        api_id: &str,
+        stage: &str,
+    ) -> Result<Option<StageInfo>, AwsError> {
         match self
             .apigw
             .get_stage()
@@ -359,13 +359,12 @@ impl Aws {
         {
             Ok(p) => {
                 let doc = p.policy().unwrap_or("{}");
-                let mut statements =
-                    PolicyStatement::parse_policy(doc).map_err(|e| AwsError {
-                        operation: "lambda:GetPolicy",
-                        kind: AwsErrorKind::Other,
-                        code: None,
-                        message: format!("unreadable policy document: {e}"),
-                    })?;
+                let mut statements = PolicyStatement::parse_policy(doc).map_err(|e| AwsError {
+                    operation: "lambda:GetPolicy",
+                    kind: AwsErrorKind::Other,
+                    code: None,
+                    message: format!("unreadable policy document: {e}"),
+                })?;
                 // Only statements of this exact function (and qualifier).
                 statements.retain(|s| {
                     s.resource.is_none() || s.resource.as_deref() == Some(function.arn().as_str())

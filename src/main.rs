@@ -88,12 +88,19 @@ fn validate(args: &SourceArgs) -> anyhow::Result<u8> {
     let snap = source::load_dir(&args.manifests, &mut NameMemory::new())?;
     let dups = manifest::find_duplicates(&snap.mounts, &|_| false);
     let mut errors = snap.errors.clone();
-    errors.extend(dups.iter().map(|d| manifest::duplicate_error(&snap.mounts, d)));
+    errors.extend(
+        dups.iter()
+            .map(|d| manifest::duplicate_error(&snap.mounts, d)),
+    );
     errors.sort_by(|a, b| a.file.cmp(&b.file));
     print!("{}", report::render_invalid(&errors));
     let valid = snap.mounts.len() - dups.len();
     if errors.is_empty() {
-        println!("{} manifest(s) valid in {}", valid, args.manifests.display());
+        println!(
+            "{} manifest(s) valid in {}",
+            valid,
+            args.manifests.display()
+        );
         Ok(0)
     } else {
         println!(
@@ -138,7 +145,8 @@ fn run_pass(args: &TargetArgs, mode: Mode) -> anyhow::Result<u8> {
                 Mode::Plan => {
                     if r.change_count() > 0 || r.deploy_pending {
                         2
-                    } else if r.mounts.iter().any(|m| m.problem.is_some()) || !r.invalid.is_empty() {
+                    } else if r.mounts.iter().any(|m| m.problem.is_some()) || !r.invalid.is_empty()
+                    {
                         1
                     } else {
                         0

@@ -171,7 +171,10 @@ impl MountPath {
             return Err("must not be empty; write a path such as /accounts".into());
         }
         if raw.len() > 1024 {
-            return Err(format!("is {} characters long; the limit is 1024", raw.len()));
+            return Err(format!(
+                "is {} characters long; the limit is 1024",
+                raw.len()
+            ));
         }
         if !raw.starts_with('/') {
             return Err(format!("must start with '/', as in /{raw}"));
@@ -285,7 +288,9 @@ pub enum FunctionRef {
 impl FunctionRef {
     pub fn parse(raw: &str) -> Result<FunctionRef, String> {
         if raw.is_empty() {
-            return Err("must not be empty; give a function name, name:alias or function ARN".into());
+            return Err(
+                "must not be empty; give a function name, name:alias or function ARN".into(),
+            );
         }
         if let Some(rest) = raw.strip_prefix("arn:") {
             let parts: Vec<&str> = rest.split(':').collect();
@@ -375,7 +380,10 @@ impl fmt::Display for FunctionRef {
                 name,
                 qualifier,
             } => {
-                write!(f, "arn:{partition}:lambda:{region}:{account}:function:{name}")?;
+                write!(
+                    f,
+                    "arn:{partition}:lambda:{region}:{account}:function:{name}"
+                )?;
                 if let Some(q) = qualifier {
                     write!(f, ":{q}")?;
                 }
@@ -408,8 +416,7 @@ fn check_qualifier(q: &str) -> Result<(), String> {
     let ok = q == "$LATEST"
         || (!q.is_empty()
             && q.len() <= 128
-            && q
-                .chars()
+            && q.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')));
     if ok {
         Ok(())
@@ -477,7 +484,10 @@ enum KindSchema {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MetadataDoc {
     /// Unique among all manifests: lowercase letters, digits and '-', up to 63 characters.
-    #[schemars(with = "String", regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"))]
+    #[schemars(
+        with = "String",
+        regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    )]
     pub name: Spanned<String>,
 }
 
@@ -631,13 +641,12 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<Mount, Vec<ManifestError>> {
             ErrorKind::Syntax,
             None,
             None,
-            "file holds more than one YAML document ('---'); put each mount in its own file"
-                .into(),
+            "file holds more than one YAML document ('---'); put each mount in its own file".into(),
         )]);
     }
     let doc: ServiceMountDoc = match serde_saphyr::from_str_with_options(text, yaml_options()) {
         Ok(doc) => doc,
-        Err(e) => return Err(vec![yaml_error(file, &e)]),
+        Err(e) => return Err(vec![yaml_error(file, text, &e)]),
     };
     validate(file, doc)
 }
@@ -669,13 +678,16 @@ fn strip_json_position(msg: &str) -> String {
     }
 }
 
-fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> ManifestError {
+fn yaml_error(file: &Path, text: &str, e: &serde_saphyr::Error) -> ManifestError {
     let position = e
         .location()
         .filter(|l| l.line() > 0)
         .map(|l| (l.line(), l.column()));
     let raw = e.without_snippet().to_string();
-    let (field, message) = explain_yaml_error(&raw);
+    let (mut field, message) = explain_yaml_error(&raw);
+    if field.is_none() {
+        field = position.and_then(|(line, _)| key_on_line(text, line));
+    }
     ManifestError {
         file: file.to_path_buf(),
         position,
@@ -704,12 +716,32 @@ fn explain_yaml_error(raw: &str) -> (Option<String>, String) {
             );
         }
     }
+    if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        return (
+            Some(key.to_string()),
+            "key appears twice in the same mapping".into(),
+        );
+    }
     if let Some(rest) = msg.strip_prefix("missing field `") {
         if let Some((name, _)) = rest.split_once('`') {
             return (Some(name.to_string()), "required field is missing".into());
         }
     }
     (None, msg)
+}
+
+/// The mapping key written on a line (`  proxy: "yes"` → `proxy`), to name
+/// the field in errors the parser reports without one.
+fn key_on_line(text: &str, line: u64) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)? as usize)?;
+    let (key, _) = l.trim_start().trim_start_matches("- ").split_once(':')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    .then(|| key.to_string())
 }
 
 fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
@@ -991,5 +1023,335 @@ pub fn duplicate_error(mounts: &[Mount], d: &Duplicate) -> ManifestError {
             winner.file.display()
         ),
         kind: ErrorKind::Duplicate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "apiVersion: apimount/v1
+kind: ServiceMount
+metadata:
+  name: accounts
+spec:
+  path: /accounts
+  function: account-service
+";
+
+    fn errors(file: &str, text: &str) -> Vec<String> {
+        match parse(Path::new(file), text.as_bytes()) {
+            Ok(m) => panic!("{file} should be invalid, parsed as {m:?}"),
+            Err(e) => e.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn with_spec(extra: &str) -> String {
+        format!("{GOOD}{extra}")
+    }
+
+    #[test]
+    fn good_manifest_and_defaults() {
+        let m = parse(Path::new("a.yaml"), GOOD.as_bytes()).unwrap();
+        assert_eq!(m.name, "accounts");
+        assert_eq!(m.path.as_str(), "/accounts");
+        assert_eq!(m.methods, vec![HttpMethod::Any]);
+        assert!(m.proxy);
+        assert_eq!(m.authorization, Authorization::None);
+        assert!(!m.api_key_required);
+        let json = r#"{"apiVersion":"apimount/v1","kind":"ServiceMount","metadata":{"name":"p"},
+            "spec":{"path":"/v1/payments","function":"arn:aws-cn:lambda:cn-north-1:111122223333:function:pay:live",
+            "methods":["POST","GET"],"proxy":false,"authorization":"CUSTOM","authorizerId":"abc123","apiKeyRequired":true}}"#;
+        let m = parse(Path::new("p.json"), json.as_bytes()).unwrap();
+        assert_eq!(m.methods, vec![HttpMethod::Get, HttpMethod::Post]);
+        assert_eq!(m.function.qualifier(), Some("live"));
+        assert!(!m.proxy && m.api_key_required);
+    }
+
+    /// (file name, content, fragments every message list must contain)
+    #[test]
+    fn bad_manifests_table() {
+        let long_name = format!("metadata:\n  name: {}\n", "a".repeat(64));
+        let cases: Vec<(&str, String, Vec<&str>)> = vec![
+            (
+                "empty.yaml",
+                String::new(),
+                vec!["empty.yaml: file is empty"],
+            ),
+            (
+                "syntax.yaml",
+                "apiVersion: [\n".into(),
+                vec!["syntax.yaml:"],
+            ),
+            (
+                "bad.json",
+                "{\"apiVersion\": }".into(),
+                vec!["bad.json:1:", "invalid JSON"],
+            ),
+            (
+                "unknown.yaml",
+                with_spec("  colour: red\n"),
+                vec!["unknown.yaml:8:3: colour: unknown field"],
+            ),
+            (
+                "dupkey.yaml",
+                with_spec("  path: /x\n"),
+                vec!["dupkey.yaml:8:3: path: key appears twice"],
+            ),
+            (
+                "type.yaml",
+                with_spec("  proxy: \"yes\"\n"),
+                vec!["type.yaml:8:", "proxy:"],
+            ),
+            (
+                "methods-type.yaml",
+                with_spec("  methods: GET\n"),
+                vec!["methods-type.yaml:8:", "methods"],
+            ),
+            (
+                "missing.yaml",
+                "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: a\n".into(),
+                vec!["spec: required field is missing"],
+            ),
+            (
+                "version.yaml",
+                GOOD.replace("apimount/v1", "apimount/v2"),
+                vec!["version.yaml:1:13: apiVersion: 'apimount/v2' is not supported"],
+            ),
+            (
+                "kind.yaml",
+                GOOD.replace("ServiceMount", "Mount"),
+                vec!["kind: 'Mount' is not supported"],
+            ),
+            (
+                "name.yaml",
+                GOOD.replace("name: accounts", "name: Accounts_1"),
+                vec!["metadata.name: 'Accounts_1' must use only"],
+            ),
+            (
+                "longname.yaml",
+                GOOD.replace("metadata:\n  name: accounts\n", &long_name),
+                vec!["metadata.name:", "the limit is 63"],
+            ),
+            (
+                "nopath.yaml",
+                GOOD.replace("path: /accounts", "path: \"\""),
+                vec!["spec.path: '' must not be empty"],
+            ),
+            (
+                "root.yaml",
+                GOOD.replace("path: /accounts", "path: /"),
+                vec!["spec.path: '/' '/' alone"],
+            ),
+            (
+                "slashes.yaml",
+                GOOD.replace("path: /accounts", "path: /a//b"),
+                vec!["spec.path:", "empty segment"],
+            ),
+            (
+                "dots.yaml",
+                GOOD.replace("path: /accounts", "path: /a/../b"),
+                vec!["spec.path:", "'..'"],
+            ),
+            (
+                "trailing.yaml",
+                GOOD.replace("path: /accounts", "path: /accounts/"),
+                vec!["spec.path:", "must not end with '/'"],
+            ),
+            (
+                "relative.yaml",
+                GOOD.replace("path: /accounts", "path: accounts"),
+                vec!["must start with '/'"],
+            ),
+            (
+                "proxyseg.yaml",
+                GOOD.replace("path: /accounts", "path: \"/a/{proxy+}\""),
+                vec!["path parameter '{proxy+}'"],
+            ),
+            (
+                "param.yaml",
+                GOOD.replace("path: /accounts", "path: \"/a/{id}\""),
+                vec!["path parameter '{id}'"],
+            ),
+            (
+                "chars.yaml",
+                GOOD.replace("path: /accounts", "path: \"/a b\""),
+                vec!["U+0020", "only letters, digits"],
+            ),
+            (
+                "encoded.yaml",
+                GOOD.replace("path: /accounts", "path: /a%2Fb"),
+                vec!["the character '%'"],
+            ),
+            (
+                "fn.yaml",
+                GOOD.replace("function: account-service", "function: \"bad name\""),
+                vec!["spec.function:", "function name"],
+            ),
+            (
+                "arn.yaml",
+                GOOD.replace(
+                    "function: account-service",
+                    "function: \"arn:aws:s3:::bucket\"",
+                ),
+                vec!["spec.function:", "not a Lambda function ARN"],
+            ),
+            (
+                "partition.yaml",
+                GOOD.replace(
+                    "function: account-service",
+                    "function: \"arn:aws-moon:lambda:x-1:111122223333:function:f\"",
+                ),
+                vec!["not an AWS partition"],
+            ),
+            (
+                "verb.yaml",
+                with_spec("  methods: [FETCH]\n"),
+                vec!["spec.methods[0]: 'FETCH' is not a method"],
+            ),
+            (
+                "lower.yaml",
+                with_spec("  methods: [get]\n"),
+                vec!["write it in capitals: GET"],
+            ),
+            (
+                "twice.yaml",
+                with_spec("  methods: [GET, GET]\n"),
+                vec!["spec.methods[1]: GET is listed twice"],
+            ),
+            (
+                "nomethods.yaml",
+                with_spec("  methods: []\n"),
+                vec!["spec.methods: must list at least one"],
+            ),
+            (
+                "auth.yaml",
+                with_spec("  authorization: OAUTH\n"),
+                vec!["spec.authorization: 'OAUTH' is not one of"],
+            ),
+            (
+                "needsid.yaml",
+                with_spec("  authorization: CUSTOM\n"),
+                vec!["spec.authorizerId: is required when authorization is CUSTOM"],
+            ),
+            (
+                "forbidsid.yaml",
+                with_spec("  authorizerId: abc\n"),
+                vec!["spec.authorizerId: is only allowed with authorization CUSTOM"],
+            ),
+            (
+                "multi.yaml",
+                format!("{GOOD}---\n{GOOD}"),
+                vec!["more than one YAML document"],
+            ),
+            ("nul.yaml", "apiVersion: a\0".into(), vec!["NUL bytes"]),
+        ];
+        for (file, text, wants) in cases {
+            let got = errors(file, &text).join("\n");
+            for w in wants {
+                assert!(got.contains(w), "{file}: expected {w:?} in:\n{got}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_only_the_first() {
+        let text = GOOD
+            .replace("name: accounts", "name: Bad")
+            .replace("path: /accounts", "path: /a//b")
+            .replace("function: account-service", "function: \"x y\"");
+        let errs = parse(Path::new("m.yaml"), text.as_bytes()).unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+    }
+
+    #[test]
+    fn size_cap_and_non_utf8() {
+        let big = format!("{GOOD}# {}\n", "x".repeat(MAX_MANIFEST_BYTES as usize));
+        assert!(errors("big.yaml", &big)[0].contains("limited to 65536 bytes"));
+        let e = parse(Path::new("latin1.yaml"), b"name: caf\xe9\n").unwrap_err();
+        assert!(e[0].message.contains("not UTF-8"), "{e:?}");
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            bomb.push_str(&format!(
+                "b{i}: &b{i} [{}]\n",
+                vec![
+                    if i == 1 {
+                        "*a".to_string()
+                    } else {
+                        format!("*b{}", i - 1)
+                    };
+                    8
+                ]
+                .join(", ")
+            ));
+        }
+        assert!(parse(Path::new("bomb.yaml"), bomb.as_bytes()).is_err());
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(parse(Path::new("deep.yaml"), deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn salvage_reads_the_name_of_an_invalid_file() {
+        let text = GOOD.replace("path: /accounts", "path: /a//b");
+        assert_eq!(salvage_name(text.as_bytes()).as_deref(), Some("accounts"));
+        assert_eq!(salvage_name(b"{{{"), None);
+    }
+
+    fn mount(file: &str, name: &str, path: &str) -> Mount {
+        let text = GOOD
+            .replace("name: accounts", &format!("name: {name}"))
+            .replace("path: /accounts", &format!("path: {path}"));
+        parse(Path::new(file), text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn duplicates_prefer_the_incumbent_then_file_order() {
+        let ms = vec![
+            mount("a.yaml", "one", "/x"),
+            mount("b.yaml", "two", "/x"),
+            mount("c.yaml", "one", "/y"),
+            mount("d.yaml", "nested", "/x/admin"),
+        ];
+        let d = find_duplicates(&ms, &|_| false);
+        assert_eq!(d.len(), 2);
+        assert_eq!((d[0].loser, d[0].winner, d[0].field), (1, 0, "spec.path"));
+        assert_eq!(
+            (d[1].loser, d[1].winner, d[1].field),
+            (2, 0, "metadata.name")
+        );
+        // b.yaml is live: it keeps /x and a.yaml loses.
+        let d = find_duplicates(&ms, &|m| m.file == Path::new("b.yaml"));
+        assert!(d.iter().any(|d| d.loser == 0 && d.winner == 1));
+        assert!(duplicate_error(&ms, &d[0])
+            .to_string()
+            .contains("already used by"));
+    }
+
+    #[test]
+    fn file_names() {
+        for ok in ["a.yaml", "b.yml", "c.json", "D.YAML"] {
+            assert!(is_manifest_file_name(ok), "{ok}");
+        }
+        for skip in [
+            "README.md",
+            ".a.yaml",
+            "a.yaml~",
+            ".a.yaml.swp",
+            "..data",
+            "a.txt",
+        ] {
+            assert!(!is_manifest_file_name(skip), "{skip}");
+        }
+    }
+
+    #[test]
+    fn nested_paths() {
+        let a = MountPath::parse("/accounts").unwrap();
+        assert!(MountPath::parse("/accounts/admin").unwrap().is_below(&a));
+        assert!(!MountPath::parse("/accounts-admin").unwrap().is_below(&a));
     }
 }

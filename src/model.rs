@@ -327,9 +327,10 @@ impl PolicyStatement {
                     }
                 };
                 let principal_service = match s.get("Principal") {
-                    Some(serde_json::Value::Object(p)) => {
-                        p.get("Service").and_then(|x| x.as_str()).map(str::to_string)
-                    }
+                    Some(serde_json::Value::Object(p)) => p
+                        .get("Service")
+                        .and_then(|x| x.as_str())
+                        .map(str::to_string),
                     Some(serde_json::Value::String(x)) => Some(x.clone()),
                     _ => None,
                 };
@@ -454,7 +455,10 @@ mod tests {
         assert_eq!(Ownership::parse(Some("getAccounts")), Ownership::Foreign);
         assert_eq!(Ownership::parse(None), Ownership::Foreign);
         assert_eq!(Ownership::parse(Some("apimount:x")), Ownership::Foreign);
-        assert_eq!(Ownership::parse(Some("apimount:x:Bad Name")), Ownership::Foreign);
+        assert_eq!(
+            Ownership::parse(Some("apimount:x:Bad Name")),
+            Ownership::Foreign
+        );
     }
 
     #[test]
@@ -477,13 +481,18 @@ mod tests {
         let a = r.statement_id("api1", "a");
         assert_eq!(a, r.statement_id("api1", "a"));
         assert!(a.len() <= 100);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert!(is_statement_of(&a, "api1", "a"));
         assert!(!is_statement_of(&a, "api2", "a"));
         let ab = r.statement_id("api1", "a-b");
         assert!(!is_statement_of(&ab, "api1", "a"));
         assert!(is_statement_of(&ab, "api1", "a-b"));
-        assert_ne!(a, Route("/accounts/{proxy+}".into()).statement_id("api1", "a"));
+        assert_ne!(
+            a,
+            Route("/accounts/{proxy+}".into()).statement_id("api1", "a")
+        );
     }
 
     #[test]
@@ -499,7 +508,10 @@ mod tests {
             "arn:aws-us-gov:apigateway:us-gov-west-1:lambda:path/2015-03-31/functions/arn:aws-us-gov:lambda:us-gov-west-1:111122223333:function:acct:live/invocations"
         );
         assert_eq!(ResolvedFunction::from_integration_uri(&uri), Some(f));
-        assert_eq!(ResolvedFunction::from_integration_uri("http://example.com"), None);
+        assert_eq!(
+            ResolvedFunction::from_integration_uri("http://example.com"),
+            None
+        );
     }
 
     #[test]
@@ -518,7 +530,10 @@ mod tests {
     fn fingerprints_in_descriptions() {
         let d = "apimount a=0123456789ab team-b=ffffffffffff";
         assert_eq!(fingerprint_in_description(d, "a"), Some("0123456789ab"));
-        assert_eq!(fingerprint_in_description(d, "team-b"), Some("ffffffffffff"));
+        assert_eq!(
+            fingerprint_in_description(d, "team-b"),
+            Some("ffffffffffff")
+        );
         assert_eq!(fingerprint_in_description(d, "c"), None);
         assert_eq!(fingerprint_in_description("manual deploy", "a"), None);
     }
@@ -539,11 +554,23 @@ mod tests {
             mk("/a-x"),
             mk("/b"),
         ]);
-        let kids: Vec<_> = api.children("/").into_iter().map(|r| r.path.as_str()).collect();
+        let kids: Vec<_> = api
+            .children("/")
+            .into_iter()
+            .map(|r| r.path.as_str())
+            .collect();
         assert_eq!(kids, vec!["/a", "/a-x", "/b"]);
-        let kids: Vec<_> = api.children("/a").into_iter().map(|r| r.path.as_str()).collect();
+        let kids: Vec<_> = api
+            .children("/a")
+            .into_iter()
+            .map(|r| r.path.as_str())
+            .collect();
         assert_eq!(kids, vec!["/a/b"]);
-        let desc: Vec<_> = api.descendants("/a").into_iter().map(|r| r.path.as_str()).collect();
+        let desc: Vec<_> = api
+            .descendants("/a")
+            .into_iter()
+            .map(|r| r.path.as_str())
+            .collect();
         assert_eq!(desc, vec!["/a/b", "/a/b/c"]);
     }
 }

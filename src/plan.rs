@@ -58,7 +58,9 @@ pub struct PlanInput<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Create a resource; its parent exists or is created before it.
-    CreateResource { path: String },
+    CreateResource {
+        path: String,
+    },
     /// Create a method that does not exist yet.
     PutMethod {
         path: String,
@@ -91,10 +93,18 @@ pub enum Change {
         sid: String,
         source_arn: String,
     },
-    RemovePermission { function: String, sid: String },
-    DeleteMethod { path: String, verb: String },
+    RemovePermission {
+        function: String,
+        sid: String,
+    },
+    DeleteMethod {
+        path: String,
+        verb: String,
+    },
     /// Delete a resource (and, on AWS, its subtree; we delete deepest first).
-    DeleteResource { path: String },
+    DeleteResource {
+        path: String,
+    },
 }
 
 /// Coarse kind of a change, for summaries.
@@ -160,28 +170,18 @@ impl fmt::Display for Change {
                 why,
             } => match why {
                 None => write!(f, "+ integration {verb} {path} -> {}", short_uri(uri)),
-                Some(w) => write!(
-                    f,
-                    "~ integration {verb} {path} -> {}: {w}",
-                    short_uri(uri)
-                ),
+                Some(w) => write!(f, "~ integration {verb} {path} -> {}: {w}", short_uri(uri)),
             },
             Change::AddPermission {
                 function,
                 sid,
                 source_arn,
-            } => write!(
-                f,
-                "+ permission {sid} on {function} for {source_arn}"
-            ),
+            } => write!(f, "+ permission {sid} on {function} for {source_arn}"),
             Change::ReplacePermission {
                 function,
                 sid,
                 source_arn,
-            } => write!(
-                f,
-                "~ permission {sid} on {function}: reset to {source_arn}"
-            ),
+            } => write!(f, "~ permission {sid} on {function}: reset to {source_arn}"),
             Change::RemovePermission { function, sid } => {
                 write!(f, "- permission {sid} on {function}")
             }
@@ -352,7 +352,10 @@ fn integration_diff(observed: &ObservedMethod) -> String {
         ),
         Some(i) => format!(
             "was {}",
-            i.uri.as_deref().map(short_uri).unwrap_or_else(|| "(no uri)".into())
+            i.uri
+                .as_deref()
+                .map(short_uri)
+                .unwrap_or_else(|| "(no uri)".into())
         ),
     }
 }
@@ -436,11 +439,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             .push((path.to_string(), verb.to_string()));
     }
 
-    let desired_paths: Vec<Route> = input
-        .mounts
-        .iter()
-        .flat_map(|d| routes(&d.mount))
-        .collect();
+    let desired_paths: Vec<Route> = input.mounts.iter().flat_map(|d| routes(&d.mount)).collect();
 
     if input.hold_orphans && !orphans.is_empty() {
         plan.notes.push(format!(
@@ -454,7 +453,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut removing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for list in orphans.values() {
         for (path, verb) in list {
-            removing.entry(path.clone()).or_default().insert(verb.clone());
+            removing
+                .entry(path.clone())
+                .or_default()
+                .insert(verb.clone());
         }
     }
     let deletable = deletable_resources(api, &removing, &desired_paths);
@@ -521,23 +523,30 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     .any(|(lp, _)| lp == path || lp.starts_with(&below))
             })
             .map(|(i, _)| i)
-            .last();
+            .next_back();
         if let Some(g) = group {
-            assigned.entry(first_group + g).or_default().push(path.clone());
+            assigned
+                .entry(first_group + g)
+                .or_default()
+                .push(path.clone());
         }
     }
     for (g, mut paths) in assigned {
         paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
-        plan.cleanups[g]
-            .changes
-            .extend(paths.into_iter().map(|path| Change::DeleteResource { path }));
+        plan.cleanups[g].changes.extend(
+            paths
+                .into_iter()
+                .map(|path| Change::DeleteResource { path }),
+        );
     }
 
     // Leftover statements of ours that nothing wants (crash leftovers, routes
     // re-pointed to another function, or removed by hand).
     let mut leftovers = Vec::new();
     for (function, statements) in input.policies {
-        let Some(statements) = statements else { continue };
+        let Some(statements) = statements else {
+            continue;
+        };
         for s in statements {
             if !is_statement_of(&s.sid, input.api_id, owner) {
                 continue;
@@ -630,7 +639,11 @@ fn deletable_resources(
         if methods_left {
             continue;
         }
-        if api.children(&path).into_iter().all(|c| deletable.contains(&c.path)) {
+        if api
+            .children(&path)
+            .into_iter()
+            .all(|c| deletable.contains(&c.path))
+        {
             deletable.insert(path);
         }
     }
@@ -820,9 +833,7 @@ fn plan_mount(
         // Our methods on this route that the manifest no longer lists.
         if let Some(res) = observed {
             for (verb, method) in &res.methods {
-                if method.ownership().is(owner)
-                    && !m.methods.iter().any(|mv| mv.as_str() == verb)
-                {
+                if method.ownership().is(owner) && !m.methods.iter().any(|mv| mv.as_str() == verb) {
                     changes.push(Change::DeleteMethod {
                         path: route.0.clone(),
                         verb: verb.clone(),
@@ -899,4 +910,550 @@ fn adoptable(method: &ObservedMethod, verb: &str, m: &Mount, uri: &str) -> bool 
             .integration
             .as_ref()
             .is_some_and(|i| i.is_lambda_proxy_to(uri))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{parse, Authorization};
+    use crate::model::{ObservedIntegration, ObservedResource};
+    use std::path::Path;
+
+    const API: &str = "api0000001";
+    const REGION: &str = "eu-west-2";
+    const OWNER: &str = "team-a";
+
+    fn mount(name: &str, path: &str, function: &str, extra: &str) -> Mount {
+        let text = format!(
+            "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: {path}\n  function: {function}\n{extra}"
+        );
+        parse(Path::new(&format!("{name}.yaml")), text.as_bytes()).unwrap()
+    }
+
+    fn func(name: &str) -> ResolvedFunction {
+        ResolvedFunction::from_arn(&format!(
+            "arn:aws:lambda:{REGION}:111122223333:function:{name}"
+        ))
+        .unwrap()
+    }
+
+    fn desired(m: Mount) -> DesiredMount {
+        let f = func(m.function.name());
+        DesiredMount {
+            mount: m,
+            function: Ok(f),
+        }
+    }
+
+    /// A tiny in-memory gateway + policies that applies changes the way AWS would.
+    #[derive(Clone, Default)]
+    struct World {
+        api: ObservedApi,
+        policies: BTreeMap<String, Option<Vec<PolicyStatement>>>,
+        next_id: u32,
+    }
+
+    impl World {
+        fn new() -> World {
+            let mut w = World::default();
+            w.add_resource("/");
+            w
+        }
+
+        fn add_resource(&mut self, path: &str) {
+            self.next_id += 1;
+            self.api.resources.insert(
+                path.to_string(),
+                ObservedResource {
+                    id: format!("r{}", self.next_id),
+                    parent_id: None,
+                    path: path.to_string(),
+                    methods: BTreeMap::new(),
+                },
+            );
+        }
+
+        fn add_function(&mut self, name: &str) {
+            self.policies.insert(func(name).arn(), Some(Vec::new()));
+        }
+
+        fn foreign(&mut self, path: &str, verb: &str, operation_name: Option<&str>) {
+            if self.api.get(path).is_none() {
+                self.add_resource(path);
+            }
+            self.api.resources.get_mut(path).unwrap().methods.insert(
+                verb.into(),
+                ObservedMethod {
+                    authorization_type: "NONE".into(),
+                    authorizer_id: None,
+                    api_key_required: false,
+                    operation_name: operation_name.map(str::to_string),
+                    integration: Some(ObservedIntegration {
+                        kind: "HTTP_PROXY".into(),
+                        http_method: Some("GET".into()),
+                        uri: Some("https://example.com".into()),
+                    }),
+                },
+            );
+        }
+
+        fn apply(&mut self, changes: &[Change]) {
+            for c in changes {
+                match c {
+                    Change::CreateResource { path } => {
+                        assert!(self.api.get(path).is_none(), "duplicate sibling {path}");
+                        self.add_resource(path)
+                    }
+                    Change::PutMethod {
+                        path,
+                        verb,
+                        settings,
+                    }
+                    | Change::ReplaceMethod {
+                        path,
+                        verb,
+                        settings,
+                        ..
+                    } => {
+                        let r = self.api.resources.get_mut(path).expect("resource exists");
+                        if matches!(c, Change::PutMethod { .. }) {
+                            assert!(
+                                !r.methods.contains_key(verb.as_str()),
+                                "PutMethod over existing"
+                            );
+                        }
+                        r.methods.insert(
+                            verb.as_str().into(),
+                            ObservedMethod {
+                                authorization_type: settings.authorization.as_str().into(),
+                                authorizer_id: settings.authorizer_id.clone(),
+                                api_key_required: settings.api_key_required,
+                                operation_name: Some(settings.operation_name.clone()),
+                                integration: None,
+                            },
+                        );
+                    }
+                    Change::PutIntegration {
+                        path, verb, uri, ..
+                    } => {
+                        let m = self
+                            .api
+                            .resources
+                            .get_mut(path)
+                            .unwrap()
+                            .methods
+                            .get_mut(verb.as_str())
+                            .expect("method exists");
+                        m.integration = Some(ObservedIntegration {
+                            kind: "AWS_PROXY".into(),
+                            http_method: Some("POST".into()),
+                            uri: Some(uri.clone()),
+                        });
+                    }
+                    Change::AddPermission {
+                        function,
+                        sid,
+                        source_arn,
+                    }
+                    | Change::ReplacePermission {
+                        function,
+                        sid,
+                        source_arn,
+                    } => {
+                        let p = self.policies.get_mut(function).unwrap().as_mut().unwrap();
+                        if matches!(c, Change::AddPermission { .. }) {
+                            assert!(
+                                !p.iter().any(|s| &s.sid == sid),
+                                "AddPermission over existing sid"
+                            );
+                        }
+                        p.retain(|s| &s.sid != sid);
+                        p.push(PolicyStatement {
+                            sid: sid.clone(),
+                            effect: "Allow".into(),
+                            action: "lambda:InvokeFunction".into(),
+                            principal_service: Some("apigateway.amazonaws.com".into()),
+                            source_arn: Some(source_arn.clone()),
+                            resource: Some(function.clone()),
+                        });
+                    }
+                    Change::RemovePermission { function, sid } => {
+                        let p = self.policies.get_mut(function).unwrap().as_mut().unwrap();
+                        assert!(p.iter().any(|s| &s.sid == sid));
+                        p.retain(|s| &s.sid != sid);
+                    }
+                    Change::DeleteMethod { path, verb } => {
+                        self.api
+                            .resources
+                            .get_mut(path)
+                            .unwrap()
+                            .methods
+                            .remove(verb);
+                    }
+                    Change::DeleteResource { path } => {
+                        let below = format!("{path}/");
+                        assert!(
+                            !self.api.resources.keys().any(|p| p.starts_with(&below)),
+                            "deleting {path} before its children"
+                        );
+                        self.api.resources.remove(path);
+                    }
+                }
+            }
+        }
+
+        fn plan(&self, mounts: &[DesiredMount], retained: &[&str], hold: bool) -> Plan {
+            let retained: BTreeSet<String> = retained.iter().map(|s| s.to_string()).collect();
+            plan(&PlanInput {
+                owner: OWNER,
+                api_id: API,
+                region: REGION,
+                api: &self.api,
+                mounts,
+                retained: &retained,
+                hold_orphans: hold,
+                policies: &self.policies,
+            })
+        }
+
+        /// Plans and applies until converged; returns the first plan.
+        fn converge(&mut self, mounts: &[DesiredMount]) -> Plan {
+            let first = self.plan(mounts, &[], false);
+            let all: Vec<Change> = first.changes().cloned().collect();
+            self.apply(&all);
+            let again = self.plan(mounts, &[], false);
+            assert!(again.is_empty(), "not converged: {:#?}", again);
+            first
+        }
+
+        fn paths(&self) -> Vec<&str> {
+            self.api.resources.keys().map(String::as_str).collect()
+        }
+
+        fn statements(&self, function: &str) -> usize {
+            self.policies[&func(function).arn()].as_ref().unwrap().len()
+        }
+    }
+
+    fn world() -> World {
+        let mut w = World::new();
+        for f in ["acct", "pay", "admin"] {
+            w.add_function(f);
+        }
+        w
+    }
+
+    #[test]
+    fn fresh_mount_then_converged_plan_is_empty() {
+        let mut w = world();
+        let ms = vec![desired(mount("accounts", "/v1/accounts", "acct", ""))];
+        let p = w.converge(&ms);
+        let lines: Vec<String> = p.changes().map(|c| c.to_string()).collect();
+        assert_eq!(lines[0], "+ resource /v1");
+        assert_eq!(lines[1], "+ resource /v1/accounts");
+        assert_eq!(lines[2], "+ resource /v1/accounts/{proxy+}");
+        // Permissions come after the methods that name the function.
+        let first_perm = lines
+            .iter()
+            .position(|l| l.starts_with("+ permission"))
+            .unwrap();
+        assert!(lines[..first_perm]
+            .iter()
+            .any(|l| l.starts_with("+ integration")));
+        assert_eq!(p.counts(), (9, 0, 0));
+        assert_eq!(
+            w.paths(),
+            vec!["/", "/v1", "/v1/accounts", "/v1/accounts/{proxy+}"]
+        );
+        assert_eq!(w.statements("acct"), 2);
+        let m = &w.api.get("/v1/accounts").unwrap().methods["ANY"];
+        assert_eq!(
+            m.operation_name.as_deref(),
+            Some("apimount:team-a:accounts")
+        );
+    }
+
+    #[test]
+    fn shared_parent_is_created_once() {
+        let mut w = world();
+        let ms = vec![
+            desired(mount("accounts", "/v1/accounts", "acct", "")),
+            desired(mount("payments", "/v1/payments", "pay", "")),
+        ];
+        let p = w.converge(&ms);
+        let creates = p
+            .changes()
+            .filter(|c| matches!(c, Change::CreateResource { path } if path == "/v1"))
+            .count();
+        assert_eq!(creates, 1);
+    }
+
+    #[test]
+    fn drift_is_planned_back() {
+        let mut w = world();
+        let ms = vec![desired(mount("accounts", "/accounts", "acct", ""))];
+        w.converge(&ms);
+        // Hand edits: authorization changed, integration re-pointed, statement altered.
+        {
+            let r = w.api.resources.get_mut("/accounts").unwrap();
+            let m = r.methods.get_mut("ANY").unwrap();
+            m.authorization_type = "AWS_IAM".into();
+            let r = w.api.resources.get_mut("/accounts/{proxy+}").unwrap();
+            let m = r.methods.get_mut("ANY").unwrap();
+            m.integration.as_mut().unwrap().uri = Some(func("pay").integration_uri(REGION));
+            let p = w
+                .policies
+                .get_mut(&func("acct").arn())
+                .unwrap()
+                .as_mut()
+                .unwrap();
+            p[0].source_arn = Some("arn:aws:execute-api:x".into());
+        }
+        let p = w.plan(&ms, &[], false);
+        let lines: Vec<String> = p.changes().map(|c| c.to_string()).collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("~ method ANY /accounts: authorization AWS_IAM -> NONE")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("~ integration ANY /accounts/{proxy+}")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("~ permission")),
+            "{lines:?}"
+        );
+        w.converge(&ms);
+    }
+
+    #[test]
+    fn orphans_go_statements_first_deepest_resource_first() {
+        let mut w = world();
+        let both = vec![
+            desired(mount("accounts", "/v1/accounts", "acct", "")),
+            desired(mount("payments", "/v2/payments", "pay", "")),
+        ];
+        w.converge(&both);
+        let one = vec![both[1].clone()];
+        let p = w.plan(&one, &[], false);
+        assert_eq!(p.cleanups.len(), 1);
+        let lines: Vec<String> = p.cleanups[0]
+            .changes
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert!(lines[0].starts_with("- permission"), "{lines:?}");
+        assert!(lines[1].starts_with("- permission"), "{lines:?}");
+        assert_eq!(
+            &lines[2..],
+            [
+                "- resource /v1/accounts/{proxy+}",
+                "- resource /v1/accounts",
+                "- resource /v1"
+            ]
+        );
+        w.converge(&one);
+        assert_eq!(
+            w.paths(),
+            vec!["/", "/v2", "/v2/payments", "/v2/payments/{proxy+}"]
+        );
+        assert_eq!(w.statements("acct"), 0);
+    }
+
+    #[test]
+    fn removing_the_outer_of_nested_mounts_keeps_the_inner() {
+        let mut w = world();
+        let both = vec![
+            desired(mount("accounts", "/accounts", "acct", "")),
+            desired(mount("admin", "/accounts/admin", "admin", "")),
+        ];
+        w.converge(&both);
+        let inner = vec![both[1].clone()];
+        let p = w.plan(&inner, &[], false);
+        let lines: Vec<String> = p.changes().map(|c| c.to_string()).collect();
+        assert!(
+            lines.contains(&"- method ANY /accounts".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"- resource /accounts/{proxy+}".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            !lines.contains(&"- resource /accounts".to_string()),
+            "{lines:?}"
+        );
+        w.converge(&inner);
+        assert!(w.api.get("/accounts/admin/{proxy+}").is_some());
+        assert!(w.api.get("/accounts").unwrap().methods.is_empty());
+        assert_eq!(w.statements("admin"), 2);
+    }
+
+    #[test]
+    fn foreign_and_other_owner_routes_conflict_and_are_never_touched() {
+        let mut w = world();
+        w.foreign("/legacy", "GET", None);
+        w.foreign("/other", "ANY", Some("apimount:team-b:other"));
+        w.foreign("/keep", "GET", Some("getKeep"));
+        let ms = vec![
+            desired(mount("legacy", "/legacy", "acct", "  proxy: false\n")),
+            desired(mount("other", "/other", "pay", "")),
+            desired(mount("fine", "/fine", "admin", "")),
+        ];
+        let p = w.plan(&ms, &[], false);
+        let blocked: Vec<(&str, Reason)> = p
+            .blocked()
+            .map(|(m, pr)| (m.name.as_str(), pr.reason))
+            .collect();
+        assert_eq!(
+            blocked,
+            vec![
+                ("legacy", Reason::PathConflict),
+                ("other", Reason::PathConflict)
+            ]
+        );
+        for c in p.changes() {
+            let s = c.to_string();
+            assert!(
+                !s.contains("/legacy") && !s.contains("/other") && !s.contains("/keep"),
+                "{s}"
+            );
+        }
+        assert!(p.cleanups.is_empty());
+    }
+
+    #[test]
+    fn adopting_a_route_of_the_same_shape() {
+        let mut w = world();
+        let m = mount(
+            "accounts",
+            "/accounts",
+            "acct",
+            "  proxy: false\n  adopt: true\n",
+        );
+        // Made by another tool: same function, no marker.
+        w.foreign("/accounts", "ANY", Some("serverless"));
+        {
+            let mm = w
+                .api
+                .resources
+                .get_mut("/accounts")
+                .unwrap()
+                .methods
+                .get_mut("ANY")
+                .unwrap();
+            mm.integration = Some(ObservedIntegration {
+                kind: "AWS_PROXY".into(),
+                http_method: Some("POST".into()),
+                uri: Some(func("acct").integration_uri(REGION)),
+            });
+        }
+        let p = w.converge(&[desired(m.clone())]);
+        assert!(p.changes().any(|c| c.to_string().contains("adopt")));
+        // A different shape is not adopted.
+        let mut w2 = world();
+        w2.foreign("/accounts", "ANY", Some("serverless"));
+        let p = w2.plan(&[desired(m)], &[], false);
+        assert_eq!(p.blocked().count(), 1);
+    }
+
+    #[test]
+    fn invalid_manifests_and_unknown_files_keep_routes() {
+        let mut w = world();
+        let both = vec![
+            desired(mount("accounts", "/accounts", "acct", "")),
+            desired(mount("payments", "/payments", "pay", "")),
+        ];
+        w.converge(&both);
+        let one = vec![both[0].clone()];
+        // payments' file is invalid but its name is known: nothing of it goes.
+        assert!(w.plan(&one, &["payments"], false).is_empty());
+        // A file of unknown name failed: nothing goes at all.
+        let p = w.plan(&one, &[], true);
+        assert!(p.is_empty());
+        assert_eq!(p.notes.len(), 1);
+        // The incumbent's path can't be taken by another mount of ours meanwhile.
+        let thief = vec![
+            one[0].clone(),
+            desired(mount("thief", "/payments", "acct", "")),
+        ];
+        let p = w.plan(&thief, &["payments"], false);
+        assert_eq!(p.blocked().next().unwrap().1.reason, Reason::PathConflict);
+    }
+
+    #[test]
+    fn missing_function_blocks_only_its_mount() {
+        let mut w = world();
+        let mut bad = desired(mount("ghost", "/ghost", "ghost", ""));
+        bad.function = Err(Problem::new(Reason::FunctionNotFound, "no such function"));
+        let ms = vec![bad, desired(mount("accounts", "/accounts", "acct", ""))];
+        let p = w.plan(&ms, &[], false);
+        assert_eq!(p.blocked().count(), 1);
+        assert!(p.changes().any(|c| c.to_string().contains("/accounts")));
+        assert!(!p.changes().any(|c| c.to_string().contains("/ghost")));
+        w.apply(&p.changes().cloned().collect::<Vec<_>>());
+        assert!(w.plan(&ms, &[], false).is_empty());
+    }
+
+    #[test]
+    fn repointing_removes_the_old_statement_after_deploying() {
+        let mut w = world();
+        w.converge(&[desired(mount("accounts", "/accounts", "acct", ""))]);
+        let moved = vec![desired(mount("accounts", "/accounts", "pay", ""))];
+        let p = w.plan(&moved, &[], false);
+        assert_eq!(p.after_deploy.len(), 2, "{p:#?}");
+        assert!(p.cleanups.is_empty());
+        w.converge(&moved);
+        assert_eq!(w.statements("acct"), 0);
+        assert_eq!(w.statements("pay"), 2);
+    }
+
+    #[test]
+    fn methods_and_proxy_changes() {
+        let mut w = world();
+        w.converge(&[desired(mount("accounts", "/accounts", "acct", ""))]);
+        let narrower = vec![desired(mount(
+            "accounts",
+            "/accounts",
+            "acct",
+            "  methods: [GET, POST]\n  proxy: false\n  authorization: AWS_IAM\n  apiKeyRequired: true\n",
+        ))];
+        w.converge(&narrower);
+        assert_eq!(w.paths(), vec!["/", "/accounts"]);
+        let r = w.api.get("/accounts").unwrap();
+        assert_eq!(r.methods.keys().collect::<Vec<_>>(), vec!["GET", "POST"]);
+        assert_eq!(
+            r.methods["GET"].authorization_type,
+            Authorization::AwsIam.as_str()
+        );
+        assert_eq!(w.statements("acct"), 1);
+    }
+
+    #[test]
+    fn variable_sibling_blocks_proxy() {
+        let mut w = world();
+        w.add_resource("/accounts");
+        w.add_resource("/accounts/{id}");
+        let p = w.plan(
+            &[desired(mount("accounts", "/accounts", "acct", ""))],
+            &[],
+            false,
+        );
+        assert_eq!(p.blocked().next().unwrap().1.reason, Reason::PathConflict);
+    }
+
+    #[test]
+    fn unreadable_policy_blocks_the_mount_and_deletes_nothing() {
+        let mut w = world();
+        let ms = vec![desired(mount("accounts", "/accounts", "acct", ""))];
+        w.converge(&ms);
+        w.policies.insert(func("acct").arn(), None);
+        let p = w.plan(&ms, &[], false);
+        assert_eq!(p.blocked().next().unwrap().1.reason, Reason::AwsError);
+        assert!(p.is_empty());
+    }
 }

@@ -37,8 +37,8 @@ use futures::stream::{self, StreamExt};
 use crate::aws::{Aws, AwsError, AwsErrorKind, StageInfo};
 use crate::manifest::{self, ErrorKind, FunctionRef, ManifestError, Mount};
 use crate::model::{
-    deployment_description, fingerprint_in_description, owner_fingerprint, ObservedApi,
-    Ownership, PolicyStatement, ResolvedFunction,
+    deployment_description, fingerprint_in_description, owner_fingerprint, ObservedApi, Ownership,
+    PolicyStatement, ResolvedFunction,
 };
 use crate::plan::{self, Change, DesiredMount, MountAction, Plan, PlanInput};
 use crate::settings::Target;
@@ -256,7 +256,7 @@ impl Reconciler {
             }
         }
         let fetched: Vec<(String, Option<Vec<PolicyStatement>>)> =
-            stream::iter(functions.into_iter())
+            stream::iter(functions)
                 .map(|(arn, f)| async move {
                     match self.aws.get_policy(&f).await {
                         Ok(p) => (arn, Some(p)),
@@ -291,32 +291,30 @@ impl Reconciler {
 
         if mode == Mode::Plan {
             fill_plan_report(report, &plan, &desired);
-            report.deploy_pending = stage_behind
-                || plan
-                    .changes()
-                    .any(|c| c.affects_deployment());
+            report.deploy_pending = stage_behind || plan.changes().any(|c| c.affects_deployment());
             return;
         }
 
         // Apply.
-        let mut exec = Executor {
-            aws: &self.aws,
-            api_id: &t.rest_api_id,
-            ids: api
-                .resources
-                .values()
-                .map(|r| (r.path.clone(), r.id.clone()))
-                .collect(),
-            functions: desired
-                .iter()
-                .filter_map(|d| d.function.as_ref().ok())
-                .map(|f| (f.arn(), f.clone()))
-                .chain(policies.keys().filter_map(|arn| {
-                    ResolvedFunction::from_arn(arn).map(|f| (arn.clone(), f))
-                }))
-                .collect(),
-            wrote_routes: false,
-        };
+        let mut exec =
+            Executor {
+                aws: &self.aws,
+                api_id: &t.rest_api_id,
+                ids: api
+                    .resources
+                    .values()
+                    .map(|r| (r.path.clone(), r.id.clone()))
+                    .collect(),
+                functions: desired
+                    .iter()
+                    .filter_map(|d| d.function.as_ref().ok())
+                    .map(|f| (f.arn(), f.clone()))
+                    .chain(policies.keys().filter_map(|arn| {
+                        ResolvedFunction::from_arn(arn).map(|f| (arn.clone(), f))
+                    }))
+                    .collect(),
+                wrote_routes: false,
+            };
         for (mp, d) in plan.mounts.iter().zip(&desired) {
             let mut mr = mount_report(&d.mount, &d.function);
             match &mp.action {
@@ -352,7 +350,10 @@ impl Reconciler {
         // Deploy if what the stage serves is behind this owner's routes.
         let needs_deploy = exec.wrote_routes || stage_behind;
         if needs_deploy {
-            match self.deploy(&api, exec.wrote_routes, &stage, deployed_fp.as_deref()).await {
+            match self
+                .deploy(&api, exec.wrote_routes, &stage, deployed_fp.as_deref())
+                .await
+            {
                 Ok(id) => report.deployment = id,
                 Err(e) => {
                     report.deploy_pending = true;
@@ -410,7 +411,10 @@ impl Reconciler {
             if partition != &f.partition {
                 return Err(Problem::new(
                     Reason::FunctionNotFound,
-                    format!("function ARN is in partition {partition}, but the API is in {}", f.partition),
+                    format!(
+                        "function ARN is in partition {partition}, but the API is in {}",
+                        f.partition
+                    ),
                 ));
             }
         }
@@ -623,7 +627,11 @@ impl Executor<'_> {
         let (parent, part) = path.rsplit_once('/').expect("absolute path");
         let parent = if parent.is_empty() { "/" } else { parent };
         let parent_id = Box::pin(self.ensure_path(parent)).await?;
-        match self.aws.create_resource(self.api_id, &parent_id, part).await {
+        match self
+            .aws
+            .create_resource(self.api_id, &parent_id, part)
+            .await
+        {
             Ok(id) => {
                 tracing::info!(path, "created resource");
                 self.ids.insert(path.to_string(), id.clone());
@@ -770,6 +778,7 @@ pub fn invalid_reason(e: &ManifestError) -> Reason {
 
 /// Whether any method on the API belongs to `owner`.
 pub fn owner_has_routes(api: &ObservedApi, owner: &str) -> bool {
-    api.methods()
-        .any(|(_, _, m)| matches!(m.ownership(), Ownership::Apimount { owner: o, .. } if o == owner))
+    api.methods().any(
+        |(_, _, m)| matches!(m.ownership(), Ownership::Apimount { owner: o, .. } if o == owner),
+    )
 }

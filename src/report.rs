@@ -74,7 +74,15 @@ pub fn render_pass(r: &PassReport, mode: Mode) -> String {
     if !r.after_deploy.is_empty() {
         let _ = writeln!(s, "after the deployment");
         for c in &r.after_deploy {
-            let _ = writeln!(s, "  {}{}", c.change, c.error.as_deref().map(|e| format!("  FAILED: {e}")).unwrap_or_default());
+            let _ = writeln!(
+                s,
+                "  {}{}",
+                c.change,
+                c.error
+                    .as_deref()
+                    .map(|e| format!("  FAILED: {e}"))
+                    .unwrap_or_default()
+            );
         }
     }
     for n in &r.notes {

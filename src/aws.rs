@@ -182,14 +182,24 @@ pub struct Aws {
 }
 
 impl Aws {
-    pub fn new(config: &aws_config::SdkConfig) -> Result<Aws, String> {
+    /// Clients from the shared configuration; with `metrics`, every call is counted.
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>,
+    ) -> Result<Aws, String> {
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
             "no AWS region is configured: set AWS_REGION (or a region in your AWS profile)"
                 .to_string()
         })?;
+        let mut apigw = aws_sdk_apigateway::config::Builder::from(config);
+        let mut lambda = aws_sdk_lambda::config::Builder::from(config);
+        if let Some(m) = metrics {
+            apigw = apigw.interceptor(m.interceptor());
+            lambda = lambda.interceptor(m.interceptor());
+        }
         Ok(Aws {
-            apigw: aws_sdk_apigateway::Client::new(config),
-            lambda: aws_sdk_lambda::Client::new(config),
+            apigw: aws_sdk_apigateway::Client::from_conf(apigw.build()),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
             region,
         })
     }

@@ -11,12 +11,17 @@
 //! - [`report`]: renders plans and pass results for people.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod aws;
+pub mod controller;
 pub mod manifest;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
+pub mod s3source;
+pub mod schema;
 pub mod settings;
 pub mod source;
 pub mod status;

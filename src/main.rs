@@ -4,12 +4,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
+use apimount::admin::Health;
 use apimount::aws::{self, Aws, ClientOptions};
+use apimount::controller::{self, LoopOptions, Source};
+use apimount::metrics::Metrics;
 use apimount::reconcile::{Mode, Reconciler};
+use apimount::s3source::{S3Location, S3Source};
 use apimount::settings::{self, Target};
 use apimount::source::{self, NameMemory};
 use apimount::{manifest, report};
@@ -33,6 +39,77 @@ enum Command {
     Plan(TargetArgs),
     /// Run one reconcile pass. Exit 0 when the gateway matches every valid manifest.
     Apply(TargetArgs),
+    /// Run the controller: watch the manifests, reconcile, resync, serve /metrics.
+    Run(RunArgs),
+    /// Show each mount's state against the live gateway (read-only).
+    Status(StatusArgs),
+    /// Ask a running controller's /healthz; exit 0 when healthy (for container HEALTHCHECK).
+    Healthcheck {
+        /// Address of the admin endpoint.
+        #[arg(long, env = "APIMOUNT_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
+        admin_addr: String,
+    },
+    /// Print the JSON Schema (draft-07) of a ServiceMount manifest.
+    Schema,
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Manifest source: a folder path or s3://bucket/prefix (overrides --manifests).
+    #[arg(long, env = "APIMOUNT_SOURCE")]
+    source: Option<String>,
+    /// Full resync interval (a pass even when nothing changed), e.g. 60s, 5m.
+    #[arg(long, env = "APIMOUNT_RESYNC_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    resync_interval: Duration,
+    /// How often an S3 source is listed, e.g. 15s.
+    #[arg(long, env = "APIMOUNT_POLL_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    poll_interval: Duration,
+    /// Quiet time after a folder change before the pass starts.
+    #[arg(long, env = "APIMOUNT_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
+    debounce: Duration,
+    /// Address of the admin endpoint (/healthz, /readyz, /metrics).
+    #[arg(long, env = "APIMOUNT_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
+    admin_addr: String,
+    /// Log format: text or json.
+    #[arg(long, env = "APIMOUNT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[derive(Args, Clone)]
+struct StatusArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Output: table or json.
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    output: String,
+    /// Draw the gateway's whole route tree with who serves each path.
+    #[arg(long)]
+    tree: bool,
+}
+
+/// Parses 250ms, 15s, 5m, 1h (a bare number is seconds).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration such as 500ms, 15s, 5m or 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s, m or h)")),
+    };
+    if !(0.0..=86_400.0 * 7.0).contains(&secs) {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[derive(Args, Clone)]
@@ -59,11 +136,24 @@ struct TargetArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let json_logs = matches!(&cli.command, Command::Run(r) if r.log_format == "json");
+    let default_level = if matches!(cli.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_tracing(json_logs, default_level);
     let result = match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Plan(args) => run_pass(&args, Mode::Plan),
         Command::Apply(args) => run_pass(&args, Mode::Apply),
+        Command::Run(args) => run_controller(&args),
+        Command::Status(args) => status(&args),
+        Command::Healthcheck { admin_addr } => healthcheck(&admin_addr),
+        Command::Schema => {
+            println!("{}", apimount::schema::servicemount_schema_json());
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -74,14 +164,158 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(json: bool, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    // The SDK's own crates log request details at debug level; keep them quiet
+    // unless asked for by name, so no signed header ever reaches a log line.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{default_level},aws_smithy_runtime=warn,aws_sigv4=warn,aws_config=warn,hyper=warn,rustls=warn"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        builder
+            .with_ansi(std::env::var_os("NO_COLOR").is_none())
+            .init();
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn check_target(args: &TargetArgs) -> anyhow::Result<String> {
+    let Some(api_id) = args.rest_api_id.clone() else {
+        bail!("--rest-api-id (or APIMOUNT_REST_API_ID) is required");
+    };
+    settings::check_rest_api_id(&api_id).map_err(anyhow::Error::msg)?;
+    settings::check_owner(&args.owner).map_err(anyhow::Error::msg)?;
+    settings::check_stage(&args.stage).map_err(anyhow::Error::msg)?;
+    Ok(api_id)
+}
+
+async fn reconciler(
+    args: &TargetArgs,
+    api_id: String,
+    metrics: Option<&Arc<Metrics>>,
+) -> anyhow::Result<(Reconciler, aws_config::SdkConfig)> {
+    let config = aws::load_config(&ClientOptions::default()).await;
+    let aws = Aws::new(&config, metrics).map_err(anyhow::Error::msg)?;
+    let target = Target {
+        rest_api_id: api_id,
+        stage: args.stage.clone(),
+        owner: args.owner.clone(),
+        region: aws.region().to_string(),
+    };
+    Ok((Reconciler::new(aws, target), config))
+}
+
+fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
+    let api_id = check_target(&args.target)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let metrics = Metrics::new();
+        let (reconciler, config) = reconciler(&args.target, api_id, Some(&metrics)).await?;
+        let source = match args.source.as_deref() {
+            Some(s) if s.starts_with("s3://") => {
+                let loc = S3Location::parse(s).map_err(anyhow::Error::msg)?;
+                Source::S3(Box::new(S3Source::new(&config, loc, Some(&metrics))))
+            }
+            Some(dir) => Source::Dir(PathBuf::from(dir)),
+            None => Source::Dir(args.target.source.manifests.clone()),
+        };
+        let health = Arc::new(Health::default());
+        health.beat();
+        let listener = tokio::net::TcpListener::bind(&args.admin_addr)
+            .await
+            .with_context(|| format!("cannot listen on --admin-addr {}", args.admin_addr))?;
+        tracing::info!(addr = %listener.local_addr()?, "admin endpoint listening");
+        let max_silence =
+            args.resync_interval.max(Duration::from_secs(60)) * 3 + Duration::from_secs(300);
+        let admin = tokio::spawn(apimount::admin::serve(
+            listener,
+            health.clone(),
+            metrics.clone(),
+            max_silence,
+        ));
+        let reconciler = Arc::new(reconciler);
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let stopper = reconciler.stopper();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            stopper.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = tx.send(true);
+        });
+        let opts = LoopOptions {
+            resync_interval: args.resync_interval,
+            debounce: args.debounce,
+            poll_interval: args.poll_interval,
+            ..LoopOptions::default()
+        };
+        controller::run(reconciler, source, opts, metrics, health, rx)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        admin.abort();
+        tracing::info!("apimount stopped");
+        Ok(0)
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn healthcheck(addr: &str) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(apimount::admin::check(addr)) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            Ok(1)
+        }
+    }
+}
+
+fn status(args: &StatusArgs) -> anyhow::Result<u8> {
+    let api_id = check_target(&args.target)?;
+    let snap = source::load_dir(&args.target.source.manifests, &mut NameMemory::new())?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let (reconciler, _) = reconciler(&args.target, api_id, None).await?;
+        let r = reconciler.pass(&snap, Mode::Plan).await;
+        if let Some(f) = &r.fatal {
+            bail!("{f}");
+        }
+        let out = if args.output == "json" {
+            report::status_json(&r, &args.target.owner)
+        } else if args.tree {
+            report::render_tree(&r, &args.target.owner)
+        } else {
+            report::render_status(&r)
+        };
+        print!("{out}");
+        Ok(0)
+    })
 }
 
 fn validate(args: &SourceArgs) -> anyhow::Result<u8> {
@@ -114,28 +348,11 @@ fn validate(args: &SourceArgs) -> anyhow::Result<u8> {
 }
 
 fn run_pass(args: &TargetArgs, mode: Mode) -> anyhow::Result<u8> {
-    let Some(api_id) = args.rest_api_id.clone() else {
-        bail!("--rest-api-id (or APIMOUNT_REST_API_ID) is required");
-    };
-    settings::check_rest_api_id(&api_id).map_err(anyhow::Error::msg)?;
-    settings::check_owner(&args.owner).map_err(anyhow::Error::msg)?;
-    settings::check_stage(&args.stage).map_err(anyhow::Error::msg)?;
+    let api_id = check_target(args)?;
     let snap = source::load_dir(&args.source.manifests, &mut NameMemory::new())
         .context("no pass was run, nothing was changed")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let config = aws::load_config(&ClientOptions::default()).await;
-        let aws = Aws::new(&config).map_err(anyhow::Error::msg)?;
-        let target = Target {
-            rest_api_id: api_id,
-            stage: args.stage.clone(),
-            owner: args.owner.clone(),
-            region: aws.region().to_string(),
-        };
-        let reconciler = Reconciler::new(aws, target);
+    runtime()?.block_on(async {
+        let (reconciler, _) = reconciler(args, api_id, None).await?;
         let r = reconciler.pass(&snap, mode).await;
         print!("{}", report::render_pass(&r, mode));
         let code = if r.fatal.is_some() {

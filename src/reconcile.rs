@@ -29,7 +29,8 @@
 //!   recognisable as ours later and stay (they serve nothing).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
@@ -91,6 +92,8 @@ pub struct PassReport {
     pub fatal: Option<String>,
     pub fatal_reason: Option<Reason>,
     pub duration: Duration,
+    /// The gateway as observed (plan mode only), for `status --tree`.
+    pub api: Option<ObservedApi>,
 }
 
 impl PassReport {
@@ -127,6 +130,8 @@ pub struct Reconciler {
     target: Target,
     functions: Mutex<HashMap<FunctionRef, ResolvedFunction>>,
     descriptions: Mutex<HashMap<String, Option<String>>>,
+    /// Set on shutdown: the pass stops before its next change.
+    stop: Arc<AtomicBool>,
 }
 
 fn problem_from(e: &AwsError, what: &str) -> Problem {
@@ -152,7 +157,21 @@ impl Reconciler {
             target,
             functions: Mutex::new(HashMap::new()),
             descriptions: Mutex::new(HashMap::new()),
+            stop: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A flag that, once set, makes the running pass stop at the next safe
+    /// point: between two AWS calls. Every call leaves the gateway in a state
+    /// the next pass understands (a method is created with its owner marker
+    /// in the same call), so any such point is safe.
+    pub fn stopper(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Forgets cached function resolutions (a function may have been recreated).
+    pub fn forget_functions(&self) {
+        self.functions.lock().expect("lock").clear();
     }
 
     pub fn target(&self) -> &Target {
@@ -291,6 +310,7 @@ impl Reconciler {
 
         if mode == Mode::Plan {
             fill_plan_report(report, &plan, &desired);
+            report.api = Some(api.clone());
             report.deploy_pending = stage_behind || plan.changes().any(|c| c.affects_deployment());
             return;
         }
@@ -314,6 +334,7 @@ impl Reconciler {
                     }))
                     .collect(),
                 wrote_routes: false,
+                stop: &self.stop,
             };
         for (mp, d) in plan.mounts.iter().zip(&desired) {
             let mut mr = mount_report(&d.mount, &d.function);
@@ -347,8 +368,10 @@ impl Reconciler {
             report.cleanups.push((c.mount.clone(), outcomes));
         }
 
-        // Deploy if what the stage serves is behind this owner's routes.
-        let needs_deploy = exec.wrote_routes || stage_behind;
+        // Deploy if what the stage serves is behind this owner's routes. On
+        // shutdown the next start deploys instead (the fingerprint tells it).
+        let needs_deploy =
+            (exec.wrote_routes || stage_behind) && !self.stop.load(Ordering::Relaxed);
         if needs_deploy {
             match self
                 .deploy(&api, exec.wrote_routes, &stage, deployed_fp.as_deref())
@@ -573,6 +596,7 @@ struct Executor<'a> {
     functions: BTreeMap<String, ResolvedFunction>,
     /// Whether any change altered what a deployment would contain.
     wrote_routes: bool,
+    stop: &'a AtomicBool,
 }
 
 impl Executor<'_> {
@@ -581,6 +605,18 @@ impl Executor<'_> {
     async fn run_all(&mut self, changes: &[Change]) -> (Vec<ChangeOutcome>, Option<Problem>) {
         let mut out = Vec::new();
         for (i, c) in changes.iter().enumerate() {
+            if self.stop.load(Ordering::Relaxed) {
+                for rest in &changes[i..] {
+                    out.push(ChangeOutcome {
+                        change: rest.clone(),
+                        error: Some("skipped: shutting down".into()),
+                    });
+                }
+                return (
+                    out,
+                    Some(Problem::new(Reason::AwsError, "interrupted by shutdown")),
+                );
+            }
             match self.run(c).await {
                 Ok(()) => {
                     tracing::info!(change = %c, "applied");

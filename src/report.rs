@@ -129,3 +129,187 @@ pub fn render_pass(r: &PassReport, mode: Mode) -> String {
     }
     s
 }
+
+/// One row per mount and per rejected manifest, as `apimount status` shows them.
+struct Row {
+    manifest: String,
+    name: String,
+    path: String,
+    function: String,
+    state: String,
+    reason: String,
+    message: String,
+}
+
+fn rows(r: &PassReport) -> Vec<Row> {
+    let mut out = Vec::new();
+    for m in &r.mounts {
+        let state = match (m.state, r.deploy_pending) {
+            // In sync but the stage does not serve it yet.
+            (State::Ready, true) => State::Progressing,
+            (s, _) => s,
+        };
+        out.push(Row {
+            manifest: m.file.clone(),
+            name: m.name.clone(),
+            path: m.path.clone(),
+            function: m.function.clone(),
+            state: state.to_string(),
+            reason: m
+                .problem
+                .as_ref()
+                .map(|p| p.reason.to_string())
+                .unwrap_or_else(|| {
+                    if state == State::Progressing {
+                        "ChangesPending".into()
+                    } else {
+                        String::new()
+                    }
+                }),
+            message: m
+                .problem
+                .as_ref()
+                .map(|p| p.message.clone())
+                .unwrap_or_default(),
+        });
+    }
+    for e in &r.invalid {
+        out.push(Row {
+            manifest: e.file.display().to_string(),
+            name: String::new(),
+            path: String::new(),
+            function: String::new(),
+            state: State::Failed.to_string(),
+            reason: crate::reconcile::invalid_reason(e).to_string(),
+            message: e.to_string(),
+        });
+    }
+    out
+}
+
+/// The status table.
+pub fn render_status(r: &PassReport) -> String {
+    let rows = rows(r);
+    let headers = ["MANIFEST", "PATH", "FUNCTION", "STATE", "REASON"];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|row| {
+            [
+                row.manifest.clone(),
+                row.path.clone(),
+                row.function.clone(),
+                row.state.clone(),
+                row.reason.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for c in &cells {
+        for (i, v) in c.iter().enumerate() {
+            widths[i] = widths[i].max(v.len());
+        }
+    }
+    let mut s = String::new();
+    let line = |s: &mut String, vals: [&str; 5]| {
+        let mut l = String::new();
+        for (i, v) in vals.iter().enumerate() {
+            let _ = write!(l, "{:<w$}  ", v, w = widths[i]);
+        }
+        let _ = writeln!(s, "{}", l.trim_end());
+    };
+    line(&mut s, headers);
+    for c in &cells {
+        line(&mut s, [&c[0], &c[1], &c[2], &c[3], &c[4]]);
+    }
+    for row in rows.iter().filter(|r| !r.message.is_empty()) {
+        let who = if row.name.is_empty() {
+            row.manifest.as_str()
+        } else {
+            row.name.as_str()
+        };
+        let _ = writeln!(s, "\n{who}: {}", row.message);
+    }
+    s
+}
+
+/// The status as JSON for scripts.
+pub fn status_json(r: &PassReport, owner: &str) -> String {
+    let mounts: Vec<serde_json::Value> = rows(r)
+        .into_iter()
+        .map(|row| {
+            serde_json::json!({
+                "manifest": row.manifest,
+                "name": row.name,
+                "path": row.path,
+                "function": row.function,
+                "state": row.state,
+                "reason": row.reason,
+                "message": row.message,
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "owner": owner,
+        "revision": r.revision,
+        "deployPending": r.deploy_pending,
+        "mounts": mounts,
+    });
+    let mut s = serde_json::to_string_pretty(&v).expect("json");
+    s.push('\n');
+    s
+}
+
+/// The whole route tree of the API, with who serves each method.
+pub fn render_tree(r: &PassReport, owner: &str) -> String {
+    use crate::model::Ownership;
+    let mut s = String::new();
+    let Some(api) = &r.api else {
+        return s;
+    };
+    for res in api.resources.values() {
+        let depth = if res.path == "/" {
+            0
+        } else {
+            res.path.matches('/').count()
+        };
+        let name = if res.path == "/" {
+            "/".to_string()
+        } else {
+            format!("/{}", res.path.rsplit('/').next().unwrap_or(""))
+        };
+        let _ = writeln!(s, "{}{}", "  ".repeat(depth), name);
+        for (verb, m) in &res.methods {
+            let who = match m.ownership() {
+                Ownership::Apimount { owner: o, mount } if o == owner => {
+                    format!("mount {mount} (this owner)")
+                }
+                Ownership::Apimount { owner: o, mount } => {
+                    format!("mount {mount} of owner {o}")
+                }
+                Ownership::Foreign => format!(
+                    "foreign{}",
+                    m.operation_name
+                        .as_deref()
+                        .map(|o| format!(" (operationName {o})"))
+                        .unwrap_or_default()
+                ),
+            };
+            let target = m
+                .integration
+                .as_ref()
+                .and_then(|i| i.uri.as_deref())
+                .map(|u| {
+                    crate::model::ResolvedFunction::from_integration_uri(u)
+                        .map(|f| f.name)
+                        .unwrap_or_else(|| u.to_string())
+                })
+                .unwrap_or_else(|| "(no integration)".into());
+            let _ = writeln!(
+                s,
+                "{}{verb:<7} -> {target:<24} {who}",
+                "  ".repeat(depth + 1)
+            );
+        }
+    }
+    s
+}

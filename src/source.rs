@@ -66,23 +66,53 @@ pub fn load_dir(dir: &Path, memory: &mut NameMemory) -> Result<Snapshot, SourceE
     }
     names.sort();
 
+    let entries = names
+        .into_iter()
+        .filter_map(|(name, path)| {
+            let shown = dir.join(&name);
+            match read_inside(&root, &path) {
+                Ok(Some(b)) => Some(FileEntry {
+                    shown,
+                    content: Ok(b),
+                }),
+                Ok(None) => None, // a directory named like a manifest
+                Err(message) => Some(FileEntry {
+                    shown,
+                    content: Err(message),
+                }),
+            }
+        })
+        .collect();
+    Ok(build_snapshot(entries, memory))
+}
+
+/// One manifest file as a source delivers it.
+#[derive(Debug, Clone)]
+pub struct FileEntry {
+    /// The name shown in messages (a path, or s3://bucket/key).
+    pub shown: PathBuf,
+    /// The bytes, or why they could not be had.
+    pub content: Result<Vec<u8>, String>,
+}
+
+/// Parses a set of files into a snapshot. Used by every source.
+pub fn build_snapshot(mut entries: Vec<FileEntry>, memory: &mut NameMemory) -> Snapshot {
+    entries.sort_by(|a, b| a.shown.cmp(&b.shown));
     let mut snap = Snapshot::default();
     let mut hasher = Sha256::new();
-    let shown_dir = dir.to_path_buf();
-    for (name, path) in names {
-        let shown = shown_dir.join(&name);
-        let bytes = match read_inside(&root, &path) {
-            Ok(Some(b)) => b,
-            Ok(None) => continue, // a directory named like a manifest
+    for entry in entries {
+        let shown = entry.shown;
+        let name = shown.display().to_string();
+        snap.files += 1;
+        let bytes = match entry.content {
+            Ok(b) => b,
             Err(message) => {
                 hasher.update(name.as_bytes());
                 hasher.update(b"\0unreadable\0");
-                snap.files += 1;
                 push_failure(&mut snap, memory, &shown, None, message);
                 continue;
             }
         };
-        snap.files += 1;
         hasher.update(name.as_bytes());
         hasher.update(b"\0");
         hasher.update(&bytes);
@@ -94,9 +124,7 @@ pub fn load_dir(dir: &Path, memory: &mut NameMemory) -> Result<Snapshot, SourceE
             }
             Err(errors) => {
                 let salvaged = manifest::salvage_name(&bytes);
-                for e in errors {
-                    snap.errors.push(e);
-                }
+                snap.errors.extend(errors);
                 retain(&mut snap, memory, &shown, salvaged);
             }
         }
@@ -113,7 +141,7 @@ pub fn load_dir(dir: &Path, memory: &mut NameMemory) -> Result<Snapshot, SourceE
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Ok(snap)
+    snap
 }
 
 fn push_failure(

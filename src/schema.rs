@@ -1,0 +1,15 @@
+//! The JSON Schema of a ServiceMount, generated from the same types that
+//! parse manifests, in draft-07 (the draft editors' YAML plugins read).
+
+use schemars::generate::SchemaSettings;
+
+use crate::manifest::ServiceMountDoc;
+
+/// The schema as pretty-printed JSON, with a trailing newline.
+pub fn servicemount_schema_json() -> String {
+    let generator = SchemaSettings::draft07().into_generator();
+    let schema = generator.into_root_schema_for::<ServiceMountDoc>();
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serialises");
+    s.push('\n');
+    s
+}

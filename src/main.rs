@@ -2,6 +2,7 @@
 //! library together. The logic lives in the library.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -184,7 +185,9 @@ fn init_tracing(json: bool, default_level: &str) {
             .init();
     } else {
         builder
-            .with_ansi(std::env::var_os("NO_COLOR").is_none())
+            .with_ansi(
+                std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+            )
             .init();
     }
 }

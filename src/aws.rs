@@ -22,6 +22,7 @@ use crate::model::{
     MethodSettings, ObservedApi, ObservedIntegration, ObservedMethod, ObservedResource,
     PolicyStatement, ResolvedFunction,
 };
+use crate::pacing::{Op as Paced, Pacer};
 
 /// What kind of failure, as far as the reconciler cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +180,7 @@ pub struct Aws {
     apigw: aws_sdk_apigateway::Client,
     lambda: aws_sdk_lambda::Client,
     region: String,
+    pacer: std::sync::Arc<Pacer>,
 }
 
 impl Aws {
@@ -191,7 +193,8 @@ impl Aws {
             "no AWS region is configured: set AWS_REGION (or a region in your AWS profile)"
                 .to_string()
         })?;
-        let mut apigw = aws_sdk_apigateway::config::Builder::from(config);
+        let mut apigw = aws_sdk_apigateway::config::Builder::from(config)
+            .retry_classifier(RetryConcurrentModification);
         let mut lambda = aws_sdk_lambda::config::Builder::from(config);
         if let Some(m) = metrics {
             apigw = apigw.interceptor(m.interceptor());
@@ -201,7 +204,14 @@ impl Aws {
             apigw: aws_sdk_apigateway::Client::from_conf(apigw.build()),
             lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
             region,
+            pacer: std::sync::Arc::new(Pacer::aws_quotas()),
         })
+    }
+
+    /// Replaces the pacer (e.g. to disable pacing against an emulator).
+    pub fn with_pacer(mut self, pacer: Pacer) -> Aws {
+        self.pacer = std::sync::Arc::new(pacer);
+        self
     }
 
     /// The region of the API, from the configuration chain.
@@ -214,6 +224,7 @@ impl Aws {
         let mut out = Vec::new();
         let mut position: Option<String> = None;
         loop {
+            self.pacer.take(Paced::GetResources).await;
             let page = self
                 .apigw
                 .get_resources()
@@ -272,6 +283,7 @@ impl Aws {
         api_id: &str,
         stage: &str,
     ) -> Result<Option<StageInfo>, AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
         match self
             .apigw
             .get_stage()
@@ -299,6 +311,7 @@ impl Aws {
         api_id: &str,
         deployment_id: &str,
     ) -> Result<Option<String>, AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
         match self
             .apigw
             .get_deployment()
@@ -322,6 +335,7 @@ impl Aws {
     /// Resolves a function reference to its ARN with GetFunction.
     pub async fn resolve_function(&self, f: &FunctionRef) -> Result<ResolvedFunction, AwsError> {
         let name = unqualified_arn(f);
+        self.pacer.take(Paced::GetFunction).await;
         let out = self
             .lambda
             .get_function()
@@ -359,6 +373,7 @@ impl Aws {
             qualifier: None,
             ..function.clone()
         };
+        self.pacer.take(Paced::Lambda).await;
         match self
             .lambda
             .get_policy()
@@ -399,6 +414,7 @@ impl Aws {
         parent_id: &str,
         path_part: &str,
     ) -> Result<String, AwsError> {
+        self.pacer.take(Paced::CreateResource).await;
         let out = self
             .apigw
             .create_resource()
@@ -412,6 +428,7 @@ impl Aws {
     }
 
     pub async fn delete_resource(&self, api_id: &str, resource_id: &str) -> Result<(), AwsError> {
+        self.pacer.take(Paced::DeleteResource).await;
         match self
             .apigw
             .delete_resource()
@@ -432,6 +449,7 @@ impl Aws {
         verb: HttpMethod,
         settings: &MethodSettings,
     ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
         self.apigw
             .put_method()
             .rest_api_id(api_id)
@@ -453,6 +471,7 @@ impl Aws {
         resource_id: &str,
         verb: &str,
     ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
         match self
             .apigw
             .delete_method()
@@ -474,6 +493,7 @@ impl Aws {
         verb: HttpMethod,
         uri: &str,
     ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
         self.apigw
             .put_integration()
             .rest_api_id(api_id)
@@ -498,6 +518,7 @@ impl Aws {
             qualifier: None,
             ..function.clone()
         };
+        self.pacer.take(Paced::Lambda).await;
         self.lambda
             .add_permission()
             .function_name(unqualified.arn())
@@ -521,6 +542,7 @@ impl Aws {
             qualifier: None,
             ..function.clone()
         };
+        self.pacer.take(Paced::Lambda).await;
         match self
             .lambda
             .remove_permission()
@@ -541,6 +563,7 @@ impl Aws {
         api_id: &str,
         description: &str,
     ) -> Result<String, AwsError> {
+        self.pacer.take(Paced::CreateDeployment).await;
         let out = self
             .apigw
             .create_deployment()
@@ -562,6 +585,7 @@ impl Aws {
         exists: bool,
     ) -> Result<(), AwsError> {
         if exists {
+            self.pacer.take(Paced::ApiGateway).await;
             self.apigw
                 .update_stage()
                 .rest_api_id(api_id)
@@ -577,6 +601,7 @@ impl Aws {
                 .await
                 .map_err(|e| map_err("apigateway:UpdateStage", e))?;
         } else {
+            self.pacer.take(Paced::ApiGateway).await;
             self.apigw
                 .create_stage()
                 .rest_api_id(api_id)
@@ -609,5 +634,41 @@ fn ignore_not_found(e: AwsError) -> Result<(), AwsError> {
         Ok(())
     } else {
         Err(e)
+    }
+}
+
+/// Retries 409s that AWS documents as retryable: concurrent modification of
+/// the API and a deployment already in progress. Other 409s (an object that
+/// exists) are answers, not faults, and are not retried.
+#[derive(Debug, Default)]
+pub struct RetryConcurrentModification;
+
+impl aws_smithy_runtime_api::client::retries::classifiers::ClassifyRetry
+    for RetryConcurrentModification
+{
+    fn classify_retry(
+        &self,
+        ctx: &aws_smithy_runtime_api::client::interceptors::context::InterceptorContext,
+    ) -> aws_smithy_runtime_api::client::retries::classifiers::RetryAction {
+        use aws_smithy_runtime_api::client::retries::classifiers::RetryAction;
+        let Some(resp) = ctx.response() else {
+            return RetryAction::NoActionIndicated;
+        };
+        if resp.status().as_u16() != 409 {
+            return RetryAction::NoActionIndicated;
+        }
+        let body = resp.body().bytes().unwrap_or_default();
+        let text = String::from_utf8_lossy(body);
+        if text.contains("concurrent modification")
+            || text.contains("Another Deployment is in progress")
+        {
+            RetryAction::transient_error()
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "apimount.RetryConcurrentModification"
     }
 }

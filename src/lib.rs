@@ -17,6 +17,7 @@ pub mod controller;
 pub mod manifest;
 pub mod metrics;
 pub mod model;
+pub mod pacing;
 pub mod plan;
 pub mod reconcile;
 pub mod report;

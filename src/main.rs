@@ -17,7 +17,7 @@ use apimount::controller::{self, LoopOptions, Source};
 use apimount::metrics::Metrics;
 use apimount::reconcile::{Mode, Reconciler};
 use apimount::s3source::{S3Location, S3Source};
-use apimount::settings::{self, Target};
+use apimount::settings::{self, DeleteLimit, Target};
 use apimount::source::{self, NameMemory};
 use apimount::{manifest, report};
 
@@ -133,6 +133,18 @@ struct TargetArgs {
     /// Name under which this instance owns routes.
     #[arg(long, env = "APIMOUNT_OWNER", default_value = "apimount")]
     owner: String,
+    /// Client-side pacing: `aws` keeps calls within API Gateway's and Lambda's
+    /// fixed account quotas (shared with every tool in the account); `off` for emulators.
+    #[arg(long, env = "APIMOUNT_PACING", default_value = "aws", value_parser = ["aws", "off"])]
+    pacing: String,
+    /// Most removed mounts one pass may delete: a count (3) or a share of the
+    /// mounts this owner manages (50%). Above it nothing is removed. An empty
+    /// source never removes anything.
+    #[arg(long, env = "APIMOUNT_MAX_DELETE", default_value = "50%", value_parser = DeleteLimit::parse)]
+    max_delete: DeleteLimit,
+    /// Lift the mass-deletion guard, including for an empty source.
+    #[arg(long, env = "APIMOUNT_ALLOW_MASS_DELETE")]
+    allow_mass_delete: bool,
 }
 
 fn main() -> ExitCode {
@@ -185,9 +197,7 @@ fn init_tracing(json: bool, default_level: &str) {
             .init();
     } else {
         builder
-            .with_ansi(
-                std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
-            )
+            .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal())
             .init();
     }
 }
@@ -215,12 +225,20 @@ async fn reconciler(
     metrics: Option<&Arc<Metrics>>,
 ) -> anyhow::Result<(Reconciler, aws_config::SdkConfig)> {
     let config = aws::load_config(&ClientOptions::default()).await;
-    let aws = Aws::new(&config, metrics).map_err(anyhow::Error::msg)?;
+    let mut aws = Aws::new(&config, metrics).map_err(anyhow::Error::msg)?;
+    if args.pacing == "off" {
+        aws = aws.with_pacer(apimount::pacing::Pacer::disabled());
+    }
     let target = Target {
         rest_api_id: api_id,
         stage: args.stage.clone(),
         owner: args.owner.clone(),
         region: aws.region().to_string(),
+        delete_limit: if args.allow_mass_delete {
+            DeleteLimit::Unlimited
+        } else {
+            args.max_delete
+        },
     };
     Ok((Reconciler::new(aws, target), config))
 }

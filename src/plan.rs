@@ -52,6 +52,8 @@ pub struct PlanInput<'a> {
     pub hold_orphans: bool,
     /// Resource policies by function ARN; `None` where it could not be read.
     pub policies: &'a BTreeMap<String, Option<Vec<PolicyStatement>>>,
+    /// Most removed mounts one pass may delete; above it, none are (mass-deletion guard).
+    pub delete_limit: Option<usize>,
 }
 
 /// One change to the gateway or to a function's policy.
@@ -406,21 +408,6 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
     }
 
-    // Statements of kept mounts' existing routes must stay too.
-    let mut kept_statements: BTreeSet<(String, String)> = BTreeSet::new();
-    for (path, _verb, method) in api.methods() {
-        if let Ownership::Apimount { owner: o, mount } = method.ownership() {
-            if o == owner && keep_names.contains(&mount) {
-                if let Some(f) = method_function(method) {
-                    kept_statements.insert((
-                        f.arn(),
-                        Route(path.to_string()).statement_id(input.api_id, owner),
-                    ));
-                }
-            }
-        }
-    }
-
     // Orphans: our methods not claimed by any desired mount and not kept.
     let mut orphans: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (path, verb, method) in api.methods() {
@@ -441,12 +428,37 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
 
     let desired_paths: Vec<Route> = input.mounts.iter().flat_map(|d| routes(&d.mount)).collect();
 
+    if let Some(limit) = input.delete_limit {
+        if orphans.len() > limit {
+            plan.notes.push(format!(
+                "refusing to remove {} mounts ({}) in one pass: the limit is {limit} (--max-delete); nothing is removed. If this is intended, raise --max-delete or pass --allow-mass-delete",
+                orphans.len(),
+                orphans.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+            keep_names.extend(std::mem::take(&mut orphans).into_keys());
+        }
+    }
     if input.hold_orphans && !orphans.is_empty() {
         plan.notes.push(format!(
             "{} route(s) of removed mounts are kept for now: a manifest could not be read, so a missing mount may only be unreadable",
             orphans.values().map(Vec::len).sum::<usize>()
         ));
         orphans.clear();
+    }
+
+    // Statements of kept mounts' existing routes must stay too.
+    let mut kept_statements: BTreeSet<(String, String)> = BTreeSet::new();
+    for (path, _verb, method) in api.methods() {
+        if let Ownership::Apimount { owner: o, mount } = method.ownership() {
+            if o == owner && keep_names.contains(&mount) {
+                if let Some(f) = method_function(method) {
+                    kept_statements.insert((
+                        f.arn(),
+                        Route(path.to_string()).statement_id(input.api_id, owner),
+                    ));
+                }
+            }
+        }
     }
 
     // Which methods go, per resource path.
@@ -1113,6 +1125,7 @@ mod tests {
                 retained: &retained,
                 hold_orphans: hold,
                 policies: &self.policies,
+                delete_limit: None,
             })
         }
 
@@ -1431,6 +1444,36 @@ mod tests {
             Authorization::AwsIam.as_str()
         );
         assert_eq!(w.statements("acct"), 1);
+    }
+
+    #[test]
+    fn mass_deletion_is_refused_above_the_limit() {
+        let mut w = world();
+        let all = vec![
+            desired(mount("a", "/a", "acct", "")),
+            desired(mount("b", "/b", "acct", "")),
+            desired(mount("c", "/c", "acct", "")),
+        ];
+        w.converge(&all);
+        let retained = BTreeSet::new();
+        let limited = |mounts: &[DesiredMount], limit| {
+            plan(&PlanInput {
+                owner: OWNER,
+                api_id: API,
+                region: REGION,
+                api: &w.api,
+                mounts,
+                retained: &retained,
+                hold_orphans: false,
+                policies: &w.policies,
+                delete_limit: Some(limit),
+            })
+        };
+        let p = limited(&all[..1], 1);
+        assert!(p.is_empty(), "{p:#?}");
+        assert!(p.notes[0].contains("refusing to remove 2 mounts"));
+        assert!(!limited(&all[..1], 2).is_empty());
+        assert!(limited(&[], 0).is_empty());
     }
 
     #[test]

@@ -300,6 +300,9 @@ impl Reconciler {
             retained: &retained,
             hold_orphans: snap.hold_orphans,
             policies: &policies,
+            delete_limit: t
+                .delete_limit
+                .allowed(managed_mounts(&api, owner), snap.files),
         };
         let plan = plan::plan(&input);
         report.notes.extend(plan.notes.iter().cloned());
@@ -810,6 +813,17 @@ pub fn invalid_reason(e: &ManifestError) -> Reason {
         ErrorKind::Duplicate => Reason::DuplicateManifest,
         _ => Reason::InvalidManifest,
     }
+}
+
+/// How many distinct mounts `owner` has routes for.
+fn managed_mounts(api: &ObservedApi, owner: &str) -> usize {
+    api.methods()
+        .filter_map(|(_, _, m)| match m.ownership() {
+            Ownership::Apimount { owner: o, mount } if o == owner => Some(mount),
+            _ => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .len()
 }
 
 /// Whether any method on the API belongs to `owner`.

@@ -53,6 +53,54 @@ pub fn check_stage(stage: &str) -> Result<(), String> {
     }
 }
 
+/// How many of its mounts one pass may remove (the mass-deletion guard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteLimit {
+    /// At most this share (in percent) of the mounts this owner manages, and always at least one.
+    Percent(u32),
+    /// At most this many mounts.
+    Count(usize),
+    /// No limit (`--allow-mass-delete`).
+    Unlimited,
+}
+
+impl DeleteLimit {
+    /// Parses `50%` or `3`.
+    pub fn parse(s: &str) -> Result<DeleteLimit, String> {
+        let s = s.trim();
+        if let Some(p) = s.strip_suffix('%') {
+            let n: u32 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("'{s}' is not a percentage such as 50%"))?;
+            if n > 100 {
+                return Err(format!("'{s}' is over 100%"));
+            }
+            return Ok(DeleteLimit::Percent(n));
+        }
+        s.parse()
+            .map(DeleteLimit::Count)
+            .map_err(|_| format!("'{s}' is neither a count (3) nor a percentage (50%)"))
+    }
+
+    /// The most mounts a pass may remove when the owner manages `managed`
+    /// mounts and the source holds `files` manifest files. An empty source
+    /// (an unmounted volume, an empty S3 listing) may remove nothing.
+    pub fn allowed(self, managed: usize, files: usize) -> Option<usize> {
+        if self == DeleteLimit::Unlimited {
+            return None;
+        }
+        if files == 0 && managed > 0 {
+            return Some(0);
+        }
+        Some(match self {
+            DeleteLimit::Percent(p) => (managed * p as usize).div_ceil(100).max(1),
+            DeleteLimit::Count(n) => n,
+            DeleteLimit::Unlimited => unreachable!(),
+        })
+    }
+}
+
 /// What one reconcile pass needs to know about its target.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -61,11 +109,27 @@ pub struct Target {
     pub owner: String,
     /// Region of the API, from the AWS configuration chain.
     pub region: String,
+    pub delete_limit: DeleteLimit,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delete_limits() {
+        assert_eq!(DeleteLimit::parse("50%"), Ok(DeleteLimit::Percent(50)));
+        assert_eq!(DeleteLimit::parse("3"), Ok(DeleteLimit::Count(3)));
+        assert!(DeleteLimit::parse("x").is_err());
+        assert!(DeleteLimit::parse("120%").is_err());
+        let half = DeleteLimit::Percent(50);
+        assert_eq!(half.allowed(10, 9), Some(5));
+        assert_eq!(half.allowed(1, 1), Some(1));
+        assert_eq!(half.allowed(3, 1), Some(2));
+        // An empty folder never deletes everything.
+        assert_eq!(half.allowed(4, 0), Some(0));
+        assert_eq!(DeleteLimit::Unlimited.allowed(4, 0), None);
+    }
 
     #[test]
     fn owners() {

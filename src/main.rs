@@ -164,7 +164,7 @@ fn main() -> ExitCode {
         Command::Status(args) => status(&args),
         Command::Healthcheck { admin_addr } => healthcheck(&admin_addr),
         Command::Schema => {
-            println!("{}", apimount::schema::servicemount_schema_json());
+            print!("{}", apimount::schema::servicemount_schema_json());
             Ok(0)
         }
     };

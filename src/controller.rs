@@ -154,6 +154,7 @@ pub async fn run(
     let mut next_resync = Instant::now() + jittered(opts.resync_interval);
     let mut next_poll = Instant::now() + opts.poll_interval;
     let mut pending_snapshot: Option<Snapshot> = None;
+    let mut resyncs: u64 = 0;
     let stopper = reconciler.stopper();
 
     tracing::info!(
@@ -255,8 +256,12 @@ pub async fn run(
             }
         };
         if reason == "resync" {
-            // Functions may have been deleted and recreated; look them up again now and then.
-            reconciler.forget_functions();
+            resyncs += 1;
+            // Functions may be deleted and recreated: look them up again every
+            // tenth resync, so a steady pass costs one Lambda read per function.
+            if resyncs % 10 == 0 {
+                reconciler.forget_functions();
+            }
         }
         tracing::debug!(reason, "waking up");
     }

@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +33,7 @@ use rand::Rng;
 use tokio::sync::mpsc;
 
 use crate::admin::Health;
+use crate::lease::Lease;
 use crate::metrics::{Metrics, ResultLabel, StateLabel};
 use crate::plan::ChangeKind;
 use crate::reconcile::{Mode, PassReport, Reconciler};
@@ -139,6 +140,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    lease: Option<Arc<Lease>>,
 ) -> Result<(), String> {
     let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
     // The watcher lives as long as the loop; dropping it stops the thread.
@@ -156,6 +158,10 @@ pub async fn run(
     let mut pending_snapshot: Option<Snapshot> = None;
     let mut resyncs: u64 = 0;
     let stopper = reconciler.stopper();
+    let leader = Arc::new(AtomicBool::new(lease.is_none()));
+    let renewer = lease
+        .clone()
+        .map(|l| tokio::spawn(keep_lease(l, leader.clone(), stopper.clone())));
 
     tracing::info!(
         source = %source.describe(),
@@ -167,6 +173,28 @@ pub async fn run(
     );
     loop {
         health.beat();
+        if lease.is_some() && !leader.load(Ordering::Relaxed) {
+            tracing::info!("standing by: another instance of this owner holds the lease");
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => {
+                        if let Some(r) = &renewer { r.abort(); }
+                        return Ok(());
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                health.beat();
+                if leader.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+            tracing::info!("acquired the lease: this instance now reconciles");
+            stopper.store(false, Ordering::Relaxed);
+            pending_snapshot = None;
+        }
+        if !*shutdown.borrow() {
+            stopper.store(false, Ordering::Relaxed);
+        }
         // One pass.
         let snapshot = match pending_snapshot.take() {
             Some(s) => Ok(s),
@@ -195,9 +223,13 @@ pub async fn run(
             }
         };
         health.beat();
-        if stopper.load(Ordering::Relaxed) || *shutdown.borrow() {
+        if *shutdown.borrow() {
             tracing::info!("shutdown requested; stopped after the pass");
             break;
+        }
+        if stopper.load(Ordering::Relaxed) {
+            // The lease was lost during the pass: stand by again.
+            continue;
         }
         if transient {
             let d = backoff.next_delay();
@@ -223,6 +255,8 @@ pub async fn run(
                 _ = shutdown.changed() => {
                     stopper.store(true, Ordering::Relaxed);
                     tracing::info!("shutdown requested; stopping");
+                    if let Some(r) = &renewer { r.abort(); }
+                    if let Some(l) = &lease { l.release().await; }
                     return Ok(());
                 }
                 Some(()) = wake_rx.recv() => {
@@ -253,6 +287,11 @@ pub async fn run(
                     }
                 }
                 _ = heartbeat => { health.beat(); }
+                _ = tokio::time::sleep(Duration::from_millis(250)), if lease.is_some() => {
+                    if !leader.load(Ordering::Relaxed) {
+                        break "lease lost";
+                    }
+                }
             }
         };
         if reason == "resync" {
@@ -265,7 +304,43 @@ pub async fn run(
         }
         tracing::debug!(reason, "waking up");
     }
+    if let Some(r) = &renewer {
+        r.abort();
+    }
+    if let Some(l) = &lease {
+        l.release().await;
+    }
     Ok(())
+}
+
+/// Takes and renews the lease every third of its lifetime. When it cannot be
+/// renewed in time, the running pass is stopped at its next safe point.
+async fn keep_lease(lease: Arc<Lease>, leader: Arc<AtomicBool>, stopper: Arc<AtomicBool>) {
+    let period = lease.ttl() / 3;
+    let mut last_ok = Instant::now();
+    loop {
+        match lease.try_acquire().await {
+            Ok(true) => {
+                last_ok = Instant::now();
+                leader.store(true, Ordering::Relaxed);
+            }
+            Ok(false) => {
+                if leader.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("lost the lease to another instance; stopping writes");
+                    stopper.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the lease");
+                // Our lease is still valid until its expiry; give up before then.
+                if last_ok.elapsed() > period * 2 && leader.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("lease about to expire without renewal; stopping writes");
+                    stopper.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        tokio::time::sleep(period).await;
+    }
 }
 
 /// Retry with backoff only for failures that waiting can fix.

@@ -73,6 +73,13 @@ struct RunArgs {
     /// Address of the admin endpoint (/healthz, /readyz, /metrics).
     #[arg(long, env = "APIMOUNT_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
     admin_addr: String,
+    /// DynamoDB table (string key `id`) holding the leader lease; lets several
+    /// instances of one owner run, with exactly one writing. Without it, run one instance.
+    #[arg(long, env = "APIMOUNT_LEASE_TABLE")]
+    lease_table: Option<String>,
+    /// Lease lifetime: a standby takes over at most this long after the leader dies.
+    #[arg(long, env = "APIMOUNT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    lease_duration: Duration,
     /// Log format: text or json.
     #[arg(long, env = "APIMOUNT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -285,7 +292,19 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             poll_interval: args.poll_interval,
             ..LoopOptions::default()
         };
-        controller::run(reconciler, source, opts, metrics, health, rx)
+        let lease = args.lease_table.as_deref().map(|table| {
+            Arc::new(apimount::lease::Lease::new(
+                &config,
+                table,
+                &args.target.owner,
+                &reconciler.target().rest_api_id,
+                args.lease_duration,
+            ))
+        });
+        if let Some(l) = &lease {
+            tracing::info!(holder = l.holder(), "leader election on");
+        }
+        controller::run(reconciler, source, opts, metrics, health, rx, lease)
             .await
             .map_err(anyhow::Error::msg)?;
         admin.abort();

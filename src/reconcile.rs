@@ -497,14 +497,20 @@ impl Reconciler {
             before.clone()
         };
         let fp = owner_fingerprint(&now, &t.owner);
-        if stage.is_some() && deployed_fp == Some(fp.as_str()) {
+        // Without changes in this pass, deploy only if the stage is behind.
+        if !changed && stage.is_some() && deployed_fp == Some(fp.as_str()) {
             return Ok(None);
         }
         let has_methods = now.methods().next().is_some();
         if !has_methods {
-            // AWS refuses a deployment of an API without methods.
-            tracing::warn!("the API has no methods left; the stage keeps its last deployment");
-            return Ok(None);
+            // AWS refuses a deployment of an API without methods, so the stage
+            // keeps serving its last deployment: say so, do not pretend.
+            return Err(AwsError {
+                operation: "apigateway:CreateDeployment",
+                kind: AwsErrorKind::BadRequest,
+                code: None,
+                message: "the API has no methods left, and API Gateway cannot deploy an empty API: the stage still serves its last deployment. Add a route (any mount) or delete the stage by hand".into(),
+            });
         }
         let description = deployment_description(&now);
         let id = self

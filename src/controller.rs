@@ -476,12 +476,12 @@ fn log_pass(r: &PassReport, snap: &Snapshot, mem: &mut Memory, metrics: &Metrics
             match state {
                 State::Failed => tracing::warn!(
                     mount = %name, path = %path, file = %file, state = state.as_str(),
-                    reason = reason.map(|r| r.as_str()).unwrap_or(""), message = %message,
+                    reason = reason.map(|r| r.as_str()).unwrap_or(""), detail = %message,
                     "mount state changed"
                 ),
                 _ => tracing::info!(
                     mount = %name, path = %path, file = %file, state = state.as_str(),
-                    reason = reason.map(|r| r.as_str()).unwrap_or(""), message = %message,
+                    reason = reason.map(|r| r.as_str()).unwrap_or(""), detail = %message,
                     "mount state changed"
                 ),
             }
@@ -495,7 +495,15 @@ fn log_pass(r: &PassReport, snap: &Snapshot, mem: &mut Memory, metrics: &Metrics
         .cloned()
         .collect();
     for n in gone {
-        tracing::info!(mount = %n, "mount removed");
+        let removed = r
+            .cleanups
+            .iter()
+            .any(|(m, c)| m.as_deref() == Some(n.as_str()) && c.iter().all(|c| c.error.is_none()));
+        if removed {
+            tracing::info!(mount = %n, "mount removed");
+        } else {
+            tracing::warn!(mount = %n, "manifest gone but its routes were kept (see the pass notes)");
+        }
         mem.states.remove(&n);
     }
     // Invalid manifests: once per distinct problem.
@@ -506,7 +514,7 @@ fn log_pass(r: &PassReport, snap: &Snapshot, mem: &mut Memory, metrics: &Metrics
             tracing::warn!(
                 file = %e.file.display(),
                 reason = crate::reconcile::invalid_reason(e).as_str(),
-                message = %e,
+                detail = %e,
                 "manifest rejected; the routes of its last valid version are kept"
             );
         }

@@ -660,3 +660,41 @@ pub fn assert_exit_code(output: &Output, code: i32) {
         stderr(output)
     );
 }
+
+// ----- long-running modes: S3 and the admin endpoint -------------------------
+
+impl Fixture {
+    /// An S3 client on the emulator. Path-style addressing, since the
+    /// emulator serves buckets by path, not by virtual host.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+}
+
+/// `127.0.0.1:PORT` on a port that was free a moment ago (for `--admin-addr`).
+pub fn free_loopback_addr() -> String {
+    format!("127.0.0.1:{}", free_loopback_port())
+}
+
+/// A plain HTTP/1.1 GET of `path` on `addr` (`host:port`), with short
+/// timeouts. Returns the status code and the body, or `None` when nothing
+/// answered (not listening yet, connection reset, timeout).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let sock: SocketAddr = addr.parse().ok()?;
+    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}

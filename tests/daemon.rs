@@ -1,0 +1,1293 @@
+//! End-to-end tests of the long-running controller, `apimount run`: each test
+//! starts its own emulator and its own daemon on a private admin port, changes
+//! the manifests (a folder or an S3 prefix) or the gateway behind the daemon's
+//! back, and waits — with deadlines, polling — for the gateway, the logs or
+//! the admin endpoint to show the daemon's reaction.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use aws_sdk_apigateway::types::{IntegrationType, Resource};
+use serde_json::Value;
+use support::{free_loopback_addr, http_get, manifest_dir, Fixture};
+
+/// The default owner, as it appears in the markers.
+const OWNER: &str = "apimount";
+/// The default stage.
+const STAGE: &str = "prod";
+/// How long a test waits for the daemon to react.
+const DEADLINE: Duration = Duration::from_secs(20);
+/// How often a condition is polled.
+const POLL: Duration = Duration::from_millis(100);
+/// How long the daemon may take to exit after SIGTERM.
+const EXIT_DEADLINE: Duration = Duration::from_secs(5);
+
+// ----- the daemon -------------------------------------------------------------
+
+/// A running `apimount run`, its stderr collected line by line. Killed (and
+/// its stderr printed, when the test is failing) on drop.
+struct Daemon {
+    child: Mutex<Child>,
+    pid: u32,
+    admin: String,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// Starts `apimount run ARGS --admin-addr <free port> --pacing off`.
+    fn start(fx: &Fixture, args: &[&str]) -> Daemon {
+        let admin = free_loopback_addr();
+        let mut cmd = fx.apimount_command(["run"]);
+        cmd.args(args)
+            .args(["--admin-addr", &admin])
+            // Client-side pacing to AWS quotas only slows an emulator down.
+            .args(["--pacing", "off"])
+            // The binary's own default filter, whatever the developer's shell says.
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn apimount run {args:?}: {e}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                match line {
+                    Ok(l) => sink.lock().unwrap().push(l),
+                    Err(_) => break,
+                }
+            }
+        });
+        Daemon {
+            pid: child.id(),
+            child: Mutex::new(child),
+            admin,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// Every stderr line so far.
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.lines().join("\n")
+    }
+
+    /// Lines containing `needle`.
+    fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.contains(needle))
+            .collect()
+    }
+
+    /// GET on the admin endpoint.
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(&self.admin, path)
+    }
+
+    /// Panics (with the daemon's stderr) if the daemon has exited.
+    fn assert_running(&self) {
+        let status = self
+            .child
+            .lock()
+            .unwrap()
+            .try_wait()
+            .expect("poll apimount");
+        if let Some(status) = status {
+            panic!(
+                "apimount run exited early with {status}\n--- apimount stderr ---\n{}",
+                self.stderr()
+            );
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `EXIT_DEADLINE` for the exit; then waits
+    /// for the stderr reader so every line is collected.
+    fn terminate(&mut self) -> ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {} failed", self.pid);
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.lock().unwrap().try_wait().expect("poll") {
+                break s;
+            }
+            assert!(
+                start.elapsed() < EXIT_DEADLINE,
+                "apimount run did not exit within {EXIT_DEADLINE:?} of SIGTERM\n--- apimount stderr ---\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        status
+    }
+
+    /// Polls `probe` until it yields a value; panics after `timeout` with the
+    /// daemon's stderr, or as soon as the daemon exits.
+    async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(value) = probe().await {
+                return value;
+            }
+            self.assert_running();
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n--- apimount stderr ---\n{}",
+                    self.stderr()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    async fn wait_ready(&self) {
+        self.wait_for("/readyz to answer 200", DEADLINE, || async {
+            match self.get("/readyz") {
+                Some((200, _)) => Some(()),
+                _ => None,
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(child) = self.child.get_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- apimount run stderr ({}) ---\n{}",
+                self.pid,
+                self.stderr()
+            );
+        }
+    }
+}
+
+// ----- manifests -----------------------------------------------------------------
+
+/// A ServiceMount manifest; `extra` holds more `spec` lines (indented by two).
+fn mount_yaml(name: &str, path: &str, function: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: {path}\n  function: {function}\n{extra}"
+    )
+}
+
+/// Writes `dir/file_name` the way editors do: a hidden temporary file, then a
+/// rename over the target.
+fn write_atomically(dir: &Path, file_name: &str, content: &str) {
+    let tmp = dir.join(format!(".{file_name}.tmp"));
+    std::fs::write(&tmp, content).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+    let target = dir.join(file_name);
+    std::fs::rename(&tmp, &target)
+        .unwrap_or_else(|e| panic!("rename {} to {}: {e}", tmp.display(), target.display()));
+}
+
+/// Writes `dir/file_name` in place (truncate and write).
+fn write_in_place(dir: &Path, file_name: &str, content: &str) {
+    let path = dir.join(file_name);
+    std::fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+// ----- gateway state --------------------------------------------------------------
+
+/// A method as the tests care about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MethodView {
+    operation_name: Option<String>,
+    integration_type: Option<String>,
+}
+
+/// path → verb → method.
+type Routes = BTreeMap<String, BTreeMap<String, MethodView>>;
+
+fn routes_of(resources: &[Resource]) -> Routes {
+    resources
+        .iter()
+        .map(|r| {
+            let methods = r
+                .resource_methods()
+                .map(|map| {
+                    map.iter()
+                        .map(|(verb, m)| {
+                            (
+                                verb.clone(),
+                                MethodView {
+                                    operation_name: m.operation_name().map(str::to_string),
+                                    integration_type: m
+                                        .method_integration()
+                                        .and_then(|i| i.r#type())
+                                        .map(|t| t.as_str().to_string()),
+                                },
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (r.path().unwrap_or_default().to_string(), methods)
+        })
+        .collect()
+}
+
+async fn routes(fx: &Fixture, api_id: &str) -> Routes {
+    routes_of(&fx.resources(api_id).await)
+}
+
+fn marker(mount: &str) -> String {
+    format!("apimount:{OWNER}:{mount}")
+}
+
+/// True when `path` serves exactly `verbs`, each an AWS_PROXY method marked
+/// as `mount`'s.
+fn serves(routes: &Routes, path: &str, mount: &str, verbs: &[&str]) -> bool {
+    let Some(methods) = routes.get(path) else {
+        return false;
+    };
+    let want: BTreeSet<&str> = verbs.iter().copied().collect();
+    let have: BTreeSet<&str> = methods.keys().map(String::as_str).collect();
+    want == have
+        && methods.values().all(|m| {
+            m.operation_name.as_deref() == Some(marker(mount).as_str())
+                && m.integration_type.as_deref() == Some("AWS_PROXY")
+        })
+}
+
+/// True when `mount` is served at `path` and `path/{proxy+}` with `verbs`.
+fn mounted(routes: &Routes, path: &str, mount: &str, verbs: &[&str]) -> bool {
+    serves(routes, path, mount, verbs)
+        && serves(routes, &format!("{path}/{{proxy+}}"), mount, verbs)
+}
+
+async fn deployment_ids(fx: &Fixture, api_id: &str) -> BTreeSet<String> {
+    fx.deployments(api_id)
+        .await
+        .iter()
+        .filter_map(|d| d.id().map(str::to_string))
+        .collect()
+}
+
+async fn stage_deployment(fx: &Fixture, api_id: &str) -> Option<String> {
+    fx.stage(api_id, STAGE)
+        .await
+        .and_then(|s| s.deployment_id().map(str::to_string))
+}
+
+/// Creates `/health` with a GET method and a MOCK integration, owned by
+/// nobody, so the API always has a method and can always be deployed.
+async fn create_foreign_health_route(fx: &Fixture, api_id: &str, root_id: &str) {
+    let health = fx
+        .apigateway
+        .create_resource()
+        .rest_api_id(api_id)
+        .parent_id(root_id)
+        .path_part("health")
+        .send()
+        .await
+        .expect("CreateResource /health");
+    let health_id = health.id().expect("resource id");
+    fx.apigateway
+        .put_method()
+        .rest_api_id(api_id)
+        .resource_id(health_id)
+        .http_method("GET")
+        .authorization_type("NONE")
+        .send()
+        .await
+        .expect("PutMethod GET /health");
+    fx.apigateway
+        .put_integration()
+        .rest_api_id(api_id)
+        .resource_id(health_id)
+        .http_method("GET")
+        .r#type(IntegrationType::Mock)
+        .request_templates("application/json", "{\"statusCode\": 200}")
+        .send()
+        .await
+        .expect("PutIntegration MOCK GET /health");
+}
+
+fn foreign_health_intact(routes: &Routes) -> bool {
+    routes.get("/health").is_some_and(|m| {
+        m.get("GET").is_some_and(|g| {
+            g.operation_name.is_none() && g.integration_type.as_deref() == Some("MOCK")
+        })
+    })
+}
+
+// ----- logs and metrics ------------------------------------------------------------
+
+/// The value of `key=value` in a text log line (quotes removed).
+fn text_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let needle = format!(" {key}=");
+    let start = line.find(&needle)? + needle.len();
+    let value = line[start..].split_whitespace().next().unwrap_or("");
+    Some(value.trim_matches('"'))
+}
+
+/// Every stderr line as a JSON object; panics on a line that is not one.
+fn json_lines(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("stderr line is not JSON ({e}): {l}"));
+            assert!(v.is_object(), "stderr line is not a JSON object: {l}");
+            v
+        })
+        .collect()
+}
+
+/// JSON log events whose message starts with `prefix`.
+fn events(lines: &[String], prefix: &str) -> Vec<Value> {
+    json_lines(lines)
+        .into_iter()
+        .filter(|v| {
+            v.get("message")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.starts_with(prefix))
+        })
+        .collect()
+}
+
+/// Top-level keys that occur more than once in the JSON object `line`.
+/// (`serde_json::Value` silently keeps the last of duplicate keys.)
+fn duplicate_keys(line: &str) -> Vec<String> {
+    struct Keys(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+            struct KeyVisitor;
+            impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        keys.push(key);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(KeyVisitor)
+        }
+    }
+    let Keys(keys) = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("stderr line is not a JSON object ({e}): {line}"));
+    let mut seen = BTreeSet::new();
+    keys.into_iter()
+        .filter(|k| !seen.insert(k.clone()))
+        .collect()
+}
+
+fn u64_field(event: &Value, key: &str) -> u64 {
+    event
+        .get(key)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("no integer field {key} in {event}"))
+}
+
+/// One sample of a Prometheus/OpenMetrics text exposition.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+fn parse_metrics(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad metrics line: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|e| panic!("bad value in metrics line ({e}): {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').expect("closing brace");
+                let labels = body
+                    .split("\",")
+                    .filter(|p| !p.is_empty())
+                    .map(|pair| {
+                        let (k, v) = pair.split_once('=').expect("label k=v");
+                        (
+                            k.trim().to_string(),
+                            v.trim_start_matches('"').trim_end_matches('"').to_string(),
+                        )
+                    })
+                    .collect();
+                (name.to_string(), labels)
+            }
+            None => (series.to_string(), BTreeMap::new()),
+        };
+        samples.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+/// The sum of the samples named `name` whose labels include `labels`.
+fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<f64> = samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
+}
+
+// ----- tests ------------------------------------------------------------------------
+
+/// Drop, edit and delete manifests in a watched folder: each change reaches
+/// the gateway and is deployed; removing the last manifest is refused by the
+/// mass-deletion guard; SIGTERM then stops the daemon cleanly.
+#[tokio::test]
+async fn lifecycle_of_a_manifest_in_a_watched_folder() {
+    let fx = Fixture::start().await;
+    let (api, root) = fx.create_rest_api("lifecycle").await;
+    fx.create_function("account-service").await;
+    fx.create_function("status-service").await;
+    // A foreign route: the API never runs out of methods, so every pass that
+    // changes something can deploy, and apimount must leave it alone.
+    create_foreign_health_route(&fx, &api, &root).await;
+    let dir = manifest_dir();
+
+    let mut daemon = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--resync-interval",
+            "60s",
+            "--debounce",
+            "200ms",
+        ],
+    );
+    daemon.wait_ready().await;
+    assert_eq!(
+        daemon
+            .get("/healthz")
+            .map(|(s, b)| (s, b.trim().to_string())),
+        Some((200, "ok".to_string()))
+    );
+    assert!(
+        stage_deployment(&fx, &api).await.is_none(),
+        "an empty folder was deployed"
+    );
+
+    // 1. New manifests (one renamed into place like editors do, one written
+    //    in place) are mounted and deployed.
+    write_atomically(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml("accounts", "/accounts", "account-service", ""),
+    );
+    write_in_place(
+        dir.path(),
+        "status.yaml",
+        &mount_yaml("status", "/status", "status-service", "  methods: [GET]\n"),
+    );
+    daemon
+        .wait_for(
+            "/accounts and /status mounted and deployed",
+            DEADLINE,
+            || async {
+                let r = routes(&fx, &api).await;
+                stage_deployment(&fx, &api).await?;
+                (mounted(&r, "/accounts", "accounts", &["ANY"])
+                    && mounted(&r, "/status", "status", &["GET"]))
+                .then_some(())
+            },
+        )
+        .await;
+    assert!(
+        !fx.policy_statements("account-service", None)
+            .await
+            .is_empty(),
+        "no Lambda permission for the mounted routes"
+    );
+    assert!(foreign_health_intact(&routes(&fx, &api).await));
+
+    // 2. An in-place edit changes the methods and is deployed again.
+    let before = deployment_ids(&fx, &api).await;
+    write_in_place(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml(
+            "accounts",
+            "/accounts",
+            "account-service",
+            "  methods: [GET]\n",
+        ),
+    );
+    daemon
+        .wait_for(
+            "/accounts to serve GET only, deployed",
+            DEADLINE,
+            || async {
+                let r = routes(&fx, &api).await;
+                let stage = stage_deployment(&fx, &api).await?;
+                (mounted(&r, "/accounts", "accounts", &["GET"]) && !before.contains(&stage))
+                    .then_some(())
+            },
+        )
+        .await;
+
+    // 3. Deleting a manifest removes its routes and permissions and deploys
+    //    once more.
+    let before = deployment_ids(&fx, &api).await;
+    std::fs::remove_file(dir.path().join("accounts.yaml")).expect("remove manifest");
+    daemon
+        .wait_for("/accounts removed, deployed", DEADLINE, || async {
+            let r = routes(&fx, &api).await;
+            let stage = stage_deployment(&fx, &api).await?;
+            let gone = !r.contains_key("/accounts") && !r.contains_key("/accounts/{proxy+}");
+            (gone && !before.contains(&stage)).then_some(())
+        })
+        .await;
+    daemon
+        .wait_for(
+            "the Lambda permissions of the removed routes to go",
+            DEADLINE,
+            || async {
+                fx.policy_statements("account-service", None)
+                    .await
+                    .is_empty()
+                    .then_some(())
+            },
+        )
+        .await;
+    let r = routes(&fx, &api).await;
+    assert!(foreign_health_intact(&r), "foreign /health touched: {r:?}");
+    assert!(mounted(&r, "/status", "status", &["GET"]), "{r:?}");
+
+    // 4. Removing the last manifest empties the folder: the mass-deletion
+    //    guard keeps the routes (an empty source never deletes anything).
+    let passes_before = daemon.lines_with("pass finished").len();
+    std::fs::remove_file(dir.path().join("status.yaml")).expect("remove manifest");
+    daemon
+        .wait_for("a pass over the empty folder", DEADLINE, || async {
+            daemon.lines_with("pass finished")[passes_before..]
+                .iter()
+                .any(|l| text_field(l, "mounts") == Some("0"))
+                .then_some(())
+        })
+        .await;
+    let r = routes(&fx, &api).await;
+    assert!(
+        mounted(&r, "/status", "status", &["GET"]),
+        "an empty folder removed routes: {r:?}"
+    );
+    assert!(
+        !fx.policy_statements("status-service", None)
+            .await
+            .is_empty(),
+        "an empty folder removed the permissions of kept routes"
+    );
+    assert!(
+        !daemon.lines_with("refusing to remove").is_empty(),
+        "the guard said nothing:\n{}",
+        daemon.stderr()
+    );
+
+    // 5. SIGTERM: a clean exit.
+    let status = daemon.terminate();
+    assert!(
+        status.success(),
+        "apimount run exited with {status} after SIGTERM\n{}",
+        daemon.stderr()
+    );
+
+    // Text logs: one summary line per pass, the mounts' state changes.
+    let passes = daemon.lines_with("pass finished");
+    let changing = passes
+        .iter()
+        .filter(|l| text_field(l, "changes").is_some_and(|c| c != "0"))
+        .count();
+    assert!(
+        changing >= 3,
+        "expected 3+ passes with changes:\n{passes:#?}"
+    );
+    assert!(
+        daemon
+            .lines_with("mount state changed")
+            .iter()
+            .any(|l| text_field(l, "mount") == Some("accounts")
+                && text_field(l, "state") == Some("Ready")),
+        "no Ready state change logged for accounts:\n{}",
+        daemon.stderr()
+    );
+}
+
+/// A method deleted behind the daemon's back is put back by the next resync;
+/// when the drift was also deployed, the healed API is deployed again.
+#[tokio::test]
+async fn drift_is_healed_within_one_resync_interval() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("drift").await;
+    fx.create_function("account-service").await;
+    let dir = manifest_dir();
+    support::write_manifest(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml("accounts", "/accounts", "account-service", ""),
+    );
+
+    let daemon = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--resync-interval",
+            "2s",
+        ],
+    );
+    daemon
+        .wait_for("/accounts mounted and deployed", DEADLINE, || async {
+            let r = routes(&fx, &api).await;
+            stage_deployment(&fx, &api).await?;
+            mounted(&r, "/accounts", "accounts", &["ANY"]).then_some(())
+        })
+        .await;
+    daemon.wait_ready().await;
+    let accounts_id = fx
+        .resource_at(&api, "/accounts")
+        .await
+        .and_then(|r| r.id().map(str::to_string))
+        .expect("/accounts resource");
+    let delete_any = || async {
+        fx.apigateway
+            .delete_method()
+            .rest_api_id(&api)
+            .resource_id(&accounts_id)
+            .http_method("ANY")
+            .send()
+            .await
+            .expect("DeleteMethod ANY /accounts");
+    };
+
+    // 1. Drift in the API only: the stage still serves the deployed snapshot,
+    //    which has the method, so putting the method back is enough.
+    delete_any().await;
+    daemon
+        .wait_for(
+            "ANY /accounts to be re-created",
+            Duration::from_secs(15),
+            || async {
+                mounted(&routes(&fx, &api).await, "/accounts", "accounts", &["ANY"]).then_some(())
+            },
+        )
+        .await;
+
+    // 2. Drift that someone also deployed: the healed API must be deployed
+    //    again, or the stage keeps serving the broken snapshot.
+    let mut before = deployment_ids(&fx, &api).await;
+    delete_any().await;
+    let drifted = fx
+        .apigateway
+        .create_deployment()
+        .rest_api_id(&api)
+        .stage_name(STAGE)
+        .description("deployed by hand")
+        .send()
+        .await
+        .expect("CreateDeployment by hand")
+        .id()
+        .expect("deployment id")
+        .to_string();
+    before.insert(drifted);
+    daemon
+        .wait_for(
+            "ANY /accounts to be re-created and deployed",
+            Duration::from_secs(15),
+            || async {
+                let r = routes(&fx, &api).await;
+                let stage = stage_deployment(&fx, &api).await?;
+                (mounted(&r, "/accounts", "accounts", &["ANY"]) && !before.contains(&stage))
+                    .then_some(())
+            },
+        )
+        .await;
+}
+
+/// Twenty manifests written at once are reconciled in very few passes and
+/// deployed at most twice.
+#[tokio::test]
+async fn a_burst_of_manifests_is_debounced_into_few_passes_and_deployments() {
+    const N: usize = 20;
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("burst").await;
+    fx.create_function("burst-fn").await;
+    let dir = manifest_dir();
+
+    let daemon = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--log-format",
+            "json",
+        ],
+    );
+    daemon.wait_ready().await;
+    daemon
+        .wait_for("the first pass to be logged", DEADLINE, || async {
+            (!events(&daemon.lines(), "pass finished").is_empty()).then_some(())
+        })
+        .await;
+    let deployments_before = deployment_ids(&fx, &api).await.len();
+    let passes_before = events(&daemon.lines(), "pass finished").len();
+
+    // As fast as possible, half of them written in place, half renamed in.
+    for i in 0..N {
+        let yaml = mount_yaml(&format!("s{i}"), &format!("/s{i}"), "burst-fn", "");
+        let file = format!("s{i}.yaml");
+        if i % 2 == 0 {
+            write_in_place(dir.path(), &file, &yaml);
+        } else {
+            write_atomically(dir.path(), &file, &yaml);
+        }
+    }
+
+    daemon
+        .wait_for(
+            "all 20 mounts served, deployed and reported Ready",
+            Duration::from_secs(60),
+            || async {
+                let r = routes(&fx, &api).await;
+                let all =
+                    (0..N).all(|i| mounted(&r, &format!("/s{i}"), &format!("s{i}"), &["ANY"]));
+                stage_deployment(&fx, &api).await?;
+                // The last pass saw all of them and left nothing to do.
+                let last = events(&daemon.lines(), "pass finished").pop()?;
+                let settled = u64_field(&last, "mounts") == N as u64
+                    && last.get("result").and_then(Value::as_str) == Some("success");
+                (all && settled).then_some(())
+            },
+        )
+        .await;
+
+    let deployments = deployment_ids(&fx, &api).await.len() - deployments_before;
+    let passes = events(&daemon.lines(), "pass finished");
+    let changing: Vec<&Value> = passes[passes_before..]
+        .iter()
+        .filter(|p| u64_field(p, "changes") > 0)
+        .collect();
+    eprintln!(
+        "burst of {N}: {deployments} deployment(s), {} pass(es) with changes, {} pass(es) in all",
+        changing.len(),
+        passes.len() - passes_before
+    );
+    assert!(
+        (1..=2).contains(&deployments),
+        "{deployments} deployments for one burst\n{}",
+        daemon.stderr()
+    );
+    assert!(
+        (1..=3).contains(&changing.len()),
+        "{} passes with changes for one burst: {changing:#?}",
+        changing.len()
+    );
+}
+
+/// Manifests under an S3 prefix: put, delete and put again, each picked up by
+/// the poll.
+#[tokio::test]
+async fn s3_source_is_polled_for_new_changed_and_deleted_objects() {
+    const BUCKET: &str = "apimount-manifests";
+    let fx = Fixture::start().await;
+    let (api, root) = fx.create_rest_api("s3-source").await;
+    fx.create_function("account-service").await;
+    fx.create_function("payment-service").await;
+    create_foreign_health_route(&fx, &api, &root).await;
+
+    let s3 = fx.s3();
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                    fx.region(),
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateBucket");
+    let put = |key: &'static str, body: String| {
+        let s3 = s3.clone();
+        async move {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(body.into_bytes().into())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("PutObject {key}: {e:?}"));
+        }
+    };
+    put(
+        "mounts/accounts.yaml",
+        mount_yaml("accounts", "/accounts", "account-service", ""),
+    )
+    .await;
+    // A second mount, so that deleting the first one does not empty the
+    // source (an empty source never deletes anything).
+    put(
+        "mounts/status.json",
+        serde_json::json!({
+            "apiVersion": "apimount/v1",
+            "kind": "ServiceMount",
+            "metadata": {"name": "status"},
+            "spec": {"path": "/status", "function": "account-service", "methods": ["GET"]}
+        })
+        .to_string(),
+    )
+    .await;
+    // Outside the prefix, or in a "subfolder" of it: not manifests of ours.
+    put(
+        "other/ignored.yaml",
+        mount_yaml("ignored", "/ignored", "account-service", ""),
+    )
+    .await;
+    put(
+        "mounts/nested/ignored.yaml",
+        mount_yaml("nested", "/nested", "account-service", ""),
+    )
+    .await;
+
+    let source = format!("s3://{BUCKET}/mounts");
+    let daemon = Daemon::start(
+        &fx,
+        &[
+            "--source",
+            &source,
+            "--poll-interval",
+            "1s",
+            "--rest-api-id",
+            &api,
+        ],
+    );
+    daemon
+        .wait_for(
+            "/accounts and /status mounted from S3",
+            DEADLINE,
+            || async {
+                let r = routes(&fx, &api).await;
+                stage_deployment(&fx, &api).await?;
+                (mounted(&r, "/accounts", "accounts", &["ANY"])
+                    && mounted(&r, "/status", "status", &["GET"]))
+                .then_some(())
+            },
+        )
+        .await;
+    let r = routes(&fx, &api).await;
+    assert!(
+        !r.contains_key("/ignored") && !r.contains_key("/nested"),
+        "objects outside the prefix were mounted: {r:?}"
+    );
+
+    // Deleting the object unmounts the route.
+    let before = deployment_ids(&fx, &api).await;
+    s3.delete_object()
+        .bucket(BUCKET)
+        .key("mounts/accounts.yaml")
+        .send()
+        .await
+        .expect("DeleteObject");
+    daemon
+        .wait_for(
+            "/accounts removed after the object was deleted",
+            DEADLINE,
+            || async {
+                let r = routes(&fx, &api).await;
+                let stage = stage_deployment(&fx, &api).await?;
+                let gone = !r.contains_key("/accounts") && !r.contains_key("/accounts/{proxy+}");
+                (gone && !before.contains(&stage)).then_some(())
+            },
+        )
+        .await;
+    let r = routes(&fx, &api).await;
+    assert!(foreign_health_intact(&r), "{r:?}");
+    assert!(mounted(&r, "/status", "status", &["GET"]), "{r:?}");
+
+    // Another object appears.
+    let before = deployment_ids(&fx, &api).await;
+    put(
+        "mounts/payments.yml",
+        mount_yaml(
+            "payments",
+            "/payments",
+            "payment-service",
+            "  methods: [GET, POST]\n",
+        ),
+    )
+    .await;
+    daemon
+        .wait_for("/payments mounted from a new object", DEADLINE, || async {
+            let r = routes(&fx, &api).await;
+            let stage = stage_deployment(&fx, &api).await?;
+            (mounted(&r, "/payments", "payments", &["GET", "POST"]) && !before.contains(&stage))
+                .then_some(())
+        })
+        .await;
+
+    // A changed object (same key, new content) is picked up too.
+    let before = deployment_ids(&fx, &api).await;
+    put(
+        "mounts/payments.yml",
+        mount_yaml(
+            "payments",
+            "/payments",
+            "payment-service",
+            "  methods: [PUT]\n",
+        ),
+    )
+    .await;
+    daemon
+        .wait_for(
+            "/payments changed from an updated object",
+            DEADLINE,
+            || async {
+                let r = routes(&fx, &api).await;
+                let stage = stage_deployment(&fx, &api).await?;
+                (mounted(&r, "/payments", "payments", &["PUT"]) && !before.contains(&stage))
+                    .then_some(())
+            },
+        )
+        .await;
+}
+
+/// With --log-format json every stderr line is one JSON object, fields
+/// flattened next to "message", no key twice.
+#[tokio::test]
+async fn json_log_format_writes_one_object_per_line() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("json-logs").await;
+    fx.create_function("account-service").await;
+    let dir = manifest_dir();
+    support::write_manifest(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml("accounts", "/accounts", "account-service", ""),
+    );
+
+    support::write_manifest(
+        dir.path(),
+        "broken.yaml",
+        &mount_yaml("broken", "no-leading-slash", "account-service", ""),
+    );
+
+    let mut daemon = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--log-format",
+            "json",
+        ],
+    );
+    daemon.wait_ready().await;
+    daemon
+        .wait_for("a pass finished line", DEADLINE, || async {
+            (!daemon.lines_with("pass finished").is_empty()).then_some(())
+        })
+        .await;
+    let status = daemon.terminate();
+    assert!(status.success(), "exit status {status}");
+
+    let lines = daemon.lines();
+    let all = json_lines(&lines);
+    assert!(!all.is_empty(), "no log lines");
+    for event in &all {
+        assert!(
+            event.get("message").and_then(Value::as_str).is_some(),
+            "no message in {event}"
+        );
+        assert!(event.get("level").is_some(), "no level in {event}");
+        assert!(event.get("timestamp").is_some(), "no timestamp in {event}");
+    }
+    let passes = events(&lines, "pass finished");
+    assert!(!passes.is_empty(), "no pass finished event:\n{lines:#?}");
+    let first = &passes[0];
+    for key in [
+        "revision",
+        "mounts",
+        "invalid",
+        "changes",
+        "failed",
+        "deployment",
+        "duration_ms",
+        "result",
+    ] {
+        assert!(
+            first.get(key).is_some(),
+            "pass finished has no flattened field {key}: {first}"
+        );
+    }
+    assert_eq!(u64_field(first, "mounts"), 1, "{first}");
+    assert_eq!(u64_field(first, "invalid"), 1, "{first}");
+    assert!(u64_field(first, "changes") > 0, "{first}");
+    assert_eq!(first["result"], "degraded", "{first}");
+    assert!(
+        first["deployment"].as_str().is_some_and(|d| !d.is_empty()),
+        "{first}"
+    );
+
+    // A field named like one of the format's own keys would make the line
+    // ambiguous: JSON parsers keep one of the two values, so the event's
+    // message (or the field) is lost.
+    let ambiguous: Vec<(Vec<String>, &String)> = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| (duplicate_keys(l), l))
+        .filter(|(dups, _)| !dups.is_empty())
+        .collect();
+    assert!(
+        ambiguous.is_empty(),
+        "{} JSON log line(s) repeat a key:\n{ambiguous:#?}",
+        ambiguous.len()
+    );
+
+    let rejected = events(&lines, "manifest rejected");
+    assert_eq!(rejected.len(), 1, "{lines:#?}");
+    assert!(
+        rejected[0]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("broken.yaml")),
+        "{}",
+        rejected[0]
+    );
+    let states = events(&lines, "mount state changed");
+    assert!(
+        states
+            .iter()
+            .any(|e| e["mount"] == "accounts" && e["path"] == "/accounts" && e["state"] == "Ready"),
+        "no Ready state change for accounts: {states:#?}"
+    );
+}
+
+/// /metrics reports passes, deployments, AWS calls and mount states; /healthz
+/// answers ok.
+#[tokio::test]
+async fn admin_endpoint_serves_metrics_health_and_readiness() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("metrics").await;
+    fx.create_function("account-service").await;
+    let dir = manifest_dir();
+    support::write_manifest(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml("accounts", "/accounts", "account-service", ""),
+    );
+
+    let daemon = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+        ],
+    );
+    // Before the first pass finishes /readyz may only say "not yet".
+    daemon
+        .wait_for("the admin endpoint to answer", DEADLINE, || async {
+            daemon.get("/readyz").map(|(status, _)| status)
+        })
+        .await;
+    daemon.wait_ready().await;
+    daemon
+        .wait_for("/accounts mounted", DEADLINE, || async {
+            mounted(&routes(&fx, &api).await, "/accounts", "accounts", &["ANY"]).then_some(())
+        })
+        .await;
+
+    let text = daemon
+        .wait_for("metrics with one Ready mount", DEADLINE, || async {
+            let (status, body) = daemon.get("/metrics")?;
+            assert_eq!(status, 200, "{body}");
+            let samples = parse_metrics(&body);
+            (metric(&samples, "apimount_mounts", &[("state", "Ready")]) == Some(1.0))
+                .then_some(body)
+        })
+        .await;
+    let samples = parse_metrics(&text);
+    let success = metric(&samples, "apimount_passes_total", &[("result", "success")]);
+    assert!(success.is_some_and(|n| n >= 1.0), "{text}");
+    let deployments = metric(&samples, "apimount_deployments_total", &[]);
+    assert!(deployments.is_some_and(|n| n >= 1.0), "{text}");
+    let creates = metric(
+        &samples,
+        "apimount_aws_calls_total",
+        &[
+            ("service", "apigateway"),
+            ("operation", "CreateResource"),
+            ("outcome", "success"),
+        ],
+    )
+    .or_else(|| {
+        metric(
+            &samples,
+            "apimount_aws_calls_total",
+            &[("operation", "CreateResource")],
+        )
+    });
+    assert!(creates.is_some_and(|n| n >= 2.0), "{text}");
+    assert!(
+        metric(&samples, "apimount_pass_duration_seconds_count", &[]).is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(
+        metric(
+            &samples,
+            "apimount_last_successful_pass_timestamp_seconds",
+            &[]
+        )
+        .is_some_and(|t| t > 1.0e9),
+        "{text}"
+    );
+    for name in [
+        "apimount_drift_corrections_total",
+        "apimount_orphans_removed_total",
+    ] {
+        assert!(metric(&samples, name, &[]).is_some(), "no {name}:\n{text}");
+    }
+    assert_eq!(
+        metric(&samples, "apimount_mounts", &[("state", "Failed")]),
+        Some(0.0),
+        "{text}"
+    );
+
+    let (status, body) = daemon.get("/healthz").expect("/healthz answers");
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, _) = daemon.get("/readyz").expect("/readyz answers");
+    assert_eq!(status, 200);
+    let (status, _) = daemon.get("/no-such-page").expect("answers");
+    assert_eq!(status, 404);
+}
+
+/// A bad manifest is logged once, not on every resync; its neighbour works.
+#[tokio::test]
+async fn an_invalid_manifest_is_reported_once_across_passes() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("invalid").await;
+    fx.create_function("account-service").await;
+    let dir = manifest_dir();
+    support::write_manifest(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml("accounts", "/accounts", "account-service", ""),
+    );
+    support::write_manifest(
+        dir.path(),
+        "broken.yaml",
+        &mount_yaml("broken", "no-leading-slash", "account-service", ""),
+    );
+
+    let daemon = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--resync-interval",
+            "1s",
+        ],
+    );
+    daemon
+        .wait_for("four passes", DEADLINE, || async {
+            (daemon.lines_with("pass finished").len() >= 4).then_some(())
+        })
+        .await;
+
+    for p in daemon.lines_with("pass finished") {
+        assert_eq!(text_field(&p, "invalid"), Some("1"), "{p}");
+        assert_eq!(text_field(&p, "mounts"), Some("1"), "{p}");
+    }
+    let rejected = daemon.lines_with("manifest rejected");
+    assert_eq!(
+        rejected.len(),
+        1,
+        "the bad manifest should be reported once, got {}:\n{rejected:#?}",
+        rejected.len()
+    );
+    let file = text_field(&rejected[0], "file").unwrap_or_default();
+    assert!(file.ends_with("broken.yaml"), "{}", rejected[0]);
+    assert!(
+        rejected[0].contains("spec.path"),
+        "the rejection does not say what is wrong: {}",
+        rejected[0]
+    );
+
+    let r = routes(&fx, &api).await;
+    assert!(mounted(&r, "/accounts", "accounts", &["ANY"]), "{r:?}");
+    assert!(
+        stage_deployment(&fx, &api).await.is_some(),
+        "the valid mount was never deployed"
+    );
+    assert!(
+        !r.keys().any(|p| p.contains("no-leading-slash")),
+        "the invalid path was mounted: {r:?}"
+    );
+}

@@ -1291,3 +1291,92 @@ async fn an_invalid_manifest_is_reported_once_across_passes() {
         "the invalid path was mounted: {r:?}"
     );
 }
+
+/// Two instances of one owner with a lease table: exactly one writes; when it
+/// is killed, the other takes over within the lease duration.
+#[tokio::test]
+async fn with_a_lease_table_one_instance_leads_and_a_standby_takes_over() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("lease").await;
+    fx.create_function("account-service").await;
+    let dynamo = aws_sdk_dynamodb::Client::new(fx.sdk_config());
+    dynamo
+        .create_table()
+        .table_name("apimount-leases")
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create lease table");
+    let dir = manifest_dir();
+    support::write_manifest(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml("accounts", "/accounts", "account-service", ""),
+    );
+    let args = [
+        "--manifests",
+        dir.path().to_str().unwrap(),
+        "--rest-api-id",
+        &api,
+        "--lease-table",
+        "apimount-leases",
+        "--lease-duration",
+        "3s",
+    ];
+    let a = Daemon::start(&fx, &args);
+    let b = Daemon::start(&fx, &args);
+    a.wait_for("/accounts mounted", DEADLINE, || async {
+        mounted(&routes(&fx, &api).await, "/accounts", "accounts", &["ANY"]).then_some(())
+    })
+    .await;
+    let leading = |d: &Daemon| !d.lines_with("pass finished").is_empty();
+    // Let both settle for more than a lease renewal: still only one has run passes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        leading(&a) != leading(&b),
+        "exactly one instance must run passes\n--- a ---\n{}\n--- b ---\n{}",
+        a.stderr(),
+        b.stderr()
+    );
+    let (leader, standby) = if leading(&a) { (a, b) } else { (b, a) };
+    assert!(!standby.lines_with("standing by").is_empty());
+
+    // Kill the leader (SIGKILL: no release), then change the manifests.
+    drop(leader);
+    let killed_at = Instant::now();
+    support::write_manifest(
+        dir.path(),
+        "payments.yaml",
+        &mount_yaml("payments", "/payments", "account-service", ""),
+    );
+    standby
+        .wait_for("the standby to mount /payments", DEADLINE, || async {
+            mounted(&routes(&fx, &api).await, "/payments", "payments", &["ANY"]).then_some(())
+        })
+        .await;
+    let took = killed_at.elapsed();
+    assert!(
+        !standby.lines_with("acquired the lease").is_empty(),
+        "{}",
+        standby.stderr()
+    );
+    // Lease 3 s; allow for the renewal period and a pass on a loaded machine.
+    assert!(took < Duration::from_secs(15), "takeover took {took:?}");
+}

@@ -20,7 +20,6 @@ RUN cargo build --release --locked --bin apimount
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /src/target/release/apimount /usr/local/bin/apimount
-COPY manifests /manifests
 ENV APIMOUNT_MANIFESTS=/manifests \
     APIMOUNT_ADMIN_ADDR=0.0.0.0:9090 \
     APIMOUNT_LOG_FORMAT=json

@@ -129,6 +129,7 @@ struct Memory {
     names: NameMemory,
     states: BTreeMap<String, (State, Option<Reason>, String)>,
     reported_invalid: BTreeSet<String>,
+    notes: BTreeSet<String>,
     last_revision: Option<String>,
 }
 
@@ -445,9 +446,12 @@ fn log_pass(r: &PassReport, snap: &Snapshot, mem: &mut Memory, metrics: &Metrics
             tracing::warn!(change = %c.change, error = %e, "change failed");
         }
     }
-    for n in &r.notes {
+    // Notes (held-back deletions, quota warnings) are logged when they first appear.
+    let notes: BTreeSet<String> = r.notes.iter().cloned().collect();
+    for n in notes.difference(&mem.notes) {
         tracing::warn!(note = %n, "pass note");
     }
+    mem.notes = notes;
 
     // Mount states, logged on change only.
     let mut current: BTreeMap<String, (State, Option<Reason>, String, String, String)> =

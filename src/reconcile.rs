@@ -306,6 +306,7 @@ impl Reconciler {
         };
         let plan = plan::plan(&input);
         report.notes.extend(plan.notes.iter().cloned());
+        report.notes.extend(quota_warnings(&api, &plan, &policies));
 
         let deployed_fp = self.deployed_fingerprint(&stage).await;
         let start_fp = owner_fingerprint(&api, owner);
@@ -819,6 +820,48 @@ pub fn invalid_reason(e: &ManifestError) -> Reason {
         ErrorKind::Duplicate => Reason::DuplicateManifest,
         _ => Reason::InvalidManifest,
     }
+}
+
+/// Default per-API resource quota (raisable; CreateResource fails past it).
+pub const RESOURCE_QUOTA: usize = 300;
+/// Lambda's cap on one function's resource policy.
+pub const POLICY_CAP_BYTES: usize = 20 * 1024;
+/// A generous estimate of one permission statement's size in a policy.
+const STATEMENT_BYTES: usize = 400;
+
+/// Warnings before per-API and per-function limits are hit (at 90 % and 80 %).
+fn quota_warnings(
+    api: &ObservedApi,
+    plan: &Plan,
+    policies: &BTreeMap<String, Option<Vec<PolicyStatement>>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let creates = plan
+        .changes()
+        .filter(|c| matches!(c, Change::CreateResource { .. }))
+        .count();
+    let after = api.resources.len() + creates;
+    if after * 10 >= RESOURCE_QUOTA * 9 {
+        out.push(format!(
+            "the API will have {after} resources; API Gateway's default quota is {RESOURCE_QUOTA} per API (ask AWS to raise it before CreateResource starts failing with LimitExceeded)"
+        ));
+    }
+    for (function, statements) in policies {
+        let Some(statements) = statements else { continue };
+        let adds = plan
+            .changes()
+            .filter(|c| matches!(c, Change::AddPermission { function: f, .. } if f == function))
+            .count();
+        let estimate = (statements.len() + adds) * STATEMENT_BYTES;
+        if estimate * 10 >= POLICY_CAP_BYTES * 8 {
+            out.push(format!(
+                "{function} will carry {} policy statements (about {} KB of Lambda's 20 KB policy cap); mount fewer routes on it or use one mount with proxy: true",
+                statements.len() + adds,
+                estimate / 1024
+            ));
+        }
+    }
+    out
 }
 
 /// How many distinct mounts `owner` has routes for.

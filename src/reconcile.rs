@@ -847,7 +847,9 @@ fn quota_warnings(
         ));
     }
     for (function, statements) in policies {
-        let Some(statements) = statements else { continue };
+        let Some(statements) = statements else {
+            continue;
+        };
         let adds = plan
             .changes()
             .filter(|c| matches!(c, Change::AddPermission { function: f, .. } if f == function))

@@ -531,8 +531,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             .values()
             .enumerate()
             .filter(|(_, list)| {
-                list.iter()
-                    .any(|(lp, _)| lp == path || lp.starts_with(&below))
+                list.iter().any(|(lp, _)| {
+                    lp == path || lp.starts_with(&below) || path.starts_with(&format!("{lp}/"))
+                })
             })
             .map(|(i, _)| i)
             .next_back();
@@ -633,6 +634,14 @@ fn deletable_resources(
     for path in removing.keys() {
         candidates.insert(path.clone());
         candidates.extend(ancestors(path));
+        // Empty resources below a route being removed (e.g. a `{proxy+}` whose
+        // method was never created because a pass was cut short) go with it.
+        candidates.extend(
+            api.descendants(path)
+                .into_iter()
+                .filter(|d| d.methods.is_empty())
+                .map(|d| d.path.clone()),
+        );
     }
     let mut deletable = BTreeSet::new();
     // Deepest first, so a parent can look at its children's verdicts.
@@ -1444,6 +1453,22 @@ mod tests {
             Authorization::AwsIam.as_str()
         );
         assert_eq!(w.statements("acct"), 1);
+    }
+
+    #[test]
+    fn empty_leftovers_below_a_removed_route_go_with_it() {
+        let mut w = world();
+        let m = vec![desired(mount("x", "/x", "acct", ""))];
+        w.converge(&m);
+        // A crash left /x/{proxy+} without its method.
+        w.api
+            .resources
+            .get_mut("/x/{proxy+}")
+            .unwrap()
+            .methods
+            .clear();
+        w.converge(&[]);
+        assert_eq!(w.paths(), vec!["/"]);
     }
 
     #[test]

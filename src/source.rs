@@ -55,9 +55,16 @@ pub fn load_dir(dir: &Path, memory: &mut NameMemory) -> Result<Snapshot, SourceE
     let root = dir.canonicalize().map_err(err)?;
     let entries = std::fs::read_dir(&root).map_err(err)?;
     let mut names: Vec<(String, PathBuf)> = Vec::new();
+    let mut unnamed: Vec<String> = Vec::new();
     for entry in entries {
         let entry = entry.map_err(err)?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+        let raw = entry.file_name();
+        let Some(name) = raw.to_str().map(str::to_string) else {
+            // Never skip silently: a manifest we cannot name might be a live mount.
+            let lossy = raw.to_string_lossy().to_string();
+            if manifest::is_manifest_file_name(&lossy) {
+                unnamed.push(lossy);
+            }
             continue;
         };
         if manifest::is_manifest_file_name(&name) {
@@ -82,7 +89,14 @@ pub fn load_dir(dir: &Path, memory: &mut NameMemory) -> Result<Snapshot, SourceE
                 }),
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut entries = entries;
+    for lossy in unnamed {
+        entries.push(FileEntry {
+            shown: dir.join(lossy),
+            content: Err("has a file name that is not UTF-8; rename it".into()),
+        });
+    }
     Ok(build_snapshot(entries, memory))
 }
 

@@ -1,0 +1,1941 @@
+//! Benchmark of apimount against a hand-written baseline, on a local moto server.
+//!
+//! ```text
+//! cargo run --release --example bench -- [--smoke] [--out DIR] [--apimount PATH]
+//! cargo run --release --example bench -- baseline --api ID --root ID --from I --count N [--stage-exists]
+//! ```
+//!
+//! The first form runs every measurement and writes `BENCHMARKS.md` and
+//! `convergence.svg` into `--out` (default `docs/`). It starts its own moto
+//! server; normally run through `./scripts/bench`, which builds everything in
+//! release mode first.
+//!
+//! The second form is the BASELINE: a separate small process (so it pays
+//! process start and config load like apimount does) that mounts functions
+//! `bench-fn-I` at `/mI` with the minimal sequence of calls and nothing else:
+//! per mount GetFunction, CreateResource×2, PutMethod×2, PutIntegration×2,
+//! AddPermission×2; then one CreateDeployment and CreateStage (or UpdateStage).
+//! It reads the AWS settings from the environment, like apimount.
+//!
+//! This is a benchmark, not a test: nothing here asserts on timings. The
+//! report states each target, the measured value and whether it was met.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use aws_config::BehaviorVersion;
+use aws_sdk_apigateway::types::{IntegrationType, Op as PatchOp, PatchOperation};
+use futures::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const ACCOUNT_ID: &str = "210987654321";
+const REGION: &str = "eu-west-2";
+const STAGE: &str = "prod";
+const OWNER: &str = "apimount";
+const DEBOUNCE_MS: u64 = 200;
+
+// ----- sizes ---------------------------------------------------------------
+
+/// How much of everything to do: the full run or the CI smoke run.
+struct Sizes {
+    one_mount_trials: usize,
+    /// Mount counts for the convergence curve (first is 1, last is "many").
+    apply_counts: Vec<usize>,
+    apply_trials: usize,
+    latency_trials: usize,
+    burst: usize,
+    burst_trials: usize,
+    steady_counts: Vec<usize>,
+    /// The count the "≥5× fewer calls" target is checked at.
+    steady_target_count: usize,
+    pacing_mounts: usize,
+    pacing_trials: usize,
+    footprint_mounts: usize,
+    idle: Duration,
+    plan_iterations: usize,
+}
+
+impl Sizes {
+    fn full() -> Sizes {
+        Sizes {
+            one_mount_trials: 10,
+            apply_counts: vec![1, 10, 50, 100],
+            apply_trials: 5,
+            latency_trials: 20,
+            burst: 50,
+            burst_trials: 3,
+            steady_counts: vec![10, 100, 300],
+            steady_target_count: 100,
+            pacing_mounts: 20,
+            pacing_trials: 3,
+            footprint_mounts: 1000,
+            idle: Duration::from_secs(60),
+            plan_iterations: 20,
+        }
+    }
+
+    fn smoke() -> Sizes {
+        Sizes {
+            one_mount_trials: 2,
+            apply_counts: vec![1, 10],
+            apply_trials: 1,
+            latency_trials: 3,
+            burst: 10,
+            burst_trials: 1,
+            steady_counts: vec![5, 10],
+            steady_target_count: 10,
+            pacing_mounts: 5,
+            pacing_trials: 1,
+            footprint_mounts: 30,
+            idle: Duration::from_secs(5),
+            plan_iterations: 5,
+        }
+    }
+}
+
+// ----- entry point -----------------------------------------------------------
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Enough workers that the counting proxy keeps forwarding while the
+    // benchmark blocks one waiting for a child process.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()?;
+    if args.first().map(String::as_str) == Some("baseline") {
+        rt.block_on(baseline_main(&args[1..]))
+    } else {
+        rt.block_on(bench_main(&args))
+    }
+}
+
+fn flag_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn fn_name(i: usize) -> String {
+    format!("bench-fn-{i:04}")
+}
+
+fn mount_name(i: usize) -> String {
+    format!("m{i:04}")
+}
+
+// ----- the baseline ------------------------------------------------------------
+
+async fn baseline_main(args: &[String]) -> Result<()> {
+    let need = |name: &str| flag_value(args, name).ok_or_else(|| anyhow!("baseline needs {name}"));
+    let api = need("--api")?;
+    let root = need("--root")?;
+    let from: usize = need("--from")?.parse()?;
+    let count: usize = need("--count")?.parse()?;
+    let stage_exists = args.iter().any(|a| a == "--stage-exists");
+
+    let conf = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let apigw = aws_sdk_apigateway::Client::new(&conf);
+    let lambda = aws_sdk_lambda::Client::new(&conf);
+
+    for i in from..from + count {
+        let name = mount_name(i);
+        let function = lambda
+            .get_function()
+            .function_name(fn_name(i))
+            .send()
+            .await?;
+        let arn = function
+            .configuration()
+            .and_then(|c| c.function_arn())
+            .ok_or_else(|| anyhow!("GetFunction returned no ARN"))?
+            .to_string();
+        let uri = format!(
+            "arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{arn}/invocations"
+        );
+        let outer = apigw
+            .create_resource()
+            .rest_api_id(&api)
+            .parent_id(&root)
+            .path_part(&name)
+            .send()
+            .await?
+            .id
+            .ok_or_else(|| anyhow!("CreateResource returned no id"))?;
+        let proxy = apigw
+            .create_resource()
+            .rest_api_id(&api)
+            .parent_id(&outer)
+            .path_part("{proxy+}")
+            .send()
+            .await?
+            .id
+            .ok_or_else(|| anyhow!("CreateResource returned no id"))?;
+        let resources = [outer, proxy];
+        for id in &resources {
+            apigw
+                .put_method()
+                .rest_api_id(&api)
+                .resource_id(id)
+                .http_method("ANY")
+                .authorization_type("NONE")
+                .operation_name(format!("apimount:baseline:{name}"))
+                .send()
+                .await?;
+        }
+        for id in &resources {
+            apigw
+                .put_integration()
+                .rest_api_id(&api)
+                .resource_id(id)
+                .http_method("ANY")
+                .r#type(IntegrationType::AwsProxy)
+                .integration_http_method("POST")
+                .uri(&uri)
+                .send()
+                .await?;
+        }
+        let source = format!("arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{api}/*/*/{name}");
+        for (sid, source_arn) in [
+            (format!("baseline-{api}-{name}"), source.clone()),
+            (
+                format!("baseline-{api}-{name}-proxy"),
+                format!("{source}/*"),
+            ),
+        ] {
+            lambda
+                .add_permission()
+                .function_name(&arn)
+                .statement_id(sid)
+                .action("lambda:InvokeFunction")
+                .principal("apigateway.amazonaws.com")
+                .source_arn(source_arn)
+                .send()
+                .await?;
+        }
+    }
+    let deployment = apigw
+        .create_deployment()
+        .rest_api_id(&api)
+        .send()
+        .await?
+        .id
+        .ok_or_else(|| anyhow!("CreateDeployment returned no id"))?;
+    if stage_exists {
+        apigw
+            .update_stage()
+            .rest_api_id(&api)
+            .stage_name(STAGE)
+            .patch_operations(
+                PatchOperation::builder()
+                    .op(PatchOp::Replace)
+                    .path("/deploymentId")
+                    .value(deployment)
+                    .build(),
+            )
+            .send()
+            .await?;
+    } else {
+        apigw
+            .create_stage()
+            .rest_api_id(&api)
+            .stage_name(STAGE)
+            .deployment_id(deployment)
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+// ----- the emulator ------------------------------------------------------------
+
+/// A moto server on a free loopback port; killed on drop.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start(repo: &Path, log: &Path) -> Result<Moto> {
+        let server = repo.join(".venv/bin/moto_server");
+        let port = free_port()?;
+        let log_file = std::fs::File::create(log)?;
+        let mut child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_ACCOUNT_ID", ACCOUNT_ID)
+            .env("AWS_DEFAULT_REGION", REGION)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log_file.try_clone()?))
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .with_context(|| {
+                format!("start {} (run ./scripts/setup-emulator)", server.display())
+            })?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait()? {
+                bail!("moto_server exited with {status}; see {}", log.display());
+            }
+            if http_get(&format!("127.0.0.1:{port}"), "/moto-api/").is_some() {
+                return Ok(Moto { child, port });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        bail!(
+            "moto_server did not answer within 30 s; see {}",
+            log.display()
+        )
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// A plain HTTP/1.1 GET; `(status, body)`.
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let sock: SocketAddr = addr.parse().ok()?;
+    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+// ----- the counting proxy --------------------------------------------------------
+
+/// A TCP proxy in front of moto that logs every HTTP request it forwards as
+/// `(arrival time, operation)`. Assumes requests carry Content-Length bodies
+/// (the SDK's JSON and REST calls do); a chunked request stops the counting on
+/// that connection and is reported.
+#[derive(Clone)]
+struct Proxy {
+    port: u16,
+    log: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl Proxy {
+    async fn start(upstream_port: u16) -> Result<Proxy> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let proxy = Proxy {
+            port: listener.local_addr()?.port(),
+            log: Arc::default(),
+        };
+        let log = proxy.log.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = forward(client, upstream_port, log).await {
+                        eprintln!("bench: proxy connection: {e}");
+                    }
+                });
+            }
+        });
+        Ok(proxy)
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn take(&self) -> Vec<(Instant, String)> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+async fn forward(
+    client: tokio::net::TcpStream,
+    upstream_port: u16,
+    log: Arc<Mutex<Vec<(Instant, String)>>>,
+) -> Result<()> {
+    let upstream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, upstream_port)).await?;
+    let (client_read, mut client_write) = client.into_split();
+    let (mut upstream_read, mut upstream_write) = upstream.into_split();
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
+    });
+    let mut reader = BufReader::new(client_read);
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let before = head.len();
+            if reader.read_until(b'\n', &mut head).await? == 0 {
+                return Ok(()); // client closed
+            }
+            if head[before..] == *b"\r\n" {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let mut lines = text.lines();
+        let request_line = lines.next().unwrap_or_default().to_string();
+        let mut content_length = 0usize;
+        let mut target = None;
+        let mut chunked = false;
+        for line in lines {
+            if let Some((k, v)) = line.split_once(':') {
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+                match k.as_str() {
+                    "content-length" => content_length = v.parse().unwrap_or(0),
+                    "x-amz-target" => target = Some(v.to_string()),
+                    "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
+                    _ => {}
+                }
+            }
+        }
+        let mut parts = request_line.split_whitespace();
+        let method = parts.next().unwrap_or("?");
+        let path = parts.next().unwrap_or("?");
+        let op = target.unwrap_or_else(|| operation_of(method, path));
+        log.lock().unwrap().push((Instant::now(), op));
+        upstream_write.write_all(&head).await?;
+        if chunked {
+            eprintln!(
+                "bench: proxy saw a chunked request; not counting the rest of its connection"
+            );
+            tokio::io::copy(&mut reader, &mut upstream_write).await?;
+            return Ok(());
+        }
+        let mut body = (&mut reader).take(content_length as u64);
+        tokio::io::copy(&mut body, &mut upstream_write).await?;
+    }
+}
+
+/// Names a REST call by its method and path shape: `apigateway:GetResources`,
+/// `lambda:GetPolicy`…; unknown shapes come out as `METHOD /shape`.
+fn operation_of(method: &str, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or("");
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let shape: Vec<&str> = match segs.first().copied() {
+        Some("restapis") => segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let prev = if i > 0 { segs[i - 1] } else { "" };
+                match prev {
+                    "restapis" => "{api}",
+                    "resources" => "{res}",
+                    "methods" => "{verb}",
+                    "stages" => "{stage}",
+                    "deployments" => "{dep}",
+                    _ => s,
+                }
+            })
+            .collect(),
+        Some("2015-03-31") => segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match i {
+                2 => "{fn}",
+                4 => "{sid}",
+                _ => s,
+            })
+            .collect(),
+        _ => segs.clone(),
+    };
+    let shape = format!("/{}", shape.join("/"));
+    let name = match (method, shape.as_str()) {
+        ("GET", "/restapis/{api}/resources") => "apigateway:GetResources",
+        ("POST", "/restapis/{api}/resources/{res}") => "apigateway:CreateResource",
+        ("DELETE", "/restapis/{api}/resources/{res}") => "apigateway:DeleteResource",
+        ("GET", "/restapis/{api}/resources/{res}") => "apigateway:GetResource",
+        ("PUT", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:PutMethod",
+        ("GET", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:GetMethod",
+        ("DELETE", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:DeleteMethod",
+        ("PUT", "/restapis/{api}/resources/{res}/methods/{verb}/integration") => {
+            "apigateway:PutIntegration"
+        }
+        ("GET", "/restapis/{api}/resources/{res}/methods/{verb}/integration") => {
+            "apigateway:GetIntegration"
+        }
+        ("POST", "/restapis/{api}/deployments") => "apigateway:CreateDeployment",
+        ("GET", "/restapis/{api}/deployments") => "apigateway:GetDeployments",
+        ("GET", "/restapis/{api}/deployments/{dep}") => "apigateway:GetDeployment",
+        ("POST", "/restapis/{api}/stages") => "apigateway:CreateStage",
+        ("GET", "/restapis/{api}/stages/{stage}") => "apigateway:GetStage",
+        ("PATCH", "/restapis/{api}/stages/{stage}") => "apigateway:UpdateStage",
+        ("GET", "/restapis/{api}") => "apigateway:GetRestApi",
+        ("GET", "/2015-03-31/functions/{fn}") => "lambda:GetFunction",
+        ("GET", "/2015-03-31/functions/{fn}/policy") => "lambda:GetPolicy",
+        ("POST", "/2015-03-31/functions/{fn}/policy") => "lambda:AddPermission",
+        ("DELETE", "/2015-03-31/functions/{fn}/policy/{sid}") => "lambda:RemovePermission",
+        _ => return format!("{method} {shape}"),
+    };
+    name.to_string()
+}
+
+fn count_ops(log: &[(Instant, String)]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (_, op) in log {
+        *out.entry(op.clone()).or_default() += 1;
+    }
+    out
+}
+
+fn is_read(op: &str) -> bool {
+    let name = op.split(':').nth(1).unwrap_or(op);
+    name.starts_with("Get") || name.starts_with("List")
+}
+
+// ----- AWS quotas --------------------------------------------------------------
+
+/// One account-level quota: a token bucket over a set of operations.
+struct Quota {
+    name: &'static str,
+    rate: f64,
+    burst: f64,
+    applies: fn(&str) -> bool,
+}
+
+fn quotas() -> Vec<Quota> {
+    vec![
+        Quota {
+            name: "API Gateway total (10/s, burst 40)",
+            rate: 10.0,
+            burst: 40.0,
+            applies: |op| op.starts_with("apigateway:"),
+        },
+        Quota {
+            name: "CreateResource (5/s)",
+            rate: 5.0,
+            burst: 5.0,
+            applies: |op| op == "apigateway:CreateResource",
+        },
+        Quota {
+            name: "GetResources (5 per 2 s)",
+            rate: 2.5,
+            burst: 5.0,
+            applies: |op| op == "apigateway:GetResources",
+        },
+        Quota {
+            name: "CreateDeployment (1 per 5 s)",
+            rate: 0.2,
+            burst: 1.0,
+            applies: |op| op == "apigateway:CreateDeployment",
+        },
+        Quota {
+            name: "Lambda control plane (15/s; GetFunction excluded)",
+            rate: 15.0,
+            burst: 15.0,
+            applies: |op| op.starts_with("lambda:") && op != "lambda:GetFunction",
+        },
+        Quota {
+            name: "Lambda GetFunction (100/s)",
+            rate: 100.0,
+            burst: 100.0,
+            applies: |op| op == "lambda:GetFunction",
+        },
+    ]
+}
+
+/// Most calls seen in any window of `window` length.
+fn max_in_window(times: &[Instant], window: Duration) -> usize {
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end].duration_since(times[start]) >= window {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+/// Replays the calls through the quota's token bucket; returns the lowest
+/// token level reached (negative: the quota would have throttled).
+fn lowest_tokens(times: &[Instant], q: &Quota) -> f64 {
+    let mut tokens = q.burst;
+    let mut lowest = tokens;
+    let mut last = match times.first() {
+        Some(t) => *t,
+        None => return tokens,
+    };
+    for t in times {
+        tokens = (tokens + t.duration_since(last).as_secs_f64() * q.rate).min(q.burst);
+        last = *t;
+        tokens -= 1.0;
+        lowest = lowest.min(tokens);
+    }
+    lowest
+}
+
+// ----- the bench world -------------------------------------------------------------
+
+struct Bench {
+    apimount: PathBuf,
+    me: PathBuf,
+    moto: Moto,
+    scratch: tempfile::TempDir,
+    apigw: aws_sdk_apigateway::Client,
+    lambda: aws_sdk_lambda::Client,
+    iam: aws_sdk_iam::Client,
+    sdk: aws_config::SdkConfig,
+    role: Option<String>,
+    functions: usize,
+    apis: usize,
+}
+
+/// `(api id, root resource id)`
+type Api = (String, String);
+
+impl Bench {
+    async fn new(repo: PathBuf, apimount: PathBuf) -> Result<Bench> {
+        let scratch = tempfile::Builder::new()
+            .prefix("apimount-bench-")
+            .tempdir()?;
+        let moto = Moto::start(&repo, &scratch.path().join("moto.log"))?;
+        let sdk = sdk_config(&moto.endpoint()).await;
+        Ok(Bench {
+            apimount,
+            me: std::env::current_exe()?,
+            apigw: aws_sdk_apigateway::Client::new(&sdk),
+            lambda: aws_sdk_lambda::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::new(&sdk),
+            sdk,
+            moto,
+            scratch,
+            role: None,
+            functions: 0,
+            apis: 0,
+        })
+    }
+
+    /// Makes sure functions `bench-fn-0000` … `bench-fn-{n-1}` exist.
+    async fn ensure_functions(&mut self, n: usize) -> Result<()> {
+        if self.role.is_none() {
+            let trust = serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole"}]
+            });
+            let role = self
+                .iam
+                .create_role()
+                .role_name("apimount-bench")
+                .assume_role_policy_document(trust.to_string())
+                .send()
+                .await?;
+            self.role = role.role().map(|r| r.arn().to_string());
+        }
+        let role = self.role.clone().unwrap_or_default();
+        let lambda = self.lambda.clone();
+        let results: Vec<Result<()>> = futures::stream::iter(self.functions..n)
+            .map(|i| {
+                let (lambda, role) = (lambda.clone(), role.clone());
+                async move {
+                    let code = aws_sdk_lambda::types::FunctionCode::builder()
+                        .zip_file(aws_sdk_lambda::primitives::Blob::new(b"bench".to_vec()))
+                        .build();
+                    lambda
+                        .create_function()
+                        .function_name(fn_name(i))
+                        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+                        .handler("index.handler")
+                        .role(role)
+                        .code(code)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| anyhow!("CreateFunction {}: {e:?}", fn_name(i)))
+                }
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<()>>()?;
+        self.functions = self.functions.max(n);
+        Ok(())
+    }
+
+    async fn new_api(&mut self) -> Result<Api> {
+        self.apis += 1;
+        let api = self
+            .apigw
+            .create_rest_api()
+            .name(format!("bench-{}", self.apis))
+            .send()
+            .await?;
+        let id = api.id().ok_or_else(|| anyhow!("no api id"))?.to_string();
+        let root = self
+            .apigw
+            .get_resources()
+            .rest_api_id(&id)
+            .send()
+            .await?
+            .items()
+            .iter()
+            .find(|r| r.path() == Some("/"))
+            .and_then(|r| r.id())
+            .ok_or_else(|| anyhow!("no root resource"))?
+            .to_string();
+        Ok((id, root))
+    }
+
+    fn manifest_dir(&self, label: &str) -> Result<PathBuf> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{label}-"))
+            .tempdir_in(self.scratch.path())?
+            .keep();
+        Ok(dir)
+    }
+
+    /// Runs a command with only the emulator's AWS settings in its environment.
+    fn command(&self, program: &Path, endpoint: &str) -> Command {
+        let mut cmd = Command::new(program);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("AWS_") {
+                cmd.env_remove(&key);
+            }
+        }
+        let nowhere = self.scratch.path().join("no-aws-config");
+        cmd.env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_CONFIG_FILE", nowhere.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", nowhere.join("credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `apimount apply` (or other one-shot): wall time; fails on a non-zero exit.
+    fn apimount_once(
+        &self,
+        verb: &str,
+        api: &str,
+        dir: &Path,
+        pacing: &str,
+        endpoint: &str,
+    ) -> Result<Duration> {
+        let mut cmd = self.command(&self.apimount, endpoint);
+        cmd.args([verb, "--rest-api-id", api, "--manifests"])
+            .arg(dir)
+            .args(["--pacing", pacing]);
+        let started = Instant::now();
+        let out = cmd.output()?;
+        let took = started.elapsed();
+        // plan exits 2 when changes are pending; that is not a failure here.
+        if !(out.status.success() || (verb == "plan" && out.status.code() == Some(2))) {
+            bail!(
+                "apimount {verb} exited with {}:\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(took)
+    }
+
+    /// The baseline process for mounts `from..from+count`: wall time.
+    fn baseline_once(
+        &self,
+        api: &Api,
+        from: usize,
+        count: usize,
+        stage_exists: bool,
+    ) -> Result<Duration> {
+        let mut cmd = self.command(&self.me, &self.moto.endpoint());
+        cmd.args(["baseline", "--api", &api.0, "--root", &api.1])
+            .args(["--from", &from.to_string(), "--count", &count.to_string()]);
+        if stage_exists {
+            cmd.arg("--stage-exists");
+        }
+        let started = Instant::now();
+        let out = cmd.output()?;
+        let took = started.elapsed();
+        if !out.status.success() {
+            bail!(
+                "baseline exited with {}:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(took)
+    }
+
+    fn start_daemon(&self, api: &str, dir: &Path, resync: &str, endpoint: &str) -> Result<Daemon> {
+        let admin = format!("127.0.0.1:{}", free_port()?);
+        let log = self.scratch.path().join(format!(
+            "daemon-{api}-{}.log",
+            admin.replace([':', '.'], "-")
+        ));
+        let log_file = std::fs::File::create(&log)?;
+        let mut cmd = self.command(&self.apimount, endpoint);
+        cmd.args(["run", "--rest-api-id", api, "--manifests"])
+            .arg(dir)
+            .args(["--pacing", "off", "--debounce", &format!("{DEBOUNCE_MS}ms")])
+            .args(["--resync-interval", resync, "--admin-addr", &admin])
+            .stdout(Stdio::from(log_file.try_clone()?))
+            .stderr(Stdio::from(log_file));
+        let child = cmd.spawn()?;
+        let daemon = Daemon { child, admin, log };
+        daemon.wait_for_passes(1.0, Duration::from_secs(600))?;
+        Ok(daemon)
+    }
+
+    async fn stage_deployment(&self, api: &str) -> Result<Option<String>> {
+        match self
+            .apigw
+            .get_stage()
+            .rest_api_id(api)
+            .stage_name(STAGE)
+            .send()
+            .await
+        {
+            Ok(s) => Ok(s.deployment_id().map(str::to_string)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(anyhow!("GetStage: {e:?}")),
+        }
+    }
+
+    async fn deployment_count(&self, api: &str) -> Result<usize> {
+        let mut n = 0;
+        let mut position: Option<String> = None;
+        loop {
+            let page = self
+                .apigw
+                .get_deployments()
+                .rest_api_id(api)
+                .limit(500)
+                .set_position(position.take())
+                .send()
+                .await?;
+            n += page.items().len();
+            match page.position() {
+                Some(p) if !p.is_empty() => position = Some(p.to_string()),
+                _ => return Ok(n),
+            }
+        }
+    }
+
+    /// True when the stage's deployment serves exactly the owner's current
+    /// routes (apimount's own fingerprint in the deployment description) and
+    /// every path in `paths` is among them.
+    async fn deployed(&self, api: &str, deployment: &str, paths: &[String]) -> Result<bool> {
+        let aws = apimount::aws::Aws::new(&self.sdk, None)
+            .map_err(|e| anyhow!(e))?
+            .with_pacer(apimount::pacing::Pacer::disabled());
+        let observed = aws.observe_api(api).await?;
+        let all_there = paths.iter().all(|p| {
+            observed
+                .get(p)
+                .is_some_and(|r| r.methods.values().any(|m| m.ownership().is(OWNER)))
+        });
+        if !all_there {
+            return Ok(false);
+        }
+        let description = self
+            .apigw
+            .get_deployment()
+            .rest_api_id(api)
+            .deployment_id(deployment)
+            .send()
+            .await?
+            .description
+            .unwrap_or_default();
+        let want = apimount::model::owner_fingerprint(&observed, OWNER);
+        Ok(apimount::model::fingerprint_in_description(&description, OWNER) == Some(want.as_str()))
+    }
+
+    /// Polls the stage every 20 ms until a deployment other than `before`
+    /// serves all `paths`; returns the time since `since`.
+    async fn wait_deployed(
+        &self,
+        api: &str,
+        before: Option<String>,
+        paths: &[String],
+        since: Instant,
+    ) -> Result<Duration> {
+        let mut checked = before;
+        let deadline = since + Duration::from_secs(300);
+        loop {
+            let now = self.stage_deployment(api).await?;
+            if now.is_some() && now != checked {
+                let id = now.clone().unwrap_or_default();
+                if self.deployed(api, &id, paths).await? {
+                    return Ok(since.elapsed());
+                }
+                checked = now;
+            }
+            if Instant::now() > deadline {
+                bail!("routes {paths:?} not deployed within 300 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_apigateway::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await
+}
+
+fn write_mount(dir: &Path, i: usize) -> Result<String> {
+    let name = mount_name(i);
+    let yaml = format!(
+        "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: /{name}\n  function: {}\n",
+        fn_name(i)
+    );
+    std::fs::write(dir.join(format!("{name}.yaml")), yaml)?;
+    Ok(format!("/{name}"))
+}
+
+/// A running `apimount run`; killed on drop.
+struct Daemon {
+    child: Child,
+    admin: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn metrics(&self) -> BTreeMap<String, f64> {
+        let body = http_get(&self.admin, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
+    fn passes(&self) -> f64 {
+        sum_of(&self.metrics(), "apimount_passes_total")
+    }
+
+    fn wait_for_passes(&self, n: f64, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.passes() < n {
+            if Instant::now() > deadline {
+                bail!(
+                    "daemon made fewer than {n} passes in {timeout:?}; log {}",
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sum_of(metrics: &BTreeMap<String, f64>, name: &str) -> f64 {
+    metrics
+        .iter()
+        .filter(|(k, _)| k.as_str() == name || k.starts_with(&format!("{name}{{")))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// AWS calls by `service:operation` from the daemon's counters.
+fn aws_calls(metrics: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for (k, v) in metrics {
+        let Some(labels) = k.strip_prefix("apimount_aws_calls_total{") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.trim().strip_prefix(&format!("{name}=")))
+                .map(|v| v.trim_matches(['"', '}']).to_string())
+                .unwrap_or_default()
+        };
+        *out.entry(format!(
+            "{}:{}",
+            label("service").to_lowercase().replace(' ', ""),
+            label("operation")
+        ))
+        .or_default() += v;
+    }
+    out
+}
+
+// ----- /proc ------------------------------------------------------------------------
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Fields of /proc/PID/stat after the command name (field 3 is index 0).
+fn stat_fields(pid: &str) -> Vec<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    rest.split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect()
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let f = stat_fields(&pid.to_string());
+    (f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) as f64 / clock_ticks()
+}
+
+/// cutime + cstime of this process (CPU of waited-for children), in seconds.
+fn children_cpu_seconds() -> f64 {
+    let f = stat_fields("self");
+    (f.get(13).unwrap_or(&0) + f.get(14).unwrap_or(&0)) as f64 / clock_ticks()
+}
+
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+// ----- statistics ----------------------------------------------------------------------
+
+/// Median, min and max of a sample.
+#[derive(Clone, Copy, Default)]
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+    n: usize,
+}
+
+fn stat(values: &[f64]) -> Stat {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return Stat::default();
+    }
+    let mid = v.len() / 2;
+    let median = if v.len() % 2 == 0 {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    };
+    Stat {
+        median,
+        min: v[0],
+        max: v[v.len() - 1],
+        n: v.len(),
+    }
+}
+
+/// Nearest-rank percentile.
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+    v[rank.min(v.len()) - 1]
+}
+
+fn ms(s: Stat) -> String {
+    // Sub-10 ms values (planning) need decimals to say anything.
+    let d = if s.max < 0.01 { 2 } else { 0 };
+    format!(
+        "{:.d$} ms (min {:.d$}, max {:.d$}, n={})",
+        s.median * 1e3,
+        s.min * 1e3,
+        s.max * 1e3,
+        s.n
+    )
+}
+
+fn secs(s: Stat) -> String {
+    format!(
+        "{:.2} s (min {:.2}, max {:.2}, n={})",
+        s.median, s.min, s.max, s.n
+    )
+}
+
+// ----- the report ------------------------------------------------------------------------
+
+/// One target line of the summary.
+struct Target {
+    what: String,
+    target: String,
+    measured: String,
+    met: bool,
+}
+
+#[derive(Default)]
+struct Report {
+    sections: String,
+    targets: Vec<Target>,
+    /// `(mounts, apimount median s, baseline median s)`
+    curve: Vec<(usize, f64, f64)>,
+}
+
+impl Report {
+    fn target(&mut self, what: &str, target: &str, measured: String, met: bool) {
+        println!(
+            "bench: {what}: {measured} (target {target}) {}",
+            if met { "MET" } else { "MISSED" }
+        );
+        self.targets.push(Target {
+            what: what.into(),
+            target: target.into(),
+            measured,
+            met,
+        });
+    }
+
+    fn section(&mut self, title: &str, body: &str) {
+        let _ = write!(self.sections, "\n## {title}\n\n{body}\n");
+    }
+}
+
+// ----- the measurements ---------------------------------------------------------------------
+
+/// Apply from empty for each count: apimount vs baseline, fresh API per trial.
+async fn measure_convergence(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<(Stat, Stat)> {
+    let mut body = String::from(
+        "Fresh REST API per trial, mounts from empty, one function per mount. \
+         apimount: `apimount apply --pacing off` (process wall time). Baseline: \
+         `bench baseline` process (wall time), minimal call sequence.\n\n\
+         | mounts | apimount | baseline | ratio (medians) |\n|---:|---|---|---:|\n",
+    );
+    let mut one = (Stat::default(), Stat::default());
+    let max = *s.apply_counts.iter().max().unwrap_or(&1);
+    b.ensure_functions(max).await?;
+    for &n in &s.apply_counts {
+        let trials = if n == 1 {
+            s.one_mount_trials
+        } else {
+            s.apply_trials
+        };
+        let (mut ours, mut base) = (Vec::new(), Vec::new());
+        for t in 0..trials {
+            // Alternate who goes first so drift in moto's speed hits both.
+            for side in [t % 2, 1 - t % 2] {
+                let api = b.new_api().await?;
+                if side == 0 {
+                    let dir = b.manifest_dir("apply")?;
+                    for i in 0..n {
+                        write_mount(&dir, i)?;
+                    }
+                    let endpoint = b.moto.endpoint();
+                    ours.push(
+                        b.apimount_once("apply", &api.0, &dir, "off", &endpoint)?
+                            .as_secs_f64(),
+                    );
+                } else {
+                    base.push(b.baseline_once(&api, 0, n, false)?.as_secs_f64());
+                }
+            }
+        }
+        let (o, ba) = (stat(&ours), stat(&base));
+        println!(
+            "bench: apply {n} mounts: apimount {} baseline {}",
+            ms(o),
+            ms(ba)
+        );
+        let _ = writeln!(
+            body,
+            "| {n} | {} | {} | {:.2}× |",
+            ms(o),
+            ms(ba),
+            o.median / ba.median
+        );
+        r.curve.push((n, o.median, ba.median));
+        if n == 1 {
+            one = (o, ba);
+            let ratio = o.median / ba.median;
+            r.target(
+                "1. one mount, one-shot",
+                "≤ 1.5× baseline",
+                format!("{ratio:.2}× ({} vs {})", ms(o), ms(ba)),
+                ratio <= 1.5,
+            );
+        }
+        if n == max && n > 1 {
+            let ratio = o.median / ba.median;
+            r.target(
+                &format!("2. {n} mounts from empty"),
+                "≤ 1.1× baseline",
+                format!("{ratio:.2}× ({} vs {})", secs(o), secs(ba)),
+                ratio <= 1.1,
+            );
+        }
+    }
+    r.section("1–2. Convergence from empty (one-shot apply)", &body);
+    Ok(one)
+}
+
+/// 3. Daemon: one new manifest → deployed.
+async fn measure_latency(
+    b: &mut Bench,
+    s: &Sizes,
+    one_baseline: Stat,
+    r: &mut Report,
+) -> Result<()> {
+    let first = 5000; // functions/mounts 5000… are used by no other measurement
+    b.ensure_functions(0).await?;
+    let api = b.new_api().await?;
+    let dir = b.manifest_dir("latency")?;
+    let daemon = b.start_daemon(&api.0, &dir, "10m", &b.moto.endpoint())?;
+    let mut samples = Vec::new();
+    for t in 0..s.latency_trials {
+        let i = first + t;
+        create_function_named(b, &fn_name(i)).await?;
+        let before = b.stage_deployment(&api.0).await?;
+        let started = Instant::now();
+        let path = write_mount(&dir, i)?;
+        let took = b.wait_deployed(&api.0, before, &[path], started).await?;
+        samples.push(took.as_secs_f64());
+    }
+    drop(daemon);
+    let (p50, p95) = (percentile(&samples, 50.0), percentile(&samples, 95.0));
+    let bound = DEBOUNCE_MS as f64 / 1e3 + 1.5 * one_baseline.median;
+    let measured = format!(
+        "p50 {:.0} ms, p95 {:.0} ms (min {:.0}, max {:.0}, n={})",
+        p50 * 1e3,
+        p95 * 1e3,
+        stat(&samples).min * 1e3,
+        stat(&samples).max * 1e3,
+        samples.len()
+    );
+    r.target(
+        "3. daemon: manifest written → deployed",
+        &format!(
+            "p50 ≤ debounce + 1.5× one-mount baseline = {:.0} ms",
+            bound * 1e3
+        ),
+        measured.clone(),
+        p50 <= bound,
+    );
+    r.section(
+        "3. Daemon latency",
+        &format!(
+            "`apimount run --pacing off --debounce {DEBOUNCE_MS}ms --resync-interval 10m` on a folder; each trial \
+             writes one new manifest, then polls GetStage every 20 ms; when the stage points at a new \
+             deployment, checks (GetResources + GetDeployment) that the route exists and that the \
+             deployment's owner fingerprint matches the live routes. Time from the write to that \
+             observation (includes the debounce and up to 20 ms polling granularity).\n\n{measured}\n"
+        ),
+    );
+    Ok(())
+}
+
+async fn create_function_named(b: &mut Bench, name: &str) -> Result<()> {
+    let code = aws_sdk_lambda::types::FunctionCode::builder()
+        .zip_file(aws_sdk_lambda::primitives::Blob::new(b"bench".to_vec()))
+        .build();
+    b.lambda
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .handler("index.handler")
+        .role(b.role.clone().unwrap_or_default())
+        .code(code)
+        .send()
+        .await
+        .map_err(|e| anyhow!("CreateFunction {name}: {e:?}"))?;
+    Ok(())
+}
+
+/// 4. Burst: many manifests at once into the watched folder.
+async fn measure_burst(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()> {
+    b.ensure_functions(s.burst).await?;
+    let (mut ours, mut base, mut deployments) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..s.burst_trials {
+        let api = b.new_api().await?;
+        let dir = b.manifest_dir("burst")?;
+        let daemon = b.start_daemon(&api.0, &dir, "10m", &b.moto.endpoint())?;
+        let before_count = b.deployment_count(&api.0).await?;
+        let before = b.stage_deployment(&api.0).await?;
+        let started = Instant::now();
+        let mut paths = Vec::new();
+        for i in 0..s.burst {
+            paths.push(write_mount(&dir, i)?);
+        }
+        ours.push(
+            b.wait_deployed(&api.0, before, &paths, started)
+                .await?
+                .as_secs_f64(),
+        );
+        // Let a trailing pass (if any) finish before counting deployments.
+        tokio::time::sleep(Duration::from_millis(DEBOUNCE_MS * 3 + 1000)).await;
+        deployments.push(b.deployment_count(&api.0).await? - before_count);
+        drop(daemon);
+        let api = b.new_api().await?;
+        base.push(b.baseline_once(&api, 0, s.burst, false)?.as_secs_f64());
+    }
+    let (o, ba) = (stat(&ours), stat(&base));
+    let most = deployments.iter().copied().max().unwrap_or(0);
+    r.target(
+        &format!("4. burst of {} manifests: deployments", s.burst),
+        "≤ 2",
+        format!("{deployments:?} per trial"),
+        most <= 2,
+    );
+    r.section(
+        "4. Burst",
+        &format!(
+            "{} manifests written back to back into the folder of a running daemon (fresh API per \
+             trial). Time until the stage serves all of them, vs the baseline process doing the same \
+             {} mounts from empty.\n\n| | time |\n|---|---|\n| apimount run | {} |\n| baseline | {} |\n\
+             | ratio (medians) | {:.2}× |\n\nDeployments made per trial: {deployments:?}\n",
+            s.burst,
+            s.burst,
+            secs(o),
+            secs(ba),
+            o.median / ba.median
+        ),
+    );
+    Ok(())
+}
+
+/// 5. Calls of a pass that finds nothing to do.
+async fn measure_steady(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report) -> Result<()> {
+    let max = *s.steady_counts.iter().max().unwrap_or(&1);
+    b.ensure_functions(max).await?;
+    let mut body = String::from(
+        "Converge n mounts (n functions), then one `apimount apply --pacing off` through the \
+         counting proxy; it finds nothing to do. \"Per-object refresh\" is what a tool that \
+         refreshes every object with one GET would make: 2n resources + 2n methods + 2n \
+         integrations + 2n permissions (one GetPolicy each) + n functions + REST API + stage + \
+         deployment = 9n + 3. The daemon row is one resync pass of `apimount run \
+         --resync-interval 2s` (difference of its `apimount_aws_calls_total` counters across one \
+         pass; it caches GetFunction).\n\n",
+    );
+    let mut apigw_reads = Vec::new();
+    let mut table = String::from(
+        "| mounts | one-shot calls | by operation | daemon pass calls | by operation | per-object refresh | per-object ÷ one-shot |\n|---:|---:|---|---:|---|---:|---:|\n",
+    );
+    for &n in &s.steady_counts {
+        let api = b.new_api().await?;
+        let dir = b.manifest_dir("steady")?;
+        for i in 0..n {
+            write_mount(&dir, i)?;
+        }
+        b.apimount_once("apply", &api.0, &dir, "off", &b.moto.endpoint())?;
+        proxy.take();
+        b.apimount_once("apply", &api.0, &dir, "off", &proxy.endpoint())?;
+        let calls = count_ops(&proxy.take());
+        let total: usize = calls.values().sum();
+        let reads_apigw: usize = calls
+            .iter()
+            .filter(|(op, _)| op.starts_with("apigateway:") && is_read(op))
+            .map(|(_, c)| c)
+            .sum();
+        let lambda_reads: usize = calls
+            .iter()
+            .filter(|(op, _)| op.starts_with("lambda:") && is_read(op))
+            .map(|(_, c)| c)
+            .sum();
+        apigw_reads.push((n, reads_apigw));
+
+        // The daemon's resync pass.
+        let daemon = b.start_daemon(&api.0, &dir, "2s", &b.moto.endpoint())?;
+        let p = daemon.passes();
+        daemon.wait_for_passes(p + 1.0, Duration::from_secs(600))?;
+        let m0 = aws_calls(&daemon.metrics());
+        let p = daemon.passes();
+        daemon.wait_for_passes(p + 1.0, Duration::from_secs(600))?;
+        let m1 = aws_calls(&daemon.metrics());
+        drop(daemon);
+        let daemon_calls: BTreeMap<String, f64> = m1
+            .iter()
+            .map(|(k, v)| (k.clone(), v - m0.get(k).copied().unwrap_or(0.0)))
+            .filter(|(_, v)| *v > 0.0)
+            .collect();
+        let daemon_total: f64 = daemon_calls.values().sum();
+        let daemon_lambda_reads: f64 = daemon_calls
+            .iter()
+            .filter(|(op, _)| op.starts_with("lambda:") && is_read(op))
+            .map(|(_, c)| c)
+            .sum();
+
+        let per_object = 9 * n + 3;
+        let ratio = per_object as f64 / total as f64;
+        let fmt_ops = |m: &BTreeMap<String, usize>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let fmt_f = |m: &BTreeMap<String, f64>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            table,
+            "| {n} | {total} | {} | {daemon_total} | {} | {per_object} | {ratio:.1}× |",
+            fmt_ops(&calls),
+            fmt_f(&daemon_calls)
+        );
+        println!("bench: steady {n}: one-shot {total} calls, daemon {daemon_total}, per-object {per_object}");
+        if n == s.steady_target_count {
+            r.target(
+                &format!("5c. one-shot steady pass at {n} mounts vs per-object refresh"),
+                "≥ 5× fewer calls",
+                format!("{ratio:.1}× fewer ({total} vs {per_object})"),
+                ratio >= 5.0,
+            );
+            let daemon_ratio = per_object as f64 / daemon_total;
+            r.target(
+                &format!("5c. daemon resync pass at {n} mounts vs per-object refresh"),
+                "≥ 5× fewer calls",
+                format!("{daemon_ratio:.1}× fewer ({daemon_total} vs {per_object})"),
+                daemon_ratio >= 5.0,
+            );
+        }
+        if n == max {
+            let per_fn = lambda_reads as f64 / n as f64;
+            r.target(
+                &format!("5b. Lambda reads per distinct function, one-shot apply, {n} mounts"),
+                "≤ 1",
+                format!("{per_fn:.2} ({lambda_reads} reads / {n} functions)"),
+                per_fn <= 1.0,
+            );
+            let per_fn = daemon_lambda_reads / n as f64;
+            r.target(
+                &format!("5b. Lambda reads per distinct function, daemon resync, {n} mounts"),
+                "≤ 1",
+                format!("{per_fn:.2} ({daemon_lambda_reads} reads / {n} functions)"),
+                per_fn <= 1.0,
+            );
+        }
+    }
+    let distinct: BTreeSet<usize> = apigw_reads.iter().map(|(_, c)| *c).collect();
+    r.target(
+        "5a. API Gateway reads of a steady pass vs mount count",
+        "independent of mount count",
+        apigw_reads
+            .iter()
+            .map(|(n, c)| format!("{n} mounts: {c}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        distinct.len() == 1,
+    );
+    body.push_str(&table);
+    r.section("5. Steady-state pass: AWS calls", &body);
+    Ok(())
+}
+
+/// 6. `--pacing aws` from empty vs the quota-bound minimum.
+async fn measure_pacing(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report) -> Result<()> {
+    let n = s.pacing_mounts;
+    b.ensure_functions(n).await?;
+    let qs = quotas();
+    let (mut walls, mut bounds) = (Vec::new(), Vec::new());
+    let mut table = String::new();
+    let mut all_within = true;
+    for t in 0..s.pacing_trials {
+        let api = b.new_api().await?;
+        let dir = b.manifest_dir("pacing")?;
+        for i in 0..n {
+            write_mount(&dir, i)?;
+        }
+        proxy.take();
+        let wall = b.apimount_once("apply", &api.0, &dir, "aws", &proxy.endpoint())?;
+        let log = proxy.take();
+        walls.push(wall.as_secs_f64());
+        let mut bound: (f64, &str) = (0.0, "none");
+        if t == 0 {
+            table.push_str(
+                "| quota | calls | quota-bound minimum | max in 1 s | max in quota window | lowest bucket level (≥ 0: within quota) |\n|---|---:|---:|---:|---:|---:|\n",
+            );
+        }
+        for q in &qs {
+            let times: Vec<Instant> = log
+                .iter()
+                .filter(|(_, op)| (q.applies)(op))
+                .map(|(t, _)| *t)
+                .collect();
+            let minimum = ((times.len() as f64 - q.burst) / q.rate).max(0.0);
+            if minimum > bound.0 {
+                bound = (minimum, q.name);
+            }
+            let window = Duration::from_secs_f64((q.burst / q.rate).max(1.0));
+            let lowest = lowest_tokens(&times, q);
+            // Half a token of slack: the proxy stamps arrival, not the pacer's send.
+            let within = lowest >= -0.5;
+            all_within &= within;
+            if t == 0 {
+                let _ = writeln!(
+                    table,
+                    "| {} | {} | {:.1} s | {} | {} in {:.0} s | {:.2} |",
+                    q.name,
+                    times.len(),
+                    minimum,
+                    max_in_window(&times, Duration::from_secs(1)),
+                    max_in_window(&times, window),
+                    window.as_secs_f64(),
+                    lowest
+                );
+            }
+        }
+        if t == 0 {
+            let _ = writeln!(
+                table,
+                "\nCalls by operation (trial 1): {:?}\n",
+                count_ops(&log)
+            );
+        }
+        bounds.push(bound);
+    }
+    let w = stat(&walls);
+    let (bound, bucket) = bounds.first().copied().unwrap_or((0.0, "none"));
+    r.target(
+        &format!("6. {n} mounts with --pacing aws: within AWS quotas"),
+        "no quota exceeded",
+        if all_within {
+            "all buckets ≥ -0.5 token".into()
+        } else {
+            "a bucket went below -0.5 token (see table)".into()
+        },
+        all_within,
+    );
+    r.section(
+        "6. Quota pacing",
+        &format!(
+            "{n} mounts from empty with `apimount apply` (default `--pacing aws`) through the counting \
+             proxy. The quota-bound minimum of a quota is (calls − burst) ÷ rate; the pass cannot be \
+             faster than its slowest bucket. AWS enforces quotas as token buckets, so the check \
+             replays the observed call times through each bucket: a level below zero (with half a \
+             token of slack for proxy timestamps) would have been throttled. The 1-second maximum \
+             can exceed the rate by up to the burst without breaking the quota. Quotas used: CreateResource 5/s, GetResources 5 per 2 s, \
+             CreateDeployment 1 per 5 s, API Gateway total 10/s (burst 40), Lambda 15/s.\n\n\
+             Wall time: {} — quota-bound minimum {bound:.1} s (slowest bucket: {bucket}); ratio {:.2}×.\n\n{table}",
+            secs(w),
+            if bound > 0.0 { w.median / bound } else { f64::NAN }
+        ),
+    );
+    Ok(())
+}
+
+/// 7. Idle daemon footprint, one no-change pass, planning time.
+async fn measure_footprint(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()> {
+    let n = s.footprint_mounts;
+    b.ensure_functions(n).await?;
+    let api = b.new_api().await?;
+    let dir = b.manifest_dir("footprint")?;
+    for i in 0..n {
+        write_mount(&dir, i)?;
+    }
+    let endpoint = b.moto.endpoint();
+    let converge = b.apimount_once("apply", &api.0, &dir, "off", &endpoint)?;
+    println!(
+        "bench: footprint: converged {n} mounts in {:.1} s",
+        converge.as_secs_f64()
+    );
+
+    let daemon = b.start_daemon(&api.0, &dir, "10m", &endpoint)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_kb = status_kb(daemon.pid(), "VmRSS").unwrap_or(0);
+    let hwm_kb = status_kb(daemon.pid(), "VmHWM").unwrap_or(0);
+    let cpu_before = cpu_seconds(daemon.pid());
+    tokio::time::sleep(s.idle).await;
+    let idle_cpu = cpu_seconds(daemon.pid()) - cpu_before;
+    drop(daemon);
+
+    // One no-change pass: CPU of a one-shot apply that finds nothing to do.
+    let cpu0 = children_cpu_seconds();
+    let pass_wall = b.apimount_once("apply", &api.0, &dir, "off", &endpoint)?;
+    let pass_cpu = children_cpu_seconds() - cpu0;
+
+    let plan_times = measure_plan(b, &api.0, &dir, n, s.plan_iterations).await?;
+
+    let rss_mb = rss_kb as f64 / 1024.0;
+    r.target(
+        &format!("7. idle daemon RSS, {n} mounts"),
+        "≤ 30 MB",
+        format!("{rss_mb:.1} MB (peak {:.1} MB)", hwm_kb as f64 / 1024.0),
+        rss_mb <= 30.0,
+    );
+    let idle_share = idle_cpu / s.idle.as_secs_f64();
+    r.target(
+        &format!("7. idle daemon CPU over {} s", s.idle.as_secs()),
+        "≈ 0 (≤ 0.5 % of a core)",
+        format!(
+            "{idle_cpu:.2} s CPU ({:.2} % of a core)",
+            idle_share * 100.0
+        ),
+        idle_share <= 0.005,
+    );
+    let (fresh, converged) = plan_times;
+    r.target(
+        &format!("7. planning time, {n} mounts (converged input)"),
+        "≤ 50 ms",
+        ms(converged),
+        converged.median <= 0.05,
+    );
+    r.section(
+        "7. Footprint",
+        &format!(
+            "{n} mounts converged with `apimount apply --pacing off` ({:.1} s), then \
+             `apimount run --pacing off --resync-interval 10m` started and left to make its first \
+             pass. RSS is VmRSS from /proc/PID/status 1 s after that pass; idle CPU is utime+stime \
+             from /proc/PID/stat over {} s.\n\n\
+             | | |\n|---|---|\n| RSS after convergence | {rss_mb:.1} MB (VmHWM {:.1} MB) |\n\
+             | idle CPU over {} s | {idle_cpu:.2} s |\n\
+             | one no-change pass (one-shot `apply`, process CPU utime+stime) | {pass_cpu:.2} s CPU, {:.2} s wall |\n\
+             | `plan::plan`, {n} mounts, converged input | {} |\n\
+             | `plan::plan`, {n} mounts, empty API | {} |\n\n\
+             Planning is timed in-process by calling `apimount::plan::plan` on the API as \
+             `apimount::aws::Aws::observe_api` reads it from the emulator, with the functions' \
+             policies from `get_policy`, {} iterations.\n",
+            converge.as_secs_f64(),
+            s.idle.as_secs(),
+            hwm_kb as f64 / 1024.0,
+            s.idle.as_secs(),
+            pass_wall.as_secs_f64(),
+            ms(converged),
+            ms(fresh),
+            s.plan_iterations
+        ),
+    );
+    Ok(())
+}
+
+/// Times `plan::plan` on a converged input read from the emulator and on an
+/// empty API; `(empty, converged)`.
+async fn measure_plan(
+    b: &Bench,
+    api: &str,
+    dir: &Path,
+    n: usize,
+    iterations: usize,
+) -> Result<(Stat, Stat)> {
+    use apimount::model::{ObservedApi, ResolvedFunction};
+    use apimount::plan::{plan, DesiredMount, PlanInput};
+    type Policies = BTreeMap<String, Option<Vec<apimount::model::PolicyStatement>>>;
+    let aws = apimount::aws::Aws::new(&b.sdk, None)
+        .map_err(|e| anyhow!(e))?
+        .with_pacer(apimount::pacing::Pacer::disabled());
+    let observed = aws.observe_api(api).await?;
+    let mut desired = Vec::new();
+    let mut policies = Policies::new();
+    for i in 0..n {
+        let name = mount_name(i);
+        let file = dir.join(format!("{name}.yaml"));
+        let mount = apimount::manifest::parse(&file, &std::fs::read(&file)?)
+            .map_err(|e| anyhow!("{}: {e:?}", file.display()))?;
+        let arn = format!(
+            "arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{}",
+            fn_name(i)
+        );
+        let function = ResolvedFunction::from_arn(&arn).ok_or_else(|| anyhow!("bad arn {arn}"))?;
+        policies.insert(arn, Some(aws.get_policy(&function).await?));
+        desired.push(DesiredMount {
+            mount,
+            function: Ok(function),
+        });
+    }
+    let retained = BTreeSet::new();
+    let empty_policies: Policies = policies
+        .keys()
+        .map(|k| (k.clone(), Some(Vec::new())))
+        .collect();
+    let root_only = ObservedApi::from_resources(observed.get("/").cloned().into_iter().collect());
+    let time = |observed: &ObservedApi, policies: &Policies| {
+        let input = PlanInput {
+            owner: OWNER,
+            api_id: api,
+            region: REGION,
+            api: observed,
+            mounts: &desired,
+            retained: &retained,
+            hold_orphans: false,
+            policies,
+            delete_limit: None,
+        };
+        let mut samples = Vec::new();
+        let mut changes = 0;
+        for _ in 0..iterations {
+            let started = Instant::now();
+            let p = plan(&input);
+            samples.push(started.elapsed().as_secs_f64());
+            changes = p.changes().count();
+        }
+        (stat(&samples), changes)
+    };
+    let (fresh, fresh_changes) = time(&root_only, &empty_policies);
+    let (converged, _) = time(&observed, &policies);
+    println!(
+        "bench: plan {n} mounts: empty API {} ({fresh_changes} changes), converged {}",
+        ms(fresh),
+        ms(converged)
+    );
+    Ok((fresh, converged))
+}
+
+// ----- the SVG --------------------------------------------------------------------------
+
+fn convergence_svg(curve: &[(usize, f64, f64)]) -> String {
+    let (w, h) = (640.0, 400.0);
+    let (left, right, top, bottom) = (70.0, 20.0, 40.0, 60.0);
+    let max_x = curve.iter().map(|c| c.0).max().unwrap_or(1).max(1) as f64;
+    let max_y = curve
+        .iter()
+        .map(|c| c.1.max(c.2))
+        .fold(0.0f64, f64::max)
+        .max(0.001)
+        * 1.1;
+    let x = |v: f64| left + v / max_x * (w - left - right);
+    let y = |v: f64| h - bottom - v / max_y * (h - top - bottom);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">Convergence time from empty (one-shot, median)</text>\n",
+        w / 2.0
+    );
+    // Axes and ticks.
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>",
+        h - bottom,
+        w - right,
+        h - bottom,
+        h - bottom
+    );
+    for k in 0..=5 {
+        let v = max_y * k as f64 / 5.0;
+        let (x2, yv, tx, ty) = (w - right, y(v), left - 6.0, y(v) + 4.0);
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{left}\" y1=\"{yv:.1}\" x2=\"{x2}\" y2=\"{yv:.1}\" stroke=\"#ddd\"/><text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{v:.1} s</text>"
+        );
+    }
+    for c in curve {
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            x(c.0 as f64),
+            h - bottom + 18.0,
+            c.0
+        );
+    }
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">mounts</text>",
+        (left + w - right) / 2.0,
+        h - 18.0
+    );
+    // Series.
+    for (label, color, pick) in [
+        ("apimount apply --pacing off", "#d62728", 0usize),
+        ("baseline (minimal calls)", "#1f77b4", 1),
+    ] {
+        let value = |c: &(usize, f64, f64)| if pick == 0 { c.1 } else { c.2 };
+        let points: Vec<String> = curve
+            .iter()
+            .map(|c| format!("{:.1},{:.1}", x(c.0 as f64), y(value(c))))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            points.join(" ")
+        );
+        for c in curve {
+            let _ = writeln!(
+                svg,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"/>",
+                x(c.0 as f64),
+                y(value(c))
+            );
+        }
+        let ly = top + 10.0 + pick as f64 * 18.0;
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"/><text x=\"{}\" y=\"{}\">{label}</text>",
+            left + 15.0,
+            left + 40.0,
+            left + 46.0,
+            ly + 4.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+// ----- the run ---------------------------------------------------------------------------
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!(
+        "{cores} cores ({cpu}), {:.1} GiB memory",
+        mem_kb as f64 / 1024.0 / 1024.0
+    )
+}
+
+fn git_commit(repo: &Path) -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+async fn bench_main(args: &[String]) -> Result<()> {
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = flag_value(args, "--out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("docs"));
+    let apimount = flag_value(args, "--apimount")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("target/release/apimount"));
+    if !apimount.exists() {
+        bail!(
+            "{} not found; run ./scripts/bench (it builds it)",
+            apimount.display()
+        );
+    }
+    let s = if smoke { Sizes::smoke() } else { Sizes::full() };
+    let started = Instant::now();
+    let mut b = Bench::new(repo.clone(), apimount).await?;
+    let proxy = Proxy::start(b.moto.port).await?;
+    let mut r = Report::default();
+
+    println!(
+        "bench: moto at {}, counting proxy at {}",
+        b.moto.endpoint(),
+        proxy.endpoint()
+    );
+    let (_, one_baseline) = measure_convergence(&mut b, &s, &mut r).await?;
+    measure_latency(&mut b, &s, one_baseline, &mut r).await?;
+    measure_burst(&mut b, &s, &mut r).await?;
+    measure_steady(&mut b, &s, &proxy, &mut r).await?;
+    measure_pacing(&mut b, &s, &proxy, &mut r).await?;
+    measure_footprint(&mut b, &s, &mut r).await?;
+
+    let mut md = format!(
+        "# apimount benchmarks\n\n\
+         Generated by `./scripts/bench{}` (`examples/bench.rs`); do not edit by hand except the \
+         \"why\" lines.\n\n\
+         - commit: `{}`\n- machine: {}\n- emulator: moto_server (local, loopback), account {ACCOUNT_ID}, region {REGION}\n\
+         - run: {} mode, {:.0} s in total\n\n\
+         ## Method\n\n\
+         Everything runs against one local moto server started by the benchmark; each trial uses a \
+         fresh REST API. Times are wall-clock medians with min/max over repeated trials. apimount is \
+         the release binary, run as a separate process per one-shot command. The BASELINE is a \
+         second mode of the same example binary (`bench baseline`), also run as a separate process \
+         so it pays process start and SDK config load too; it makes exactly the minimal sequential \
+         calls with the same SDK (per mount GetFunction, CreateResource×2, PutMethod×2, \
+         PutIntegration×2, AddPermission×2; then CreateDeployment and CreateStage) and nothing \
+         else — no reads of the API, no checks. Call counts come from a counting TCP proxy in the \
+         benchmark between apimount and moto, or from the daemon's `/metrics`. moto is much faster \
+         than AWS and has no quotas, so absolute times say little about production; ratios and call \
+         counts are the point. Numbers are noisy when other work shares the machine.\n\n\
+         ## Targets\n\n| target | goal | measured | |\n|---|---|---|---|\n",
+        if smoke { " --smoke" } else { "" },
+        git_commit(&repo),
+        machine(),
+        if smoke { "smoke (tiny sizes, not representative)" } else { "full" },
+        started.elapsed().as_secs_f64()
+    );
+    for t in &r.targets {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            t.what,
+            t.target,
+            t.measured,
+            if t.met { "met" } else { "**missed**" }
+        );
+    }
+    let misses: Vec<&Target> = r.targets.iter().filter(|t| !t.met).collect();
+    if !misses.is_empty() {
+        md.push_str("\n### Why the misses\n\n");
+        for t in misses {
+            let _ = writeln!(md, "- {}: why: _(to be filled in)_", t.what);
+        }
+    }
+    md.push_str(&r.sections);
+    md.push_str("\n![convergence time vs mounts](convergence.svg)\n");
+
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("BENCHMARKS.md"), md)?;
+    std::fs::write(out.join("convergence.svg"), convergence_svg(&r.curve))?;
+    println!(
+        "bench: wrote {} and {} in {:.0} s",
+        out.join("BENCHMARKS.md").display(),
+        out.join("convergence.svg").display(),
+        started.elapsed().as_secs_f64()
+    );
+    let (met, total) = (r.targets.iter().filter(|t| t.met).count(), r.targets.len());
+    println!("bench: targets met: {met}/{total}");
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Migration from a shared Serverless-style gateway (`spec.adopt`) and the
+//! read-only `apimount status` views, against the emulator.
+
+mod support;
+
+use aws_sdk_apigateway::types::IntegrationType;
+use support::{assert_exit_code, assert_success, manifest_dir, stdout, write_manifest, Fixture};
+
+/// Creates a route the way Serverless Framework does on a shared API: ANY on
+/// the path and its {proxy+}, Lambda proxy integrations, no apimount marker.
+async fn serverless_route(fx: &Fixture, api: &str, root: &str, part: &str, fn_arn: &str) {
+    let uri = format!(
+        "arn:aws:apigateway:{}:lambda:path/2015-03-31/functions/{fn_arn}/invocations",
+        fx.region()
+    );
+    let parent = fx
+        .apigateway
+        .create_resource()
+        .rest_api_id(api)
+        .parent_id(root)
+        .path_part(part)
+        .send()
+        .await
+        .unwrap();
+    let proxy = fx
+        .apigateway
+        .create_resource()
+        .rest_api_id(api)
+        .parent_id(parent.id().unwrap())
+        .path_part("{proxy+}")
+        .send()
+        .await
+        .unwrap();
+    for id in [parent.id().unwrap(), proxy.id().unwrap()] {
+        fx.apigateway
+            .put_method()
+            .rest_api_id(api)
+            .resource_id(id)
+            .http_method("ANY")
+            .authorization_type("NONE")
+            .send()
+            .await
+            .unwrap();
+        fx.apigateway
+            .put_integration()
+            .rest_api_id(api)
+            .resource_id(id)
+            .http_method("ANY")
+            .r#type(IntegrationType::AwsProxy)
+            .integration_http_method("POST")
+            .uri(&uri)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+fn mount(name: &str, path: &str, function: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: {path}\n  function: {function}\n{extra}"
+    )
+}
+
+#[tokio::test]
+async fn serverless_routes_are_adopted_then_managed() {
+    let fx = Fixture::start().await;
+    let (api, root) = fx.create_rest_api("shared").await;
+    let orders = fx.create_function("orders").await;
+    let other = fx.create_function("other").await;
+    serverless_route(&fx, &api, &root, "orders", &orders).await;
+    serverless_route(&fx, &api, &root, "mismatch", &other).await;
+    let dir = manifest_dir();
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "--manifests".to_string(),
+            dir.path().display().to_string(),
+            "--rest-api-id".into(),
+            api.clone(),
+            "--pacing".into(),
+            "off".into(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |cmd: &str, extra: &[&str]| {
+        let a = args(extra);
+        let mut all: Vec<&str> = vec![cmd];
+        all.extend(a.iter().map(String::as_str));
+        fx.apimount(&all)
+    };
+
+    // Without adopt: a conflict, nothing touched.
+    write_manifest(
+        dir.path(),
+        "orders.yaml",
+        &mount("orders", "/orders", "orders", ""),
+    );
+    let out = run("apply", &[]);
+    assert_exit_code(&out, 1);
+    assert!(stdout(&out).contains("PathConflict"), "{}", stdout(&out));
+
+    // With adopt: taken over, marked, and the route shape is unchanged.
+    write_manifest(
+        dir.path(),
+        "orders.yaml",
+        &mount("orders", "/orders", "orders", "  adopt: true\n"),
+    );
+    // A route of another shape (other function) is reported, not taken.
+    write_manifest(
+        dir.path(),
+        "mismatch.yaml",
+        &mount("mismatch", "/mismatch", "orders", "  adopt: true\n"),
+    );
+    let out = run("apply", &[]);
+    assert_exit_code(&out, 1);
+    let text = stdout(&out);
+    assert!(text.contains("adopt"), "{text}");
+    assert!(text.contains("cannot be adopted"), "{text}");
+    for path in ["/orders", "/orders/{proxy+}"] {
+        let r = fx.resource_at(&api, path).await.expect(path);
+        let m = &r.resource_methods().unwrap()["ANY"];
+        assert_eq!(m.operation_name(), Some("apimount:apimount:orders"));
+        let i = m.method_integration().unwrap();
+        assert!(i.uri().unwrap().contains(&orders), "{:?}", i.uri());
+    }
+    let mismatch = fx.resource_at(&api, "/mismatch").await.unwrap();
+    assert_eq!(
+        mismatch.resource_methods().unwrap()["ANY"].operation_name(),
+        None
+    );
+
+    // From now on it is managed: drift is healed ...
+    std::fs::remove_file(dir.path().join("mismatch.yaml")).unwrap();
+    let id = fx
+        .resource_at(&api, "/orders")
+        .await
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    fx.apigateway
+        .delete_method()
+        .rest_api_id(&api)
+        .resource_id(&id)
+        .http_method("ANY")
+        .send()
+        .await
+        .unwrap();
+    assert_success(&run("apply", &[]));
+    assert!(fx
+        .resource_at(&api, "/orders")
+        .await
+        .unwrap()
+        .resource_methods()
+        .is_some());
+    assert_exit_code(&run("plan", &[]), 0);
+
+    // ... and it goes when its manifest goes (the foreign /mismatch stays).
+    std::fs::remove_file(dir.path().join("orders.yaml")).unwrap();
+    write_manifest(
+        dir.path(),
+        "keep.yaml",
+        &mount("keep", "/keep", "orders", ""),
+    );
+    assert_success(&run("apply", &[]));
+    assert!(fx.resource_at(&api, "/orders").await.is_none());
+    assert!(fx.resource_at(&api, "/mismatch").await.is_some());
+}
+
+#[tokio::test]
+async fn status_shows_states_as_table_json_and_tree() {
+    let fx = Fixture::start().await;
+    let (api, root) = fx.create_rest_api("status").await;
+    let f = fx.create_function("svc").await;
+    serverless_route(&fx, &api, &root, "legacy", &f).await;
+    let dir = manifest_dir();
+    write_manifest(dir.path(), "a.yaml", &mount("svc-a", "/a", "svc", ""));
+    write_manifest(
+        dir.path(),
+        "ghost.yaml",
+        &mount("ghost", "/ghost", "no-such-fn", ""),
+    );
+    write_manifest(dir.path(), "bad.yaml", "apiVersion: apimount/v1\nkind: [\n");
+    let d = dir.path().display().to_string();
+    let base = [
+        "--manifests",
+        d.as_str(),
+        "--rest-api-id",
+        api.as_str(),
+        "--pacing",
+        "off",
+    ];
+    let with = |cmd: &str, extra: &[&str]| {
+        let mut v = vec![cmd];
+        v.extend(base);
+        v.extend(extra);
+        fx.apimount(&v)
+    };
+    // Before apply: pending.
+    let table = stdout(&with("status", &[]));
+    assert!(
+        table.contains("Progressing") && table.contains("FunctionNotFound"),
+        "{table}"
+    );
+    with("apply", &[]);
+    let table = stdout(&with("status", &[]));
+    let row = table.lines().find(|l| l.contains("/a ")).expect(&table);
+    assert!(row.contains("Ready"), "{table}");
+    assert!(table.contains("InvalidManifest"), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&with("status", &["--output", "json"]))).unwrap();
+    let mounts = json["mounts"].as_array().unwrap();
+    let a = mounts.iter().find(|m| m["name"] == "svc-a").unwrap();
+    assert_eq!(a["state"], "Ready");
+    let ghost = mounts.iter().find(|m| m["name"] == "ghost").unwrap();
+    assert_eq!(ghost["reason"], "FunctionNotFound");
+    let tree = stdout(&with("status", &["--tree"]));
+    assert!(tree.contains("mount svc-a (this owner)"), "{tree}");
+    assert!(tree.contains("foreign"), "{tree}");
+    assert!(tree.contains("/legacy"), "{tree}");
+}

@@ -4,7 +4,7 @@
 
 FROM rust:1.95-bookworm AS chef
 WORKDIR /src
-RUN cargo install cargo-chef --locked --version 0.1.73
+RUN cargo install cargo-chef --locked --version 0.1.78
 
 FROM chef AS planner
 COPY Cargo.toml Cargo.lock ./

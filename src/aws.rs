@@ -334,7 +334,7 @@ impl Aws {
 
     /// Resolves a function reference to its ARN with GetFunction.
     pub async fn resolve_function(&self, f: &FunctionRef) -> Result<ResolvedFunction, AwsError> {
-        let name = unqualified_arn(f);
+        let name = f.unqualified();
         self.pacer.take(Paced::GetFunction).await;
         let out = self
             .lambda
@@ -369,15 +369,11 @@ impl Aws {
         &self,
         function: &ResolvedFunction,
     ) -> Result<Vec<PolicyStatement>, AwsError> {
-        let unqualified = ResolvedFunction {
-            qualifier: None,
-            ..function.clone()
-        };
         self.pacer.take(Paced::Lambda).await;
         match self
             .lambda
             .get_policy()
-            .function_name(unqualified.arn())
+            .function_name(function.unqualified_arn())
             .set_qualifier(function.qualifier.clone())
             .send()
             .await
@@ -514,14 +510,10 @@ impl Aws {
         sid: &str,
         source_arn: &str,
     ) -> Result<(), AwsError> {
-        let unqualified = ResolvedFunction {
-            qualifier: None,
-            ..function.clone()
-        };
         self.pacer.take(Paced::Lambda).await;
         self.lambda
             .add_permission()
-            .function_name(unqualified.arn())
+            .function_name(function.unqualified_arn())
             .set_qualifier(function.qualifier.clone())
             .statement_id(sid)
             .action("lambda:InvokeFunction")
@@ -538,15 +530,11 @@ impl Aws {
         function: &ResolvedFunction,
         sid: &str,
     ) -> Result<(), AwsError> {
-        let unqualified = ResolvedFunction {
-            qualifier: None,
-            ..function.clone()
-        };
         self.pacer.take(Paced::Lambda).await;
         match self
             .lambda
             .remove_permission()
-            .function_name(unqualified.arn())
+            .function_name(function.unqualified_arn())
             .set_qualifier(function.qualifier.clone())
             .statement_id(sid)
             .send()
@@ -613,19 +601,6 @@ impl Aws {
                 .map_err(|e| map_err("apigateway:CreateStage", e))?;
         }
         Ok(())
-    }
-}
-
-fn unqualified_arn(f: &FunctionRef) -> String {
-    match f {
-        FunctionRef::Arn {
-            partition,
-            region,
-            account,
-            name,
-            ..
-        } => format!("arn:{partition}:lambda:{region}:{account}:function:{name}"),
-        FunctionRef::Name { name, .. } => name.clone(),
     }
 }
 

@@ -357,39 +357,29 @@ impl FunctionRef {
         }
     }
 
-    /// The string to hand to Lambda's `FunctionName` parameter.
-    pub fn lookup_key(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl fmt::Display for FunctionRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// Lambda's `FunctionName` for this reference, without the qualifier
+    /// (which Lambda takes as a separate parameter).
+    pub fn unqualified(&self) -> String {
         match self {
-            FunctionRef::Name { name, qualifier } => {
-                write!(f, "{name}")?;
-                if let Some(q) = qualifier {
-                    write!(f, ":{q}")?;
-                }
-                Ok(())
-            }
+            FunctionRef::Name { name, .. } => name.clone(),
             FunctionRef::Arn {
                 partition,
                 region,
                 account,
                 name,
-                qualifier,
-            } => {
-                write!(
-                    f,
-                    "arn:{partition}:lambda:{region}:{account}:function:{name}"
-                )?;
-                if let Some(q) = qualifier {
-                    write!(f, ":{q}")?;
-                }
-                Ok(())
-            }
+                ..
+            } => format!("arn:{partition}:lambda:{region}:{account}:function:{name}"),
         }
+    }
+}
+
+impl fmt::Display for FunctionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.unqualified())?;
+        if let Some(q) = self.qualifier() {
+            write!(f, ":{q}")?;
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::manifest::{Authorization, HttpMethod};
+use crate::manifest::Authorization;
 
 /// Prefix of every ownership marker apimount writes into `Method.operationName`.
 pub const MARKER_PREFIX: &str = "apimount:";
@@ -77,6 +77,17 @@ pub struct ObservedMethod {
 }
 
 impl ObservedMethod {
+    /// A method as AWS shows it right after PutMethod with these settings.
+    pub fn from_settings(settings: &MethodSettings) -> ObservedMethod {
+        ObservedMethod {
+            authorization_type: settings.authorization.as_str().into(),
+            authorizer_id: settings.authorizer_id.clone(),
+            api_key_required: settings.api_key_required,
+            operation_name: Some(settings.operation_name.clone()),
+            integration: None,
+        }
+    }
+
     pub fn ownership(&self) -> Ownership {
         Ownership::parse(self.operation_name.as_deref())
     }
@@ -100,6 +111,15 @@ pub struct ObservedIntegration {
 }
 
 impl ObservedIntegration {
+    /// The Lambda proxy integration apimount puts (POST to `uri`).
+    pub fn lambda_proxy(uri: &str) -> ObservedIntegration {
+        ObservedIntegration {
+            kind: "AWS_PROXY".into(),
+            http_method: Some("POST".into()),
+            uri: Some(uri.to_string()),
+        }
+    }
+
     pub fn is_lambda_proxy_to(&self, uri: &str) -> bool {
         self.kind == "AWS_PROXY"
             && self.http_method.as_deref() == Some("POST")
@@ -204,15 +224,21 @@ impl ResolvedFunction {
 
     /// The ARN the integration invokes, with the qualifier when there is one.
     pub fn arn(&self) -> String {
-        let mut arn = format!(
-            "arn:{}:lambda:{}:{}:function:{}",
-            self.partition, self.region, self.account, self.name
-        );
+        let mut arn = self.unqualified_arn();
         if let Some(q) = &self.qualifier {
             arn.push(':');
             arn.push_str(q);
         }
         arn
+    }
+
+    /// The function's ARN without qualifier: Lambda's `FunctionName`, with the
+    /// qualifier passed separately.
+    pub fn unqualified_arn(&self) -> String {
+        format!(
+            "arn:{}:lambda:{}:{}:function:{}",
+            self.partition, self.region, self.account, self.name
+        )
     }
 
     /// The integration URI of a Lambda proxy integration to this function.
@@ -431,11 +457,6 @@ pub fn fingerprint_in_description<'a>(description: &'a str, owner: &str) -> Opti
         let (k, v) = kv.split_once('=')?;
         (k == owner).then_some(v)
     })
-}
-
-/// A `HttpMethod` from the verb string the gateway shows.
-pub fn verb(s: &str) -> Option<HttpMethod> {
-    HttpMethod::parse(s)
 }
 
 #[cfg(test)]

@@ -144,6 +144,78 @@ impl Change {
     }
 }
 
+impl Change {
+    /// Mirrors a change that AWS carried out onto a model of the API, so the
+    /// state after a pass is known without reading the whole API again.
+    /// Resources this creates get an empty id (the executor records real ids);
+    /// permission changes do not touch the API model.
+    pub fn apply_to(&self, api: &mut ObservedApi) {
+        fn resource(api: &mut ObservedApi, path: &str) {
+            if api.get(path).is_none() {
+                api.resources.insert(
+                    path.to_string(),
+                    crate::model::ObservedResource {
+                        id: String::new(),
+                        parent_id: None,
+                        path: path.to_string(),
+                        methods: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+        match self {
+            Change::CreateResource { path } => resource(api, path),
+            Change::PutMethod {
+                path,
+                verb,
+                settings,
+            }
+            | Change::ReplaceMethod {
+                path,
+                verb,
+                settings,
+                ..
+            } => {
+                resource(api, path);
+                // A replaced method loses its integration until it is put back.
+                api.resources
+                    .get_mut(path)
+                    .expect("just ensured")
+                    .methods
+                    .insert(
+                        verb.as_str().into(),
+                        ObservedMethod::from_settings(settings),
+                    );
+            }
+            Change::PutIntegration {
+                path, verb, uri, ..
+            } => {
+                if let Some(m) = api
+                    .resources
+                    .get_mut(path)
+                    .and_then(|r| r.methods.get_mut(verb.as_str()))
+                {
+                    m.integration = Some(crate::model::ObservedIntegration::lambda_proxy(uri));
+                }
+            }
+            Change::DeleteMethod { path, verb } => {
+                if let Some(r) = api.resources.get_mut(path) {
+                    r.methods.remove(verb);
+                }
+            }
+            Change::DeleteResource { path } => {
+                // AWS deletes the whole subtree.
+                let below = format!("{path}/");
+                api.resources
+                    .retain(|p, _| p != path && !p.starts_with(&below));
+            }
+            Change::AddPermission { .. }
+            | Change::ReplacePermission { .. }
+            | Change::RemovePermission { .. } => {}
+        }
+    }
+}
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -742,19 +814,16 @@ fn plan_mount(
         }
     }
     if m.proxy {
-        if let Some(res) = api.get(m.path.as_str()) {
-            let _ = res;
-            for sibling in api.children(m.path.as_str()) {
-                let part = last_segment(&sibling.path);
-                if is_variable(part) && part != "{proxy+}" {
-                    return Err(Problem::new(
-                        Reason::PathConflict,
-                        format!(
-                            "{} already has the path parameter {part}; API Gateway allows one variable child, so {{proxy+}} cannot be added (set proxy: false, or remove {})",
-                            m.path, sibling.path
-                        ),
-                    ));
-                }
+        for sibling in api.children(m.path.as_str()) {
+            let part = last_segment(&sibling.path);
+            if is_variable(part) && part != "{proxy+}" {
+                return Err(Problem::new(
+                    Reason::PathConflict,
+                    format!(
+                        "{} already has the path parameter {part}; API Gateway allows one variable child, so {{proxy+}} cannot be added (set proxy: false, or remove {})",
+                        m.path, sibling.path
+                    ),
+                ));
             }
         }
     }
@@ -1018,58 +1087,27 @@ mod tests {
             );
         }
 
+        /// Applies changes as AWS would, asserting the calls AWS refuses are
+        /// never planned.
         fn apply(&mut self, changes: &[Change]) {
             for c in changes {
                 match c {
                     Change::CreateResource { path } => {
                         assert!(self.api.get(path).is_none(), "duplicate sibling {path}");
-                        self.add_resource(path)
                     }
-                    Change::PutMethod {
-                        path,
-                        verb,
-                        settings,
-                    }
-                    | Change::ReplaceMethod {
-                        path,
-                        verb,
-                        settings,
-                        ..
-                    } => {
-                        let r = self.api.resources.get_mut(path).expect("resource exists");
-                        if matches!(c, Change::PutMethod { .. }) {
-                            assert!(
-                                !r.methods.contains_key(verb.as_str()),
-                                "PutMethod over existing"
-                            );
-                        }
-                        r.methods.insert(
-                            verb.as_str().into(),
-                            ObservedMethod {
-                                authorization_type: settings.authorization.as_str().into(),
-                                authorizer_id: settings.authorizer_id.clone(),
-                                api_key_required: settings.api_key_required,
-                                operation_name: Some(settings.operation_name.clone()),
-                                integration: None,
-                            },
+                    Change::PutMethod { path, verb, .. } => {
+                        let r = self.api.get(path).expect("resource exists");
+                        assert!(
+                            !r.methods.contains_key(verb.as_str()),
+                            "PutMethod over existing"
                         );
                     }
-                    Change::PutIntegration {
-                        path, verb, uri, ..
-                    } => {
-                        let m = self
-                            .api
-                            .resources
-                            .get_mut(path)
-                            .unwrap()
-                            .methods
-                            .get_mut(verb.as_str())
-                            .expect("method exists");
-                        m.integration = Some(ObservedIntegration {
-                            kind: "AWS_PROXY".into(),
-                            http_method: Some("POST".into()),
-                            uri: Some(uri.clone()),
-                        });
+                    Change::ReplaceMethod { path, .. } | Change::DeleteMethod { path, .. } => {
+                        assert!(self.api.get(path).is_some(), "resource exists");
+                    }
+                    Change::PutIntegration { path, verb, .. } => {
+                        let r = self.api.get(path).expect("resource exists");
+                        assert!(r.methods.contains_key(verb.as_str()), "method exists");
                     }
                     Change::AddPermission {
                         function,
@@ -1103,23 +1141,15 @@ mod tests {
                         assert!(p.iter().any(|s| &s.sid == sid));
                         p.retain(|s| &s.sid != sid);
                     }
-                    Change::DeleteMethod { path, verb } => {
-                        self.api
-                            .resources
-                            .get_mut(path)
-                            .unwrap()
-                            .methods
-                            .remove(verb);
-                    }
                     Change::DeleteResource { path } => {
                         let below = format!("{path}/");
                         assert!(
                             !self.api.resources.keys().any(|p| p.starts_with(&below)),
                             "deleting {path} before its children"
                         );
-                        self.api.resources.remove(path);
                     }
                 }
+                c.apply_to(&mut self.api);
             }
         }
 

@@ -320,26 +320,13 @@ impl Reconciler {
         }
 
         // Apply.
-        let mut exec =
-            Executor {
-                aws: &self.aws,
-                api_id: &t.rest_api_id,
-                ids: api
-                    .resources
-                    .values()
-                    .map(|r| (r.path.clone(), r.id.clone()))
-                    .collect(),
-                functions: desired
-                    .iter()
-                    .filter_map(|d| d.function.as_ref().ok())
-                    .map(|f| (f.arn(), f.clone()))
-                    .chain(policies.keys().filter_map(|arn| {
-                        ResolvedFunction::from_arn(arn).map(|f| (arn.clone(), f))
-                    }))
-                    .collect(),
-                wrote_routes: false,
-                stop: &self.stop,
-            };
+        let mut exec = Executor {
+            aws: &self.aws,
+            api_id: &t.rest_api_id,
+            api: api.clone(),
+            wrote_routes: false,
+            stop: &self.stop,
+        };
         for (mp, d) in plan.mounts.iter().zip(&desired) {
             let mut mr = mount_report(&d.mount, &d.function);
             match &mp.action {
@@ -378,7 +365,7 @@ impl Reconciler {
             (exec.wrote_routes || stage_behind) && !self.stop.load(Ordering::Relaxed);
         if needs_deploy {
             match self
-                .deploy(&api, exec.wrote_routes, &stage, deployed_fp.as_deref())
+                .deploy(&exec.api, exec.wrote_routes, &stage, deployed_fp.as_deref())
                 .await
             {
                 Ok(id) => report.deployment = id,
@@ -481,23 +468,18 @@ impl Reconciler {
         }
     }
 
-    /// Creates one deployment of the API as it is now and points the stage at it.
+    /// Creates one deployment of the API as it is now (`now`: as observed at
+    /// the start of the pass, with this pass's changes applied) and points the
+    /// stage at it.
     async fn deploy(
         &self,
-        before: &ObservedApi,
+        now: &ObservedApi,
         changed: bool,
         stage: &Option<StageInfo>,
         deployed_fp: Option<&str>,
     ) -> Result<Option<String>, AwsError> {
         let t = &self.target;
-        // After changes, read the API again so the fingerprint recorded is
-        // exactly what the deployment snapshots.
-        let now = if changed {
-            self.aws.observe_api(&t.rest_api_id).await?
-        } else {
-            before.clone()
-        };
-        let fp = owner_fingerprint(&now, &t.owner);
+        let fp = owner_fingerprint(now, &t.owner);
         // Without changes in this pass, deploy only if the stage is behind.
         if !changed && stage.is_some() && deployed_fp == Some(fp.as_str()) {
             return Ok(None);
@@ -513,7 +495,7 @@ impl Reconciler {
                 message: "the API has no methods left, and API Gateway cannot deploy an empty API: the stage still serves its last deployment. Add a route (any mount) or delete the stage by hand".into(),
             });
         }
-        let description = deployment_description(&now);
+        let description = deployment_description(now);
         let id = self
             .aws
             .create_deployment(&t.rest_api_id, &description)
@@ -598,12 +580,12 @@ fn fill_plan_report(report: &mut PassReport, plan: &Plan, desired: &[DesiredMoun
     report.after_deploy = plan.after_deploy.iter().map(pending).collect();
 }
 
-/// Applies changes, keeping the path → resource id map current.
+/// Applies changes, keeping a model of the API current: its resource ids
+/// serve later changes, and its state is what the deployment records.
 struct Executor<'a> {
     aws: &'a Aws,
     api_id: &'a str,
-    ids: BTreeMap<String, String>,
-    functions: BTreeMap<String, ResolvedFunction>,
+    api: ObservedApi,
     /// Whether any change altered what a deployment would contain.
     wrote_routes: bool,
     stop: &'a AtomicBool,
@@ -630,6 +612,7 @@ impl Executor<'_> {
             match self.run(c).await {
                 Ok(()) => {
                     tracing::info!(change = %c, "applied");
+                    c.apply_to(&mut self.api);
                     if c.affects_deployment() {
                         self.wrote_routes = true;
                     }
@@ -658,17 +641,25 @@ impl Executor<'_> {
     }
 
     fn function(&self, arn: &str) -> Result<ResolvedFunction, Problem> {
-        self.functions
-            .get(arn)
-            .cloned()
-            .or_else(|| ResolvedFunction::from_arn(arn))
+        ResolvedFunction::from_arn(arn)
             .ok_or_else(|| Problem::new(Reason::AwsError, format!("not a function ARN: {arn}")))
+    }
+
+    /// Records a resource that exists on AWS with its id.
+    fn record_resource(&mut self, path: &str, id: String) {
+        Change::CreateResource {
+            path: path.to_string(),
+        }
+        .apply_to(&mut self.api);
+        if let Some(r) = self.api.resources.get_mut(path) {
+            r.id = id;
+        }
     }
 
     /// The id of a resource, creating it (and missing parents) when absent.
     async fn ensure_path(&mut self, path: &str) -> Result<String, Problem> {
-        if let Some(id) = self.ids.get(path) {
-            return Ok(id.clone());
+        if let Some(r) = self.api.get(path) {
+            return Ok(r.id.clone());
         }
         let (parent, part) = path.rsplit_once('/').expect("absolute path");
         let parent = if parent.is_empty() { "/" } else { parent };
@@ -680,7 +671,7 @@ impl Executor<'_> {
         {
             Ok(id) => {
                 tracing::info!(path, "created resource");
-                self.ids.insert(path.to_string(), id.clone());
+                self.record_resource(path, id.clone());
                 self.wrote_routes = true;
                 Ok(id)
             }
@@ -693,7 +684,7 @@ impl Executor<'_> {
                     .map_err(|e| problem_from(&e, "re-reading the API"))?;
                 match api.get(path) {
                     Some(r) => {
-                        self.ids.insert(path.to_string(), r.id.clone());
+                        self.record_resource(path, r.id.clone());
                         Ok(r.id.clone())
                     }
                     None => Err(problem_from(&e, &format!("creating resource {path}"))),
@@ -704,7 +695,7 @@ impl Executor<'_> {
     }
 
     fn id_of(&self, path: &str) -> Result<String, Problem> {
-        self.ids.get(path).cloned().ok_or_else(|| {
+        self.api.get(path).map(|r| r.id.clone()).ok_or_else(|| {
             Problem::new(
                 Reason::AwsError,
                 format!("resource {path} disappeared during the pass"),
@@ -795,11 +786,13 @@ impl Executor<'_> {
                     .map_err(|e| problem_from(&e, &format!("deleting {verb} {path}")))?;
             }
             Change::DeleteResource { path } => {
-                let below = format!("{path}/");
-                if let Some(child) = self.ids.keys().find(|p| p.starts_with(&below)) {
+                if let Some(child) = self.api.descendants(path).first() {
                     return Err(Problem::new(
                         Reason::AwsError,
-                        format!("{path} still has {child} below it; it is kept for now"),
+                        format!(
+                            "{path} still has {} below it; it is kept for now",
+                            child.path
+                        ),
                     ));
                 }
                 let id = self.id_of(path)?;
@@ -807,7 +800,6 @@ impl Executor<'_> {
                     .delete_resource(api_id, &id)
                     .await
                     .map_err(|e| problem_from(&e, &format!("deleting resource {path}")))?;
-                self.ids.remove(path);
             }
         }
         Ok(())
@@ -875,11 +867,4 @@ fn managed_mounts(api: &ObservedApi, owner: &str) -> usize {
         })
         .collect::<BTreeSet<_>>()
         .len()
-}
-
-/// Whether any method on the API belongs to `owner`.
-pub fn owner_has_routes(api: &ObservedApi, owner: &str) -> bool {
-    api.methods().any(
-        |(_, _, m)| matches!(m.ownership(), Ownership::Apimount { owner: o, .. } if o == owner),
-    )
 }

@@ -16,6 +16,20 @@ pub fn render_invalid(errors: &[ManifestError]) -> String {
     s
 }
 
+/// One line per change, with its failure if it failed.
+fn render_outcomes(s: &mut String, changes: &[crate::reconcile::ChangeOutcome]) {
+    for c in changes {
+        match &c.error {
+            None => {
+                let _ = writeln!(s, "  {}", c.change);
+            }
+            Some(e) => {
+                let _ = writeln!(s, "  {}  FAILED: {e}", c.change);
+            }
+        }
+    }
+}
+
 /// Renders a plan or an apply.
 pub fn render_pass(r: &PassReport, mode: Mode) -> String {
     let mut s = String::new();
@@ -26,16 +40,7 @@ pub fn render_pass(r: &PassReport, mode: Mode) -> String {
     s.push_str(&render_invalid(&r.invalid));
     for m in &r.mounts {
         let _ = writeln!(s, "{} ({} -> {})", m.name, m.path, m.function);
-        for c in &m.changes {
-            match &c.error {
-                None => {
-                    let _ = writeln!(s, "  {}", c.change);
-                }
-                Some(e) => {
-                    let _ = writeln!(s, "  {}  FAILED: {e}", c.change);
-                }
-            }
-        }
+        render_outcomes(&mut s, &m.changes);
         match (&m.problem, m.state) {
             (Some(p), _) => {
                 let _ = writeln!(s, "  {}: {}", m.state, p);
@@ -60,30 +65,11 @@ pub fn render_pass(r: &PassReport, mode: Mode) -> String {
                 let _ = writeln!(s, "leftover permissions");
             }
         }
-        for c in changes {
-            match &c.error {
-                None => {
-                    let _ = writeln!(s, "  {}", c.change);
-                }
-                Some(e) => {
-                    let _ = writeln!(s, "  {}  FAILED: {e}", c.change);
-                }
-            }
-        }
+        render_outcomes(&mut s, changes);
     }
     if !r.after_deploy.is_empty() {
         let _ = writeln!(s, "after the deployment");
-        for c in &r.after_deploy {
-            let _ = writeln!(
-                s,
-                "  {}{}",
-                c.change,
-                c.error
-                    .as_deref()
-                    .map(|e| format!("  FAILED: {e}"))
-                    .unwrap_or_default()
-            );
-        }
+        render_outcomes(&mut s, &r.after_deploy);
     }
     for n in &r.notes {
         let _ = writeln!(s, "note: {n}");

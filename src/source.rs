@@ -123,7 +123,14 @@ pub fn build_snapshot(mut entries: Vec<FileEntry>, memory: &mut NameMemory) -> S
             Err(message) => {
                 hasher.update(name.as_bytes());
                 hasher.update(b"\0unreadable\0");
-                push_failure(&mut snap, memory, &shown, None, message);
+                snap.errors.push(ManifestError {
+                    file: shown.clone(),
+                    position: None,
+                    field: None,
+                    message,
+                    kind: ErrorKind::Unreadable,
+                });
+                retain(&mut snap, memory, &shown, None);
                 continue;
             }
         };
@@ -156,23 +163,6 @@ pub fn build_snapshot(mut entries: Vec<FileEntry>, memory: &mut NameMemory) -> S
         .map(|b| format!("{b:02x}"))
         .collect();
     snap
-}
-
-fn push_failure(
-    snap: &mut Snapshot,
-    memory: &NameMemory,
-    file: &Path,
-    salvaged: Option<String>,
-    message: String,
-) {
-    snap.errors.push(ManifestError {
-        file: file.to_path_buf(),
-        position: None,
-        field: None,
-        message,
-        kind: ErrorKind::Unreadable,
-    });
-    retain(snap, memory, file, salvaged);
 }
 
 fn retain(snap: &mut Snapshot, memory: &NameMemory, file: &Path, salvaged: Option<String>) {

@@ -9,10 +9,7 @@ use support::{assert_exit_code, assert_success, manifest_dir, stdout, write_mani
 /// Creates a route the way Serverless Framework does on a shared API: ANY on
 /// the path and its {proxy+}, Lambda proxy integrations, no apimount marker.
 async fn serverless_route(fx: &Fixture, api: &str, root: &str, part: &str, fn_arn: &str) {
-    let uri = format!(
-        "arn:aws:apigateway:{}:lambda:path/2015-03-31/functions/{fn_arn}/invocations",
-        fx.region()
-    );
+    let uri = fx.lambda_uri(fn_arn);
     let parent = fx
         .apigateway
         .create_resource()

@@ -183,34 +183,21 @@ impl Env {
 
     /// `arn:aws:lambda:<region>:<account>:function:<name>` from the emulator's values.
     fn function_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:lambda:{}:{}:function:{name}",
-            self.fx.region(),
-            self.fx.account_id()
-        )
+        self.fx.function_arn(name)
     }
 
     /// The Lambda proxy integration URI for a function ARN.
     fn uri(&self, function_arn: &str) -> String {
-        format!(
-            "arn:aws:apigateway:{}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
-            self.fx.region()
-        )
+        self.fx.lambda_uri(function_arn)
     }
 
     /// The execute-api SourceArn of a route (`{proxy+}` becomes `*`).
     fn source_arn(&self, route: &str) -> String {
-        let pattern = route.trim_start_matches('/').replace("{proxy+}", "*");
-        format!(
-            "arn:aws:execute-api:{}:{}:{}/*/*/{pattern}",
-            self.fx.region(),
-            self.fx.account_id(),
-            self.api
-        )
+        self.fx.source_arn(&self.api, route)
     }
 
     fn sid_prefix(&self, owner: &str) -> String {
-        format!("apimount-{}-{owner}-", self.api)
+        support::sid_prefix(&self.api, owner)
     }
 
     async fn routes(&self) -> RouteTable {

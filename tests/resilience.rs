@@ -175,34 +175,20 @@ impl World {
     }
 
     fn function_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:lambda:{}:{}:function:{name}",
-            self.fx.region(),
-            self.fx.account_id()
-        )
+        self.fx.function_arn(name)
     }
 
     fn uri(&self, function: &str) -> String {
-        format!(
-            "arn:aws:apigateway:{}:lambda:path/2015-03-31/functions/{}/invocations",
-            self.fx.region(),
-            self.function_arn(function)
-        )
+        self.fx.lambda_uri(&self.function_arn(function))
     }
 
     /// The execute-api SourceArn of a route (`{proxy+}` becomes `*`).
     fn source_arn(&self, route: &str) -> String {
-        let pattern = route.trim_start_matches('/').replace("{proxy+}", "*");
-        format!(
-            "arn:aws:execute-api:{}:{}:{}/*/*/{pattern}",
-            self.fx.region(),
-            self.fx.account_id(),
-            self.api
-        )
+        self.fx.source_arn(&self.api, route)
     }
 
     fn sid_prefix(&self, owner: &str) -> String {
-        format!("apimount-{}-{owner}-", self.api)
+        support::sid_prefix(&self.api, owner)
     }
 
     /// `apimount-{api}-{owner}-{first 8 bytes of sha256(route), hex}`, as the

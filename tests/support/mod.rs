@@ -37,6 +37,11 @@ pub const REGION: &str = "eu-west-2";
 pub const ACCESS_KEY_ID: &str = "test";
 pub const SECRET_ACCESS_KEY: &str = "test";
 
+/// The prefix of every statement id `owner` writes for `api`.
+pub fn sid_prefix(api: &str, owner: &str) -> String {
+    format!("apimount-{api}-{owner}-")
+}
+
 /// Env var naming the moto_server executable to use.
 pub const MOTO_SERVER_ENV: &str = "APIMOUNT_MOTO_SERVER";
 
@@ -290,6 +295,36 @@ impl Fixture {
 
     pub fn account_id(&self) -> &'static str {
         self.emulator.account_id()
+    }
+
+    // Expected names, written out here independently of the crate so the
+    // tests check apimount's naming rather than repeat it.
+
+    /// The ARN of an (unqualified) function in the emulator's account and region.
+    pub fn function_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            self.region(),
+            self.account_id()
+        )
+    }
+
+    /// The Lambda proxy integration URI for a function ARN.
+    pub fn lambda_uri(&self, function_arn: &str) -> String {
+        format!(
+            "arn:aws:apigateway:{}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
+            self.region()
+        )
+    }
+
+    /// The execute-api SourceArn of a route of `api` (`{proxy+}` becomes `*`).
+    pub fn source_arn(&self, api: &str, route: &str) -> String {
+        let pattern = route.trim_start_matches('/').replace("{proxy+}", "*");
+        format!(
+            "arn:aws:execute-api:{}:{}:{api}/*/*/{pattern}",
+            self.region(),
+            self.account_id()
+        )
     }
 
     // ----- arranging state -------------------------------------------------

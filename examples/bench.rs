@@ -1353,7 +1353,7 @@ async fn measure_steady(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report)
          integrations + 2n permissions (one GetPolicy each) + n functions + REST API + stage + \
          deployment = 9n + 3. The daemon row is one resync pass of `apimount run \
          --resync-interval 2s` (difference of its `apimount_aws_calls_total` counters across one \
-         pass; it caches GetFunction).\n\n",
+         pass).\n\n",
     );
     let mut apigw_reads = Vec::new();
     let mut table = String::from(
@@ -1699,6 +1699,7 @@ async fn measure_plan(
             hold_orphans: false,
             policies,
             delete_limit: None,
+            abandoned: &BTreeSet::new(),
         };
         let mut samples = Vec::new();
         let mut changes = 0;

@@ -172,6 +172,8 @@ pub async fn load_config(opts: &ClientOptions) -> aws_config::SdkConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageInfo {
     pub deployment_id: Option<String>,
+    /// The stage's tags; apimount keeps its in-flight journal there.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// API Gateway and Lambda, through the SDK.
@@ -294,6 +296,10 @@ impl Aws {
         {
             Ok(s) => Ok(Some(StageInfo {
                 deployment_id: s.deployment_id().map(str::to_string),
+                tags: s
+                    .tags()
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
             })),
             Err(e) => {
                 let e = map_err("apigateway:GetStage", e);
@@ -364,6 +370,57 @@ impl Aws {
         Ok(resolved)
     }
 
+    /// Resolves a function reference and reads its resource policy, in one
+    /// Lambda read when it can: GetPolicy accepts the bare name, and any
+    /// statement of the policy names the function's full ARN in `Resource`.
+    /// GetFunction is asked only when the policy is missing or names no ARN
+    /// (a function apimount has not mounted yet), so a pass that finds
+    /// nothing to change costs one Lambda read per function.
+    pub async fn inspect_function(
+        &self,
+        f: &FunctionRef,
+    ) -> Result<(ResolvedFunction, Vec<PolicyStatement>), AwsError> {
+        self.pacer.take(Paced::Lambda).await;
+        let answer = self
+            .lambda
+            .get_policy()
+            .function_name(f.unqualified())
+            .set_qualifier(f.qualifier().map(str::to_string))
+            .send()
+            .await;
+        let statements = match answer {
+            Ok(p) => parse_policy_answer(p.policy())?,
+            Err(e) => {
+                let e = map_err("lambda:GetPolicy", e);
+                if e.kind != AwsErrorKind::NotFound {
+                    return Err(e);
+                }
+                // No policy, or no function: GetFunction tells them apart.
+                Vec::new()
+            }
+        };
+        let named = statements.iter().find_map(|s| {
+            let r = ResolvedFunction::from_arn(s.resource.as_deref()?)?;
+            let same = r.name == f.name()
+                && r.qualifier.as_deref() == f.qualifier()
+                && match f {
+                    FunctionRef::Name { .. } => true,
+                    FunctionRef::Arn {
+                        partition,
+                        region,
+                        account,
+                        ..
+                    } => &r.partition == partition && &r.region == region && &r.account == account,
+                };
+            same.then_some(r)
+        });
+        let resolved = match named {
+            Some(r) => r,
+            None => self.resolve_function(f).await?,
+        };
+        Ok((resolved.clone(), only_statements_of(statements, &resolved)))
+    }
+
     /// The function's resource policy; empty when it has none.
     pub async fn get_policy(
         &self,
@@ -378,20 +435,10 @@ impl Aws {
             .send()
             .await
         {
-            Ok(p) => {
-                let doc = p.policy().unwrap_or("{}");
-                let mut statements = PolicyStatement::parse_policy(doc).map_err(|e| AwsError {
-                    operation: "lambda:GetPolicy",
-                    kind: AwsErrorKind::Other,
-                    code: None,
-                    message: format!("unreadable policy document: {e}"),
-                })?;
-                // Only statements of this exact function (and qualifier).
-                statements.retain(|s| {
-                    s.resource.is_none() || s.resource.as_deref() == Some(function.arn().as_str())
-                });
-                Ok(statements)
-            }
+            Ok(p) => Ok(only_statements_of(
+                parse_policy_answer(p.policy())?,
+                function,
+            )),
             Err(e) => {
                 let e = map_err("lambda:GetPolicy", e);
                 if e.kind == AwsErrorKind::NotFound {
@@ -563,6 +610,47 @@ impl Aws {
         Ok(out.id().unwrap_or_default().to_string())
     }
 
+    /// Sets one tag on the stage (TagResource merges with the other tags).
+    pub async fn tag_stage(
+        &self,
+        api_id: &str,
+        stage: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        self.apigw
+            .tag_resource()
+            .resource_arn(self.stage_arn(api_id, stage))
+            .tags(key, value)
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:TagResource", e))?;
+        Ok(())
+    }
+
+    /// Removes one tag from the stage.
+    pub async fn untag_stage(&self, api_id: &str, stage: &str, key: &str) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        self.apigw
+            .untag_resource()
+            .resource_arn(self.stage_arn(api_id, stage))
+            .tag_keys(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err("apigateway:UntagResource", e))
+            .or_else(ignore_not_found)
+    }
+
+    fn stage_arn(&self, api_id: &str, stage: &str) -> String {
+        format!(
+            "arn:{}:apigateway:{}::/restapis/{api_id}/stages/{stage}",
+            partition_of_region(&self.region),
+            self.region
+        )
+    }
+
     /// Points the stage at a deployment, creating the stage when it is missing.
     /// UpdateStage keeps the stage's variables, settings and tags.
     pub async fn point_stage(
@@ -602,6 +690,24 @@ impl Aws {
         }
         Ok(())
     }
+}
+
+/// The partition a region belongs to, by the region naming rules of AWS
+/// (used only where an ARN must be built before any ARN has been seen).
+pub fn partition_of_region(region: &str) -> &'static str {
+    const PREFIXES: &[(&str, &str)] = &[
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("us-iso-", "aws-iso"),
+        ("eusc-", "aws-eusc"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("aws", |(_, partition)| partition)
 }
 
 fn ignore_not_found(e: AwsError) -> Result<(), AwsError> {
@@ -646,4 +752,24 @@ impl aws_smithy_runtime_api::client::retries::classifiers::ClassifyRetry
     fn name(&self) -> &'static str {
         "apimount.RetryConcurrentModification"
     }
+}
+
+fn parse_policy_answer(doc: Option<&str>) -> Result<Vec<PolicyStatement>, AwsError> {
+    PolicyStatement::parse_policy(doc.unwrap_or("{}")).map_err(|e| AwsError {
+        operation: "lambda:GetPolicy",
+        kind: AwsErrorKind::Other,
+        code: None,
+        message: format!("unreadable policy document: {e}"),
+    })
+}
+
+/// The statements of this exact function and qualifier (Lambda keeps one
+/// policy per version or alias; some emulators keep one per function).
+fn only_statements_of(
+    mut statements: Vec<PolicyStatement>,
+    function: &ResolvedFunction,
+) -> Vec<PolicyStatement> {
+    let arn = function.arn();
+    statements.retain(|s| s.resource.is_none() || s.resource.as_deref() == Some(arn.as_str()));
+    statements
 }

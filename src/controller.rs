@@ -157,7 +157,6 @@ pub async fn run(
     let mut next_resync = Instant::now() + jittered(opts.resync_interval);
     let mut next_poll = Instant::now() + opts.poll_interval;
     let mut pending_snapshot: Option<Snapshot> = None;
-    let mut resyncs: u64 = 0;
     let stopper = reconciler.stopper();
     let leader = Arc::new(AtomicBool::new(lease.is_none()));
     let renewer = lease
@@ -295,14 +294,6 @@ pub async fn run(
                 }
             }
         };
-        if reason == "resync" {
-            resyncs += 1;
-            // Functions may be deleted and recreated: look them up again every
-            // tenth resync, so a steady pass costs one Lambda read per function.
-            if resyncs % 10 == 0 {
-                reconciler.forget_functions();
-            }
-        }
         tracing::debug!(reason, "waking up");
     }
     if let Some(r) = &renewer {

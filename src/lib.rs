@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod aws;
 pub mod controller;
+pub mod journal;
 pub mod lease;
 pub mod manifest;
 pub mod metrics;

@@ -54,6 +54,8 @@ pub struct PlanInput<'a> {
     pub policies: &'a BTreeMap<String, Option<Vec<PolicyStatement>>>,
     /// Most removed mounts one pass may delete; above it, none are (mass-deletion guard).
     pub delete_limit: Option<usize>,
+    /// Method-less resources an interrupted pass of this owner left (see `journal`).
+    pub abandoned: &'a BTreeSet<String>,
 }
 
 /// One change to the gateway or to a function's policy.
@@ -543,7 +545,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 .insert(verb.clone());
         }
     }
-    let deletable = deletable_resources(api, &removing, &desired_paths);
+    let abandoned = if input.hold_orphans {
+        BTreeSet::new()
+    } else {
+        input.abandoned.clone()
+    };
+    let deletable = deletable_resources(api, &removing, &abandoned, &desired_paths);
 
     let mut removed_statements: BTreeSet<(String, String)> = BTreeSet::new();
     for (mount_name, list) in &orphans {
@@ -609,12 +616,16 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             })
             .map(|(i, _)| i)
             .next_back();
-        if let Some(g) = group {
-            assigned
-                .entry(first_group + g)
-                .or_default()
-                .push(path.clone());
-        }
+        // Resources only the journal names go in a group of their own.
+        let g = group.map_or(usize::MAX, |g| first_group + g);
+        assigned.entry(g).or_default().push(path.clone());
+    }
+    if let Some(paths) = assigned.remove(&usize::MAX) {
+        plan.cleanups.push(Cleanup {
+            mount: None,
+            changes: Vec::new(),
+        });
+        assigned.insert(plan.cleanups.len() - 1, paths);
     }
     for (g, mut paths) in assigned {
         paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
@@ -691,6 +702,7 @@ fn method_function(m: &ObservedMethod) -> Option<ResolvedFunction> {
 fn deletable_resources(
     api: &ObservedApi,
     removing: &BTreeMap<String, BTreeSet<String>>,
+    abandoned: &BTreeSet<String>,
     desired: &[Route],
 ) -> BTreeSet<String> {
     let needed: BTreeSet<String> = desired
@@ -715,6 +727,7 @@ fn deletable_resources(
                 .map(|d| d.path.clone()),
         );
     }
+    candidates.extend(abandoned.iter().cloned());
     let mut deletable = BTreeSet::new();
     // Deepest first, so a parent can look at its children's verdicts.
     let mut ordered: Vec<String> = candidates.into_iter().collect();
@@ -1041,6 +1054,8 @@ mod tests {
         api: ObservedApi,
         policies: BTreeMap<String, Option<Vec<PolicyStatement>>>,
         next_id: u32,
+        /// What the journal says an interrupted pass left.
+        abandoned: BTreeSet<String>,
     }
 
     impl World {
@@ -1165,6 +1180,7 @@ mod tests {
                 hold_orphans: hold,
                 policies: &self.policies,
                 delete_limit: None,
+                abandoned: &self.abandoned,
             })
         }
 
@@ -1502,6 +1518,40 @@ mod tests {
     }
 
     #[test]
+    fn journaled_method_less_resources_go_unless_needed() {
+        let mut w = world();
+        let keep = vec![desired(mount("b", "/b/inner", "acct", ""))];
+        w.converge(&keep);
+        // A pass creating /a/deep was cut short before any method; someone
+        // else's /c is as empty, but is not in the journal.
+        for p in ["/a", "/a/deep", "/c"] {
+            w.add_resource(p);
+        }
+        w.abandoned = ["/a", "/a/deep", "/b"]
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let p = w.plan(&keep, &[], false);
+        let deletes: Vec<&Change> = p.changes().collect();
+        assert_eq!(
+            deletes,
+            vec![
+                &Change::DeleteResource {
+                    path: "/a/deep".into()
+                },
+                &Change::DeleteResource { path: "/a".into() },
+            ],
+            "deepest first, and /b (needed by a mount) stays"
+        );
+        // While a manifest is unreadable, nothing is deleted.
+        assert!(w.plan(&keep, &[], true).is_empty());
+        let all: Vec<Change> = p.changes().cloned().collect();
+        w.apply(&all);
+        assert!(w.paths().contains(&"/c"));
+        assert!(!w.paths().contains(&"/a"));
+    }
+
+    #[test]
     fn mass_deletion_is_refused_above_the_limit() {
         let mut w = world();
         let all = vec![
@@ -1522,6 +1572,7 @@ mod tests {
                 hold_orphans: false,
                 policies: &w.policies,
                 delete_limit: Some(limit),
+                abandoned: &BTreeSet::new(),
             })
         };
         let p = limited(&all[..1], 1);

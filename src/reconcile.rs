@@ -25,8 +25,11 @@
 //! - When a route is re-pointed to another function and the process dies
 //!   after the deployment but before the old statement is removed, that
 //!   statement stays on the old function (scoped to one route, harmless).
-//! - Parent resources emptied by a crash in the middle of a removal are not
-//!   recognisable as ours later and stay (they serve nothing).
+//! - Resources a crash leaves without any method (created just before it, or
+//!   a parent whose child was just deleted) carry no owner marker; the
+//!   in-flight journal (`journal`, a stage tag) lets the next pass remove
+//!   them. Before the stage first exists there is nothing to tag, so the very
+//!   first pass is not covered.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +39,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 
 use crate::aws::{Aws, AwsError, AwsErrorKind, StageInfo};
+use crate::journal;
 use crate::manifest::{self, ErrorKind, FunctionRef, ManifestError, Mount};
 use crate::model::{
     deployment_description, fingerprint_in_description, owner_fingerprint, ObservedApi, Ownership,
@@ -123,12 +127,18 @@ impl PassReport {
     }
 }
 
-/// Reconciles one API for one owner. Keeps caches that are safe across passes
-/// (function resolutions, deployment descriptions, which never change).
+/// A resolved function (or why it cannot be mounted) and its resource policy
+/// (`None` when it could not be read).
+type Inspected = (
+    Result<ResolvedFunction, Problem>,
+    Option<Vec<PolicyStatement>>,
+);
+
+/// Reconciles one API for one owner. Caches only what never changes
+/// (deployment descriptions).
 pub struct Reconciler {
     aws: Aws,
     target: Target,
-    functions: Mutex<HashMap<FunctionRef, ResolvedFunction>>,
     descriptions: Mutex<HashMap<String, Option<String>>>,
     /// Set on shutdown: the pass stops before its next change.
     stop: Arc<AtomicBool>,
@@ -155,7 +165,6 @@ impl Reconciler {
         Reconciler {
             aws,
             target,
-            functions: Mutex::new(HashMap::new()),
             descriptions: Mutex::new(HashMap::new()),
             stop: Arc::new(AtomicBool::new(false)),
         }
@@ -167,11 +176,6 @@ impl Reconciler {
     /// in the same call), so any such point is safe.
     pub fn stopper(&self) -> Arc<AtomicBool> {
         self.stop.clone()
-    }
-
-    /// Forgets cached function resolutions (a function may have been recreated).
-    pub fn forget_functions(&self) {
-        self.functions.lock().expect("lock").clear();
     }
 
     pub fn target(&self) -> &Target {
@@ -239,28 +243,28 @@ impl Reconciler {
             .map(|(_, m)| m)
             .collect();
 
-        // Resolve functions (GetFunction, cached), a few at a time.
-        let resolved: Vec<Result<ResolvedFunction, Problem>> = stream::iter(valid.iter())
-            .map(|m| self.resolve(m))
-            .buffered(8)
+        // Resolve each distinct function and read its policy: one Lambda
+        // read per function when it already carries a statement.
+        let refs: BTreeSet<&FunctionRef> = valid.iter().map(|m| &m.function).collect();
+        let inspected: BTreeMap<&FunctionRef, Inspected> = stream::iter(refs)
+            .map(|f| async move { (f, self.inspect(f).await) })
+            .buffered(4)
             .collect()
             .await;
         let desired: Vec<DesiredMount> = valid
             .iter()
-            .zip(resolved)
-            .map(|(m, f)| DesiredMount {
+            .map(|m| DesiredMount {
                 mount: (*m).clone(),
-                function: f,
+                function: inspected[&m.function].0.clone(),
             })
             .collect();
+        let mut policies: BTreeMap<String, Option<Vec<PolicyStatement>>> = inspected
+            .values()
+            .filter_map(|(f, p)| Some((f.as_ref().ok()?.arn(), p.clone())))
+            .collect();
 
-        // Policies of every function involved.
-        let mut functions: BTreeMap<String, ResolvedFunction> = BTreeMap::new();
-        for d in &desired {
-            if let Ok(f) = &d.function {
-                functions.insert(f.arn(), f.clone());
-            }
-        }
+        // Policies of functions only this owner's existing routes name.
+        let mut others: BTreeMap<String, ResolvedFunction> = BTreeMap::new();
         for (_, _, m) in api.methods() {
             if !m.ownership().is(owner) {
                 continue;
@@ -271,26 +275,37 @@ impl Reconciler {
                 .and_then(|i| i.uri.as_deref())
                 .and_then(ResolvedFunction::from_integration_uri)
             {
-                functions.entry(f.arn()).or_insert(f);
+                if !policies.contains_key(&f.arn()) {
+                    others.entry(f.arn()).or_insert(f);
+                }
             }
         }
-        let fetched: Vec<(String, Option<Vec<PolicyStatement>>)> =
-            stream::iter(functions)
-                .map(|(arn, f)| async move {
-                    match self.aws.get_policy(&f).await {
-                        Ok(p) => (arn, Some(p)),
-                        Err(e) => {
-                            tracing::warn!(function = %arn, error = %e, "could not read the function's resource policy");
-                            (arn, None)
-                        }
+        let fetched: Vec<(String, Option<Vec<PolicyStatement>>)> = stream::iter(others)
+            .map(|(arn, f)| async move {
+                match self.aws.get_policy(&f).await {
+                    Ok(p) => (arn, Some(p)),
+                    Err(e) => {
+                        tracing::warn!(function = %arn, error = %e, "could not read the function's resource policy");
+                        (arn, None)
                     }
-                })
-                .buffered(4)
-                .collect()
-                .await;
-        let policies: BTreeMap<String, Option<Vec<PolicyStatement>>> =
-            fetched.into_iter().collect();
+                }
+            })
+            .buffered(4)
+            .collect()
+            .await;
+        policies.extend(fetched);
 
+        // What an interrupted pass of this owner left (see `journal`).
+        let journal_key = journal::key(owner);
+        let journaled: BTreeSet<String> = stage
+            .as_ref()
+            .and_then(|s| s.tags.get(&journal_key))
+            .map(|v| journal::decode(v))
+            .unwrap_or_default();
+        let abandoned = journal::abandoned(&api, &journaled);
+        if !abandoned.is_empty() {
+            tracing::info!(paths = ?abandoned, "an interrupted pass left method-less resources");
+        }
         let input = PlanInput {
             owner,
             api_id: &t.rest_api_id,
@@ -303,6 +318,7 @@ impl Reconciler {
             delete_limit: t
                 .delete_limit
                 .allowed(managed_mounts(&api, owner), snap.files),
+            abandoned: &abandoned,
         };
         let plan = plan::plan(&input);
         report.notes.extend(plan.notes.iter().cloned());
@@ -319,13 +335,29 @@ impl Reconciler {
             return;
         }
 
-        // Apply.
+        // Apply, journaling what a crash could leave method-less.
+        let groups = plan
+            .mounts
+            .iter()
+            .filter_map(|mp| match &mp.action {
+                MountAction::Apply(changes) => Some(changes.as_slice()),
+                MountAction::Blocked(_) => None,
+            })
+            .chain(plan.cleanups.iter().map(|c| c.changes.as_slice()));
+        let needs: Vec<BTreeSet<String>> = groups.map(|g| journal::at_risk(&api, g)).collect();
         let mut exec = Executor {
             aws: &self.aws,
             api_id: &t.rest_api_id,
             api: api.clone(),
             wrote_routes: false,
             stop: &self.stop,
+            journal: Journal {
+                stage: stage.is_some().then_some(t.stage.as_str()),
+                key: journal_key,
+                chunks: journal::chunks(&needs),
+                next_group: 0,
+                in_force: journaled,
+            },
         };
         for (mp, d) in plan.mounts.iter().zip(&desired) {
             let mut mr = mount_report(&d.mount, &d.function);
@@ -335,7 +367,7 @@ impl Reconciler {
                     mr.problem = Some(p.clone());
                 }
                 MountAction::Apply(changes) => {
-                    let (outcomes, problem) = exec.run_all(changes).await;
+                    let (outcomes, problem) = exec.run_group(changes).await;
                     mr.changes = outcomes;
                     if let Some(p) = problem {
                         mr.state = State::Failed;
@@ -346,14 +378,14 @@ impl Reconciler {
             report.mounts.push(mr);
         }
         for c in &plan.cleanups {
-            let (outcomes, problem) = exec.run_all(&c.changes).await;
+            let (outcomes, problem) = exec.run_group(&c.changes).await;
             if let Some(p) = problem {
                 report.notes.push(format!(
                     "removing {} did not finish: {p}; the next pass tries again",
                     c.mount
                         .as_deref()
                         .map(|m| format!("mount '{m}'"))
-                        .unwrap_or_else(|| "leftover permissions".into())
+                        .unwrap_or_else(|| "leftovers".into())
                 ));
             }
             report.cleanups.push((c.mount.clone(), outcomes));
@@ -363,11 +395,21 @@ impl Reconciler {
         // shutdown the next start deploys instead (the fingerprint tells it).
         let needs_deploy =
             (exec.wrote_routes || stage_behind) && !self.stop.load(Ordering::Relaxed);
-        if needs_deploy {
-            match self
-                .deploy(&exec.api, exec.wrote_routes, &stage, deployed_fp.as_deref())
-                .await
-            {
+        // The journal is settled beside the deployment: they do not depend
+        // on each other.
+        let deployed = async {
+            if needs_deploy {
+                Some(
+                    self.deploy(&exec.api, exec.wrote_routes, &stage, deployed_fp.as_deref())
+                        .await,
+                )
+            } else {
+                None
+            }
+        };
+        let (deployed, ()) = tokio::join!(deployed, exec.settle_journal());
+        if let Some(deployed) = deployed {
+            match deployed {
                 Ok(id) => report.deployment = id,
                 Err(e) => {
                     report.deploy_pending = true;
@@ -393,50 +435,62 @@ impl Reconciler {
         }
     }
 
-    async fn resolve(&self, m: &Mount) -> Result<ResolvedFunction, Problem> {
-        if let Some(f) = self.functions.lock().expect("lock").get(&m.function) {
-            return Ok(f.clone());
-        }
-        let f = match self.aws.resolve_function(&m.function).await {
-            Ok(f) => f,
+    /// Resolves one function reference and reads its resource policy.
+    async fn inspect(&self, f: &FunctionRef) -> Inspected {
+        let (resolved, statements) = match self.aws.inspect_function(f).await {
+            Ok(x) => x,
             Err(e) if e.kind == AwsErrorKind::NotFound => {
-                return Err(Problem::new(
+                let problem = Problem::new(
                     Reason::FunctionNotFound,
                     format!(
-                        "Lambda function '{}' does not exist in {} (as seen with the current credentials)",
-                        m.function, self.target.region
+                        "Lambda function '{f}' does not exist in {} (as seen with the current credentials)",
+                        self.target.region
                     ),
-                ))
+                );
+                return (Err(problem), None);
             }
-            Err(e) => return Err(problem_from(&e, "resolving the function")),
+            Err(e) if e.operation == "lambda:GetPolicy" => {
+                // The function may be fine; only its policy is unreadable.
+                tracing::warn!(function = %f, error = %e, "could not read the function's resource policy");
+                return match self.aws.resolve_function(f).await {
+                    Ok(r) => (self.check_region(f, r), None),
+                    Err(e) => (Err(problem_from(&e, "resolving the function")), None),
+                };
+            }
+            Err(e) => return (Err(problem_from(&e, "resolving the function")), None),
         };
-        if f.region != self.target.region {
+        (self.check_region(f, resolved), Some(statements))
+    }
+
+    /// A function must live in the API's region and partition.
+    fn check_region(
+        &self,
+        f: &FunctionRef,
+        r: ResolvedFunction,
+    ) -> Result<ResolvedFunction, Problem> {
+        if r.region != self.target.region {
             return Err(Problem::new(
                 Reason::FunctionNotFound,
                 format!(
                     "function {} is in region {}, but the API is in {}; mount a function of the API's region",
-                    f.arn(),
-                    f.region,
+                    r.arn(),
+                    r.region,
                     self.target.region
                 ),
             ));
         }
-        if let FunctionRef::Arn { partition, .. } = &m.function {
-            if partition != &f.partition {
+        if let FunctionRef::Arn { partition, .. } = f {
+            if partition != &r.partition {
                 return Err(Problem::new(
                     Reason::FunctionNotFound,
                     format!(
                         "function ARN is in partition {partition}, but the API is in {}",
-                        f.partition
+                        r.partition
                     ),
                 ));
             }
         }
-        self.functions
-            .lock()
-            .expect("lock")
-            .insert(m.function.clone(), f.clone());
-        Ok(f)
+        Ok(r)
     }
 
     /// The fingerprint of this owner's routes in the deployment the stage serves.
@@ -589,9 +643,95 @@ struct Executor<'a> {
     /// Whether any change altered what a deployment would contain.
     wrote_routes: bool,
     stop: &'a AtomicBool,
+    journal: Journal<'a>,
+}
+
+/// The executor's side of the in-flight journal (see `journal`).
+struct Journal<'a> {
+    /// The stage to tag; `None` before the stage exists.
+    stage: Option<&'a str>,
+    key: String,
+    /// Per group, in execution order: the chunk to write before it runs.
+    chunks: Vec<Option<BTreeSet<String>>>,
+    next_group: usize,
+    /// The hashes the tag holds now.
+    in_force: BTreeSet<String>,
 }
 
 impl Executor<'_> {
+    /// Runs one group of changes (a mount, a removal), journaling first when
+    /// the group starts a new chunk.
+    async fn run_group(&mut self, changes: &[Change]) -> (Vec<ChangeOutcome>, Option<Problem>) {
+        let group = self.journal.next_group;
+        self.journal.next_group += 1;
+        let chunk = self.journal.chunks.get_mut(group).and_then(Option::take);
+        if let (Some(mut chunk), Some(stage)) = (chunk, self.journal.stage) {
+            // Keep what earlier groups left method-less (a failed change).
+            let left = journal::abandoned(&self.api, &self.journal.in_force);
+            for path in left {
+                if chunk.len() < journal::CAPACITY {
+                    chunk.insert(journal::path_hash(&path));
+                }
+            }
+            if chunk != self.journal.in_force && !self.stop.load(Ordering::Relaxed) {
+                match self
+                    .aws
+                    .tag_stage(
+                        self.api_id,
+                        stage,
+                        &self.journal.key,
+                        &journal::encode(&chunk),
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        self.journal.in_force = chunk;
+                    }
+                    // Going on is safe: at worst a crash now leaves an empty
+                    // resource behind, never a deleted route.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not write the in-flight journal (stage tag)")
+                    }
+                }
+            }
+        }
+        self.run_all(changes).await
+    }
+
+    /// Ends the journal: removes the tag when nothing it names is left
+    /// method-less, or narrows it to what is.
+    async fn settle_journal(&self) {
+        let Some(stage) = self.journal.stage else {
+            return;
+        };
+        if self.journal.in_force.is_empty() {
+            return;
+        }
+        let left: BTreeSet<String> = journal::abandoned(&self.api, &self.journal.in_force)
+            .iter()
+            .map(|p| journal::path_hash(p))
+            .collect();
+        let result = if left.is_empty() {
+            self.aws
+                .untag_stage(self.api_id, stage, &self.journal.key)
+                .await
+        } else if left != self.journal.in_force {
+            self.aws
+                .tag_stage(
+                    self.api_id,
+                    stage,
+                    &self.journal.key,
+                    &journal::encode(&left),
+                )
+                .await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not update the in-flight journal (stage tag)");
+        }
+    }
+
     /// Runs changes in order; stops at the first failure (later changes of the
     /// same mount depend on earlier ones) and reports it as the mount's problem.
     async fn run_all(&mut self, changes: &[Change]) -> (Vec<ChangeOutcome>, Option<Problem>) {
@@ -609,11 +749,12 @@ impl Executor<'_> {
                     Some(Problem::new(Reason::AwsError, "interrupted by shutdown")),
                 );
             }
+            let alters_routes = self.alters_routes(c);
             match self.run(c).await {
                 Ok(()) => {
                     tracing::info!(change = %c, "applied");
                     c.apply_to(&mut self.api);
-                    if c.affects_deployment() {
+                    if alters_routes {
                         self.wrote_routes = true;
                     }
                     out.push(ChangeOutcome {
@@ -638,6 +779,23 @@ impl Executor<'_> {
             }
         }
         (out, None)
+    }
+
+    /// Whether a change alters what a deployment would serve: a bare
+    /// resource (no method in its subtree) serves nothing.
+    fn alters_routes(&self, c: &Change) -> bool {
+        match c {
+            Change::CreateResource { .. } => false,
+            Change::DeleteResource { path } => {
+                self.api.get(path).is_some_and(|r| !r.methods.is_empty())
+                    || self
+                        .api
+                        .descendants(path)
+                        .iter()
+                        .any(|d| !d.methods.is_empty())
+            }
+            _ => c.affects_deployment(),
+        }
     }
 
     fn function(&self, arn: &str) -> Result<ResolvedFunction, Problem> {
@@ -672,7 +830,6 @@ impl Executor<'_> {
             Ok(id) => {
                 tracing::info!(path, "created resource");
                 self.record_resource(path, id.clone());
-                self.wrote_routes = true;
                 Ok(id)
             }
             Err(e) if e.kind == AwsErrorKind::Conflict => {

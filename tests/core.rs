@@ -958,6 +958,116 @@ async fn removed_manifest_takes_its_routes_and_permissions_along() {
     env.plan_code(0);
 }
 
+/// The in-flight journal's entry for a path: the first 4 bytes of its SHA-256, in hex.
+fn journal_hash(path: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(path.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn stage_tags(env: &Env) -> BTreeMap<String, String> {
+    env.fx
+        .stage(&env.api, "prod")
+        .await
+        .expect("stage prod")
+        .tags()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test]
+async fn resources_a_crash_left_without_methods_are_removed_when_journaled() {
+    let env = Env::start().await;
+    env.fx.create_function("account-service").await;
+    env.write(
+        "accounts.yaml",
+        &mount_yaml("account-service", "/accounts", "account-service", ""),
+    );
+    env.apply_ok();
+    let key = format!("apimount:{OWNER}:inflight");
+    assert!(
+        !stage_tags(&env).await.contains_key(&key),
+        "a pass that finished leaves no journal: {:?}",
+        stage_tags(&env).await
+    );
+
+    // What a pass killed right after creating /v2/orders (before its method)
+    // leaves, with the manifest gone since: two bare resources and the
+    // journal naming them. /scratch is as bare but not in the journal
+    // (someone else's, maybe being built right now); /accounts is in the
+    // journal but carries routes.
+    let root = env.resource_id("/").await;
+    let mut ids = BTreeMap::new();
+    for (parent, part, path) in [
+        (None, "v2", "/v2"),
+        (Some("/v2"), "orders", "/v2/orders"),
+        (None, "scratch", "/scratch"),
+    ] {
+        let parent_id = match parent {
+            None => root.clone(),
+            Some(p) => ids.get(p).cloned().expect("parent created first"),
+        };
+        let r = env
+            .fx
+            .apigateway
+            .create_resource()
+            .rest_api_id(&env.api)
+            .parent_id(parent_id)
+            .path_part(part)
+            .send()
+            .await
+            .expect("create resource");
+        ids.insert(path, r.id().expect("id").to_string());
+    }
+    let stage_arn = format!(
+        "arn:aws:apigateway:{}::/restapis/{}/stages/prod",
+        env.fx.region(),
+        env.api
+    );
+    let journal = ["/v2", "/v2/orders", "/accounts"]
+        .iter()
+        .map(|p| journal_hash(p))
+        .collect::<Vec<_>>()
+        .join(" ");
+    env.fx
+        .apigateway
+        .tag_resource()
+        .resource_arn(&stage_arn)
+        .tags(&key, journal)
+        .tags("team", "platform")
+        .send()
+        .await
+        .expect("tag the stage");
+    let table_before = env.routes().await;
+
+    let out = env.plan_code(2);
+    assert!(
+        support::stdout(&out).contains("/v2/orders"),
+        "plan names the leftovers\n{}",
+        show(&out)
+    );
+    let deployments = env.deployment_ids().await;
+    env.apply_ok();
+    assert_eq!(
+        env.fx.resource_paths(&env.api).await,
+        ["/", "/accounts", "/accounts/{proxy+}", "/scratch"]
+    );
+    let table = env.routes().await;
+    for p in ["/", "/accounts", "/accounts/{proxy+}", "/scratch"] {
+        assert_eq!(table[p], table_before[p], "{p} changed");
+    }
+    let tags = stage_tags(&env).await;
+    assert!(!tags.contains_key(&key), "journal left behind: {tags:?}");
+    assert_eq!(tags.get("team").map(String::as_str), Some("platform"));
+    // Bare resources serve nothing: removing them needs no deployment.
+    assert_eq!(env.deployment_ids().await, deployments);
+    env.plan_code(0);
+}
+
 // ----- 5. nested mounts ---------------------------------------------------------------
 
 #[tokio::test]

@@ -496,7 +496,8 @@ pub struct SpecDoc {
     pub methods: Option<Spanned<Vec<Spanned<String>>>>,
     /// Also serve everything below the path through `{proxy+}`; default true.
     #[serde(default)]
-    pub proxy: Option<bool>,
+    #[schemars(with = "Option<bool>")]
+    pub proxy: Option<Spanned<bool>>,
     /// Method authorization; default `NONE`.
     #[serde(default)]
     #[schemars(with = "Option<AuthorizationSchema>")]
@@ -507,11 +508,13 @@ pub struct SpecDoc {
     pub authorizer_id: Option<Spanned<String>>,
     /// Require an API key on every method; default false.
     #[serde(default)]
-    pub api_key_required: Option<bool>,
+    #[schemars(with = "Option<bool>")]
+    pub api_key_required: Option<Spanned<bool>>,
     /// Take over an existing route of exactly this shape (made by another tool) instead of
     /// reporting a conflict; default false.
     #[serde(default)]
-    pub adopt: Option<bool>,
+    #[schemars(with = "Option<bool>")]
+    pub adopt: Option<Spanned<bool>>,
 }
 
 #[derive(JsonSchema)]
@@ -603,12 +606,15 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<Mount, Vec<ManifestError>> {
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if text.trim().is_empty() {
+    let only_comments = text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if only_comments {
         return Err(vec![err(
             ErrorKind::Syntax,
             None,
             None,
-            "file is empty; a manifest needs apiVersion, kind, metadata and spec".into(),
+            "file is empty (nothing but blanks or comments); a manifest needs apiVersion, kind, metadata and spec".into(),
         )]);
     }
     let is_json = file
@@ -621,7 +627,8 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<Mount, Vec<ManifestError>> {
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
             return Err(vec![err(
                 ErrorKind::Syntax,
-                Some((e.line() as u64, e.column() as u64)),
+                // serde_json says column 0 when the input ends at a line start.
+                Some((e.line() as u64, e.column().max(1) as u64)),
                 None,
                 format!("invalid JSON: {}", strip_json_position(&e.to_string())),
             )]);
@@ -638,7 +645,7 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<Mount, Vec<ManifestError>> {
         Ok(doc) => doc,
         Err(e) => return Err(vec![yaml_error(file, text, &e)]),
     };
-    validate(file, doc)
+    validate(file, text, doc)
 }
 
 /// Counts `---` document starts outside the first document. A cheap pre-check:
@@ -648,6 +655,10 @@ fn count_documents(text: &str) -> usize {
     let mut content_seen = false;
     for line in text.lines() {
         let is_marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if line.starts_with('%') && docs == 0 {
+            // A directive (`%YAML 1.2`) belongs to the document that follows.
+            continue;
+        }
         if is_marker {
             docs += 1;
             content_seen = false;
@@ -676,7 +687,7 @@ fn yaml_error(file: &Path, text: &str, e: &serde_saphyr::Error) -> ManifestError
     let raw = e.without_snippet().to_string();
     let (mut field, message) = explain_yaml_error(&raw);
     if field.is_none() {
-        field = position.and_then(|(line, _)| key_on_line(text, line));
+        field = position.and_then(|(line, column)| field_at(text, line, column));
     }
     ManifestError {
         file: file.to_path_buf(),
@@ -718,20 +729,179 @@ fn explain_yaml_error(raw: &str) -> (Option<String>, String) {
             return (Some(name.to_string()), "required field is missing".into());
         }
     }
-    (None, msg)
+    (None, plain_wording(&msg))
 }
 
-/// The mapping key written on a line (`  proxy: "yes"` → `proxy`), to name
-/// the field in errors the parser reports without one.
-fn key_on_line(text: &str, line: u64) -> Option<String> {
-    let l = text.lines().nth(line.checked_sub(1)? as usize)?;
-    let (key, _) = l.trim_start().trim_start_matches("- ").split_once(':')?;
-    let key = key.trim().trim_matches('"');
+/// The parser's remaining messages in the manifest's terms (no Rust types,
+/// no library API names).
+fn plain_wording(msg: &str) -> String {
+    if let Some(t) = msg.strip_prefix("cannot deserialize null into ") {
+        let t = t.split(';').next().unwrap_or(t).trim();
+        return format!("is empty (null); expected {}", type_words(t));
+    }
+    if msg.starts_with("multiple YAML documents detected") {
+        return "file holds more than one YAML document; put each mount in its own file".into();
+    }
+    if let Some(what) = msg.strip_prefix("budget breached: ") {
+        return if what.starts_with("Aliases") {
+            format!(
+                "too many aliases (more than {MAX_YAML_ALIASES} '*name' references); write the values out"
+            )
+        } else if what.starts_with("Depth") {
+            format!("nested more than {MAX_YAML_DEPTH} levels deep")
+        } else {
+            "document is too large or too complex for a manifest".into()
+        };
+    }
+    let known: &[(&str, &str)] = &[
+        (
+            "expected mapping start",
+            "expected a mapping (key: value lines)",
+        ),
+        ("expected sequence start", "expected a list"),
+        ("expected string scalar", "expected a string"),
+        (
+            "invalid boolean (strict mode expects true/false)",
+            "expected a boolean (true or false)",
+        ),
+    ];
+    for (theirs, ours) in known {
+        if msg.starts_with(theirs) {
+            return (*ours).to_string();
+        }
+    }
+    msg.to_string()
+}
+
+fn type_words(rust_type: &str) -> &'static str {
+    match rust_type {
+        "string" | "String" => "a string",
+        "bool" | "boolean" => "a boolean (true or false)",
+        _ if rust_type.contains("Vec") || rust_type.contains("sequence") => "a list",
+        _ if rust_type.contains("map") || rust_type.contains("struct") => "a mapping",
+        _ => "a value",
+    }
+}
+
+/// The field an error at (line, column) is about, for errors the parser
+/// reports without one: the last `key:` on the line up to the column
+/// (`  proxy: "yes"`, or a key inside a flow mapping), else the key of the
+/// enclosing block (a list item `- {…}` belongs to the key above it). In block
+/// style the parents are added: `spec.methods`.
+fn field_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let index = usize::try_from(line.checked_sub(1)?).ok()?;
+    let here = *lines.get(index)?;
+    let upto: String = here.chars().take(column as usize).collect();
+    // A block line `key: value` (or `- key: value`) is about its key when the
+    // error lies after the key, about the enclosing key when it is at the item.
+    let content = here.trim_start();
+    let item = content.strip_prefix("- ").map(str::trim_start);
+    let key_column = here.chars().count() - item.unwrap_or(content).chars().count() + 1;
+    let leading = block_key(content).filter(|_| column as usize > key_column);
+    let found = match leading {
+        Some(k) => Some(k),
+        None if item.is_some() || block_key(content).is_some() => None,
+        None => last_key(&upto),
+    };
+    let (key, key_line) = match found {
+        Some(k) => (k, index),
+        None => enclosing_key(&lines, index, indent_of(here))?,
+    };
+    let mut chain = vec![key];
+    let mut at = key_line;
+    while let Some((parent, i)) = enclosing_key(&lines, at, indent_of(lines[at])) {
+        chain.push(parent);
+        at = i;
+    }
+    chain.reverse();
+    Some(chain.join("."))
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+/// The nearest line above `below` that is less indented and holds a block key
+/// (`key:` with nothing after it but an optional value).
+fn enclosing_key(lines: &[&str], below: usize, indent: usize) -> Option<(String, usize)> {
+    let mut i = below;
+    while i > 0 {
+        i -= 1;
+        let l = lines[i];
+        let content = l.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let lead = l.len() - content.len();
+        if lead >= indent {
+            continue;
+        }
+        if let Some(k) = block_key(content) {
+            return Some((k, i));
+        }
+    }
+    None
+}
+
+/// `key:` at the start of a line's content (after an optional `- `).
+fn block_key(content: &str) -> Option<String> {
+    let content = content.trim_start_matches("- ").trim_start();
+    let (key, rest) = content.split_once(':')?;
+    if !(rest.is_empty() || rest.starts_with(' ') || rest.starts_with('\t')) {
+        return None;
+    }
+    clean_key(key)
+}
+
+/// The last `key:` (or `"key":`) in a piece of a line.
+fn last_key(piece: &str) -> Option<String> {
+    let bytes = piece.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 {
+        i -= 1;
+        if bytes[i] != b':' {
+            continue;
+        }
+        let after = bytes.get(i + 1);
+        if !matches!(
+            after,
+            None | Some(b' ' | b'\t' | b'"' | b'\'' | b'[' | b'{')
+        ) {
+            continue;
+        }
+        let before = piece[..i].trim_end();
+        let start = before
+            .rfind(|c: char| {
+                !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '"' || c == '\'')
+            })
+            .map_or(0, |j| j + 1);
+        if let Some(k) = clean_key(&before[start..]) {
+            return Some(k);
+        }
+    }
+    None
+}
+
+fn clean_key(raw: &str) -> Option<String> {
+    let key = raw.trim().trim_matches('"').trim_matches('\'');
     (!key.is_empty()
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
     .then(|| key.to_string())
+}
+
+/// The quote character a scalar starts with at (line, column), if any.
+fn quoted_at(text: &str, position: Option<(u64, u64)>) -> Option<char> {
+    let (line, column) = position?;
+    let l = text
+        .lines()
+        .nth(usize::try_from(line.checked_sub(1)?).ok()?)?;
+    let c = l
+        .chars()
+        .nth(usize::try_from(column.checked_sub(1)?).ok()?)?;
+    matches!(c, '"' | '\'').then_some(c)
 }
 
 fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
@@ -740,7 +910,7 @@ fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
 }
 
 /// Checks the values of a well-formed document.
-fn validate(file: &Path, doc: ServiceMountDoc) -> Result<Mount, Vec<ManifestError>> {
+fn validate(file: &Path, text: &str, doc: ServiceMountDoc) -> Result<Mount, Vec<ManifestError>> {
     let mut errors = Vec::new();
     let mut fail = |s_pos: Option<(u64, u64)>, field: &str, message: String| {
         errors.push(ManifestError {
@@ -751,6 +921,26 @@ fn validate(file: &Path, doc: ServiceMountDoc) -> Result<Mount, Vec<ManifestErro
             kind: ErrorKind::Invalid,
         })
     };
+
+    // The parser reads `"true"` as a boolean; a quoted value is a string.
+    for (field, value) in [
+        ("spec.proxy", &doc.spec.proxy),
+        ("spec.apiKeyRequired", &doc.spec.api_key_required),
+        ("spec.adopt", &doc.spec.adopt),
+    ] {
+        if let Some(v) = value {
+            if let Some(quote) = quoted_at(text, pos(v)) {
+                fail(
+                    pos(v),
+                    field,
+                    format!(
+                        "expected a boolean (true or false), found the string {quote}{}{quote}",
+                        v.value
+                    ),
+                );
+            }
+        }
+    }
 
     if doc.api_version.value != API_VERSION {
         fail(
@@ -896,11 +1086,11 @@ fn validate(file: &Path, doc: ServiceMountDoc) -> Result<Mount, Vec<ManifestErro
         path: path.expect("checked above"),
         function: function.expect("checked above"),
         methods,
-        proxy: doc.spec.proxy.unwrap_or(true),
+        proxy: doc.spec.proxy.is_none_or(|b| b.value),
         authorization: authorization.expect("checked above"),
         authorizer_id,
-        api_key_required: doc.spec.api_key_required.unwrap_or(false),
-        adopt: doc.spec.adopt.unwrap_or(false),
+        api_key_required: doc.spec.api_key_required.is_some_and(|b| b.value),
+        adopt: doc.spec.adopt.is_some_and(|b| b.value),
         file: file.to_path_buf(),
     })
 }
@@ -910,10 +1100,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("must not be empty".into());
     }
-    if name.len() > MAX_NAME_LEN {
+    let length = name.chars().count();
+    if length > MAX_NAME_LEN {
         return Err(format!(
-            "'{name}' is {} characters long; the limit is {MAX_NAME_LEN}",
-            name.len()
+            "'{name}' is {length} characters long; the limit is {MAX_NAME_LEN}"
         ));
     }
     let valid_chars = name

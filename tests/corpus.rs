@@ -29,10 +29,7 @@ const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 const RUN_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Good files apimount wrongly refuses (strict: the test fails once it accepts them).
-const KNOWN_REFUSED_GOOD: &[(&str, &str)] = &[(
-    "yaml-directive.yaml",
-    "a `%YAML 1.2` directive before `---` is counted as a document of its own",
-)];
+const KNOWN_REFUSED_GOOD: &[(&str, &str)] = &[];
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")

@@ -1380,3 +1380,148 @@ async fn with_a_lease_table_one_instance_leads_and_a_standby_takes_over() {
     // Lease 3 s; allow for the renewal period and a pass on a loaded machine.
     assert!(took < Duration::from_secs(15), "takeover took {took:?}");
 }
+
+/// The whole bad-manifest corpus dropped beside valid manifests, and a live
+/// manifest broken at the same moment: the daemon keeps running, the valid
+/// mounts stay, the broken manifest's routes stay live, and every bad file is
+/// reported once per problem (the problems `apimount validate` lists), not
+/// again on later passes.
+#[tokio::test]
+async fn the_bad_corpus_beside_valid_manifests_costs_no_route() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("corpus").await;
+    fx.create_function("account-service").await;
+    fx.create_function("payment-service").await;
+    let dir = manifest_dir();
+    support::write_manifest(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml("accounts", "/accounts", "account-service", ""),
+    );
+    support::write_manifest(
+        dir.path(),
+        "payments.yaml",
+        &mount_yaml("payments", "/payments", "payment-service", ""),
+    );
+    let daemon = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--resync-interval",
+            "1s",
+            "--log-format",
+            "json",
+        ],
+    );
+    daemon
+        .wait_for("both mounts live", DEADLINE, || async {
+            let r = routes(&fx, &api).await;
+            (mounted(&r, "/accounts", "accounts", &["ANY"])
+                && mounted(&r, "/payments", "payments", &["ANY"])
+                && stage_deployment(&fx, &api).await.is_some())
+            .then_some(())
+        })
+        .await;
+    let deployed = stage_deployment(&fx, &api).await;
+
+    // Break the live payments manifest and drop in every bad file.
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bad");
+    let mut bad_files = vec!["payments.yaml".to_string()];
+    for entry in std::fs::read_dir(&corpus).expect("read the corpus") {
+        let entry = entry.expect("corpus entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "EXPECTED.tsv" {
+            continue;
+        }
+        std::fs::copy(entry.path(), dir.path().join(&name)).expect("copy a corpus file");
+        bad_files.push(name);
+    }
+    write_atomically(
+        dir.path(),
+        "payments.yaml",
+        &mount_yaml(
+            "payments",
+            "/payments",
+            "payment-service",
+            "  proxy: maybe\n",
+        ),
+    );
+    let expected = problems_per_file(&fx, dir.path());
+    for f in &bad_files {
+        assert!(
+            expected.get(f).is_some_and(|n| *n > 0),
+            "apimount validate does not refuse {f}: {expected:?}"
+        );
+    }
+
+    let seen = daemon.lines().len();
+    daemon
+        .wait_for("three passes over the bad folder", DEADLINE, || async {
+            let lines = daemon.lines();
+            let passes = events(&lines[seen..], "pass finished")
+                .iter()
+                .filter(|p| u64_field(p, "invalid") as usize >= bad_files.len())
+                .count();
+            (passes >= 3).then_some(())
+        })
+        .await;
+    daemon.assert_running();
+
+    let lines = daemon.lines();
+    let mut reported: BTreeMap<String, usize> = BTreeMap::new();
+    for e in events(&lines[seen..], "manifest rejected") {
+        let file = e
+            .get("file")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no file in {e}"));
+        let name = Path::new(file)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        *reported.entry(name).or_default() += 1;
+    }
+    assert_eq!(
+        reported, expected,
+        "each bad file must be reported once per problem, over three passes"
+    );
+
+    let r = routes(&fx, &api).await;
+    assert!(mounted(&r, "/accounts", "accounts", &["ANY"]), "{r:?}");
+    assert!(
+        mounted(&r, "/payments", "payments", &["ANY"]),
+        "the broken manifest's routes were removed: {r:?}"
+    );
+    assert_eq!(
+        stage_deployment(&fx, &api).await,
+        deployed,
+        "nothing changed, so nothing may be deployed"
+    );
+}
+
+/// Problems per file name, as `apimount validate` lists them (`error: DIR/FILE…`).
+fn problems_per_file(fx: &Fixture, dir: &Path) -> BTreeMap<String, usize> {
+    let out = fx.apimount(&["validate", "--manifests", dir.to_str().unwrap()]);
+    let prefix = format!("error: {}/", dir.display());
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read the folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut counts = BTreeMap::new();
+    for line in support::stdout(&out).lines() {
+        let Some(rest) = line.strip_prefix(&prefix) else {
+            continue;
+        };
+        // The longest file name the line starts with (names can hold ':').
+        if let Some(name) = names
+            .iter()
+            .filter(|n| rest.starts_with(&format!("{n}:")))
+            .max_by_key(|n| n.len())
+        {
+            *counts.entry(name.clone()).or_default() += 1;
+        }
+    }
+    counts
+}

@@ -184,15 +184,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// Log targets (by prefix) that can carry request headers or credentials.
+const CREDENTIAL_BEARING_TARGETS: &[&str] =
+    &["aws", "hyper", "h2", "http", "rustls", "tower", "reqwest"];
+
+/// A RUST_LOG value without its directives for the capped targets (an
+/// explicit `aws_sigv4=trace` would otherwise win over the cap).
+fn without_capped_targets(directives: &str) -> String {
+    directives
+        .split(',')
+        .filter(|d| {
+            let target = d.split(['=', '[']).next().unwrap_or("").trim();
+            !CREDENTIAL_BEARING_TARGETS
+                .iter()
+                .any(|t| target.starts_with(t))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn init_tracing(json: bool, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    // The SDK's own crates log request details at debug level; keep them quiet
-    // unless asked for by name, so no signed header ever reaches a log line.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!(
-            "{default_level},aws_smithy_runtime=warn,aws_sigv4=warn,aws_config=warn,hyper=warn,rustls=warn"
-        ))
-    });
+    // The AWS SDK and HTTP crates log requests (signed headers, session
+    // tokens, canonical requests) at debug and trace level. They are capped at
+    // warn whatever RUST_LOG says, so no credential reaches a log line at any
+    // level; apimount's own lines name the failed action instead.
+    let asked = std::env::var("RUST_LOG").unwrap_or_else(|_| default_level.to_string());
+    let mut filter = EnvFilter::new(without_capped_targets(&asked));
+    for target in CREDENTIAL_BEARING_TARGETS {
+        filter = filter.add_directive(
+            format!("{target}=warn")
+                .parse()
+                .expect("a valid log directive"),
+        );
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1068,6 +1068,66 @@ async fn resources_a_crash_left_without_methods_are_removed_when_journaled() {
     env.plan_code(0);
 }
 
+#[tokio::test]
+async fn credentials_never_reach_the_logs_even_at_trace_level() {
+    let env = Env::start().await;
+    env.fx.create_function("account-service").await;
+    env.write(
+        "accounts.yaml",
+        &mount_yaml("account-service", "/accounts", "account-service", ""),
+    );
+    // The emulator accepts any credentials; these are recognisable.
+    let secret = "Zq8SECRETxKEYxVALUEx0000000000000000000000";
+    let token = "FwoGZXIvTOKENxVALUExIamASessionTokenx1234567890";
+    let key_id = "ASIAAPIMOUNTTESTKEY1";
+    let dir = env.dir.path().to_str().expect("utf-8 temp path");
+    for (cmd, filter) in [
+        ("apply", "trace"),
+        (
+            "plan",
+            "trace,aws_sigv4=trace,aws_smithy_runtime=trace,hyper=trace",
+        ),
+    ] {
+        let out = env.fx.apimount_with_env(
+            &[cmd, "--manifests", dir, "--rest-api-id", &env.api],
+            &[
+                ("AWS_ACCESS_KEY_ID", key_id),
+                ("AWS_SECRET_ACCESS_KEY", secret),
+                ("AWS_SESSION_TOKEN", token),
+                ("RUST_LOG", filter),
+            ],
+        );
+        assert!(
+            out.status.code() == Some(0),
+            "{cmd} with RUST_LOG={filter}\n{}",
+            show(&out)
+        );
+        let logs = format!("{}{}", support::stdout(&out), support::stderr(&out));
+        assert!(
+            logs.lines().count() > 3,
+            "{cmd}: expected trace-level lines of apimount's own\n{logs}"
+        );
+        for (what, needle) in [
+            ("the secret access key", secret),
+            ("the session token", token),
+            ("the session token header", "x-amz-security-token"),
+            ("the signature", "Signature="),
+            ("the authorization header", "AWS4-HMAC-SHA256"),
+            ("the access key id", key_id),
+        ] {
+            let hit = logs.lines().find(|l| {
+                l.to_ascii_lowercase()
+                    .contains(&needle.to_ascii_lowercase())
+            });
+            assert!(
+                hit.is_none(),
+                "{cmd} with RUST_LOG={filter} logged {what}: {}",
+                hit.unwrap_or_default()
+            );
+        }
+    }
+}
+
 // ----- 5. nested mounts ---------------------------------------------------------------
 
 #[tokio::test]

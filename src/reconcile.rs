@@ -197,7 +197,19 @@ impl Reconciler {
 
     async fn run(&self, snap: &Snapshot, mode: Mode, report: &mut PassReport) {
         let t = &self.target;
-        let api = match self.aws.observe_api(&t.rest_api_id).await {
+        // The API, the stage and every function (with its policy) are read at
+        // once: none of the reads depends on another.
+        let refs: BTreeSet<&FunctionRef> = snap.mounts.iter().map(|m| &m.function).collect();
+        let functions = stream::iter(refs)
+            .map(|f| async move { (f, self.inspect(f).await) })
+            .buffered(4)
+            .collect::<BTreeMap<&FunctionRef, Inspected>>();
+        let (api, stage, inspected) = tokio::join!(
+            self.aws.observe_api(&t.rest_api_id),
+            self.aws.get_stage(&t.rest_api_id, &t.stage),
+            functions
+        );
+        let api = match api {
             Ok(a) => a,
             Err(e) => return fatal(report, &e, "reading the REST API"),
         };
@@ -209,7 +221,7 @@ impl Reconciler {
             report.fatal_reason = Some(Reason::AwsError);
             return;
         }
-        let stage = match self.aws.get_stage(&t.rest_api_id, &t.stage).await {
+        let stage = match stage {
             Ok(s) => s,
             Err(e) => return fatal(report, &e, "reading the stage"),
         };
@@ -243,14 +255,6 @@ impl Reconciler {
             .map(|(_, m)| m)
             .collect();
 
-        // Resolve each distinct function and read its policy: one Lambda
-        // read per function when it already carries a statement.
-        let refs: BTreeSet<&FunctionRef> = valid.iter().map(|m| &m.function).collect();
-        let inspected: BTreeMap<&FunctionRef, Inspected> = stream::iter(refs)
-            .map(|f| async move { (f, self.inspect(f).await) })
-            .buffered(4)
-            .collect()
-            .await;
         let desired: Vec<DesiredMount> = valid
             .iter()
             .map(|m| DesiredMount {
@@ -258,9 +262,12 @@ impl Reconciler {
                 function: inspected[&m.function].0.clone(),
             })
             .collect();
-        let mut policies: BTreeMap<String, Option<Vec<PolicyStatement>>> = inspected
-            .values()
-            .filter_map(|(f, p)| Some((f.as_ref().ok()?.arn(), p.clone())))
+        let mut policies: BTreeMap<String, Option<Vec<PolicyStatement>>> = valid
+            .iter()
+            .filter_map(|m| {
+                let (f, p) = &inspected[&m.function];
+                Some((f.as_ref().ok()?.arn(), p.clone()))
+            })
             .collect();
 
         // Policies of functions only this owner's existing routes name.

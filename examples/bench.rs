@@ -397,14 +397,12 @@ async fn forward(
         let mut lines = text.lines();
         let request_line = lines.next().unwrap_or_default().to_string();
         let mut content_length = 0usize;
-        let mut target = None;
         let mut chunked = false;
         for line in lines {
             if let Some((k, v)) = line.split_once(':') {
                 let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
                 match k.as_str() {
                     "content-length" => content_length = v.parse().unwrap_or(0),
-                    "x-amz-target" => target = Some(v.to_string()),
                     "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
                     _ => {}
                 }
@@ -413,7 +411,7 @@ async fn forward(
         let mut parts = request_line.split_whitespace();
         let method = parts.next().unwrap_or("?");
         let path = parts.next().unwrap_or("?");
-        let op = target.unwrap_or_else(|| operation_of(method, path));
+        let op = operation_of(method, path);
         log.lock().unwrap().push((Instant::now(), op));
         upstream_write.write_all(&head).await?;
         if chunked {
@@ -596,7 +594,8 @@ struct Bench {
     apigw: aws_sdk_apigateway::Client,
     lambda: aws_sdk_lambda::Client,
     iam: aws_sdk_iam::Client,
-    sdk: aws_config::SdkConfig,
+    /// apimount's own AWS adapter (pacing off), for the reads that check results.
+    aws: apimount::aws::Aws,
     role: Option<String>,
     functions: usize,
     apis: usize,
@@ -618,7 +617,9 @@ impl Bench {
             apigw: aws_sdk_apigateway::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
             iam: aws_sdk_iam::Client::new(&sdk),
-            sdk,
+            aws: apimount::aws::Aws::new(&sdk, None)
+                .map_err(|e| anyhow!(e))?
+                .with_pacer(apimount::pacing::Pacer::disabled()),
             moto,
             scratch,
             role: None,
@@ -650,22 +651,7 @@ impl Bench {
         let results: Vec<Result<()>> = futures::stream::iter(self.functions..n)
             .map(|i| {
                 let (lambda, role) = (lambda.clone(), role.clone());
-                async move {
-                    let code = aws_sdk_lambda::types::FunctionCode::builder()
-                        .zip_file(aws_sdk_lambda::primitives::Blob::new(b"bench".to_vec()))
-                        .build();
-                    lambda
-                        .create_function()
-                        .function_name(fn_name(i))
-                        .runtime(aws_sdk_lambda::types::Runtime::Python312)
-                        .handler("index.handler")
-                        .role(role)
-                        .code(code)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| anyhow!("CreateFunction {}: {e:?}", fn_name(i)))
-                }
+                async move { create_function(&lambda, &role, &fn_name(i)).await }
             })
             .buffer_unordered(4)
             .collect()
@@ -728,26 +714,24 @@ impl Bench {
         cmd
     }
 
-    /// `apimount apply` (or other one-shot): wall time; fails on a non-zero exit.
+    /// `apimount apply`: wall time; fails on a non-zero exit.
     fn apimount_once(
         &self,
-        verb: &str,
         api: &str,
         dir: &Path,
         pacing: &str,
         endpoint: &str,
     ) -> Result<Duration> {
         let mut cmd = self.command(&self.apimount, endpoint);
-        cmd.args([verb, "--rest-api-id", api, "--manifests"])
+        cmd.args(["apply", "--rest-api-id", api, "--manifests"])
             .arg(dir)
             .args(["--pacing", pacing]);
         let started = Instant::now();
         let out = cmd.output()?;
         let took = started.elapsed();
-        // plan exits 2 when changes are pending; that is not a failure here.
-        if !(out.status.success() || (verb == "plan" && out.status.code() == Some(2))) {
+        if !out.status.success() {
             bail!(
-                "apimount {verb} exited with {}:\n{}{}",
+                "apimount apply exited with {}:\n{}{}",
                 out.status,
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
@@ -804,23 +788,11 @@ impl Bench {
     }
 
     async fn stage_deployment(&self, api: &str) -> Result<Option<String>> {
-        match self
-            .apigw
-            .get_stage()
-            .rest_api_id(api)
-            .stage_name(STAGE)
-            .send()
-            .await
-        {
-            Ok(s) => Ok(s.deployment_id().map(str::to_string)),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_not_found_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(anyhow!("GetStage: {e:?}")),
-        }
+        Ok(self
+            .aws
+            .get_stage(api, STAGE)
+            .await?
+            .and_then(|s| s.deployment_id))
     }
 
     async fn deployment_count(&self, api: &str) -> Result<usize> {
@@ -847,10 +819,7 @@ impl Bench {
     /// routes (apimount's own fingerprint in the deployment description) and
     /// every path in `paths` is among them.
     async fn deployed(&self, api: &str, deployment: &str, paths: &[String]) -> Result<bool> {
-        let aws = apimount::aws::Aws::new(&self.sdk, None)
-            .map_err(|e| anyhow!(e))?
-            .with_pacer(apimount::pacing::Pacer::disabled());
-        let observed = aws.observe_api(api).await?;
+        let observed = self.aws.observe_api(api).await?;
         let all_there = paths.iter().all(|p| {
             observed
                 .get(p)
@@ -860,13 +829,9 @@ impl Bench {
             return Ok(false);
         }
         let description = self
-            .apigw
-            .get_deployment()
-            .rest_api_id(api)
-            .deployment_id(deployment)
-            .send()
+            .aws
+            .deployment_description(api, deployment)
             .await?
-            .description
             .unwrap_or_default();
         let want = apimount::model::owner_fingerprint(&observed, OWNER);
         Ok(apimount::model::fingerprint_in_description(&description, OWNER) == Some(want.as_str()))
@@ -1172,7 +1137,7 @@ async fn measure_convergence(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result
                     }
                     let endpoint = b.moto.endpoint();
                     ours.push(
-                        b.apimount_once("apply", &api.0, &dir, "off", &endpoint)?
+                        b.apimount_once(&api.0, &dir, "off", &endpoint)?
                             .as_secs_f64(),
                     );
                 } else {
@@ -1226,14 +1191,19 @@ async fn measure_latency(
     r: &mut Report,
 ) -> Result<()> {
     let first = 5000; // functions/mounts 5000… are used by no other measurement
-    b.ensure_functions(0).await?;
+    b.ensure_functions(0).await?; // the role the functions below run as
     let api = b.new_api().await?;
     let dir = b.manifest_dir("latency")?;
     let daemon = b.start_daemon(&api.0, &dir, "10m", &b.moto.endpoint())?;
     let mut samples = Vec::new();
     for t in 0..s.latency_trials {
         let i = first + t;
-        create_function_named(b, &fn_name(i)).await?;
+        create_function(
+            &b.lambda,
+            b.role.as_deref().unwrap_or_default(),
+            &fn_name(i),
+        )
+        .await?;
         let before = b.stage_deployment(&api.0).await?;
         let started = Instant::now();
         let path = write_mount(&dir, i)?;
@@ -1243,12 +1213,13 @@ async fn measure_latency(
     drop(daemon);
     let (p50, p95) = (percentile(&samples, 50.0), percentile(&samples, 95.0));
     let bound = DEBOUNCE_MS as f64 / 1e3 + 1.5 * one_baseline.median;
+    let spread = stat(&samples);
     let measured = format!(
         "p50 {:.0} ms, p95 {:.0} ms (min {:.0}, max {:.0}, n={})",
         p50 * 1e3,
         p95 * 1e3,
-        stat(&samples).min * 1e3,
-        stat(&samples).max * 1e3,
+        spread.min * 1e3,
+        spread.max * 1e3,
         samples.len()
     );
     r.target(
@@ -1273,16 +1244,17 @@ async fn measure_latency(
     Ok(())
 }
 
-async fn create_function_named(b: &mut Bench, name: &str) -> Result<()> {
+/// One stand-in Lambda function (never invoked).
+async fn create_function(lambda: &aws_sdk_lambda::Client, role: &str, name: &str) -> Result<()> {
     let code = aws_sdk_lambda::types::FunctionCode::builder()
         .zip_file(aws_sdk_lambda::primitives::Blob::new(b"bench".to_vec()))
         .build();
-    b.lambda
+    lambda
         .create_function()
         .function_name(name)
         .runtime(aws_sdk_lambda::types::Runtime::Python312)
         .handler("index.handler")
-        .role(b.role.clone().unwrap_or_default())
+        .role(role)
         .code(code)
         .send()
         .await
@@ -1365,9 +1337,9 @@ async fn measure_steady(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report)
         for i in 0..n {
             write_mount(&dir, i)?;
         }
-        b.apimount_once("apply", &api.0, &dir, "off", &b.moto.endpoint())?;
+        b.apimount_once(&api.0, &dir, "off", &b.moto.endpoint())?;
         proxy.take();
-        b.apimount_once("apply", &api.0, &dir, "off", &proxy.endpoint())?;
+        b.apimount_once(&api.0, &dir, "off", &proxy.endpoint())?;
         let calls = count_ops(&proxy.take());
         let total: usize = calls.values().sum();
         let reads_apigw: usize = calls
@@ -1386,9 +1358,11 @@ async fn measure_steady(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report)
         let daemon = b.start_daemon(&api.0, &dir, "2s", &b.moto.endpoint())?;
         let p = daemon.passes();
         daemon.wait_for_passes(p + 1.0, Duration::from_secs(600))?;
-        let m0 = aws_calls(&daemon.metrics());
-        let p = daemon.passes();
+        // One snapshot gives both the pass count and the counters it goes with.
+        let before = daemon.metrics();
+        let p = sum_of(&before, "apimount_passes_total");
         daemon.wait_for_passes(p + 1.0, Duration::from_secs(600))?;
+        let m0 = aws_calls(&before);
         let m1 = aws_calls(&daemon.metrics());
         drop(daemon);
         let daemon_calls: BTreeMap<String, f64> = m1
@@ -1405,23 +1379,11 @@ async fn measure_steady(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report)
 
         let per_object = 9 * n + 3;
         let ratio = per_object as f64 / total as f64;
-        let fmt_ops = |m: &BTreeMap<String, usize>| {
-            m.iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let fmt_f = |m: &BTreeMap<String, f64>| {
-            m.iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let _ = writeln!(
             table,
             "| {n} | {total} | {} | {daemon_total} | {} | {per_object} | {ratio:.1}× |",
             fmt_ops(&calls),
-            fmt_f(&daemon_calls)
+            fmt_ops(&daemon_calls)
         );
         println!("bench: steady {n}: one-shot {total} calls, daemon {daemon_total}, per-object {per_object}");
         if n == s.steady_target_count {
@@ -1487,7 +1449,7 @@ async fn measure_pacing(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report)
             write_mount(&dir, i)?;
         }
         proxy.take();
-        let wall = b.apimount_once("apply", &api.0, &dir, "aws", &proxy.endpoint())?;
+        let wall = b.apimount_once(&api.0, &dir, "aws", &proxy.endpoint())?;
         let log = proxy.take();
         walls.push(wall.as_secs_f64());
         let mut bound: (f64, &str) = (0.0, "none");
@@ -1585,7 +1547,7 @@ async fn measure_footprint(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<(
         write_mount(&dir, i)?;
     }
     let endpoint = b.moto.endpoint();
-    let converge = b.apimount_once("apply", &api.0, &dir, "off", &endpoint)?;
+    let converge = b.apimount_once(&api.0, &dir, "off", &endpoint)?;
     println!(
         "bench: footprint: converged {n} mounts in {:.1} s",
         converge.as_secs_f64()
@@ -1602,10 +1564,10 @@ async fn measure_footprint(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<(
 
     // One no-change pass: CPU of a one-shot apply that finds nothing to do.
     let cpu0 = children_cpu_seconds();
-    let pass_wall = b.apimount_once("apply", &api.0, &dir, "off", &endpoint)?;
+    let pass_wall = b.apimount_once(&api.0, &dir, "off", &endpoint)?;
     let pass_cpu = children_cpu_seconds() - cpu0;
 
-    let plan_times = measure_plan(b, &api.0, &dir, n, s.plan_iterations).await?;
+    let plan_times = measure_plan(b, &api.0, &dir, s.plan_iterations).await?;
 
     let rss_mb = rss_kb as f64 / 1024.0;
     r.target(
@@ -1659,35 +1621,29 @@ async fn measure_footprint(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<(
     Ok(())
 }
 
+/// `op count, op count, …` of a per-operation tally.
+fn fmt_ops<V: std::fmt::Display>(m: &BTreeMap<String, V>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Times `plan::plan` on a converged input read from the emulator and on an
 /// empty API; `(empty, converged)`.
-async fn measure_plan(
-    b: &Bench,
-    api: &str,
-    dir: &Path,
-    n: usize,
-    iterations: usize,
-) -> Result<(Stat, Stat)> {
-    use apimount::model::{ObservedApi, ResolvedFunction};
+async fn measure_plan(b: &Bench, api: &str, dir: &Path, iterations: usize) -> Result<(Stat, Stat)> {
+    use apimount::model::ObservedApi;
     use apimount::plan::{plan, DesiredMount, PlanInput};
     type Policies = BTreeMap<String, Option<Vec<apimount::model::PolicyStatement>>>;
-    let aws = apimount::aws::Aws::new(&b.sdk, None)
-        .map_err(|e| anyhow!(e))?
-        .with_pacer(apimount::pacing::Pacer::disabled());
+    let aws = &b.aws;
     let observed = aws.observe_api(api).await?;
+    // The manifests and functions as a pass reads them.
+    let snap = apimount::source::load_dir(dir, &mut Default::default())?;
     let mut desired = Vec::new();
     let mut policies = Policies::new();
-    for i in 0..n {
-        let name = mount_name(i);
-        let file = dir.join(format!("{name}.yaml"));
-        let mount = apimount::manifest::parse(&file, &std::fs::read(&file)?)
-            .map_err(|e| anyhow!("{}: {e:?}", file.display()))?;
-        let arn = format!(
-            "arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{}",
-            fn_name(i)
-        );
-        let function = ResolvedFunction::from_arn(&arn).ok_or_else(|| anyhow!("bad arn {arn}"))?;
-        policies.insert(arn, Some(aws.get_policy(&function).await?));
+    for mount in snap.mounts {
+        let (function, statements) = aws.inspect_function(&mount.function).await?;
+        policies.insert(function.arn(), Some(statements));
         desired.push(DesiredMount {
             mount,
             function: Ok(function),
@@ -1725,7 +1681,8 @@ async fn measure_plan(
     let (fresh, fresh_changes) = time(&root_only, &empty_policies);
     let (converged, _) = time(&observed, &policies);
     println!(
-        "bench: plan {n} mounts: empty API {} ({fresh_changes} changes), converged {}",
+        "bench: plan {} mounts: empty API {} ({fresh_changes} changes), converged {}",
+        desired.len(),
         ms(fresh),
         ms(converged)
     );

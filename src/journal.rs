@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 use sha2::{Digest, Sha256};
 
 use crate::model::ObservedApi;
-use crate::plan::Change;
+use crate::plan::{ancestors, Change};
 
 /// Hashes per tag value: 28 × 8 hex digits with 27 separating spaces = 251
 /// characters, under API Gateway's 256-character tag value limit.
@@ -64,13 +64,7 @@ pub fn abandoned(api: &ObservedApi, journal: &BTreeSet<String>) -> BTreeSet<Stri
     api.resources
         .values()
         .filter(|r| r.path != "/" && journal.contains(&path_hash(&r.path)))
-        .filter(|r| {
-            r.methods.is_empty()
-                && api
-                    .descendants(&r.path)
-                    .iter()
-                    .all(|d| d.methods.is_empty())
-        })
+        .filter(|r| !api.serves_at_or_below(&r.path))
         .map(|r| r.path.clone())
         .collect()
 }
@@ -83,15 +77,12 @@ pub fn at_risk(api: &ObservedApi, changes: &[Change]) -> BTreeSet<String> {
     for c in changes {
         match c {
             Change::CreateResource { path } | Change::PutMethod { path, .. } => {
-                let mut p = path.as_str();
-                while p != "/" && !p.is_empty() && api.get(p).is_none() {
-                    paths.insert(path_hash(p));
-                    p = match p.rsplit_once('/') {
-                        Some(("", _)) => "/",
-                        Some((parent, _)) => parent,
-                        None => "/",
-                    };
-                }
+                let levels = ancestors(path).into_iter().chain([path.clone()]);
+                paths.extend(
+                    levels
+                        .filter(|p| api.get(p).is_none())
+                        .map(|p| path_hash(&p)),
+                );
             }
             Change::DeleteResource { path }
                 if api.get(path).is_some_and(|r| r.methods.is_empty()) =>

@@ -798,10 +798,10 @@ fn field_at(text: &str, line: u64, column: u64) -> Option<String> {
     let content = here.trim_start();
     let item = content.strip_prefix("- ").map(str::trim_start);
     let key_column = here.chars().count() - item.unwrap_or(content).chars().count() + 1;
-    let leading = block_key(content).filter(|_| column as usize > key_column);
-    let found = match leading {
-        Some(k) => Some(k),
-        None if item.is_some() || block_key(content).is_some() => None,
+    let found = match block_key(content) {
+        Some(k) if column as usize > key_column => Some(k),
+        Some(_) => None,
+        None if item.is_some() => None,
         None => last_key(&upto),
     };
     let (key, key_line) = match found {
@@ -833,8 +833,7 @@ fn enclosing_key(lines: &[&str], below: usize, indent: usize) -> Option<(String,
         if content.is_empty() || content.starts_with('#') {
             continue;
         }
-        let lead = l.len() - content.len();
-        if lead >= indent {
+        if indent_of(l) >= indent {
             continue;
         }
         if let Some(k) = block_key(content) {

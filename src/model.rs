@@ -175,6 +175,13 @@ impl ObservedApi {
             .collect()
     }
 
+    /// Whether the resource at `path` or anything below it has a method, i.e.
+    /// whether that subtree serves anything.
+    pub fn serves_at_or_below(&self, path: &str) -> bool {
+        self.get(path).is_some_and(|r| !r.methods.is_empty())
+            || self.descendants(path).iter().any(|d| !d.methods.is_empty())
+    }
+
     /// Every method on the API with its resource path.
     pub fn methods(&self) -> impl Iterator<Item = (&str, &str, &ObservedMethod)> {
         self.resources.values().flat_map(|r| {

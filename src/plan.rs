@@ -135,14 +135,18 @@ impl Change {
         }
     }
 
-    /// Whether the change alters what a deployment snapshot contains.
-    pub fn affects_deployment(&self) -> bool {
-        !matches!(
-            self,
+    /// Whether the change, made on `api` as it is just before it, alters what
+    /// a deployment would serve. Permissions are not part of a deployment,
+    /// and a bare resource (no method at or below it) serves nothing.
+    pub fn alters_routes(&self, api: &ObservedApi) -> bool {
+        match self {
             Change::AddPermission { .. }
-                | Change::ReplacePermission { .. }
-                | Change::RemovePermission { .. }
-        )
+            | Change::ReplacePermission { .. }
+            | Change::RemovePermission { .. }
+            | Change::CreateResource { .. } => false,
+            Change::DeleteResource { path } => api.serves_at_or_below(path),
+            _ => true,
+        }
     }
 }
 
@@ -366,7 +370,8 @@ fn settings_for(owner: &str, mount: &Mount) -> MethodSettings {
 }
 
 /// Every ancestor path of `path`, shortest first, excluding `/` and `path` itself.
-fn ancestors(path: &str) -> Vec<String> {
+/// The proper ancestors of a path, outermost first, without `/`.
+pub(crate) fn ancestors(path: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut idx = 0;
     while let Some(i) = path[idx + 1..].find('/') {
@@ -604,6 +609,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     // resource that still has a child, whatever the order.)
     let first_group = plan.cleanups.len() - orphans.len();
     let mut assigned: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let journal_group = plan.cleanups.len();
     for path in &deletable {
         let below = format!("{path}/");
         let group = orphans
@@ -617,15 +623,14 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             .map(|(i, _)| i)
             .next_back();
         // Resources only the journal names go in a group of their own.
-        let g = group.map_or(usize::MAX, |g| first_group + g);
+        let g = group.map_or(journal_group, |g| first_group + g);
         assigned.entry(g).or_default().push(path.clone());
     }
-    if let Some(paths) = assigned.remove(&usize::MAX) {
+    if assigned.contains_key(&journal_group) {
         plan.cleanups.push(Cleanup {
             mount: None,
             changes: Vec::new(),
         });
-        assigned.insert(plan.cleanups.len() - 1, paths);
     }
     for (g, mut paths) in assigned {
         paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));

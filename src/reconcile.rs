@@ -338,7 +338,7 @@ impl Reconciler {
         if mode == Mode::Plan {
             fill_plan_report(report, &plan, &desired);
             report.api = Some(api.clone());
-            report.deploy_pending = stage_behind || plan.changes().any(|c| c.affects_deployment());
+            report.deploy_pending = stage_behind || plan.changes().any(|c| c.alters_routes(&api));
             return;
         }
 
@@ -756,7 +756,7 @@ impl Executor<'_> {
                     Some(Problem::new(Reason::AwsError, "interrupted by shutdown")),
                 );
             }
-            let alters_routes = self.alters_routes(c);
+            let alters_routes = c.alters_routes(&self.api);
             match self.run(c).await {
                 Ok(()) => {
                     tracing::info!(change = %c, "applied");
@@ -786,23 +786,6 @@ impl Executor<'_> {
             }
         }
         (out, None)
-    }
-
-    /// Whether a change alters what a deployment would serve: a bare
-    /// resource (no method in its subtree) serves nothing.
-    fn alters_routes(&self, c: &Change) -> bool {
-        match c {
-            Change::CreateResource { .. } => false,
-            Change::DeleteResource { path } => {
-                self.api.get(path).is_some_and(|r| !r.methods.is_empty())
-                    || self
-                        .api
-                        .descendants(path)
-                        .iter()
-                        .any(|d| !d.methods.is_empty())
-            }
-            _ => c.affects_deployment(),
-        }
     }
 
     fn function(&self, arn: &str) -> Result<ResolvedFunction, Problem> {

@@ -73,7 +73,7 @@ pub fn load_dir(dir: &Path, memory: &mut NameMemory) -> Result<Snapshot, SourceE
     }
     names.sort();
 
-    let entries = names
+    let mut entries = names
         .into_iter()
         .filter_map(|(name, path)| {
             let shown = dir.join(&name);
@@ -90,7 +90,6 @@ pub fn load_dir(dir: &Path, memory: &mut NameMemory) -> Result<Snapshot, SourceE
             }
         })
         .collect::<Vec<_>>();
-    let mut entries = entries;
     for lossy in unnamed {
         entries.push(FileEntry {
             shown: dir.join(lossy),

@@ -4,7 +4,9 @@
 mod support;
 
 use aws_sdk_apigateway::types::IntegrationType;
-use support::{assert_exit_code, assert_success, manifest_dir, stdout, write_manifest, Fixture};
+use support::{
+    assert_exit_code, assert_success, manifest_dir, mount_yaml, stdout, write_manifest, Fixture,
+};
 
 /// Creates a route the way Serverless Framework does on a shared API: ANY on
 /// the path and its {proxy+}, Lambda proxy integrations, no apimount marker.
@@ -52,12 +54,6 @@ async fn serverless_route(fx: &Fixture, api: &str, root: &str, part: &str, fn_ar
     }
 }
 
-fn mount(name: &str, path: &str, function: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: {path}\n  function: {function}\n{extra}"
-    )
-}
-
 #[tokio::test]
 async fn serverless_routes_are_adopted_then_managed() {
     let fx = Fixture::start().await;
@@ -90,7 +86,7 @@ async fn serverless_routes_are_adopted_then_managed() {
     write_manifest(
         dir.path(),
         "orders.yaml",
-        &mount("orders", "/orders", "orders", ""),
+        &mount_yaml("orders", "/orders", "orders", ""),
     );
     let out = run("apply", &[]);
     assert_exit_code(&out, 1);
@@ -100,13 +96,13 @@ async fn serverless_routes_are_adopted_then_managed() {
     write_manifest(
         dir.path(),
         "orders.yaml",
-        &mount("orders", "/orders", "orders", "  adopt: true\n"),
+        &mount_yaml("orders", "/orders", "orders", "  adopt: true\n"),
     );
     // A route of another shape (other function) is reported, not taken.
     write_manifest(
         dir.path(),
         "mismatch.yaml",
-        &mount("mismatch", "/mismatch", "orders", "  adopt: true\n"),
+        &mount_yaml("mismatch", "/mismatch", "orders", "  adopt: true\n"),
     );
     let out = run("apply", &[]);
     assert_exit_code(&out, 1);
@@ -157,7 +153,7 @@ async fn serverless_routes_are_adopted_then_managed() {
     write_manifest(
         dir.path(),
         "keep.yaml",
-        &mount("keep", "/keep", "orders", ""),
+        &mount_yaml("keep", "/keep", "orders", ""),
     );
     assert_success(&run("apply", &[]));
     assert!(fx.resource_at(&api, "/orders").await.is_none());
@@ -171,11 +167,11 @@ async fn status_shows_states_as_table_json_and_tree() {
     let f = fx.create_function("svc").await;
     serverless_route(&fx, &api, &root, "legacy", &f).await;
     let dir = manifest_dir();
-    write_manifest(dir.path(), "a.yaml", &mount("svc-a", "/a", "svc", ""));
+    write_manifest(dir.path(), "a.yaml", &mount_yaml("svc-a", "/a", "svc", ""));
     write_manifest(
         dir.path(),
         "ghost.yaml",
-        &mount("ghost", "/ghost", "no-such-fn", ""),
+        &mount_yaml("ghost", "/ghost", "no-such-fn", ""),
     );
     write_manifest(dir.path(), "bad.yaml", "apiVersion: apimount/v1\nkind: [\n");
     let d = dir.path().display().to_string();

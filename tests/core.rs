@@ -10,20 +10,13 @@ use std::process::{Command, Output, Stdio};
 
 use aws_sdk_apigateway::types::{IntegrationType, Resource};
 use serde_json::Value;
-use support::{manifest_dir, write_manifest, Fixture};
+use support::{manifest_dir, mount_yaml, show, source_arn_of, write_manifest, Fixture};
 use tempfile::TempDir;
 
 /// The default owner.
 const OWNER: &str = "apimount";
 
 // ----- manifests ------------------------------------------------------------
-
-/// A ServiceMount manifest; `extra` holds more `spec` lines (indented by two).
-fn mount_yaml(name: &str, path: &str, function: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: {path}\n  function: {function}\n{extra}"
-    )
-}
 
 // ----- observed state, reduced to what apimount manages -----------------------
 
@@ -85,23 +78,6 @@ fn by_sid(statements: Vec<Value>) -> Statements {
         );
     }
     out
-}
-
-fn source_arn_of(statement: &Value) -> Option<&str> {
-    statement
-        .get("Condition")?
-        .get("ArnLike")?
-        .get("AWS:SourceArn")?
-        .as_str()
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status,
-        support::stdout(o),
-        support::stderr(o)
-    )
 }
 
 /// The lines of apimount's output about mount `name`: its header line and the
@@ -989,10 +965,10 @@ async fn resources_a_crash_left_without_methods_are_removed_when_journaled() {
     );
     env.apply_ok();
     let key = format!("apimount:{OWNER}:inflight");
+    let tags = stage_tags(&env).await;
     assert!(
-        !stage_tags(&env).await.contains_key(&key),
-        "a pass that finished leaves no journal: {:?}",
-        stage_tags(&env).await
+        !tags.contains_key(&key),
+        "a pass that finished leaves no journal: {tags:?}"
     );
 
     // What a pass killed right after creating /v2/orders (before its method)
@@ -1107,6 +1083,7 @@ async fn credentials_never_reach_the_logs_even_at_trace_level() {
             logs.lines().count() > 3,
             "{cmd}: expected trace-level lines of apimount's own\n{logs}"
         );
+        let lowered = logs.to_ascii_lowercase();
         for (what, needle) in [
             ("the secret access key", secret),
             ("the session token", token),
@@ -1115,10 +1092,9 @@ async fn credentials_never_reach_the_logs_even_at_trace_level() {
             ("the authorization header", "AWS4-HMAC-SHA256"),
             ("the access key id", key_id),
         ] {
-            let hit = logs.lines().find(|l| {
-                l.to_ascii_lowercase()
-                    .contains(&needle.to_ascii_lowercase())
-            });
+            let hit = lowered
+                .lines()
+                .find(|l| l.contains(&needle.to_ascii_lowercase()));
             assert!(
                 hit.is_none(),
                 "{cmd} with RUST_LOG={filter} logged {what}: {}",

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_apigateway::types::{IntegrationType, Resource};
 use serde_json::Value;
-use support::{free_loopback_addr, http_get, manifest_dir, Fixture};
+use support::{free_loopback_addr, http_get, manifest_dir, mount_yaml, Fixture};
 
 /// The default owner, as it appears in the markers.
 const OWNER: &str = "apimount";
@@ -197,13 +197,6 @@ impl Drop for Daemon {
 }
 
 // ----- manifests -----------------------------------------------------------------
-
-/// A ServiceMount manifest; `extra` holds more `spec` lines (indented by two).
-fn mount_yaml(name: &str, path: &str, function: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: {path}\n  function: {function}\n{extra}"
-    )
-}
 
 /// Writes `dir/file_name` the way editors do: a hidden temporary file, then a
 /// rename over the target.
@@ -1416,16 +1409,15 @@ async fn the_bad_corpus_beside_valid_manifests_costs_no_route() {
             "json",
         ],
     );
-    daemon
+    let deployed = daemon
         .wait_for("both mounts live", DEADLINE, || async {
             let r = routes(&fx, &api).await;
+            let deployed = stage_deployment(&fx, &api).await?;
             (mounted(&r, "/accounts", "accounts", &["ANY"])
-                && mounted(&r, "/payments", "payments", &["ANY"])
-                && stage_deployment(&fx, &api).await.is_some())
-            .then_some(())
+                && mounted(&r, "/payments", "payments", &["ANY"]))
+            .then_some(deployed)
         })
         .await;
-    let deployed = stage_deployment(&fx, &api).await;
 
     // Break the live payments manifest and drop in every bad file.
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bad");
@@ -1496,7 +1488,7 @@ async fn the_bad_corpus_beside_valid_manifests_costs_no_route() {
     );
     assert_eq!(
         stage_deployment(&fx, &api).await,
-        deployed,
+        Some(deployed),
         "nothing changed, so nothing may be deployed"
     );
 }

@@ -31,7 +31,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::{manifest_dir, write_manifest, Fixture};
+use support::{manifest_dir, show, source_arn_of, write_manifest, Fixture};
 use tempfile::TempDir;
 
 /// The default owner.
@@ -105,15 +105,6 @@ fn seed(test: &str) -> u64 {
         "{test}: seed {seed} (set APIMOUNT_RESILIENCE_SEED={seed} to repeat the random choices)"
     );
     seed
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status,
-        support::stdout(o),
-        support::stderr(o)
-    )
 }
 
 // ----- the world: one API, one manifest folder --------------------------------------
@@ -267,14 +258,6 @@ struct Findings {
     empty_resources: usize,
     leaked_statements: usize,
     resources: usize,
-}
-
-fn source_arn_of(statement: &Value) -> Option<&str> {
-    statement
-        .get("Condition")?
-        .get("ArnLike")?
-        .get("AWS:SourceArn")?
-        .as_str()
 }
 
 /// Compares the gateway and the functions' policies with exactly what
@@ -453,6 +436,7 @@ async fn verify(
                     .push(format!("{function}: Sid {sid} appears {n} times"));
             }
         }
+        let arn = w.function_arn(function);
         let mut ours: BTreeMap<String, String> = BTreeMap::new();
         let mut others: Vec<Value> = Vec::new();
         for s in &all {
@@ -461,7 +445,6 @@ async fn verify(
                 others.push(s.clone());
                 continue;
             }
-            let arn = w.function_arn(function);
             if s["Effect"] != "Allow"
                 || s["Action"] != "lambda:InvokeFunction"
                 || s["Principal"]["Service"] != "apigateway.amazonaws.com"
@@ -700,10 +683,8 @@ async fn faults_converge_to_exact_state() {
     let proxy = FaultProxy::start(
         &w.fx.endpoint(),
         FaultConfig {
-            fault_rate: 0.3,
-            delay_rate: 0.2,
-            delay_ms: (50, 300),
             seed,
+            ..FaultConfig::default()
         },
     );
     let started = Instant::now();
@@ -894,15 +875,13 @@ async fn sigkill_during_large_apply_converges() {
                 .filter(|m| !present.contains_key(&m.name))
                 .cloned()
                 .collect();
-            for mut m in absent.clone() {
+            let restored = absent.len();
+            for mut m in absent {
                 m.function = functions[rng.random_range(0..functions.len())].to_string();
                 w.write(&m);
                 present.insert(m.name.clone(), m);
             }
-            (
-                format!("restored {}", absent.len()),
-                absent.len() as f64 / 32.0,
-            )
+            (format!("restored {restored}"), restored as f64 / 32.0)
         };
 
         // Kill at a random point of the writes: after the reads a pass with

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -236,7 +236,7 @@ struct Draws {
 struct Shared {
     upstream: SocketAddr,
     /// Fault rate in parts per million, adjustable while running.
-    fault_ppm: AtomicU32,
+    fault_ppm: u32,
     delay_ppm: u32,
     delay_ms: (u64, u64),
     draws: Mutex<Draws>,
@@ -267,7 +267,7 @@ impl FaultProxy {
         assert!(config.delay_ms.0 <= config.delay_ms.1, "delay range");
         let shared = Arc::new(Shared {
             upstream,
-            fault_ppm: AtomicU32::new(ppm(config.fault_rate)),
+            fault_ppm: ppm(config.fault_rate),
             delay_ppm: ppm(config.delay_rate),
             delay_ms: config.delay_ms,
             draws: Mutex::new(Draws {
@@ -317,13 +317,6 @@ impl FaultProxy {
     /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    /// Changes the fault rate from now on (0 turns faults off).
-    pub fn set_fault_rate(&self, rate: f64) {
-        let mut draws = self.shared.draws.lock().expect("draws lock");
-        self.shared.fault_ppm.store(ppm(rate), Ordering::Relaxed);
-        draws.bag.clear();
     }
 
     pub fn stats(&self) -> FaultStats {
@@ -378,7 +371,7 @@ impl Shared {
         let mut draws = self.draws.lock().expect("draws lock");
         let Draws { rng, bag } = &mut *draws;
         if bag.is_empty() {
-            let rate = f64::from(self.fault_ppm.load(Ordering::Relaxed)) / 1_000_000.0;
+            let rate = f64::from(self.fault_ppm) / 1_000_000.0;
             let faults = (rate * BAG_SIZE as f64).round() as usize;
             bag.extend((0..BAG_SIZE).map(|i| i < faults));
             bag.shuffle(rng);

@@ -663,6 +663,32 @@ pub fn write_manifest(dir: &Path, file_name: &str, yaml: &str) -> PathBuf {
     path
 }
 
+/// A ServiceMount manifest; `extra` holds more `spec` lines (indented by two).
+pub fn mount_yaml(name: &str, path: &str, function: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: {path}\n  function: {function}\n{extra}"
+    )
+}
+
+/// A finished run's exit status, stdout and stderr, for failure messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "exit status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    )
+}
+
+/// The `AWS:SourceArn` condition of a policy statement.
+pub fn source_arn_of(statement: &serde_json::Value) -> Option<&str> {
+    statement
+        .get("Condition")?
+        .get("ArnLike")?
+        .get("AWS:SourceArn")?
+        .as_str()
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

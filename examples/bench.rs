@@ -58,6 +58,8 @@ struct Sizes {
     pacing_mounts: usize,
     pacing_trials: usize,
     footprint_mounts: usize,
+    /// Daemon starts whose resident memory is measured.
+    footprint_trials: usize,
     idle: Duration,
     plan_iterations: usize,
 }
@@ -76,6 +78,7 @@ impl Sizes {
             pacing_mounts: 20,
             pacing_trials: 3,
             footprint_mounts: 1000,
+            footprint_trials: 5,
             idle: Duration::from_secs(60),
             plan_iterations: 20,
         }
@@ -94,6 +97,7 @@ impl Sizes {
             pacing_mounts: 5,
             pacing_trials: 1,
             footprint_mounts: 30,
+            footprint_trials: 1,
             idle: Duration::from_secs(5),
             plan_iterations: 5,
         }
@@ -1109,6 +1113,28 @@ impl Report {
 // ----- the measurements ---------------------------------------------------------------------
 
 /// Apply from empty for each count: apimount vs baseline, fresh API per trial.
+/// The measurements `--only` can pick, in the order they run.
+const SECTIONS: [&str; 6] = [
+    "convergence",
+    "latency",
+    "burst",
+    "steady",
+    "pacing",
+    "footprint",
+];
+
+/// The one-mount baseline alone, for a run that measures latency without the
+/// convergence curve.
+async fn measure_one_baseline(b: &mut Bench, s: &Sizes) -> Result<Stat> {
+    b.ensure_functions(1).await?;
+    let mut base = Vec::new();
+    for _ in 0..s.one_mount_trials {
+        let api = b.new_api().await?;
+        base.push(b.baseline_once(&api, 0, 1, false)?.as_secs_f64());
+    }
+    Ok(stat(&base))
+}
+
 async fn measure_convergence(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<(Stat, Stat)> {
     let mut body = String::from(
         "Fresh REST API per trial, mounts from empty, one function per mount. \
@@ -1553,14 +1579,29 @@ async fn measure_footprint(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<(
         converge.as_secs_f64()
     );
 
-    let daemon = b.start_daemon(&api.0, &dir, "10m", &endpoint)?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_kb = status_kb(daemon.pid(), "VmRSS").unwrap_or(0);
-    let hwm_kb = status_kb(daemon.pid(), "VmHWM").unwrap_or(0);
-    let cpu_before = cpu_seconds(daemon.pid());
-    tokio::time::sleep(s.idle).await;
-    let idle_cpu = cpu_seconds(daemon.pid()) - cpu_before;
-    drop(daemon);
+    // Resident memory varies from start to start (which thread's arena a
+    // page lands in), so several daemons are started one after another; the
+    // first is also left idle to measure CPU and whether RSS moves.
+    let (mut rss, mut hwm) = (Vec::new(), Vec::new());
+    let (mut idle_cpu, mut rss_idle_end) = (0.0, 0.0);
+    for trial in 0..s.footprint_trials {
+        let daemon = b.start_daemon(&api.0, &dir, "10m", &endpoint)?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mb = |key| status_kb(daemon.pid(), key).unwrap_or(0) as f64 / 1024.0;
+        rss.push(mb("VmRSS"));
+        hwm.push(mb("VmHWM"));
+        if trial == 0 {
+            let cpu_before = cpu_seconds(daemon.pid());
+            tokio::time::sleep(s.idle).await;
+            idle_cpu = cpu_seconds(daemon.pid()) - cpu_before;
+            rss_idle_end = mb("VmRSS");
+        }
+        println!(
+            "bench: footprint: daemon {trial}: RSS {:.1} MB 1 s after its first pass, peak {:.1} MB",
+            rss[trial], hwm[trial]
+        );
+    }
+    let (rss, hwm) = (stat(&rss), stat(&hwm));
 
     // One no-change pass: CPU of a one-shot apply that finds nothing to do.
     let cpu0 = children_cpu_seconds();
@@ -1569,12 +1610,16 @@ async fn measure_footprint(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<(
 
     let plan_times = measure_plan(b, &api.0, &dir, s.plan_iterations).await?;
 
-    let rss_mb = rss_kb as f64 / 1024.0;
     r.target(
         &format!("7. idle daemon RSS, {n} mounts"),
         "≤ 30 MB",
-        format!("{rss_mb:.1} MB (peak {:.1} MB)", hwm_kb as f64 / 1024.0),
-        rss_mb <= 30.0,
+        format!(
+            "{} (peak {:.1} MB); {rss_idle_end:.1} MB after {} s idle",
+            mb_stat(rss),
+            hwm.median,
+            s.idle.as_secs()
+        ),
+        rss.median <= 30.0,
     );
     let idle_share = idle_cpu / s.idle.as_secs_f64();
     r.target(
@@ -1598,9 +1643,11 @@ async fn measure_footprint(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<(
         &format!(
             "{n} mounts converged with `apimount apply --pacing off` ({:.1} s), then \
              `apimount run --pacing off --resync-interval 10m` started and left to make its first \
-             pass. RSS is VmRSS from /proc/PID/status 1 s after that pass; idle CPU is utime+stime \
-             from /proc/PID/stat over {} s.\n\n\
-             | | |\n|---|---|\n| RSS after convergence | {rss_mb:.1} MB (VmHWM {:.1} MB) |\n\
+             pass; this is repeated with {} daemons, one after another. RSS is VmRSS from \
+             /proc/PID/status 1 s after that pass (median over the daemons), and again for the first \
+             daemon after it has been idle; idle CPU is utime+stime from /proc/PID/stat over {} s.\n\n\
+             | | |\n|---|---|\n| RSS after convergence | {} (VmHWM {}) |\n\
+             | RSS after {} s idle | {rss_idle_end:.1} MB |\n\
              | idle CPU over {} s | {idle_cpu:.2} s |\n\
              | one no-change pass (one-shot `apply`, process CPU utime+stime) | {pass_cpu:.2} s CPU, {:.2} s wall |\n\
              | `plan::plan`, {n} mounts, converged input | {} |\n\
@@ -1609,8 +1656,11 @@ async fn measure_footprint(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<(
              `apimount::aws::Aws::observe_api` reads it from the emulator, with the functions' \
              policies from `get_policy`, {} iterations.\n",
             converge.as_secs_f64(),
+            s.footprint_trials,
             s.idle.as_secs(),
-            hwm_kb as f64 / 1024.0,
+            mb_stat(rss),
+            mb_stat(hwm),
+            s.idle.as_secs(),
             s.idle.as_secs(),
             pass_wall.as_secs_f64(),
             ms(converged),
@@ -1619,6 +1669,14 @@ async fn measure_footprint(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<(
         ),
     );
     Ok(())
+}
+
+/// `27.4 MB (min 26.9, max 28.0, n=5)`.
+fn mb_stat(s: Stat) -> String {
+    format!(
+        "{:.1} MB (min {:.1}, max {:.1}, n={})",
+        s.median, s.min, s.max, s.n
+    )
 }
 
 /// `op count, op count, …` of a per-operation tally.
@@ -1833,6 +1891,19 @@ async fn bench_main(args: &[String]) -> Result<()> {
         );
     }
     let s = if smoke { Sizes::smoke() } else { Sizes::full() };
+    let only: Option<Vec<String>> =
+        flag_value(args, "--only").map(|v| v.split(',').map(|p| p.trim().to_string()).collect());
+    if let Some(unknown) = only
+        .iter()
+        .flatten()
+        .find(|p| !SECTIONS.contains(&p.as_str()))
+    {
+        bail!(
+            "--only: unknown measurement '{unknown}' (one or more of {}, comma-separated)",
+            SECTIONS.join(", ")
+        );
+    }
+    let wants = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|p| p == name));
     let started = Instant::now();
     let mut b = Bench::new(repo.clone(), apimount).await?;
     let proxy = Proxy::start(b.moto.port).await?;
@@ -1843,19 +1914,37 @@ async fn bench_main(args: &[String]) -> Result<()> {
         b.moto.endpoint(),
         proxy.endpoint()
     );
-    let (_, one_baseline) = measure_convergence(&mut b, &s, &mut r).await?;
-    measure_latency(&mut b, &s, one_baseline, &mut r).await?;
-    measure_burst(&mut b, &s, &mut r).await?;
-    measure_steady(&mut b, &s, &proxy, &mut r).await?;
-    measure_pacing(&mut b, &s, &proxy, &mut r).await?;
-    measure_footprint(&mut b, &s, &mut r).await?;
+    let one_baseline = if wants("convergence") {
+        Some(measure_convergence(&mut b, &s, &mut r).await?.1)
+    } else {
+        None
+    };
+    if wants("latency") {
+        let one_baseline = match one_baseline {
+            Some(one) => one,
+            None => measure_one_baseline(&mut b, &s).await?,
+        };
+        measure_latency(&mut b, &s, one_baseline, &mut r).await?;
+    }
+    if wants("burst") {
+        measure_burst(&mut b, &s, &mut r).await?;
+    }
+    if wants("steady") {
+        measure_steady(&mut b, &s, &proxy, &mut r).await?;
+    }
+    if wants("pacing") {
+        measure_pacing(&mut b, &s, &proxy, &mut r).await?;
+    }
+    if wants("footprint") {
+        measure_footprint(&mut b, &s, &mut r).await?;
+    }
 
     let mut md = format!(
         "# apimount benchmarks\n\n\
          Generated by `./scripts/bench{}` (`examples/bench.rs`); do not edit by hand except the \
          \"why\" lines.\n\n\
          - commit: `{}`\n- machine: {}\n- emulator: moto_server (local, loopback), account {ACCOUNT_ID}, region {REGION}\n\
-         - run: {} mode, {:.0} s in total\n\n\
+         - run: {} mode{}, {:.0} s in total\n\n\
          ## Method\n\n\
          Everything runs against one local moto server started by the benchmark; each trial uses a \
          fresh REST API. Times are wall-clock medians with min/max over repeated trials. apimount is \
@@ -1873,6 +1962,10 @@ async fn bench_main(args: &[String]) -> Result<()> {
         git_commit(&repo),
         machine(),
         if smoke { "smoke (tiny sizes, not representative)" } else { "full" },
+        match &only {
+            Some(o) => format!(", only {}", o.join(", ")),
+            None => String::new(),
+        },
         started.elapsed().as_secs_f64()
     );
     for t in &r.targets {

@@ -19,7 +19,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::manifest::{FunctionRef, HttpMethod};
 use crate::model::{
-    MethodSettings, ObservedApi, ObservedIntegration, ObservedMethod, ObservedResource,
+    MethodSettings, Methods, ObservedApi, ObservedIntegration, ObservedMethod, ObservedResource,
     PolicyStatement, ResolvedFunction,
 };
 use crate::pacing::{Op as Paced, Pacer};
@@ -238,31 +238,31 @@ impl Aws {
                 .await
                 .map_err(|e| map_err("apigateway:GetResources", e))?;
             for r in page.items() {
-                let mut methods = BTreeMap::new();
-                if let Some(map) = r.resource_methods() {
-                    for (verb, m) in map {
-                        methods.insert(
-                            verb.clone(),
-                            ObservedMethod {
-                                authorization_type: m
-                                    .authorization_type()
-                                    .unwrap_or("NONE")
-                                    .to_string(),
-                                authorizer_id: m.authorizer_id().map(str::to_string),
-                                api_key_required: m.api_key_required().unwrap_or(false),
-                                operation_name: m.operation_name().map(str::to_string),
-                                integration: m.method_integration().map(|i| ObservedIntegration {
-                                    kind: i
-                                        .r#type()
-                                        .map(|t| t.as_str().to_string())
-                                        .unwrap_or_default(),
-                                    http_method: i.http_method().map(str::to_string),
-                                    uri: i.uri().map(str::to_string),
-                                }),
-                            },
-                        );
-                    }
-                }
+                let methods: Methods = r
+                    .resource_methods()
+                    .into_iter()
+                    .flatten()
+                    .map(|(verb, m)| {
+                        let method = ObservedMethod {
+                            authorization_type: m
+                                .authorization_type()
+                                .unwrap_or("NONE")
+                                .to_string(),
+                            authorizer_id: m.authorizer_id().map(str::to_string),
+                            api_key_required: m.api_key_required().unwrap_or(false),
+                            operation_name: m.operation_name().map(str::to_string),
+                            integration: m.method_integration().map(|i| ObservedIntegration {
+                                kind: i
+                                    .r#type()
+                                    .map(|t| t.as_str().to_string())
+                                    .unwrap_or_default(),
+                                http_method: i.http_method().map(str::to_string),
+                                uri: i.uri().map(str::to_string),
+                            }),
+                        };
+                        (verb.clone(), method)
+                    })
+                    .collect();
                 out.push(ObservedResource {
                     id: r.id().unwrap_or_default().to_string(),
                     parent_id: r.parent_id().map(str::to_string),

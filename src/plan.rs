@@ -25,7 +25,7 @@ use std::fmt;
 
 use crate::manifest::{HttpMethod, Mount};
 use crate::model::{
-    is_statement_of, marker, MethodSettings, ObservedApi, ObservedMethod, Ownership,
+    is_statement_of, marker, MethodSettings, Methods, ObservedApi, ObservedMethod, Ownership,
     PolicyStatement, ResolvedFunction, Route,
 };
 use crate::status::{Problem, Reason};
@@ -164,7 +164,7 @@ impl Change {
                         id: String::new(),
                         parent_id: None,
                         path: path.to_string(),
-                        methods: BTreeMap::new(),
+                        methods: Methods::new(),
                     },
                 );
             }
@@ -1078,7 +1078,7 @@ mod tests {
                     id: format!("r{}", self.next_id),
                     parent_id: None,
                     path: path.to_string(),
-                    methods: BTreeMap::new(),
+                    methods: Methods::new(),
                 },
             );
         }

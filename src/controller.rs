@@ -36,7 +36,7 @@ use crate::admin::Health;
 use crate::lease::Lease;
 use crate::metrics::{Metrics, ResultLabel, StateLabel};
 use crate::plan::ChangeKind;
-use crate::reconcile::{Mode, PassReport, Reconciler};
+use crate::reconcile::{Mode, PassReport, Reads, Reconciler};
 use crate::s3source::S3Source;
 use crate::source::{self, NameMemory, Snapshot};
 use crate::status::{Reason, State};
@@ -157,6 +157,10 @@ pub async fn run(
     let mut next_resync = Instant::now() + jittered(opts.resync_interval);
     let mut next_poll = Instant::now() + opts.poll_interval;
     let mut pending_snapshot: Option<Snapshot> = None;
+    // What the next pass reads of the functions: everything, except after a
+    // manifest change that follows a converged pass (see `Reads`).
+    let mut reads = Reads::All;
+    let mut trigger = "start";
     let stopper = reconciler.stopper();
     let leader = Arc::new(AtomicBool::new(lease.is_none()));
     let renewer = lease
@@ -191,6 +195,8 @@ pub async fn run(
             tracing::info!("acquired the lease: this instance now reconciles");
             stopper.store(false, Ordering::Relaxed);
             pending_snapshot = None;
+            reads = Reads::All;
+            trigger = "lease acquired";
         }
         if !*shutdown.borrow() {
             stopper.store(false, Ordering::Relaxed);
@@ -214,8 +220,8 @@ pub async fn run(
             Ok(snap) => {
                 mem.last_revision = Some(snap.revision.clone());
                 // The pass stops at a safe point by itself once the stopper is set.
-                let report = reconciler.pass(&snap, Mode::Apply).await;
-                log_pass(&report, &snap, &mut mem, &metrics);
+                let report = reconciler.pass_with(&snap, Mode::Apply, reads).await;
+                log_pass(&report, &snap, (trigger, reads), &mut mem, &metrics);
                 if report.fatal.is_none() {
                     health.ready.store(true, Ordering::Relaxed);
                 }
@@ -294,7 +300,15 @@ pub async fn run(
                 }
             }
         };
-        tracing::debug!(reason, "waking up");
+        // A changed manifest is acted on with what is known of the functions;
+        // a resync, a retry, or any pass after one that failed for a
+        // transient reason reads them all again.
+        reads = if reason == "manifests changed" && !transient {
+            Reads::Changed
+        } else {
+            Reads::All
+        };
+        trigger = reason;
     }
     if let Some(r) = &renewer {
         r.abort();
@@ -374,7 +388,15 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn log_pass(r: &PassReport, snap: &Snapshot, mem: &mut Memory, metrics: &Metrics) {
+/// Logs a pass and updates the metrics; `why` is what started the pass and
+/// which functions it read.
+fn log_pass(
+    r: &PassReport,
+    snap: &Snapshot,
+    why: (&str, Reads),
+    mem: &mut Memory,
+    metrics: &Metrics,
+) {
     let changes = r.change_count();
     let result = if r.fatal.is_some() {
         "error"
@@ -416,6 +438,7 @@ fn log_pass(r: &PassReport, snap: &Snapshot, mem: &mut Memory, metrics: &Metrics
             revision = %r.revision,
             reason = r.fatal_reason.map(|x| x.as_str()).unwrap_or("AwsError"),
             error = %f,
+            trigger = why.0,
             duration_ms = r.duration.as_millis() as u64,
             "pass failed"
         );
@@ -430,6 +453,11 @@ fn log_pass(r: &PassReport, snap: &Snapshot, mem: &mut Memory, metrics: &Metrics
         deployment = r.deployment.as_deref().unwrap_or(""),
         duration_ms = r.duration.as_millis() as u64,
         result,
+        trigger = why.0,
+        functions_read = match why.1 {
+            Reads::All => "all",
+            Reads::Changed => "changed",
+        },
         "pass finished"
     );
     for c in r.all_changes() {

@@ -434,6 +434,19 @@ pub struct PolicyStatement {
 }
 
 impl PolicyStatement {
+    /// The statement AddPermission makes for apimount: API Gateway may
+    /// invoke `function` from `source_arn`.
+    pub fn invoke_from(sid: &str, source_arn: &str, function: &str) -> PolicyStatement {
+        PolicyStatement {
+            sid: sid.to_string(),
+            effect: "Allow".into(),
+            action: "lambda:InvokeFunction".into(),
+            principal_service: Some("apigateway.amazonaws.com".into()),
+            source_arn: Some(source_arn.to_string()),
+            resource: Some(function.to_string()),
+        }
+    }
+
     /// Whether this statement is exactly the permission apimount would add.
     pub fn grants_invoke_from(&self, source_arn: &str) -> bool {
         self.effect == "Allow"

@@ -2,11 +2,17 @@
 //!
 //! # Expected flow
 //! 1. Read the whole API (one paged GetResources with methods embedded) and
-//!    the stage. Nothing from an earlier pass is trusted: the pass is
-//!    level-based, and why it runs never changes what it does.
+//!    the stage, on every pass: what the gateway serves is never taken from
+//!    an earlier pass.
 //! 2. Settle duplicate manifests (the live incumbent keeps its name and path),
 //!    resolve each mount's function, read the resource policy of every
 //!    function involved (desired, and named by this owner's existing routes).
+//!    With [`Reads::Changed`] (the daemon's pass after a manifest change) a
+//!    function read by an earlier pass, and not written to since, is taken
+//!    from that read instead: the Lambda control plane allows 15 requests a
+//!    second, so re-reading hundreds of policies would make every edit wait
+//!    for seconds. Every other pass ([`Reads::All`]) reads them all again
+//!    and heals any drift in them.
 //! 3. Plan (pure, see `plan`). In `plan` mode stop here.
 //! 4. Apply mount by mount; a failure stops that mount only.
 //! 5. Deploy once if this owner's routes differ from what the stage serves
@@ -49,6 +55,16 @@ use crate::plan::{self, Change, DesiredMount, MountAction, Plan, PlanInput};
 use crate::settings::Target;
 use crate::source::Snapshot;
 use crate::status::{Problem, Reason, State};
+
+/// Which Lambda functions a pass reads (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// Every function and its policy: one-shot commands, the daemon's first
+    /// pass, resyncs and retries.
+    All,
+    /// Only functions no earlier pass has read, or that were written to since.
+    Changed,
+}
 
 /// Plan only, or plan and apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +156,10 @@ pub struct Reconciler {
     aws: Aws,
     target: Target,
     descriptions: Mutex<HashMap<String, Option<String>>>,
+    /// Functions as the last read saw them: the resolved function and its
+    /// policy statements. Emptied by every [`Reads::All`] pass; an entry goes
+    /// as soon as a pass changes that function's policy.
+    functions: Mutex<BTreeMap<FunctionRef, (ResolvedFunction, Vec<PolicyStatement>)>>,
     /// Set on shutdown: the pass stops before its next change.
     stop: Arc<AtomicBool>,
 }
@@ -166,6 +186,7 @@ impl Reconciler {
             aws,
             target,
             descriptions: Mutex::new(HashMap::new()),
+            functions: Mutex::new(BTreeMap::new()),
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -182,26 +203,87 @@ impl Reconciler {
         &self.target
     }
 
-    /// Runs one pass over a snapshot of the manifests.
+    /// Runs one pass over a snapshot of the manifests, reading everything.
     pub async fn pass(&self, snap: &Snapshot, mode: Mode) -> PassReport {
+        self.pass_with(snap, mode, Reads::All).await
+    }
+
+    /// Runs one pass, reading the functions `reads` says.
+    pub async fn pass_with(&self, snap: &Snapshot, mode: Mode, reads: Reads) -> PassReport {
         let started = Instant::now();
         let mut report = PassReport {
             revision: snap.revision.clone(),
             invalid: snap.errors.clone(),
             ..PassReport::default()
         };
-        self.run(snap, mode, &mut report).await;
+        self.run(snap, mode, reads, &mut report).await;
+        self.remember_writes(&report);
         report.duration = started.elapsed();
         report
     }
 
-    async fn run(&self, snap: &Snapshot, mode: Mode, report: &mut PassReport) {
+    /// Brings the remembered policies up to date with this pass's permission
+    /// changes; a function whose change failed is forgotten, since what it
+    /// holds now is unknown.
+    fn remember_writes(&self, report: &PassReport) {
+        let mut functions = self.functions.lock().expect("lock");
+        for outcome in report.all_changes() {
+            let (function, sid, source_arn) = match &outcome.change {
+                Change::AddPermission {
+                    function,
+                    sid,
+                    source_arn,
+                }
+                | Change::ReplacePermission {
+                    function,
+                    sid,
+                    source_arn,
+                } => (function, sid, Some(source_arn)),
+                Change::RemovePermission { function, sid } => (function, sid, None),
+                _ => continue,
+            };
+            let failed = outcome.error.is_some();
+            functions.retain(|_, (f, statements)| {
+                if f.arn() != *function {
+                    return true;
+                }
+                statements.retain(|s| s.sid != *sid);
+                if let Some(source_arn) = source_arn {
+                    statements.push(PolicyStatement::invoke_from(sid, source_arn, function));
+                }
+                !failed
+            });
+        }
+    }
+
+    /// A function's resolution and policy: from the last read when `reads`
+    /// allows and there is one, else read now (and remembered when it worked).
+    async fn inspect_with(&self, f: &FunctionRef, reads: Reads) -> Inspected {
+        if reads == Reads::Changed {
+            if let Some((resolved, statements)) = self.functions.lock().expect("lock").get(f) {
+                return (Ok(resolved.clone()), Some(statements.clone()));
+            }
+        }
+        let inspected = self.inspect(f).await;
+        if let (Ok(resolved), Some(statements)) = &inspected {
+            self.functions
+                .lock()
+                .expect("lock")
+                .insert(f.clone(), (resolved.clone(), statements.clone()));
+        }
+        inspected
+    }
+
+    async fn run(&self, snap: &Snapshot, mode: Mode, reads: Reads, report: &mut PassReport) {
         let t = &self.target;
+        if reads == Reads::All {
+            self.functions.lock().expect("lock").clear();
+        }
         // The API, the stage and every function (with its policy) are read at
         // once: none of the reads depends on another.
         let refs: BTreeSet<&FunctionRef> = snap.mounts.iter().map(|m| &m.function).collect();
         let functions = stream::iter(refs)
-            .map(|f| async move { (f, self.inspect(f).await) })
+            .map(|f| async move { (f, self.inspect_with(f, reads).await) })
             .buffered(4)
             .collect::<BTreeMap<&FunctionRef, Inspected>>();
         let (api, stage, inspected) = tokio::join!(

@@ -1517,3 +1517,173 @@ fn problems_per_file(fx: &Fixture, dir: &Path) -> BTreeMap<String, usize> {
     }
     counts
 }
+
+/// The Lambda reads of a daemon pass (GetPolicy and GetFunction, whatever
+/// their outcome), from its `/metrics`.
+fn lambda_reads(daemon: &Daemon) -> f64 {
+    let (status, body) = daemon.get("/metrics").expect("/metrics answers");
+    assert_eq!(status, 200, "{body}");
+    let samples = parse_metrics(&body);
+    ["GetPolicy", "GetFunction"]
+        .iter()
+        .filter_map(|op| metric(&samples, "apimount_aws_calls_total", &[("operation", op)]))
+        .sum()
+}
+
+/// Removes every statement `apimount` wrote on `function`, as a person in the
+/// console might.
+async fn strip_statements(fx: &Fixture, api: &str, function: &str) -> usize {
+    let ours: Vec<String> = fx
+        .all_policy_statements(function)
+        .await
+        .iter()
+        .filter_map(|s| s.get("Sid").and_then(Value::as_str).map(str::to_string))
+        .filter(|sid| sid.starts_with(&support::sid_prefix(api, OWNER)))
+        .collect();
+    for sid in &ours {
+        fx.lambda
+            .remove_permission()
+            .function_name(function)
+            .statement_id(sid)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("RemovePermission {function} {sid}: {e:?}"));
+    }
+    ours.len()
+}
+
+/// After a manifest change the daemon reads only the functions it has not
+/// read before (a new mount's), so an edit does not wait for every policy
+/// under the 15-per-second Lambda quota; a resync reads every function again
+/// and heals a statement removed by hand.
+#[tokio::test]
+async fn a_manifest_change_reads_only_new_functions_and_a_resync_reads_all() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("reads").await;
+    let dir = manifest_dir();
+    for name in ["alpha", "beta", "gamma"] {
+        fx.create_function(&format!("{name}-service")).await;
+        support::write_manifest(
+            dir.path(),
+            &format!("{name}.yaml"),
+            &mount_yaml(name, &format!("/{name}"), &format!("{name}-service"), ""),
+        );
+    }
+    let args = |resync: &'static str| {
+        vec![
+            "--manifests".to_string(),
+            dir.path().to_str().unwrap().to_string(),
+            "--rest-api-id".to_string(),
+            api.clone(),
+            "--resync-interval".to_string(),
+            resync.to_string(),
+        ]
+    };
+    let all_mounted = |names: &'static [&'static str]| {
+        let (fx, api) = (&fx, &api);
+        move || async move {
+            let r = routes(fx, api).await;
+            stage_deployment(fx, api).await?;
+            names
+                .iter()
+                .all(|n| mounted(&r, &format!("/{n}"), n, &["ANY"]))
+                .then_some(())
+        }
+    };
+
+    // 1. No resync during this part: every pass is the start or a change.
+    let first_args = args("10m");
+    let first_args: Vec<&str> = first_args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start(&fx, &first_args);
+    daemon
+        .wait_for(
+            "three mounts deployed",
+            DEADLINE,
+            all_mounted(&["alpha", "beta", "gamma"]),
+        )
+        .await;
+    daemon.wait_ready().await;
+    let start_reads = lambda_reads(&daemon);
+    assert!(
+        start_reads >= 3.0,
+        "the first pass reads every function: {start_reads}"
+    );
+    assert_eq!(strip_statements(&fx, &api, "alpha-service").await, 2);
+
+    fx.create_function("delta-service").await;
+    let deployed_before = stage_deployment(&fx, &api).await;
+    support::write_manifest(
+        dir.path(),
+        "delta.yaml",
+        &mount_yaml("delta", "/delta", "delta-service", ""),
+    );
+    daemon
+        .wait_for("/delta mounted and deployed", DEADLINE, || async {
+            let r = routes(&fx, &api).await;
+            let now = stage_deployment(&fx, &api).await;
+            (mounted(&r, "/delta", "delta", &["ANY"]) && now != deployed_before).then_some(())
+        })
+        .await;
+    let passes = daemon.lines_with("pass finished");
+    let last = passes.last().expect("a pass line");
+    assert!(
+        last.contains("trigger=\"manifests changed\"")
+            && text_field(last, "functions_read") == Some("changed"),
+        "the last pass was the change's: {last}"
+    );
+    // delta-service has no policy yet: GetPolicy answers 404, then
+    // GetFunction resolves it. Nothing else is read.
+    let change_reads = lambda_reads(&daemon) - start_reads;
+    assert_eq!(
+        change_reads,
+        2.0,
+        "the change's pass reads only the new function\n{}",
+        daemon.stderr()
+    );
+    assert!(
+        fx.all_policy_statements("alpha-service").await.is_empty(),
+        "alpha's statements are not re-read, so not restored, on a change"
+    );
+    drop(daemon);
+
+    // 2. A resync every 2 s and no manifest changes: every pass after the
+    //    first is a resync, and a resync reads (and heals) every function.
+    let second_args = args("2s");
+    let second_args: Vec<&str> = second_args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start(&fx, &second_args);
+    daemon.wait_ready().await;
+    let sids = |f: &'static str| {
+        let fx = &fx;
+        async move { fx.all_policy_statements(f).await.len() }
+    };
+    assert_eq!(sids("alpha-service").await, 2, "the first pass heals alpha");
+    let healed_by_start = daemon.lines_with("pass finished").len();
+    assert_eq!(strip_statements(&fx, &api, "beta-service").await, 2);
+    daemon
+        .wait_for(
+            "a resync to restore beta's statements",
+            Duration::from_secs(15),
+            || async { (sids("beta-service").await == 2).then_some(()) },
+        )
+        .await;
+    let resyncs: Vec<String> = daemon
+        .lines_with("pass finished")
+        .into_iter()
+        .skip(healed_by_start)
+        .collect();
+    assert!(!resyncs.is_empty());
+    for line in &resyncs {
+        assert!(
+            text_field(line, "trigger") == Some("resync")
+                && text_field(line, "functions_read") == Some("all"),
+            "passes without a manifest change are resyncs reading every function: {line}"
+        );
+    }
+    daemon
+        .wait_for(
+            "four mounts still deployed",
+            DEADLINE,
+            all_mounted(&["alpha", "beta", "gamma", "delta"]),
+        )
+        .await;
+}

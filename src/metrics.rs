@@ -4,13 +4,16 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -117,7 +120,16 @@ impl Metrics {
     }
 }
 
-/// Counts each AWS operation once, when it finishes (retries included).
+/// When an operation started (its first attempt), for the debug log.
+#[derive(Debug, Clone)]
+struct CallStarted(Instant);
+
+impl Storable for CallStarted {
+    type Storer = StoreReplace<CallStarted>;
+}
+
+/// Counts each AWS operation once, when it finishes (retries included), and
+/// logs its duration at debug level.
 #[derive(Clone)]
 pub struct CallCounter {
     metrics: Arc<Metrics>,
@@ -132,6 +144,16 @@ impl std::fmt::Debug for CallCounter {
 impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
         "apimount.CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state()
+            .store_put(CallStarted(Instant::now()));
+        Ok(())
     }
 
     fn read_after_execution(
@@ -152,6 +174,15 @@ impl Intercept for CallCounter {
             Some(m) => (m.service().to_string(), m.name().to_string()),
             None => ("unknown".to_string(), "unknown".to_string()),
         };
+        if let Some(started) = cfg.load::<CallStarted>() {
+            tracing::debug!(
+                service,
+                operation,
+                outcome,
+                ms = started.0.elapsed().as_secs_f64() * 1e3,
+                "aws call"
+            );
+        }
         self.metrics
             .aws_calls
             .get_or_create(&CallLabels {

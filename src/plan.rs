@@ -135,6 +135,14 @@ impl Change {
         }
     }
 
+    /// Whether the change gives a route its invoke permission.
+    pub fn is_grant(&self) -> bool {
+        matches!(
+            self,
+            Change::AddPermission { .. } | Change::ReplacePermission { .. }
+        )
+    }
+
     /// Whether the change, made on `api` as it is just before it, alters what
     /// a deployment would serve. Permissions are not part of a deployment,
     /// and a bare resource (no method at or below it) serves nothing.
@@ -990,12 +998,8 @@ fn plan_mount(
 
     // Permissions go last within a route's changes so that a crash can never
     // leave a statement that no method points at.
-    let (perms, mut rest): (Vec<Change>, Vec<Change>) = changes.into_iter().partition(|c| {
-        matches!(
-            c,
-            Change::AddPermission { .. } | Change::ReplacePermission { .. }
-        )
-    });
+    let (perms, mut rest): (Vec<Change>, Vec<Change>) =
+        changes.into_iter().partition(Change::is_grant);
     rest.extend(perms);
 
     Ok(MountChanges {

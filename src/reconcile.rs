@@ -448,6 +448,7 @@ impl Reconciler {
                 in_force: journaled,
             },
         };
+        let mut lane = PermissionLane::default();
         for (mp, d) in plan.mounts.iter().zip(&desired) {
             let mut mr = mount_report(&d.mount, &d.function);
             match &mp.action {
@@ -456,7 +457,33 @@ impl Reconciler {
                     mr.problem = Some(p.clone());
                 }
                 MountAction::Apply(changes) => {
-                    let (outcomes, problem) = exec.run_group(changes).await;
+                    // The planner puts a mount's permissions last. They may
+                    // start as soon as one of its methods names the function
+                    // (a crash then cannot leave a statement nothing points
+                    // at), and run beside the mount's remaining API Gateway
+                    // calls and the next mount's: the two services have
+                    // separate quotas.
+                    let grants = changes.iter().rev().take_while(|c| c.is_grant()).count();
+                    let (head, grants) = changes.split_at(changes.len() - grants);
+                    let gate = head
+                        .iter()
+                        .position(|c| matches!(c, Change::PutIntegration { .. }))
+                        .map_or(head.len(), |i| i + 1);
+                    let (mut outcomes, mut problem) = exec.run_group(&head[..gate]).await;
+                    if problem.is_none() {
+                        if !grants.is_empty() {
+                            lane.finish(&mut report.mounts).await;
+                            lane.start(report.mounts.len(), &self.aws, &self.stop, grants);
+                        }
+                        let (rest, p) = exec.run_all(&head[gate..]).await;
+                        outcomes.extend(rest);
+                        problem = p;
+                    } else {
+                        outcomes.extend(skipped(
+                            &changes[gate..],
+                            "skipped: an earlier change of this mount failed",
+                        ));
+                    }
                     mr.changes = outcomes;
                     if let Some(p) = problem {
                         mr.state = State::Failed;
@@ -466,6 +493,8 @@ impl Reconciler {
             }
             report.mounts.push(mr);
         }
+        // Cleanups remove statements too: one writer per policy at a time.
+        lane.finish(&mut report.mounts).await;
         for c in &plan.cleanups {
             let (outcomes, problem) = exec.run_group(&c.changes).await;
             if let Some(p) = problem {
@@ -827,16 +856,8 @@ impl Executor<'_> {
         let mut out = Vec::new();
         for (i, c) in changes.iter().enumerate() {
             if self.stop.load(Ordering::Relaxed) {
-                for rest in &changes[i..] {
-                    out.push(ChangeOutcome {
-                        change: rest.clone(),
-                        error: Some("skipped: shutting down".into()),
-                    });
-                }
-                return (
-                    out,
-                    Some(Problem::new(Reason::AwsError, "interrupted by shutdown")),
-                );
+                out.extend(skipped(&changes[i..], "skipped: shutting down"));
+                return (out, Some(interrupted()));
             }
             let alters_routes = c.alters_routes(&self.api);
             match self.run(c).await {
@@ -857,22 +878,15 @@ impl Executor<'_> {
                         change: c.clone(),
                         error: Some(p.to_string()),
                     });
-                    for rest in &changes[i + 1..] {
-                        out.push(ChangeOutcome {
-                            change: rest.clone(),
-                            error: Some("skipped: an earlier change of this mount failed".into()),
-                        });
-                    }
+                    out.extend(skipped(
+                        &changes[i + 1..],
+                        "skipped: an earlier change of this mount failed",
+                    ));
                     return (out, Some(p));
                 }
             }
         }
         (out, None)
-    }
-
-    fn function(&self, arn: &str) -> Result<ResolvedFunction, Problem> {
-        ResolvedFunction::from_arn(arn)
-            .ok_or_else(|| Problem::new(Reason::AwsError, format!("not a function ARN: {arn}")))
     }
 
     /// Records a resource that exists on AWS with its id.
@@ -974,39 +988,9 @@ impl Executor<'_> {
                     .await
                     .map_err(|e| problem_from(&e, &format!("integrating {verb} {path}")))?;
             }
-            Change::AddPermission {
-                function,
-                sid,
-                source_arn,
-            } => {
-                let f = self.function(function)?;
-                self.aws
-                    .add_permission(&f, sid, source_arn)
-                    .await
-                    .map_err(|e| problem_from(&e, &format!("adding permission {sid}")))?;
-            }
-            Change::ReplacePermission {
-                function,
-                sid,
-                source_arn,
-            } => {
-                let f = self.function(function)?;
-                self.aws
-                    .remove_permission(&f, sid)
-                    .await
-                    .map_err(|e| problem_from(&e, &format!("resetting permission {sid}")))?;
-                self.aws
-                    .add_permission(&f, sid, source_arn)
-                    .await
-                    .map_err(|e| problem_from(&e, &format!("resetting permission {sid}")))?;
-            }
-            Change::RemovePermission { function, sid } => {
-                let f = self.function(function)?;
-                self.aws
-                    .remove_permission(&f, sid)
-                    .await
-                    .map_err(|e| problem_from(&e, &format!("removing permission {sid}")))?;
-            }
+            Change::AddPermission { .. }
+            | Change::ReplacePermission { .. }
+            | Change::RemovePermission { .. } => apply_permission(self.aws, c).await?,
             Change::DeleteMethod { path, verb } => {
                 let id = self.id_of(path)?;
                 self.aws
@@ -1032,6 +1016,130 @@ impl Executor<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Outcomes for changes that were not tried, and why.
+fn skipped(changes: &[Change], why: &str) -> Vec<ChangeOutcome> {
+    changes
+        .iter()
+        .map(|c| ChangeOutcome {
+            change: c.clone(),
+            error: Some(why.into()),
+        })
+        .collect()
+}
+
+fn interrupted() -> Problem {
+    Problem::new(Reason::AwsError, "interrupted by shutdown")
+}
+
+/// Makes one change to a function's resource policy.
+async fn apply_permission(aws: &Aws, c: &Change) -> Result<(), Problem> {
+    let function = |arn: &str| {
+        ResolvedFunction::from_arn(arn)
+            .ok_or_else(|| Problem::new(Reason::AwsError, format!("not a function ARN: {arn}")))
+    };
+    match c {
+        Change::AddPermission {
+            function: arn,
+            sid,
+            source_arn,
+        } => {
+            aws.add_permission(&function(arn)?, sid, source_arn)
+                .await
+                .map_err(|e| problem_from(&e, &format!("adding permission {sid}")))?;
+        }
+        Change::ReplacePermission {
+            function: arn,
+            sid,
+            source_arn,
+        } => {
+            let f = function(arn)?;
+            aws.remove_permission(&f, sid)
+                .await
+                .map_err(|e| problem_from(&e, &format!("resetting permission {sid}")))?;
+            aws.add_permission(&f, sid, source_arn)
+                .await
+                .map_err(|e| problem_from(&e, &format!("resetting permission {sid}")))?;
+        }
+        Change::RemovePermission { function: arn, sid } => {
+            aws.remove_permission(&function(arn)?, sid)
+                .await
+                .map_err(|e| problem_from(&e, &format!("removing permission {sid}")))?;
+        }
+        other => unreachable!("not a permission change: {other}"),
+    }
+    Ok(())
+}
+
+type Outcomes = (Vec<ChangeOutcome>, Option<Problem>);
+
+/// At most one mount's permissions in flight beside the API Gateway calls.
+/// One at a time, so that two writes never race on one function's policy.
+#[derive(Default)]
+struct PermissionLane {
+    /// The mount report the running grants belong to, and the task.
+    running: Option<(usize, tokio::task::JoinHandle<Outcomes>)>,
+}
+
+impl PermissionLane {
+    /// Starts `grants` (for the mount whose report will be at `report`) in
+    /// the background, in order, stopping at the first failure.
+    fn start(&mut self, report: usize, aws: &Aws, stop: &Arc<AtomicBool>, grants: &[Change]) {
+        debug_assert!(self.running.is_none(), "finish the previous grants first");
+        let (aws, stop, grants) = (aws.clone(), stop.clone(), grants.to_vec());
+        let task = tokio::spawn(async move {
+            let mut out = Vec::new();
+            for (i, c) in grants.iter().enumerate() {
+                if stop.load(Ordering::Relaxed) {
+                    out.extend(skipped(&grants[i..], "skipped: shutting down"));
+                    return (out, Some(interrupted()));
+                }
+                match apply_permission(&aws, c).await {
+                    Ok(()) => {
+                        tracing::info!(change = %c, "applied");
+                        out.push(ChangeOutcome {
+                            change: c.clone(),
+                            error: None,
+                        });
+                    }
+                    Err(p) => {
+                        tracing::warn!(change = %c, error = %p, "change failed");
+                        out.push(ChangeOutcome {
+                            change: c.clone(),
+                            error: Some(p.to_string()),
+                        });
+                        out.extend(skipped(
+                            &grants[i + 1..],
+                            "skipped: an earlier change of this mount failed",
+                        ));
+                        return (out, Some(p));
+                    }
+                }
+            }
+            (out, None)
+        });
+        self.running = Some((report, task));
+    }
+
+    /// Waits for the running grants and adds their outcomes to their mount.
+    async fn finish(&mut self, reports: &mut [MountReport]) {
+        let Some((index, task)) = self.running.take() else {
+            return;
+        };
+        let (outcomes, problem) = task.await.unwrap_or_else(|e| {
+            let p = Problem::new(Reason::AwsError, format!("permission task failed: {e}"));
+            (Vec::new(), Some(p))
+        });
+        let mr = &mut reports[index];
+        mr.changes.extend(outcomes);
+        if let Some(p) = problem {
+            if mr.problem.is_none() {
+                mr.state = State::Failed;
+                mr.problem = Some(p);
+            }
+        }
     }
 }
 

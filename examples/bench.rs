@@ -1165,14 +1165,15 @@ async fn measure_one_baseline(b: &mut Bench, s: &Sizes) -> Result<Stat> {
     Ok(stat(&base))
 }
 
-async fn measure_convergence(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<(Stat, Stat)> {
+/// 1–2. The convergence curve; returns the one-mount baseline.
+async fn measure_convergence(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<Stat> {
     let mut body = String::from(
         "Fresh REST API per trial, mounts from empty, one function per mount. \
          apimount: `apimount apply --pacing off` (process wall time). Baseline: \
          `bench baseline` process (wall time), minimal call sequence.\n\n\
          | mounts | apimount | baseline | ratio (medians) |\n|---:|---|---|---:|\n",
     );
-    let mut one = (Stat::default(), Stat::default());
+    let mut one_baseline = Stat::default();
     let max = *s.apply_counts.iter().max().unwrap_or(&1);
     b.ensure_functions(max).await?;
     for &n in &s.apply_counts {
@@ -1216,7 +1217,7 @@ async fn measure_convergence(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result
         );
         r.curve.push((n, o.median, ba.median));
         if n == 1 {
-            one = (o, ba);
+            one_baseline = ba;
             let ratio = o.median / ba.median;
             r.target(
                 "1. one mount, one-shot",
@@ -1236,7 +1237,7 @@ async fn measure_convergence(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result
         }
     }
     r.section("1–2. Convergence from empty (one-shot apply)", &body);
-    Ok(one)
+    Ok(one_baseline)
 }
 
 /// 3. Daemon: one new manifest → deployed.
@@ -1953,7 +1954,7 @@ async fn bench_main(args: &[String]) -> Result<()> {
         proxy.endpoint()
     );
     let one_baseline = if wants("convergence") {
-        Some(measure_convergence(&mut b, &s, &mut r).await?.1)
+        Some(measure_convergence(&mut b, &s, &mut r).await?)
     } else {
         None
     };

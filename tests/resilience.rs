@@ -272,6 +272,7 @@ async fn verify(
     // GetResources must work (moto fails it when a resource lost its parent).
     let resources = w.fx.resources(&w.api).await;
     f.resources = resources.len();
+    let parents: BTreeSet<&str> = resources.iter().filter_map(|r| r.parent_id()).collect();
 
     // No duplicates.
     let mut by_path: BTreeMap<String, Vec<&Resource>> = BTreeMap::new();
@@ -348,9 +349,7 @@ async fn verify(
             }
         }
         // Empty resources: not root, no method, no child.
-        let has_child = resources
-            .iter()
-            .any(|c| c.parent_id().is_some() && c.parent_id() == r.id());
+        let has_child = r.id().is_some_and(|id| parents.contains(id));
         if path != "/" && methods.is_empty() && !has_child {
             f.empty_resources += 1;
             f.problems

@@ -8,11 +8,12 @@
 //!    resolve each mount's function, read the resource policy of every
 //!    function involved (desired, and named by this owner's existing routes).
 //!    With [`Reads::Changed`] (the daemon's pass after a manifest change) a
-//!    function read by an earlier pass, and not written to since, is taken
-//!    from that read instead: the Lambda control plane allows 15 requests a
-//!    second, so re-reading hundreds of policies would make every edit wait
-//!    for seconds. Every other pass ([`Reads::All`]) reads them all again
-//!    and heals any drift in them.
+//!    function an earlier pass has read is taken from that read instead,
+//!    brought up to date with apimount's own permission writes since: the
+//!    Lambda control plane allows 15 requests a second, so re-reading
+//!    hundreds of policies would make every edit wait for seconds. Every
+//!    other pass ([`Reads::All`]) reads them all again and heals any drift
+//!    in them.
 //! 3. Plan (pure, see `plan`). In `plan` mode stop here.
 //! 4. Apply mount by mount; a failure stops that mount only.
 //! 5. Deploy once if this owner's routes differ from what the stage serves
@@ -48,8 +49,8 @@ use crate::aws::{Aws, AwsError, AwsErrorKind, StageInfo};
 use crate::journal;
 use crate::manifest::{self, ErrorKind, FunctionRef, ManifestError, Mount};
 use crate::model::{
-    deployment_description, fingerprint_in_description, owner_fingerprint, ObservedApi, Ownership,
-    PolicyStatement, ResolvedFunction,
+    deployment_description, fingerprint_in_description, is_statement_of, owner_fingerprint,
+    ObservedApi, Ownership, PolicyStatement, ResolvedFunction,
 };
 use crate::plan::{self, Change, DesiredMount, MountAction, Plan, PlanInput};
 use crate::settings::Target;
@@ -62,7 +63,8 @@ pub enum Reads {
     /// Every function and its policy: one-shot commands, the daemon's first
     /// pass, resyncs and retries.
     All,
-    /// Only functions no earlier pass has read, or that were written to since.
+    /// Only functions no earlier pass has read, or whose policy change
+    /// failed since (so what it holds is unknown).
     Changed,
 }
 
@@ -145,10 +147,41 @@ impl PassReport {
 
 /// A resolved function (or why it cannot be mounted) and its resource policy
 /// (`None` when it could not be read).
-type Inspected = (
-    Result<ResolvedFunction, Problem>,
-    Option<Vec<PolicyStatement>>,
-);
+type Inspected = (Result<ResolvedFunction, Problem>, Option<KnownPolicy>);
+
+/// A function's resource policy reduced to what a pass uses: this owner's
+/// statements for this API, and how many statements the policy has in all
+/// (for the policy-size warning). Statements of other APIs and tools are not
+/// kept: a function shared widely can carry hundreds of them.
+#[derive(Debug, Clone)]
+struct KnownPolicy {
+    ours: Vec<PolicyStatement>,
+    total: usize,
+}
+
+impl KnownPolicy {
+    fn of(statements: Vec<PolicyStatement>, api_id: &str, owner: &str) -> KnownPolicy {
+        let total = statements.len();
+        let ours = statements
+            .into_iter()
+            .filter(|s| is_statement_of(&s.sid, api_id, owner))
+            .collect();
+        KnownPolicy { ours, total }
+    }
+
+    /// Adds (or resets) a statement of ours, as a successful change did.
+    fn put(&mut self, statement: PolicyStatement) {
+        self.remove(&statement.sid);
+        self.ours.push(statement);
+        self.total += 1;
+    }
+
+    fn remove(&mut self, sid: &str) {
+        let before = self.ours.len();
+        self.ours.retain(|s| s.sid != sid);
+        self.total -= before - self.ours.len();
+    }
+}
 
 /// Reconciles one API for one owner. Caches only what never changes
 /// (deployment descriptions).
@@ -157,9 +190,10 @@ pub struct Reconciler {
     target: Target,
     descriptions: Mutex<HashMap<String, Option<String>>>,
     /// Functions as the last read saw them: the resolved function and its
-    /// policy statements. Emptied by every [`Reads::All`] pass; an entry goes
-    /// as soon as a pass changes that function's policy.
-    functions: Mutex<BTreeMap<FunctionRef, (ResolvedFunction, Vec<PolicyStatement>)>>,
+    /// policy statements, updated with each permission change made since.
+    /// Emptied by every [`Reads::All`] pass; an entry goes when a change to
+    /// that function's policy fails.
+    functions: Mutex<BTreeMap<FunctionRef, (ResolvedFunction, KnownPolicy)>>,
     /// Set on shutdown: the pass stops before its next change.
     stop: Arc<AtomicBool>,
 }
@@ -243,13 +277,15 @@ impl Reconciler {
                 _ => continue,
             };
             let failed = outcome.error.is_some();
-            functions.retain(|_, (f, statements)| {
+            functions.retain(|_, (f, policy)| {
                 if f.arn() != *function {
                     return true;
                 }
-                statements.retain(|s| s.sid != *sid);
-                if let Some(source_arn) = source_arn {
-                    statements.push(PolicyStatement::invoke_from(sid, source_arn, function));
+                match source_arn {
+                    Some(source_arn) => {
+                        policy.put(PolicyStatement::invoke_from(sid, source_arn, function))
+                    }
+                    None => policy.remove(sid),
                 }
                 !failed
             });
@@ -260,18 +296,18 @@ impl Reconciler {
     /// allows and there is one, else read now (and remembered when it worked).
     async fn inspect_with(&self, f: &FunctionRef, reads: Reads) -> Inspected {
         if reads == Reads::Changed {
-            if let Some((resolved, statements)) = self.functions.lock().expect("lock").get(f) {
-                return (Ok(resolved.clone()), Some(statements.clone()));
+            if let Some((resolved, policy)) = self.functions.lock().expect("lock").get(f) {
+                return (Ok(resolved.clone()), Some(policy.clone()));
             }
         }
-        let inspected = self.inspect(f).await;
-        if let (Ok(resolved), Some(statements)) = &inspected {
+        let (resolved, policy) = self.inspect(f).await;
+        if let (Ok(resolved), Some(policy)) = (&resolved, &policy) {
             self.functions
                 .lock()
                 .expect("lock")
-                .insert(f.clone(), (resolved.clone(), statements.clone()));
+                .insert(f.clone(), (resolved.clone(), policy.clone()));
         }
-        inspected
+        (resolved, policy)
     }
 
     async fn run(&self, snap: &Snapshot, mode: Mode, reads: Reads, report: &mut PassReport) {
@@ -347,9 +383,15 @@ impl Reconciler {
         // Moved, not copied: with a thousand functions a second copy of
         // every policy is megabytes that stay resident.
         let mut policies: BTreeMap<String, Option<Vec<PolicyStatement>>> = BTreeMap::new();
+        let mut statement_counts: BTreeMap<String, usize> = BTreeMap::new();
         for m in &valid {
             if let Some((Ok(f), p)) = inspected.get_mut(&m.function) {
-                policies.entry(f.arn()).or_insert_with(|| p.take());
+                if let Some(p) = &p {
+                    statement_counts.insert(f.arn(), p.total);
+                }
+                policies
+                    .entry(f.arn())
+                    .or_insert_with(|| p.take().map(|p| p.ours));
             }
         }
         drop(inspected);
@@ -371,10 +413,10 @@ impl Reconciler {
                 }
             }
         }
-        let fetched: Vec<(String, Option<Vec<PolicyStatement>>)> = stream::iter(others)
+        let fetched: Vec<(String, Option<KnownPolicy>)> = stream::iter(others)
             .map(|(arn, f)| async move {
                 match self.aws.get_policy(&f).await {
-                    Ok(p) => (arn, Some(p)),
+                    Ok(p) => (arn, Some(KnownPolicy::of(p, &t.rest_api_id, owner))),
                     Err(e) => {
                         tracing::warn!(function = %arn, error = %e, "could not read the function's resource policy");
                         (arn, None)
@@ -384,7 +426,12 @@ impl Reconciler {
             .buffered(4)
             .collect()
             .await;
-        policies.extend(fetched);
+        for (arn, p) in fetched {
+            if let Some(p) = &p {
+                statement_counts.insert(arn.clone(), p.total);
+            }
+            policies.insert(arn, p.map(|p| p.ours));
+        }
 
         // What an interrupted pass of this owner left (see `journal`).
         let journal_key = journal::key(owner);
@@ -413,7 +460,9 @@ impl Reconciler {
         };
         let plan = plan::plan(&input);
         report.notes.extend(plan.notes.iter().cloned());
-        report.notes.extend(quota_warnings(&api, &plan, &policies));
+        report
+            .notes
+            .extend(quota_warnings(&api, &plan, &statement_counts));
 
         let deployed_fp = self.deployed_fingerprint(&stage).await;
         let start_fp = owner_fingerprint(&api, owner);
@@ -579,7 +628,8 @@ impl Reconciler {
             }
             Err(e) => return (Err(problem_from(&e, "resolving the function")), None),
         };
-        (self.check_region(f, resolved), Some(statements))
+        let policy = KnownPolicy::of(statements, &self.target.rest_api_id, &self.target.owner);
+        (self.check_region(f, resolved), Some(policy))
     }
 
     /// A function must live in the API's region and partition.
@@ -1164,7 +1214,7 @@ const STATEMENT_BYTES: usize = 400;
 fn quota_warnings(
     api: &ObservedApi,
     plan: &Plan,
-    policies: &BTreeMap<String, Option<Vec<PolicyStatement>>>,
+    statement_counts: &BTreeMap<String, usize>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let creates = plan
@@ -1177,19 +1227,16 @@ fn quota_warnings(
             "the API will have {after} resources; API Gateway's default quota is {RESOURCE_QUOTA} per API (ask AWS to raise it before CreateResource starts failing with LimitExceeded)"
         ));
     }
-    for (function, statements) in policies {
-        let Some(statements) = statements else {
-            continue;
-        };
+    for (function, &count) in statement_counts {
         let adds = plan
             .changes()
             .filter(|c| matches!(c, Change::AddPermission { function: f, .. } if f == function))
             .count();
-        let estimate = (statements.len() + adds) * STATEMENT_BYTES;
+        let estimate = (count + adds) * STATEMENT_BYTES;
         if estimate * 10 >= POLICY_CAP_BYTES * 8 {
             out.push(format!(
                 "{function} will carry {} policy statements (about {} KB of Lambda's 20 KB policy cap); mount fewer routes on it or use one mount with proxy: true",
-                statements.len() + adds,
+                count + adds,
                 estimate / 1024
             ));
         }
@@ -1206,4 +1253,63 @@ fn managed_mounts(api: &ObservedApi, owner: &str) -> usize {
         })
         .collect::<BTreeSet<_>>()
         .len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Route;
+
+    fn statement_id(api: &str, owner: &str, path: &str) -> String {
+        Route(path.to_string()).statement_id(api, owner)
+    }
+
+    fn statement(sid: &str) -> PolicyStatement {
+        PolicyStatement::invoke_from(sid, "arn:aws:execute-api:r:1:api/*/*/x", "arn:f")
+    }
+
+    #[test]
+    fn a_known_policy_keeps_only_this_owners_statements_and_counts_all() {
+        let ours = statement_id("abc123", "team", "/x");
+        let other_owner = statement_id("abc123", "other", "/x");
+        let other_api = statement_id("zzz999", "team", "/x");
+        let all = vec![
+            statement(&ours),
+            statement(&other_owner),
+            statement(&other_api),
+            statement("hand-made"),
+        ];
+        let mut p = KnownPolicy::of(all, "abc123", "team");
+        assert_eq!(p.total, 4);
+        assert_eq!(
+            p.ours.iter().map(|s| s.sid.as_str()).collect::<Vec<_>>(),
+            vec![ours.as_str()]
+        );
+
+        // Resetting a statement does not count it twice; adding and removing do.
+        p.put(statement(&ours));
+        assert_eq!((p.ours.len(), p.total), (1, 4));
+        let second = statement_id("abc123", "team", "/y");
+        p.put(statement(&second));
+        assert_eq!((p.ours.len(), p.total), (2, 5));
+        p.remove(&ours);
+        p.remove(&ours);
+        assert_eq!((p.ours.len(), p.total), (1, 4));
+    }
+
+    #[test]
+    fn the_policy_size_warning_counts_every_statement_of_the_function() {
+        let api = ObservedApi::default();
+        let plan = Plan::default();
+        // The fewest statements that reach 80 % of the cap.
+        let near_cap = (POLICY_CAP_BYTES * 8).div_ceil(10 * STATEMENT_BYTES);
+        let counts: BTreeMap<String, usize> = [
+            ("arn:big".to_string(), near_cap),
+            ("arn:small".to_string(), near_cap - 1),
+        ]
+        .into();
+        let notes = quota_warnings(&api, &plan, &counts);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("arn:big will carry"), "{notes:?}");
+    }
 }

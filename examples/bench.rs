@@ -69,7 +69,7 @@ impl Sizes {
         Sizes {
             one_mount_trials: 10,
             apply_counts: vec![1, 10, 50, 100],
-            apply_trials: 5,
+            apply_trials: 7,
             latency_trials: 20,
             burst: 50,
             burst_trials: 3,

@@ -18,6 +18,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::manifest::{FunctionRef, HttpMethod};
+use crate::metrics::CallCounter;
 use crate::model::{
     MethodSettings, Methods, ObservedApi, ObservedIntegration, ObservedMethod, ObservedResource,
     PolicyStatement, ResolvedFunction,
@@ -186,7 +187,8 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// Clients from the shared configuration; with `metrics`, every call is counted.
+    /// Clients from the shared configuration. Every call is logged at debug
+    /// level; with `metrics`, it is also counted.
     pub fn new(
         config: &aws_config::SdkConfig,
         metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>,
@@ -195,13 +197,11 @@ impl Aws {
             "no AWS region is configured: set AWS_REGION (or a region in your AWS profile)"
                 .to_string()
         })?;
-        let mut apigw = aws_sdk_apigateway::config::Builder::from(config)
-            .retry_classifier(RetryConcurrentModification);
-        let mut lambda = aws_sdk_lambda::config::Builder::from(config);
-        if let Some(m) = metrics {
-            apigw = apigw.interceptor(m.interceptor());
-            lambda = lambda.interceptor(m.interceptor());
-        }
+        let calls = metrics.map_or_else(CallCounter::log_only, |m| m.interceptor());
+        let apigw = aws_sdk_apigateway::config::Builder::from(config)
+            .retry_classifier(RetryConcurrentModification)
+            .interceptor(calls.clone());
+        let lambda = aws_sdk_lambda::config::Builder::from(config).interceptor(calls);
         Ok(Aws {
             apigw: aws_sdk_apigateway::Client::from_conf(apigw.build()),
             lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),

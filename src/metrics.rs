@@ -115,7 +115,7 @@ impl Metrics {
     /// An SDK interceptor that counts calls into this registry.
     pub fn interceptor(self: &Arc<Metrics>) -> CallCounter {
         CallCounter {
-            metrics: self.clone(),
+            metrics: Some(self.clone()),
         }
     }
 }
@@ -132,7 +132,15 @@ impl Storable for CallStarted {
 /// logs its duration at debug level.
 #[derive(Clone)]
 pub struct CallCounter {
-    metrics: Arc<Metrics>,
+    /// Where to count; without it (one-shot commands) calls are only logged.
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl CallCounter {
+    /// Logs calls without counting them.
+    pub fn log_only() -> CallCounter {
+        CallCounter { metrics: None }
+    }
 }
 
 impl std::fmt::Debug for CallCounter {
@@ -183,14 +191,16 @@ impl Intercept for CallCounter {
                 "aws call"
             );
         }
-        self.metrics
-            .aws_calls
-            .get_or_create(&CallLabels {
-                service,
-                operation,
-                outcome,
-            })
-            .inc();
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .aws_calls
+                .get_or_create(&CallLabels {
+                    service,
+                    operation,
+                    outcome,
+                })
+                .inc();
+        }
         Ok(())
     }
 }

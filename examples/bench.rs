@@ -920,17 +920,9 @@ impl Daemon {
     }
 
     fn wait_for_passes(&self, n: f64, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        while self.passes() < n {
-            if Instant::now() > deadline {
-                bail!(
-                    "daemon made fewer than {n} passes in {timeout:?}; log {}",
-                    self.log.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
+        self.wait_metric("apimount_passes_total", |v| v >= n, timeout)
+            .map(|_| ())
+            .map_err(|e| anyhow!("daemon made fewer than {n} passes: {e}"))
     }
 
     fn pid(&self) -> u32 {
@@ -941,18 +933,31 @@ impl Daemon {
     /// is later than `after`: the pass logs and records this right after it
     /// has pointed the stage at its deployment.
     fn pass_ended_after(&self, after: f64, timeout: Duration) -> Result<f64> {
+        self.wait_metric(
+            "apimount_last_successful_pass_timestamp_seconds",
+            |v| v > after,
+            timeout,
+        )
+        .map_err(|e| anyhow!("no successful pass ended: {e}"))
+    }
+
+    /// Polls `/metrics` every 5 ms until the sum of the samples named `name`
+    /// satisfies `done`; returns that value.
+    fn wait_metric(
+        &self,
+        name: &str,
+        done: impl Fn(f64) -> bool,
+        timeout: Duration,
+    ) -> Result<f64> {
         let deadline = Instant::now() + timeout;
         loop {
-            let ended = sum_of(
-                &self.metrics(),
-                "apimount_last_successful_pass_timestamp_seconds",
-            );
-            if ended > after {
-                return Ok(ended);
+            let value = sum_of(&self.metrics(), name);
+            if done(value) {
+                return Ok(value);
             }
             if Instant::now() > deadline {
                 bail!(
-                    "no successful pass ended within {timeout:?}; log {}",
+                    "{name} is {value} after {timeout:?}; log {}",
                     self.log.display()
                 );
             }

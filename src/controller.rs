@@ -157,8 +157,7 @@ pub async fn run(
     let mut next_resync = Instant::now() + jittered(opts.resync_interval);
     let mut next_poll = Instant::now() + opts.poll_interval;
     let mut pending_snapshot: Option<Snapshot> = None;
-    // What the next pass reads of the functions: everything, except after a
-    // manifest change that follows a converged pass (see `Reads`).
+    // What started the next pass, and which functions it reads (see `Reads`).
     let mut reads = Reads::All;
     let mut trigger = "start";
     let stopper = reconciler.stopper();
@@ -454,10 +453,7 @@ fn log_pass(
         duration_ms = r.duration.as_millis() as u64,
         result,
         trigger = why.0,
-        functions_read = match why.1 {
-            Reads::All => "all",
-            Reads::Changed => "changed",
-        },
+        functions_read = why.1.as_str(),
         "pass finished"
     );
     for c in r.all_changes() {

@@ -1151,14 +1151,7 @@ mod tests {
                             );
                         }
                         p.retain(|s| &s.sid != sid);
-                        p.push(PolicyStatement {
-                            sid: sid.clone(),
-                            effect: "Allow".into(),
-                            action: "lambda:InvokeFunction".into(),
-                            principal_service: Some("apigateway.amazonaws.com".into()),
-                            source_arn: Some(source_arn.clone()),
-                            resource: Some(function.clone()),
-                        });
+                        p.push(PolicyStatement::invoke_from(sid, source_arn, function));
                     }
                     Change::RemovePermission { function, sid } => {
                         let p = self.policies.get_mut(function).unwrap().as_mut().unwrap();

@@ -68,6 +68,15 @@ pub enum Reads {
     Changed,
 }
 
+impl Reads {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reads::All => "all",
+            Reads::Changed => "changed",
+        }
+    }
+}
+
 /// Plan only, or plan and apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -183,8 +192,30 @@ impl KnownPolicy {
     }
 }
 
-/// Reconciles one API for one owner. Caches only what never changes
-/// (deployment descriptions).
+/// The policies a plan works from, by function ARN: this owner's statements
+/// (`None` where the policy could not be read), and each policy's size.
+#[derive(Default)]
+struct Policies {
+    ours: BTreeMap<String, Option<Vec<PolicyStatement>>>,
+    counts: BTreeMap<String, usize>,
+}
+
+impl Policies {
+    /// Keeps the first policy seen for a function.
+    fn keep(&mut self, arn: String, policy: Option<KnownPolicy>) {
+        if self.ours.contains_key(&arn) {
+            return;
+        }
+        if let Some(p) = &policy {
+            self.counts.insert(arn.clone(), p.total);
+        }
+        self.ours.insert(arn, policy.map(|p| p.ours));
+    }
+}
+
+/// Reconciles one API for one owner. Remembers deployment descriptions (they
+/// never change) and, for the daemon's passes after a manifest change, what
+/// the last reads found of the functions (see [`Reads`]).
 pub struct Reconciler {
     aws: Aws,
     target: Target,
@@ -260,36 +291,47 @@ impl Reconciler {
     /// changes; a function whose change failed is forgotten, since what it
     /// holds now is unknown.
     fn remember_writes(&self, report: &PassReport) {
-        let mut functions = self.functions.lock().expect("lock");
+        // By function first: a first pass makes thousands of permission changes.
+        let mut by_function: BTreeMap<&str, Vec<&ChangeOutcome>> = BTreeMap::new();
         for outcome in report.all_changes() {
-            let (function, sid, source_arn) = match &outcome.change {
-                Change::AddPermission {
-                    function,
-                    sid,
-                    source_arn,
-                }
-                | Change::ReplacePermission {
-                    function,
-                    sid,
-                    source_arn,
-                } => (function, sid, Some(source_arn)),
-                Change::RemovePermission { function, sid } => (function, sid, None),
-                _ => continue,
-            };
-            let failed = outcome.error.is_some();
-            functions.retain(|_, (f, policy)| {
-                if f.arn() != *function {
-                    return true;
-                }
-                match source_arn {
-                    Some(source_arn) => {
-                        policy.put(PolicyStatement::invoke_from(sid, source_arn, function))
-                    }
-                    None => policy.remove(sid),
-                }
-                !failed
-            });
+            if let Change::AddPermission { function, .. }
+            | Change::ReplacePermission { function, .. }
+            | Change::RemovePermission { function, .. } = &outcome.change
+            {
+                by_function.entry(function).or_default().push(outcome);
+            }
         }
+        if by_function.is_empty() {
+            return;
+        }
+        self.functions
+            .lock()
+            .expect("lock")
+            .retain(|_, (f, policy)| {
+                let Some(outcomes) = by_function.get(f.arn().as_str()) else {
+                    return true;
+                };
+                for outcome in outcomes {
+                    if outcome.error.is_some() {
+                        return false;
+                    }
+                    match &outcome.change {
+                        Change::AddPermission {
+                            function,
+                            sid,
+                            source_arn,
+                        }
+                        | Change::ReplacePermission {
+                            function,
+                            sid,
+                            source_arn,
+                        } => policy.put(PolicyStatement::invoke_from(sid, source_arn, function)),
+                        Change::RemovePermission { sid, .. } => policy.remove(sid),
+                        _ => {}
+                    }
+                }
+                true
+            });
     }
 
     /// A function's resolution and policy: from the last read when `reads`
@@ -322,7 +364,7 @@ impl Reconciler {
             .map(|f| async move { (f, self.inspect_with(f, reads).await) })
             .buffered(4)
             .collect::<BTreeMap<&FunctionRef, Inspected>>();
-        let (api, stage, mut inspected) = tokio::join!(
+        let (api, stage, inspected) = tokio::join!(
             self.aws.observe_api(&t.rest_api_id),
             self.aws.get_stage(&t.rest_api_id, &t.stage),
             functions
@@ -382,19 +424,13 @@ impl Reconciler {
             .collect();
         // Moved, not copied: with a thousand functions a second copy of
         // every policy is megabytes that stay resident.
-        let mut policies: BTreeMap<String, Option<Vec<PolicyStatement>>> = BTreeMap::new();
-        let mut statement_counts: BTreeMap<String, usize> = BTreeMap::new();
-        for m in &valid {
-            if let Some((Ok(f), p)) = inspected.get_mut(&m.function) {
-                if let Some(p) = &p {
-                    statement_counts.insert(f.arn(), p.total);
-                }
-                policies
-                    .entry(f.arn())
-                    .or_insert_with(|| p.take().map(|p| p.ours));
+        let mut policies = Policies::default();
+        let wanted: BTreeSet<&FunctionRef> = valid.iter().map(|m| &m.function).collect();
+        for (f, (resolved, policy)) in inspected {
+            if let (true, Ok(resolved)) = (wanted.contains(f), resolved) {
+                policies.keep(resolved.arn(), policy);
             }
         }
-        drop(inspected);
 
         // Policies of functions only this owner's existing routes name.
         let mut others: BTreeMap<String, ResolvedFunction> = BTreeMap::new();
@@ -408,7 +444,7 @@ impl Reconciler {
                 .and_then(|i| i.uri.as_deref())
                 .and_then(ResolvedFunction::from_integration_uri)
             {
-                if !policies.contains_key(&f.arn()) {
+                if !policies.ours.contains_key(&f.arn()) {
                     others.entry(f.arn()).or_insert(f);
                 }
             }
@@ -426,11 +462,8 @@ impl Reconciler {
             .buffered(4)
             .collect()
             .await;
-        for (arn, p) in fetched {
-            if let Some(p) = &p {
-                statement_counts.insert(arn.clone(), p.total);
-            }
-            policies.insert(arn, p.map(|p| p.ours));
+        for (arn, policy) in fetched {
+            policies.keep(arn, policy);
         }
 
         // What an interrupted pass of this owner left (see `journal`).
@@ -452,7 +485,7 @@ impl Reconciler {
             mounts: &desired,
             retained: &retained,
             hold_orphans: snap.hold_orphans,
-            policies: &policies,
+            policies: &policies.ours,
             delete_limit: t
                 .delete_limit
                 .allowed(managed_mounts(&api, owner), snap.files),
@@ -462,7 +495,7 @@ impl Reconciler {
         report.notes.extend(plan.notes.iter().cloned());
         report
             .notes
-            .extend(quota_warnings(&api, &plan, &statement_counts));
+            .extend(quota_warnings(&api, &plan, &policies.counts));
 
         let deployed_fp = self.deployed_fingerprint(&stage).await;
         let start_fp = owner_fingerprint(&api, owner);
@@ -508,33 +541,9 @@ impl Reconciler {
                     mr.problem = Some(p.clone());
                 }
                 MountAction::Apply(changes) => {
-                    // The planner puts a mount's permissions last. They may
-                    // start as soon as one of its methods names the function
-                    // (a crash then cannot leave a statement nothing points
-                    // at), and run beside the mount's remaining API Gateway
-                    // calls and the next mount's: the two services have
-                    // separate quotas.
-                    let grants = changes.iter().rev().take_while(|c| c.is_grant()).count();
-                    let (head, grants) = changes.split_at(changes.len() - grants);
-                    let gate = head
-                        .iter()
-                        .position(|c| matches!(c, Change::PutIntegration { .. }))
-                        .map_or(head.len(), |i| i + 1);
-                    let (mut outcomes, mut problem) = exec.run_group(&head[..gate]).await;
-                    if problem.is_none() {
-                        if !grants.is_empty() {
-                            lane.finish(&mut report.mounts).await;
-                            lane.start(report.mounts.len(), &self.aws, &self.stop, grants);
-                        }
-                        let (rest, p) = exec.run_all(&head[gate..]).await;
-                        outcomes.extend(rest);
-                        problem = p;
-                    } else {
-                        outcomes.extend(skipped(
-                            &changes[gate..],
-                            "skipped: an earlier change of this mount failed",
-                        ));
-                    }
+                    let (outcomes, problem) = self
+                        .apply_mount(&mut exec, &mut lane, &mut report.mounts, changes)
+                        .await;
                     mr.changes = outcomes;
                     if let Some(p) = problem {
                         mr.state = State::Failed;
@@ -602,6 +611,43 @@ impl Reconciler {
             }
             report.after_deploy = outcomes;
         }
+    }
+
+    /// Makes one mount's changes; its report goes to `reports.len()`.
+    ///
+    /// The planner puts a mount's permissions last. They start as soon as one
+    /// of its methods names the function (a crash then cannot leave a
+    /// statement nothing points at) and run in `lane`, beside the mount's
+    /// remaining API Gateway calls and the next mount's: the two services
+    /// have separate quotas.
+    async fn apply_mount(
+        &self,
+        exec: &mut Executor<'_>,
+        lane: &mut PermissionLane,
+        reports: &mut [MountReport],
+        changes: &[Change],
+    ) -> Outcomes {
+        let grants = changes.iter().rev().take_while(|c| c.is_grant()).count();
+        let (head, grants) = changes.split_at(changes.len() - grants);
+        let gate = head
+            .iter()
+            .position(|c| matches!(c, Change::PutIntegration { .. }))
+            .map_or(head.len(), |i| i + 1);
+        let (mut outcomes, problem) = exec.run_group(&head[..gate]).await;
+        if problem.is_some() {
+            outcomes.extend(skipped(
+                &changes[gate..],
+                "skipped: an earlier change of this mount failed",
+            ));
+            return (outcomes, problem);
+        }
+        if !grants.is_empty() {
+            lane.finish(reports).await;
+            lane.start(reports.len(), &self.aws, &self.stop, grants);
+        }
+        let (rest, problem) = exec.run_all(&head[gate..]).await;
+        outcomes.extend(rest);
+        (outcomes, problem)
     }
 
     /// Resolves one function reference and reads its resource policy.
@@ -831,7 +877,7 @@ struct Journal<'a> {
 impl Executor<'_> {
     /// Runs one group of changes (a mount, a removal), journaling first when
     /// the group starts a new chunk.
-    async fn run_group(&mut self, changes: &[Change]) -> (Vec<ChangeOutcome>, Option<Problem>) {
+    async fn run_group(&mut self, changes: &[Change]) -> Outcomes {
         let group = self.journal.next_group;
         self.journal.next_group += 1;
         let chunk = self.journal.chunks.get_mut(group).and_then(Option::take);
@@ -904,41 +950,18 @@ impl Executor<'_> {
 
     /// Runs changes in order; stops at the first failure (later changes of the
     /// same mount depend on earlier ones) and reports it as the mount's problem.
-    async fn run_all(&mut self, changes: &[Change]) -> (Vec<ChangeOutcome>, Option<Problem>) {
-        let mut out = Vec::new();
-        for (i, c) in changes.iter().enumerate() {
-            if self.stop.load(Ordering::Relaxed) {
-                out.extend(skipped(&changes[i..], "skipped: shutting down"));
-                return (out, Some(interrupted()));
-            }
+    async fn run_all(&mut self, changes: &[Change]) -> Outcomes {
+        let mut seq = InOrder::new(changes);
+        while let Some(c) = seq.next(self.stop) {
             let alters_routes = c.alters_routes(&self.api);
-            match self.run(c).await {
-                Ok(()) => {
-                    tracing::info!(change = %c, "applied");
-                    c.apply_to(&mut self.api);
-                    if alters_routes {
-                        self.wrote_routes = true;
-                    }
-                    out.push(ChangeOutcome {
-                        change: c.clone(),
-                        error: None,
-                    });
-                }
-                Err(p) => {
-                    tracing::warn!(change = %c, error = %p, "change failed");
-                    out.push(ChangeOutcome {
-                        change: c.clone(),
-                        error: Some(p.to_string()),
-                    });
-                    out.extend(skipped(
-                        &changes[i + 1..],
-                        "skipped: an earlier change of this mount failed",
-                    ));
-                    return (out, Some(p));
-                }
+            let result = self.run(c).await;
+            if result.is_ok() {
+                c.apply_to(&mut self.api);
+                self.wrote_routes |= alters_routes;
             }
+            seq.record(result);
         }
-        (out, None)
+        seq.finish()
     }
 
     /// Records a resource that exists on AWS with its id.
@@ -1082,8 +1105,72 @@ fn skipped(changes: &[Change], why: &str) -> Vec<ChangeOutcome> {
         .collect()
 }
 
-fn interrupted() -> Problem {
-    Problem::new(Reason::AwsError, "interrupted by shutdown")
+/// The bookkeeping of changes run one after another: each outcome is logged
+/// and recorded; at the first failure, or on shutdown, the rest are marked
+/// skipped and the failure becomes the problem.
+struct InOrder<'c> {
+    changes: &'c [Change],
+    next: usize,
+    out: Vec<ChangeOutcome>,
+    problem: Option<Problem>,
+}
+
+impl<'c> InOrder<'c> {
+    fn new(changes: &'c [Change]) -> InOrder<'c> {
+        InOrder {
+            changes,
+            next: 0,
+            out: Vec::with_capacity(changes.len()),
+            problem: None,
+        }
+    }
+
+    /// The next change to make, unless done, failed or shutting down.
+    fn next(&mut self, stop: &AtomicBool) -> Option<&'c Change> {
+        if self.problem.is_some() || self.next == self.changes.len() {
+            return None;
+        }
+        if stop.load(Ordering::Relaxed) {
+            self.out.extend(skipped(
+                &self.changes[self.next..],
+                "skipped: shutting down",
+            ));
+            self.problem = Some(Problem::new(Reason::AwsError, "interrupted by shutdown"));
+            return None;
+        }
+        self.next += 1;
+        Some(&self.changes[self.next - 1])
+    }
+
+    /// Records how the change [`InOrder::next`] gave went.
+    fn record(&mut self, result: Result<(), Problem>) {
+        let c = &self.changes[self.next - 1];
+        match result {
+            Ok(()) => {
+                tracing::info!(change = %c, "applied");
+                self.out.push(ChangeOutcome {
+                    change: c.clone(),
+                    error: None,
+                });
+            }
+            Err(p) => {
+                tracing::warn!(change = %c, error = %p, "change failed");
+                self.out.push(ChangeOutcome {
+                    change: c.clone(),
+                    error: Some(p.to_string()),
+                });
+                self.out.extend(skipped(
+                    &self.changes[self.next..],
+                    "skipped: an earlier change of this mount failed",
+                ));
+                self.problem = Some(p);
+            }
+        }
+    }
+
+    fn finish(self) -> Outcomes {
+        (self.out, self.problem)
+    }
 }
 
 /// Makes one change to a function's resource policy.
@@ -1142,35 +1229,12 @@ impl PermissionLane {
         debug_assert!(self.running.is_none(), "finish the previous grants first");
         let (aws, stop, grants) = (aws.clone(), stop.clone(), grants.to_vec());
         let task = tokio::spawn(async move {
-            let mut out = Vec::new();
-            for (i, c) in grants.iter().enumerate() {
-                if stop.load(Ordering::Relaxed) {
-                    out.extend(skipped(&grants[i..], "skipped: shutting down"));
-                    return (out, Some(interrupted()));
-                }
-                match apply_permission(&aws, c).await {
-                    Ok(()) => {
-                        tracing::info!(change = %c, "applied");
-                        out.push(ChangeOutcome {
-                            change: c.clone(),
-                            error: None,
-                        });
-                    }
-                    Err(p) => {
-                        tracing::warn!(change = %c, error = %p, "change failed");
-                        out.push(ChangeOutcome {
-                            change: c.clone(),
-                            error: Some(p.to_string()),
-                        });
-                        out.extend(skipped(
-                            &grants[i + 1..],
-                            "skipped: an earlier change of this mount failed",
-                        ));
-                        return (out, Some(p));
-                    }
-                }
+            let mut seq = InOrder::new(&grants);
+            while let Some(c) = seq.next(&stop) {
+                let result = apply_permission(&aws, c).await;
+                seq.record(result);
             }
-            (out, None)
+            seq.finish()
         });
         self.running = Some((report, task));
     }

@@ -621,9 +621,8 @@ impl Bench {
             apigw: aws_sdk_apigateway::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
             iam: aws_sdk_iam::Client::new(&sdk),
-            aws: apimount::aws::Aws::new(&sdk, None)
-                .map_err(|e| anyhow!(e))?
-                .with_pacer(apimount::pacing::Pacer::disabled()),
+            aws: apimount::aws::Aws::new(&apimount::aws::AwsConfig::from_sdk(sdk.clone()))?
+                .with_pacer(apimount::aws::pacing::Pacer::disabled()),
             moto,
             scratch,
             role: None,
@@ -837,8 +836,11 @@ impl Bench {
             .deployment_description(api, deployment)
             .await?
             .unwrap_or_default();
-        let want = apimount::model::owner_fingerprint(&observed, OWNER);
-        Ok(apimount::model::fingerprint_in_description(&description, OWNER) == Some(want.as_str()))
+        let want = apimount::plan::names::owner_fingerprint(&observed, OWNER);
+        Ok(
+            apimount::plan::names::fingerprint_in_description(&description, OWNER)
+                == Some(want.as_str()),
+        )
     }
 
     /// Polls the stage every 20 ms until a deployment other than `before`
@@ -1754,9 +1756,9 @@ fn fmt_ops<V: std::fmt::Display>(m: &BTreeMap<String, V>) -> String {
 /// Times `plan::plan` on a converged input read from the emulator and on an
 /// empty API; `(empty, converged)`.
 async fn measure_plan(b: &Bench, api: &str, dir: &Path, iterations: usize) -> Result<(Stat, Stat)> {
-    use apimount::model::ObservedApi;
+    use apimount::plan::model::ObservedApi;
     use apimount::plan::{plan, DesiredMount, PlanInput};
-    type Policies = BTreeMap<String, Option<Vec<apimount::model::PolicyStatement>>>;
+    type Policies = BTreeMap<String, Option<Vec<apimount::plan::policy::PolicyStatement>>>;
     let aws = &b.aws;
     let observed = aws.observe_api(api).await?;
     // The manifests and functions as a pass reads them.

@@ -1,30 +1,25 @@
 //! apimount: mounts Lambda-backed services on one shared API Gateway REST API
 //! from a folder of small manifests, and keeps the gateway in line with them.
 //!
-//! Layout, from the inside out:
-//! - [`manifest`]: the ServiceMount format and its validation (pure);
-//! - [`source`]: reads a folder of manifests into a snapshot;
-//! - [`model`]: the observed gateway, ownership markers, derived names (pure);
-//! - [`plan`]: desired + observed → changes (pure);
-//! - [`aws`]: the only module that talks to AWS;
-//! - [`reconcile`]: one pass: observe, plan, apply, deploy;
-//! - [`report`]: renders plans and pass results for people.
+//! Layers, from the inside out (each uses only those above it):
+//! - [`manifest`]: the ServiceMount format, its parsing and validation (pure);
+//! - [`plan`]: the observed gateway, ownership and derived names, the planner,
+//!   the deploy decision and the status vocabulary (pure: no I/O, no SDK);
+//! - [`aws`]: the AWS adapter, the only module that uses the AWS SDK;
+//! - [`source`]: reads manifests from a folder or an S3 prefix into a snapshot;
+//! - [`reconcile`]: one pass in typed phases: observe, desire, plan, apply, deploy;
+//! - [`controller`]: the long-running loop, leader lease, admin endpoint, metrics;
+//! - [`cli`]: what the one-shot commands print and their exit codes;
+//! - [`settings`]: checks of flags and environment values;
+//! - [`errors`]: how an error and its causes are shown on one line.
 #![forbid(unsafe_code)]
 
-pub mod admin;
 pub mod aws;
+pub mod cli;
 pub mod controller;
-pub mod journal;
-pub mod lease;
+pub mod errors;
 pub mod manifest;
-pub mod metrics;
-pub mod model;
-pub mod pacing;
 pub mod plan;
 pub mod reconcile;
-pub mod report;
-pub mod s3source;
-pub mod schema;
 pub mod settings;
 pub mod source;
-pub mod status;

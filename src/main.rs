@@ -1,5 +1,6 @@
-//! The `apimount` command line: wires settings, the AWS configuration and the
-//! library together. The logic lives in the library.
+//! The `apimount` command line: parses flags, sets up logging, and wires
+//! settings, the AWS configuration and the library together. The logic
+//! lives in the library (`apimount::cli` for what the commands print).
 #![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
@@ -11,15 +12,17 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use apimount::admin::Health;
-use apimount::aws::{self, Aws, ClientOptions};
-use apimount::controller::{self, LoopOptions, Source};
-use apimount::metrics::Metrics;
+use apimount::aws::pacing::Pacer;
+use apimount::aws::s3::S3Objects;
+use apimount::aws::{Aws, AwsConfig, ClientOptions};
+use apimount::cli::{self, render, StatusView};
+use apimount::controller::admin::{self, Health};
+use apimount::controller::lease::Lease;
+use apimount::controller::metrics::Metrics;
+use apimount::controller::{self, LoopOptions};
 use apimount::reconcile::{Mode, Reconciler};
-use apimount::s3source::{S3Location, S3Source};
-use apimount::settings::{self, DeleteLimit, Target};
-use apimount::source::{self, NameMemory};
-use apimount::{manifest, report};
+use apimount::settings::{self, parse_duration, DeleteLimit, Target};
+use apimount::source::{self, NameMemory, S3Location, S3Source, Source};
 
 #[derive(Parser)]
 #[command(
@@ -97,29 +100,6 @@ struct StatusArgs {
     tree: bool,
 }
 
-/// Parses 250ms, 15s, 5m, 1h (a bare number is seconds).
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration such as 500ms, 15s, 5m or 1h"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s, m or h)")),
-    };
-    if !(0.0..=86_400.0 * 7.0).contains(&secs) {
-        return Err(format!("'{s}' is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 #[derive(Args, Clone)]
 struct SourceArgs {
     /// Folder of ServiceMount manifests (.yaml, .yml, .json).
@@ -171,7 +151,7 @@ fn main() -> ExitCode {
         Command::Status(args) => status(&args),
         Command::Healthcheck { admin_addr } => healthcheck(&admin_addr),
         Command::Schema => {
-            print!("{}", apimount::schema::servicemount_schema_json());
+            print!("{}", apimount::manifest::schema::servicemount_schema_json());
             Ok(0)
         }
     };
@@ -245,21 +225,20 @@ fn check_target(args: &TargetArgs) -> anyhow::Result<String> {
     let Some(api_id) = args.rest_api_id.clone() else {
         bail!("--rest-api-id (or APIMOUNT_REST_API_ID) is required");
     };
-    settings::check_rest_api_id(&api_id).map_err(anyhow::Error::msg)?;
-    settings::check_owner(&args.owner).map_err(anyhow::Error::msg)?;
-    settings::check_stage(&args.stage).map_err(anyhow::Error::msg)?;
+    settings::check_rest_api_id(&api_id)?;
+    settings::check_owner(&args.owner)?;
+    settings::check_stage(&args.stage)?;
     Ok(api_id)
 }
 
 async fn reconciler(
     args: &TargetArgs,
     api_id: String,
-    metrics: Option<&Arc<Metrics>>,
-) -> anyhow::Result<(Reconciler, aws_config::SdkConfig)> {
-    let config = aws::load_config(&ClientOptions::default()).await;
-    let mut aws = Aws::new(&config, metrics).map_err(anyhow::Error::msg)?;
+    config: &AwsConfig,
+) -> anyhow::Result<Reconciler> {
+    let mut aws = Aws::new(config)?;
     if args.pacing == "off" {
-        aws = aws.with_pacer(apimount::pacing::Pacer::disabled());
+        aws = aws.with_pacer(Pacer::disabled());
     }
     let target = Target {
         rest_api_id: api_id,
@@ -272,7 +251,7 @@ async fn reconciler(
             args.max_delete
         },
     };
-    Ok((Reconciler::new(aws, target), config))
+    Ok(Reconciler::new(aws, target))
 }
 
 fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
@@ -280,11 +259,14 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
     let rt = runtime()?;
     rt.block_on(async {
         let metrics = Metrics::new();
-        let (reconciler, config) = reconciler(&args.target, api_id, Some(&metrics)).await?;
+        let config = AwsConfig::load(&ClientOptions::default())
+            .await
+            .with_sink(metrics.clone());
+        let reconciler = reconciler(&args.target, api_id, &config).await?;
         let source = match args.source.as_deref() {
             Some(s) if s.starts_with("s3://") => {
-                let loc = S3Location::parse(s).map_err(anyhow::Error::msg)?;
-                Source::S3(Box::new(S3Source::new(&config, loc, Some(&metrics))))
+                let loc = S3Location::parse(s)?;
+                Source::S3(Box::new(S3Source::new(S3Objects::new(&config), loc)))
             }
             Some(dir) => Source::Dir(PathBuf::from(dir)),
             None => Source::Dir(args.target.source.manifests.clone()),
@@ -297,7 +279,7 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
         tracing::info!(addr = %listener.local_addr()?, "admin endpoint listening");
         let max_silence =
             args.resync_interval.max(Duration::from_secs(60)) * 3 + Duration::from_secs(300);
-        let admin = tokio::spawn(apimount::admin::serve(
+        let admin = tokio::spawn(admin::serve(
             listener,
             health.clone(),
             metrics.clone(),
@@ -318,7 +300,7 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             ..LoopOptions::default()
         };
         let lease = args.lease_table.as_deref().map(|table| {
-            Arc::new(apimount::lease::Lease::new(
+            Arc::new(Lease::new(
                 &config,
                 table,
                 &args.target.owner,
@@ -329,9 +311,7 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
         if let Some(l) = &lease {
             tracing::info!(holder = l.holder(), "leader election on");
         }
-        controller::run(reconciler, source, opts, metrics, health, rx, lease)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        controller::run(reconciler, source, opts, metrics, health, rx, lease).await?;
         admin.abort();
         tracing::info!("apimount stopped");
         Ok(0)
@@ -352,10 +332,10 @@ fn healthcheck(addr: &str) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    match rt.block_on(apimount::admin::check(addr)) {
+    match rt.block_on(admin::check(addr)) {
         Ok(()) => Ok(0),
         Err(e) => {
-            eprintln!("unhealthy: {e}");
+            eprintln!("unhealthy: {}", apimount::errors::chain(&e));
             Ok(1)
         }
     }
@@ -364,52 +344,29 @@ fn healthcheck(addr: &str) -> anyhow::Result<u8> {
 fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     let api_id = check_target(&args.target)?;
     let snap = source::load_dir(&args.target.source.manifests, &mut NameMemory::new())?;
-    let rt = runtime()?;
-    rt.block_on(async {
-        let (reconciler, _) = reconciler(&args.target, api_id, None).await?;
+    let view = if args.output == "json" {
+        StatusView::Json
+    } else if args.tree {
+        StatusView::Tree
+    } else {
+        StatusView::Table
+    };
+    runtime()?.block_on(async {
+        let config = AwsConfig::load(&ClientOptions::default()).await;
+        let reconciler = reconciler(&args.target, api_id, &config).await?;
         let r = reconciler.pass(&snap, Mode::Plan).await;
         if let Some(f) = &r.fatal {
             bail!("{f}");
         }
-        let out = if args.output == "json" {
-            report::status_json(&r, &args.target.owner)
-        } else if args.tree {
-            report::render_tree(&r, &args.target.owner)
-        } else {
-            report::render_status(&r)
-        };
-        print!("{out}");
+        print!("{}", cli::status_output(&r, view, &args.target.owner));
         Ok(0)
     })
 }
 
 fn validate(args: &SourceArgs) -> anyhow::Result<u8> {
-    let snap = source::load_dir(&args.manifests, &mut NameMemory::new())?;
-    let dups = manifest::find_duplicates(&snap.mounts, &|_| false);
-    let mut errors = snap.errors.clone();
-    errors.extend(
-        dups.iter()
-            .map(|d| manifest::duplicate_error(&snap.mounts, d)),
-    );
-    errors.sort_by(|a, b| a.file.cmp(&b.file));
-    print!("{}", report::render_invalid(&errors));
-    let valid = snap.mounts.len() - dups.len();
-    if errors.is_empty() {
-        println!(
-            "{} manifest(s) valid in {}",
-            valid,
-            args.manifests.display()
-        );
-        Ok(0)
-    } else {
-        println!(
-            "{} problem(s); {} of {} manifest file(s) valid",
-            errors.len(),
-            valid,
-            snap.files
-        );
-        Ok(1)
-    }
+    let (out, code) = cli::validate(&args.manifests)?;
+    print!("{out}");
+    Ok(code)
 }
 
 fn run_pass(args: &TargetArgs, mode: Mode) -> anyhow::Result<u8> {
@@ -417,32 +374,10 @@ fn run_pass(args: &TargetArgs, mode: Mode) -> anyhow::Result<u8> {
     let snap = source::load_dir(&args.source.manifests, &mut NameMemory::new())
         .context("no pass was run, nothing was changed")?;
     runtime()?.block_on(async {
-        let (reconciler, _) = reconciler(args, api_id, None).await?;
+        let config = AwsConfig::load(&ClientOptions::default()).await;
+        let reconciler = reconciler(args, api_id, &config).await?;
         let r = reconciler.pass(&snap, mode).await;
-        print!("{}", report::render_pass(&r, mode));
-        let code = if r.fatal.is_some() {
-            1
-        } else {
-            match mode {
-                Mode::Plan => {
-                    if r.change_count() > 0 || r.deploy_pending {
-                        2
-                    } else if r.mounts.iter().any(|m| m.problem.is_some()) || !r.invalid.is_empty()
-                    {
-                        1
-                    } else {
-                        0
-                    }
-                }
-                Mode::Apply => {
-                    if r.converged() && r.invalid.is_empty() {
-                        0
-                    } else {
-                        1
-                    }
-                }
-            }
-        };
-        Ok(code)
+        print!("{}", render::render_pass(&r, mode));
+        Ok(cli::pass_exit_code(&r, mode))
     })
 }

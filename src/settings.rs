@@ -1,12 +1,20 @@
-//! Settings shared by every command: which API, which stage, which owner.
-//! Parsed from flags and environment in `cli`; validated here so a bad value
-//! is refused before any AWS call.
+//! Settings shared by every command: which API, which stage, which owner,
+//! and the durations and limits of the loop. Parsed from flags and
+//! environment by the command line (main.rs); checked here so a bad value is
+//! refused before any AWS call.
+
+use std::time::Duration;
+
+/// A setting with a value apimount refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingError(String);
 
 /// Longest owner id: it appears in statement ids, which Lambda caps at 100 characters.
 pub const MAX_OWNER_LEN: usize = 40;
 
 /// Checks an owner id: lowercase letters, digits and '-', 1 to 40 characters.
-pub fn check_owner(owner: &str) -> Result<(), String> {
+pub fn check_owner(owner: &str) -> Result<(), SettingError> {
     let ok = !owner.is_empty()
         && owner.len() <= MAX_OWNER_LEN
         && owner
@@ -17,27 +25,27 @@ pub fn check_owner(owner: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(SettingError(format!(
             "owner '{}' must be 1 to {MAX_OWNER_LEN} lowercase letters, digits or '-', not starting or ending with '-'",
             owner.escape_debug()
-        ))
+        )))
     }
 }
 
 /// Checks a REST API id as API Gateway prints it (10 lowercase letters and digits).
-pub fn check_rest_api_id(id: &str) -> Result<(), String> {
+pub fn check_rest_api_id(id: &str) -> Result<(), SettingError> {
     if !id.is_empty() && id.len() <= 32 && id.chars().all(|c| c.is_ascii_alphanumeric()) {
         Ok(())
     } else {
-        Err(format!(
+        Err(SettingError(format!(
             "REST API id '{}' should look like 'a1b2c3d4e5' (letters and digits)",
             id.escape_debug()
-        ))
+        )))
     }
 }
 
 /// Checks a stage name (API Gateway: letters, digits, '-' and '_', up to 128).
-pub fn check_stage(stage: &str) -> Result<(), String> {
+pub fn check_stage(stage: &str) -> Result<(), SettingError> {
     if !stage.is_empty()
         && stage.len() <= 128
         && stage
@@ -46,11 +54,40 @@ pub fn check_stage(stage: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err(format!(
+        Err(SettingError(format!(
             "stage '{}' must be letters, digits, '-' or '_'",
             stage.escape_debug()
-        ))
+        )))
     }
+}
+
+/// Parses 250ms, 15s, 5m, 1h (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, SettingError> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| {
+        SettingError(format!(
+            "'{s}' is not a duration such as 500ms, 15s, 5m or 1h"
+        ))
+    })?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => {
+            return Err(SettingError(format!(
+                "'{s}': unknown unit '{unit}' (use ms, s, m or h)"
+            )))
+        }
+    };
+    if !(0.0..=86_400.0 * 7.0).contains(&secs) {
+        return Err(SettingError(format!("'{s}' is out of range")));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// How many of its mounts one pass may remove (the mass-deletion guard).
@@ -66,21 +103,23 @@ pub enum DeleteLimit {
 
 impl DeleteLimit {
     /// Parses `50%` or `3`.
-    pub fn parse(s: &str) -> Result<DeleteLimit, String> {
+    pub fn parse(s: &str) -> Result<DeleteLimit, SettingError> {
         let s = s.trim();
         if let Some(p) = s.strip_suffix('%') {
             let n: u32 = p
                 .trim()
                 .parse()
-                .map_err(|_| format!("'{s}' is not a percentage such as 50%"))?;
+                .map_err(|_| SettingError(format!("'{s}' is not a percentage such as 50%")))?;
             if n > 100 {
-                return Err(format!("'{s}' is over 100%"));
+                return Err(SettingError(format!("'{s}' is over 100%")));
             }
             return Ok(DeleteLimit::Percent(n));
         }
-        s.parse()
-            .map(DeleteLimit::Count)
-            .map_err(|_| format!("'{s}' is neither a count (3) nor a percentage (50%)"))
+        s.parse().map(DeleteLimit::Count).map_err(|_| {
+            SettingError(format!(
+                "'{s}' is neither a count (3) nor a percentage (50%)"
+            ))
+        })
     }
 
     /// The most mounts a pass may remove when the owner manages `managed`

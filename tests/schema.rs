@@ -8,7 +8,7 @@ fn committed_schema_matches_the_code() {
         "/schemas/servicemount.schema.json"
     ))
     .expect("schemas/servicemount.schema.json exists");
-    let generated = apimount::schema::servicemount_schema_json();
+    let generated = apimount::manifest::schema::servicemount_schema_json();
     assert!(
         committed == generated,
         "schemas/servicemount.schema.json is out of date; regenerate it with\n  cargo run -- schema > schemas/servicemount.schema.json"
@@ -18,7 +18,7 @@ fn committed_schema_matches_the_code() {
 #[test]
 fn schema_is_draft07_and_closed() {
     let v: serde_json::Value =
-        serde_json::from_str(&apimount::schema::servicemount_schema_json()).unwrap();
+        serde_json::from_str(&apimount::manifest::schema::servicemount_schema_json()).unwrap();
     assert_eq!(v["$schema"], "http://json-schema.org/draft-07/schema#");
     assert_eq!(v["additionalProperties"], false);
     let required: Vec<&str> = v["required"]

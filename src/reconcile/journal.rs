@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
-use crate::model::ObservedApi;
+use crate::plan::model::ObservedApi;
 use crate::plan::{ancestors, Change};
 
 /// Hashes per tag value: 28 × 8 hex digits with 27 separating spaces = 251
@@ -128,14 +128,13 @@ pub fn chunks(needs: &[BTreeSet<String>]) -> Vec<Option<BTreeSet<String>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ObservedMethod, ObservedResource};
+    use crate::plan::model::{ObservedMethod, ObservedResource};
 
     fn api(paths: &[(&str, bool)]) -> ObservedApi {
         let mut api = ObservedApi::default();
         for (i, (path, with_method)) in paths.iter().enumerate() {
             let mut r = ObservedResource {
                 id: format!("r{i}"),
-                parent_id: None,
                 path: path.to_string(),
                 methods: Default::default(),
             };

@@ -1,19 +1,12 @@
-//! Prometheus metrics, and the SDK interceptor that counts every AWS call by
-//! service, operation and outcome. Names follow Prometheus conventions:
-//! `apimount_` prefix, `_total` counters, `_seconds` durations.
+//! Prometheus metrics of the controller. AWS calls are counted by service,
+//! operation and outcome as the AWS adapter reports them (see
+//! `aws::CallSink`). Names follow Prometheus conventions: `apimount_` prefix,
+//! `_total` counters, `_seconds` durations.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
-};
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use crate::aws::CallSink;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -111,96 +104,16 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode to String");
         out
     }
-
-    /// An SDK interceptor that counts calls into this registry.
-    pub fn interceptor(self: &Arc<Metrics>) -> CallCounter {
-        CallCounter {
-            metrics: Some(self.clone()),
-        }
-    }
 }
 
-/// When an operation started (its first attempt), for the debug log.
-#[derive(Debug, Clone)]
-struct CallStarted(Instant);
-
-impl Storable for CallStarted {
-    type Storer = StoreReplace<CallStarted>;
-}
-
-/// Counts each AWS operation once, when it finishes (retries included), and
-/// logs its duration at debug level.
-#[derive(Clone)]
-pub struct CallCounter {
-    /// Where to count; without it (one-shot commands) calls are only logged.
-    metrics: Option<Arc<Metrics>>,
-}
-
-impl CallCounter {
-    /// Logs calls without counting them.
-    pub fn log_only() -> CallCounter {
-        CallCounter { metrics: None }
-    }
-}
-
-impl std::fmt::Debug for CallCounter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CallCounter")
-    }
-}
-
-impl Intercept for CallCounter {
-    fn name(&self) -> &'static str {
-        "apimount.CallCounter"
-    }
-
-    fn read_before_execution(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        cfg.interceptor_state()
-            .store_put(CallStarted(Instant::now()));
-        Ok(())
-    }
-
-    fn read_after_execution(
-        &self,
-        context: &FinalizerInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let outcome = match context.output_or_error() {
-            Some(Ok(_)) => "success".to_string(),
-            _ => match context.response().map(|r| r.status().as_u16()) {
-                Some(429) => "throttled".to_string(),
-                Some(code) => format!("http_{code}"),
-                None => "error".to_string(),
-            },
-        };
-        let (service, operation) = match cfg.load::<Metadata>() {
-            Some(m) => (m.service().to_string(), m.name().to_string()),
-            None => ("unknown".to_string(), "unknown".to_string()),
-        };
-        if let Some(started) = cfg.load::<CallStarted>() {
-            tracing::debug!(
-                service,
-                operation,
-                outcome,
-                ms = started.0.elapsed().as_secs_f64() * 1e3,
-                "aws call"
-            );
-        }
-        if let Some(metrics) = &self.metrics {
-            metrics
-                .aws_calls
-                .get_or_create(&CallLabels {
-                    service,
-                    operation,
-                    outcome,
-                })
-                .inc();
-        }
-        Ok(())
+impl CallSink for Metrics {
+    fn record(&self, service: &str, operation: &str, outcome: &str) {
+        self.aws_calls
+            .get_or_create(&CallLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 }

@@ -1,371 +1,325 @@
-//! The planner: desired mounts + the observed gateway → the changes one pass
-//! makes. Pure: no I/O, no clock, no randomness, so it is tested with tables
-//! and a converged input must give an empty plan.
+//! The planner: [`plan()`] turns the desired mounts and the observed gateway
+//! into the changes of one pass. The rules it enforces are in the
+//! documentation of the `plan` module.
 //!
-//! # Rules it enforces
-//! - Only methods carrying this owner's marker are changed or deleted. A route
-//!   already served by anything else is a `PathConflict` for the mount that
-//!   wants it (unless the mount asks to adopt a route of exactly its shape).
-//! - A mount whose manifest is invalid, or that cannot be planned (conflict,
-//!   missing function, unreadable policy), keeps every route it has: its
-//!   methods and permission statements are never treated as orphans.
-//! - Orphans (this owner's methods whose mount is gone) are removed deepest
-//!   resource first; a resource stays while anything that stays lives on or
-//!   below it. Their permission statements go first, while the method that
-//!   names the function still exists, so a crash cannot leak them.
-//! - A statement made stale by re-pointing a route to another function is
-//!   removed only after the deployment, because the live stage still invokes
-//!   the old function until then.
-//! - Calls AWS would refuse are never planned: no CreateResource over an
-//!   existing sibling, no PutMethod over an existing method (it is deleted and
-//!   put again), no AddPermission over an existing statement id.
+//! It works in three steps: each desired mount is planned on its own
+//! ([`Claims::plan_mount`]), which records what the mount claims; what this
+//! owner has on the API that nothing claims or keeps is an orphan
+//! ([`Claims::orphans`]); orphans are removed statements first, methods next,
+//! resources last and deepest first ([`Claims::removals`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
-use crate::manifest::{HttpMethod, Mount};
-use crate::model::{
-    is_statement_of, marker, MethodSettings, Methods, ObservedApi, ObservedMethod, Ownership,
-    PolicyStatement, ResolvedFunction, Route,
-};
-use crate::status::{Problem, Reason};
+use super::change::{short_uri, Change};
+use super::conditions::{Problem, Reason};
+use super::model::{MethodSettings, ObservedApi, ObservedMethod};
+use super::names::{is_statement_of, marker, Ownership, Route};
+use super::policy::PolicyStatement;
+use super::{ancestors, routes, Cleanup, DesiredMount, MountAction, MountPlan, Plan, PlanInput};
+use crate::manifest::Mount;
 
-/// A mount ready for planning: the validated manifest and its resolved function.
-#[derive(Debug, Clone)]
-pub struct DesiredMount {
-    pub mount: Mount,
-    pub function: Result<ResolvedFunction, Problem>,
+/// A permission statement: (function ARN, statement id).
+type Statement = (String, String);
+/// A method: (resource path, verb).
+type MethodKey = (String, String);
+/// Orphaned methods of this owner, by the mount name in their marker.
+type Orphans = BTreeMap<String, Vec<MethodKey>>;
+
+/// Plans one pass. See the module documentation for the rules.
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let mut claims = Claims::new(input);
+    let mut plan = Plan::default();
+    for desired in input.mounts {
+        let planned = claims.plan_mount(desired);
+        plan.mounts.push(planned);
+    }
+    let orphans = claims.orphans(&mut plan.notes);
+    let (cleanups, after_deploy) = claims.removals(&orphans);
+    plan.cleanups = cleanups;
+    plan.after_deploy = after_deploy;
+    plan
 }
 
-/// What the planner reads.
-#[derive(Debug, Clone, Copy)]
-pub struct PlanInput<'a> {
-    pub owner: &'a str,
-    pub api_id: &'a str,
-    /// Region of the REST API (and of the execute-api source ARNs).
-    pub region: &'a str,
-    pub api: &'a ObservedApi,
-    pub mounts: &'a [DesiredMount],
-    /// Names of mounts whose manifest exists but is invalid: their routes stay.
-    pub retained: &'a BTreeSet<String>,
-    /// A manifest could not be read and its name is unknown: remove nothing.
-    pub hold_orphans: bool,
-    /// Resource policies by function ARN; `None` where it could not be read.
-    pub policies: &'a BTreeMap<String, Option<Vec<PolicyStatement>>>,
-    /// Most removed mounts one pass may delete; above it, none are (mass-deletion guard).
-    pub delete_limit: Option<usize>,
-    /// Method-less resources an interrupted pass of this owner left (see `journal`).
-    pub abandoned: &'a BTreeSet<String>,
+/// What the mounts planned so far claim, and what must stay as it is: the
+/// planner's bookkeeping between its steps.
+struct Claims<'a> {
+    input: &'a PlanInput<'a>,
+    /// Mounts whose existing routes stay as they are: invalid manifests,
+    /// blocked mounts, and removals the mass-deletion guard holds back.
+    kept: BTreeSet<String>,
+    /// Resources planned for creation so far, so a shared parent is created once.
+    creating: BTreeSet<String>,
+    /// Methods a desired mount claims: never orphans.
+    claimed: BTreeSet<MethodKey>,
+    /// Statements that must exist.
+    wanted: BTreeSet<Statement>,
+    /// Statements of routes re-pointed to another function (the old
+    /// function's): the live stage needs them until the deployment.
+    repointed: BTreeSet<Statement>,
 }
 
-/// One change to the gateway or to a function's policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// Create a resource; its parent exists or is created before it.
-    CreateResource {
-        path: String,
-    },
-    /// Create a method that does not exist yet.
-    PutMethod {
-        path: String,
-        verb: HttpMethod,
-        settings: MethodSettings,
-    },
-    /// A method of ours whose settings drifted (or one being adopted or taken
-    /// over): delete it and put it again. Nothing is live until the deployment.
-    ReplaceMethod {
-        path: String,
-        verb: HttpMethod,
-        settings: MethodSettings,
-        why: String,
-    },
-    /// Create or overwrite the Lambda proxy integration of a method.
-    PutIntegration {
-        path: String,
-        verb: HttpMethod,
-        uri: String,
-        why: Option<String>,
-    },
-    AddPermission {
-        function: String,
-        sid: String,
-        source_arn: String,
-    },
-    /// Our statement id exists with other content: remove it and add it again.
-    ReplacePermission {
-        function: String,
-        sid: String,
-        source_arn: String,
-    },
-    RemovePermission {
-        function: String,
-        sid: String,
-    },
-    DeleteMethod {
-        path: String,
-        verb: String,
-    },
-    /// Delete a resource (and, on AWS, its subtree; we delete deepest first).
-    DeleteResource {
-        path: String,
-    },
-}
-
-/// Coarse kind of a change, for summaries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    Create,
-    Update,
-    Delete,
-}
-
-impl Change {
-    pub fn kind(&self) -> ChangeKind {
-        match self {
-            Change::CreateResource { .. }
-            | Change::PutMethod { .. }
-            | Change::AddPermission { .. } => ChangeKind::Create,
-            Change::PutIntegration { why: None, .. } => ChangeKind::Create,
-            Change::ReplaceMethod { .. }
-            | Change::PutIntegration { .. }
-            | Change::ReplacePermission { .. } => ChangeKind::Update,
-            Change::RemovePermission { .. }
-            | Change::DeleteMethod { .. }
-            | Change::DeleteResource { .. } => ChangeKind::Delete,
+impl<'a> Claims<'a> {
+    fn new(input: &'a PlanInput<'a>) -> Claims<'a> {
+        Claims {
+            input,
+            kept: input.retained.clone(),
+            creating: BTreeSet::new(),
+            claimed: BTreeSet::new(),
+            wanted: BTreeSet::new(),
+            repointed: BTreeSet::new(),
         }
     }
 
-    /// Whether the change gives a route its invoke permission.
-    pub fn is_grant(&self) -> bool {
-        matches!(
-            self,
-            Change::AddPermission { .. } | Change::ReplacePermission { .. }
-        )
-    }
-
-    /// Whether the change, made on `api` as it is just before it, alters what
-    /// a deployment would serve. Permissions are not part of a deployment,
-    /// and a bare resource (no method at or below it) serves nothing.
-    pub fn alters_routes(&self, api: &ObservedApi) -> bool {
-        match self {
-            Change::AddPermission { .. }
-            | Change::ReplacePermission { .. }
-            | Change::RemovePermission { .. }
-            | Change::CreateResource { .. } => false,
-            Change::DeleteResource { path } => api.serves_at_or_below(path),
-            _ => true,
+    /// Plans one desired mount and records what it claims; a mount that
+    /// cannot be planned keeps its routes.
+    fn plan_mount(&mut self, desired: &DesiredMount) -> MountPlan {
+        let m = &desired.mount;
+        let action = match plan_mount(self.input, desired, &mut self.creating) {
+            Ok(p) => {
+                self.claimed.extend(p.claimed);
+                self.wanted.extend(p.statements);
+                self.repointed.extend(p.repointed);
+                MountAction::Apply(p.changes)
+            }
+            Err(problem) => {
+                self.kept.insert(m.name.clone());
+                MountAction::Blocked(problem)
+            }
+        };
+        MountPlan {
+            name: m.name.clone(),
+            path: m.path.to_string(),
+            action,
         }
     }
-}
 
-impl Change {
-    /// Mirrors a change that AWS carried out onto a model of the API, so the
-    /// state after a pass is known without reading the whole API again.
-    /// Resources this creates get an empty id (the executor records real ids);
-    /// permission changes do not touch the API model.
-    pub fn apply_to(&self, api: &mut ObservedApi) {
-        fn resource(api: &mut ObservedApi, path: &str) {
-            if api.get(path).is_none() {
-                api.resources.insert(
-                    path.to_string(),
-                    crate::model::ObservedResource {
-                        id: String::new(),
-                        parent_id: None,
-                        path: path.to_string(),
-                        methods: Methods::new(),
-                    },
-                );
+    /// This owner's methods that no desired mount claims and no kept mount
+    /// owns. None at all when the mass-deletion guard refuses the removal
+    /// (the mounts are then kept) or a manifest of unknown name could not be
+    /// read; `notes` says why.
+    fn orphans(&mut self, notes: &mut Vec<String>) -> Orphans {
+        let input = self.input;
+        let mut orphans = Orphans::new();
+        for (path, verb, method) in input.api.methods() {
+            let Ownership::Apimount { owner, mount } = method.ownership() else {
+                continue;
+            };
+            if owner != input.owner || self.kept.contains(&mount) {
+                continue;
+            }
+            if self.claimed.contains(&(path.to_string(), verb.to_string())) {
+                continue;
+            }
+            orphans
+                .entry(mount)
+                .or_default()
+                .push((path.to_string(), verb.to_string()));
+        }
+        if let Some(limit) = input.delete_limit {
+            if orphans.len() > limit {
+                notes.push(format!(
+                    "refusing to remove {} mounts ({}) in one pass: the limit is {limit} (--max-delete); nothing is removed. If this is intended, raise --max-delete or pass --allow-mass-delete",
+                    orphans.len(),
+                    orphans.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+                self.kept.extend(std::mem::take(&mut orphans).into_keys());
             }
         }
-        match self {
-            Change::CreateResource { path } => resource(api, path),
-            Change::PutMethod {
-                path,
-                verb,
-                settings,
-            }
-            | Change::ReplaceMethod {
-                path,
-                verb,
-                settings,
-                ..
-            } => {
-                resource(api, path);
-                // A replaced method loses its integration until it is put back.
-                api.resources
-                    .get_mut(path)
-                    .expect("just ensured")
-                    .methods
-                    .insert(
-                        verb.as_str().into(),
-                        ObservedMethod::from_settings(settings),
-                    );
-            }
-            Change::PutIntegration {
-                path, verb, uri, ..
-            } => {
-                if let Some(m) = api
-                    .resources
-                    .get_mut(path)
-                    .and_then(|r| r.methods.get_mut(verb.as_str()))
-                {
-                    m.integration = Some(crate::model::ObservedIntegration::lambda_proxy(uri));
+        if input.hold_orphans && !orphans.is_empty() {
+            notes.push(format!(
+                "{} route(s) of removed mounts are kept for now: a manifest could not be read, so a missing mount may only be unreadable",
+                orphans.values().map(Vec::len).sum::<usize>()
+            ));
+            orphans.clear();
+        }
+        orphans
+    }
+
+    /// Statements of the routes kept mounts have now: they stay too.
+    fn kept_statements(&self) -> BTreeSet<Statement> {
+        let input = self.input;
+        input
+            .api
+            .methods()
+            .filter(|(_, _, m)| match m.ownership() {
+                Ownership::Apimount { owner, mount } => {
+                    owner == input.owner && self.kept.contains(&mount)
                 }
-            }
-            Change::DeleteMethod { path, verb } => {
-                if let Some(r) = api.resources.get_mut(path) {
-                    r.methods.remove(verb);
-                }
-            }
-            Change::DeleteResource { path } => {
-                // AWS deletes the whole subtree.
-                let below = format!("{path}/");
-                api.resources
-                    .retain(|p, _| p != path && !p.starts_with(&below));
-            }
-            Change::AddPermission { .. }
-            | Change::ReplacePermission { .. }
-            | Change::RemovePermission { .. } => {}
-        }
-    }
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Change::CreateResource { path } => write!(f, "+ resource {path}"),
-            Change::PutMethod {
-                path,
-                verb,
-                settings,
-            } => write!(
-                f,
-                "+ method {verb} {path} (authorization {}{})",
-                settings.authorization.as_str(),
-                if settings.api_key_required {
-                    ", API key required"
-                } else {
-                    ""
-                }
-            ),
-            Change::ReplaceMethod {
-                path, verb, why, ..
-            } => write!(f, "~ method {verb} {path}: {why}"),
-            Change::PutIntegration {
-                path,
-                verb,
-                uri,
-                why,
-            } => match why {
-                None => write!(f, "+ integration {verb} {path} -> {}", short_uri(uri)),
-                Some(w) => write!(f, "~ integration {verb} {path} -> {}: {w}", short_uri(uri)),
-            },
-            Change::AddPermission {
-                function,
-                sid,
-                source_arn,
-            } => write!(f, "+ permission {sid} on {function} for {source_arn}"),
-            Change::ReplacePermission {
-                function,
-                sid,
-                source_arn,
-            } => write!(f, "~ permission {sid} on {function}: reset to {source_arn}"),
-            Change::RemovePermission { function, sid } => {
-                write!(f, "- permission {sid} on {function}")
-            }
-            Change::DeleteMethod { path, verb } => write!(f, "- method {verb} {path}"),
-            Change::DeleteResource { path } => write!(f, "- resource {path}"),
-        }
-    }
-}
-
-/// The function ARN inside a Lambda integration URI, for display.
-fn short_uri(uri: &str) -> String {
-    match ResolvedFunction::from_integration_uri(uri) {
-        Some(f) => f.arn(),
-        None => uri.to_string(),
-    }
-}
-
-/// What happens to one desired mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MountAction {
-    /// Apply these changes (possibly none: already in line).
-    Apply(Vec<Change>),
-    /// Cannot be applied; its existing routes are left as they are.
-    Blocked(Problem),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountPlan {
-    pub name: String,
-    pub path: String,
-    pub action: MountAction,
-}
-
-/// Removal of what an orphaned mount (or a leftover) left behind.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cleanup {
-    /// The mount name in the markers, or `None` for leftover statements.
-    pub mount: Option<String>,
-    pub changes: Vec<Change>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
-    pub mounts: Vec<MountPlan>,
-    pub cleanups: Vec<Cleanup>,
-    /// Changes to make after the deployment (stale statements of re-pointed routes).
-    pub after_deploy: Vec<Change>,
-    /// Things a person should know that are not changes (held-back deletions).
-    pub notes: Vec<String>,
-}
-
-impl Plan {
-    pub fn changes(&self) -> impl Iterator<Item = &Change> {
-        self.mounts
-            .iter()
-            .filter_map(|m| match &m.action {
-                MountAction::Apply(c) => Some(c.iter()),
-                MountAction::Blocked(_) => None,
+                Ownership::Foreign => false,
             })
-            .flatten()
-            .chain(self.cleanups.iter().flat_map(|c| c.changes.iter()))
-            .chain(self.after_deploy.iter())
+            .filter_map(|(path, _, m)| {
+                let f = m.function()?;
+                Some((f.arn(), statement_id(input, path)))
+            })
+            .collect()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.changes().next().is_none()
-    }
+    /// The removal of the orphans, one cleanup group per former mount (and
+    /// one for resources only the journal names, and one for leftover
+    /// statements), and the statements to remove after the deployment.
+    fn removals(&self, orphans: &Orphans) -> (Vec<Cleanup>, Vec<Change>) {
+        let input = self.input;
+        let api = input.api;
+        let kept_statements = self.kept_statements();
+        let mut removing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (path, verb) in orphans.values().flatten() {
+            removing
+                .entry(path.clone())
+                .or_default()
+                .insert(verb.clone());
+        }
+        let no_abandoned = BTreeSet::new();
+        let abandoned = if input.hold_orphans {
+            &no_abandoned
+        } else {
+            input.abandoned
+        };
+        let desired: Vec<Route> = input.mounts.iter().flat_map(|d| routes(&d.mount)).collect();
+        let deletable = deletable_resources(api, &removing, abandoned, &desired);
 
-    /// (create, update, delete) counts.
-    pub fn counts(&self) -> (usize, usize, usize) {
-        let mut n = (0, 0, 0);
-        for c in self.changes() {
-            match c.kind() {
-                ChangeKind::Create => n.0 += 1,
-                ChangeKind::Update => n.1 += 1,
-                ChangeKind::Delete => n.2 += 1,
+        let mut cleanups = Vec::new();
+        let mut removed: BTreeSet<Statement> = BTreeSet::new();
+        for (mount, methods) in orphans {
+            let mut changes = Vec::new();
+            // Statements first, while the methods still say which function they name.
+            let mut routes_done = BTreeSet::new();
+            for (path, _) in methods {
+                if !routes_done.insert(path.as_str()) {
+                    continue;
+                }
+                let Some(res) = api.get(path) else { continue };
+                let sid = statement_id(input, path);
+                let functions: BTreeSet<String> = res
+                    .methods
+                    .values()
+                    .filter(|m| m.ownership().is_mount(input.owner, mount))
+                    .filter_map(ObservedMethod::function)
+                    .map(|f| f.arn())
+                    .collect();
+                for function in functions {
+                    let key = (function, sid.clone());
+                    if self.wanted.contains(&key) || kept_statements.contains(&key) {
+                        continue;
+                    }
+                    if has_statement(input.policies, &key.0, &sid) {
+                        changes.push(Change::RemovePermission {
+                            function: key.0.clone(),
+                            sid: sid.clone(),
+                        });
+                        removed.insert(key);
+                    }
+                }
+            }
+            // Then methods on resources that stay.
+            for (path, verb) in methods {
+                if !deletable.contains(path) {
+                    changes.push(Change::DeleteMethod {
+                        path: path.clone(),
+                        verb: verb.clone(),
+                    });
+                }
+            }
+            cleanups.push(Cleanup {
+                mount: Some(mount.clone()),
+                changes,
+            });
+        }
+        // Each deletable resource goes to the last cleanup group that touches
+        // it, deepest first within the group: groups run in order, so by then
+        // every deeper part has had its turn. Resources only the journal names
+        // go in a group of their own. (The executor also refuses to delete a
+        // resource that still has a child, whatever the order.)
+        let mut journal_only = Vec::new();
+        let mut assigned: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for path in &deletable {
+            let below = format!("{path}/");
+            let group = orphans
+                .values()
+                .enumerate()
+                .filter(|(_, methods)| {
+                    methods.iter().any(|(p, _)| {
+                        p == path || p.starts_with(&below) || path.starts_with(&format!("{p}/"))
+                    })
+                })
+                .map(|(i, _)| i)
+                .next_back();
+            match group {
+                Some(g) => assigned.entry(g).or_default().push(path.clone()),
+                None => journal_only.push(path.clone()),
             }
         }
-        n
+        for (g, paths) in assigned {
+            cleanups[g].changes.extend(deepest_first(paths));
+        }
+        if !journal_only.is_empty() {
+            cleanups.push(Cleanup {
+                mount: None,
+                changes: deepest_first(journal_only).collect(),
+            });
+        }
+
+        let (leftovers, after_deploy) = self.leftover_statements(&kept_statements, &removed);
+        if !leftovers.is_empty() {
+            cleanups.push(Cleanup {
+                mount: None,
+                changes: leftovers,
+            });
+        }
+        cleanups.retain(|c| !c.changes.is_empty());
+        (cleanups, after_deploy)
     }
 
-    pub fn blocked(&self) -> impl Iterator<Item = (&MountPlan, &Problem)> {
-        self.mounts.iter().filter_map(|m| match &m.action {
-            MountAction::Blocked(p) => Some((m, p)),
-            MountAction::Apply(_) => None,
-        })
+    /// Statements of this owner that nothing wants (crash leftovers, routes
+    /// re-pointed to another function, or removed by hand): removed now, or
+    /// after the deployment for re-pointed routes. None while a manifest of
+    /// unknown name could not be read.
+    fn leftover_statements(
+        &self,
+        kept: &BTreeSet<Statement>,
+        removed: &BTreeSet<Statement>,
+    ) -> (Vec<Change>, Vec<Change>) {
+        let input = self.input;
+        let (mut now, mut after_deploy) = (Vec::new(), Vec::new());
+        if input.hold_orphans {
+            return (now, after_deploy);
+        }
+        for (function, statements) in input.policies {
+            let Some(statements) = statements else {
+                continue;
+            };
+            for s in statements {
+                if !is_statement_of(&s.sid, input.api_id, input.owner) {
+                    continue;
+                }
+                let key = (function.clone(), s.sid.clone());
+                if self.wanted.contains(&key) || kept.contains(&key) || removed.contains(&key) {
+                    continue;
+                }
+                let change = Change::RemovePermission {
+                    function: function.clone(),
+                    sid: s.sid.clone(),
+                };
+                if self.repointed.contains(&key) {
+                    after_deploy.push(change);
+                } else {
+                    now.push(change);
+                }
+            }
+        }
+        (now, after_deploy)
     }
 }
 
-/// The routes (resource paths) of a mount.
-pub fn routes(mount: &Mount) -> Vec<Route> {
-    let mut r = vec![Route(mount.path.as_str().to_string())];
-    if mount.proxy {
-        r.push(Route(format!("{}/{{proxy+}}", mount.path)));
-    }
-    r
+/// Resource deletions, deepest first.
+fn deepest_first(mut paths: Vec<String>) -> impl Iterator<Item = Change> {
+    paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    paths
+        .into_iter()
+        .map(|path| Change::DeleteResource { path })
+}
+
+fn statement_id(input: &PlanInput<'_>, path: &str) -> String {
+    Route(path.to_string()).statement_id(input.api_id, input.owner)
 }
 
 fn settings_for(owner: &str, mount: &Mount) -> MethodSettings {
@@ -375,18 +329,6 @@ fn settings_for(owner: &str, mount: &Mount) -> MethodSettings {
         api_key_required: mount.api_key_required,
         operation_name: marker(owner, &mount.name),
     }
-}
-
-/// Every ancestor path of `path`, shortest first, excluding `/` and `path` itself.
-/// The proper ancestors of a path, outermost first, without `/`.
-pub(crate) fn ancestors(path: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut idx = 0;
-    while let Some(i) = path[idx + 1..].find('/') {
-        idx += 1 + i;
-        out.push(path[..idx].to_string());
-    }
-    out
 }
 
 fn is_variable(path_part: &str) -> bool {
@@ -414,11 +356,10 @@ fn method_diff(observed: &ObservedMethod, want: &MethodSettings) -> String {
             want.authorization.as_str()
         ));
     }
-    let observed_auth = observed.authorizer_id.as_deref().filter(|s| !s.is_empty());
-    if observed_auth != want.authorizer_id.as_deref() {
+    if observed.authorizer() != want.authorizer_id.as_deref() {
         parts.push(format!(
             "authorizer {} -> {}",
-            observed_auth.unwrap_or("(none)"),
+            observed.authorizer().unwrap_or("(none)"),
             want.authorizer_id.as_deref().unwrap_or("(none)")
         ));
     }
@@ -449,248 +390,6 @@ fn integration_diff(observed: &ObservedMethod) -> String {
     }
 }
 
-/// Plans one pass. See the module documentation for the rules.
-pub fn plan(input: &PlanInput<'_>) -> Plan {
-    let owner = input.owner;
-    let api = input.api;
-    let mut plan = Plan::default();
-
-    // Mounts whose existing routes must be kept as they are: invalid manifests
-    // now, blocked mounts once we know which they are.
-    let mut keep_names: BTreeSet<String> = input.retained.clone();
-
-    // Resources planned for creation so far, so a shared parent is listed once.
-    let mut planned_resources: BTreeSet<String> = BTreeSet::new();
-    // (path, verb) pairs a desired mount claims, so they are not orphans.
-    let mut claimed: BTreeSet<(String, String)> = BTreeSet::new();
-    // (function ARN, sid) statements that must exist.
-    let mut wanted_statements: BTreeSet<(String, String)> = BTreeSet::new();
-    // Statements of routes being re-pointed: (old function, sid).
-    let mut repointed: BTreeSet<(String, String)> = BTreeSet::new();
-
-    for desired in input.mounts {
-        let m = &desired.mount;
-        let result = plan_mount(input, desired, &mut planned_resources);
-        match result {
-            Ok(p) => {
-                for (path, verb) in &p.claimed {
-                    claimed.insert((path.clone(), verb.clone()));
-                }
-                wanted_statements.extend(p.statements);
-                repointed.extend(p.repointed);
-                plan.mounts.push(MountPlan {
-                    name: m.name.clone(),
-                    path: m.path.to_string(),
-                    action: MountAction::Apply(p.changes),
-                });
-            }
-            Err(problem) => {
-                keep_names.insert(m.name.clone());
-                plan.mounts.push(MountPlan {
-                    name: m.name.clone(),
-                    path: m.path.to_string(),
-                    action: MountAction::Blocked(problem),
-                });
-            }
-        }
-    }
-
-    // Orphans: our methods not claimed by any desired mount and not kept.
-    let mut orphans: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for (path, verb, method) in api.methods() {
-        let Ownership::Apimount { owner: o, mount } = method.ownership() else {
-            continue;
-        };
-        if o != owner || keep_names.contains(&mount) {
-            continue;
-        }
-        if claimed.contains(&(path.to_string(), verb.to_string())) {
-            continue;
-        }
-        orphans
-            .entry(mount)
-            .or_default()
-            .push((path.to_string(), verb.to_string()));
-    }
-
-    let desired_paths: Vec<Route> = input.mounts.iter().flat_map(|d| routes(&d.mount)).collect();
-
-    if let Some(limit) = input.delete_limit {
-        if orphans.len() > limit {
-            plan.notes.push(format!(
-                "refusing to remove {} mounts ({}) in one pass: the limit is {limit} (--max-delete); nothing is removed. If this is intended, raise --max-delete or pass --allow-mass-delete",
-                orphans.len(),
-                orphans.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
-            keep_names.extend(std::mem::take(&mut orphans).into_keys());
-        }
-    }
-    if input.hold_orphans && !orphans.is_empty() {
-        plan.notes.push(format!(
-            "{} route(s) of removed mounts are kept for now: a manifest could not be read, so a missing mount may only be unreadable",
-            orphans.values().map(Vec::len).sum::<usize>()
-        ));
-        orphans.clear();
-    }
-
-    // Statements of kept mounts' existing routes must stay too.
-    let mut kept_statements: BTreeSet<(String, String)> = BTreeSet::new();
-    for (path, _verb, method) in api.methods() {
-        if let Ownership::Apimount { owner: o, mount } = method.ownership() {
-            if o == owner && keep_names.contains(&mount) {
-                if let Some(f) = method_function(method) {
-                    kept_statements.insert((
-                        f.arn(),
-                        Route(path.to_string()).statement_id(input.api_id, owner),
-                    ));
-                }
-            }
-        }
-    }
-
-    // Which methods go, per resource path.
-    let mut removing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for list in orphans.values() {
-        for (path, verb) in list {
-            removing
-                .entry(path.clone())
-                .or_default()
-                .insert(verb.clone());
-        }
-    }
-    let abandoned = if input.hold_orphans {
-        BTreeSet::new()
-    } else {
-        input.abandoned.clone()
-    };
-    let deletable = deletable_resources(api, &removing, &abandoned, &desired_paths);
-
-    let mut removed_statements: BTreeSet<(String, String)> = BTreeSet::new();
-    for (mount_name, list) in &orphans {
-        let mut changes = Vec::new();
-        // Statements first, while the methods still say which function they name.
-        let mut routes_done = BTreeSet::new();
-        for (path, _) in list {
-            if !routes_done.insert(path.clone()) {
-                continue;
-            }
-            let Some(res) = api.get(path) else { continue };
-            let sid = Route(path.clone()).statement_id(input.api_id, owner);
-            let functions: BTreeSet<String> = res
-                .methods
-                .values()
-                .filter(|m| m.ownership().is_mount(owner, mount_name))
-                .filter_map(method_function)
-                .map(|f| f.arn())
-                .collect();
-            for function in functions {
-                let key = (function.clone(), sid.clone());
-                if wanted_statements.contains(&key) || kept_statements.contains(&key) {
-                    continue;
-                }
-                if has_statement(input.policies, &function, &sid) {
-                    removed_statements.insert(key);
-                    changes.push(Change::RemovePermission {
-                        function,
-                        sid: sid.clone(),
-                    });
-                }
-            }
-        }
-        // Then methods on resources that stay, then resources, deepest first.
-        for (path, verb) in list {
-            if !deletable.contains(path) {
-                changes.push(Change::DeleteMethod {
-                    path: path.clone(),
-                    verb: verb.clone(),
-                });
-            }
-        }
-        plan.cleanups.push(Cleanup {
-            mount: Some(mount_name.clone()),
-            changes,
-        });
-    }
-    // Each deletable resource goes to the last cleanup group that touches it,
-    // deepest first within the group: groups run in order, so by then every
-    // deeper part has had its turn. (The executor also refuses to delete a
-    // resource that still has a child, whatever the order.)
-    let first_group = plan.cleanups.len() - orphans.len();
-    let mut assigned: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    let journal_group = plan.cleanups.len();
-    for path in &deletable {
-        let below = format!("{path}/");
-        let group = orphans
-            .values()
-            .enumerate()
-            .filter(|(_, list)| {
-                list.iter().any(|(lp, _)| {
-                    lp == path || lp.starts_with(&below) || path.starts_with(&format!("{lp}/"))
-                })
-            })
-            .map(|(i, _)| i)
-            .next_back();
-        // Resources only the journal names go in a group of their own.
-        let g = group.map_or(journal_group, |g| first_group + g);
-        assigned.entry(g).or_default().push(path.clone());
-    }
-    if assigned.contains_key(&journal_group) {
-        plan.cleanups.push(Cleanup {
-            mount: None,
-            changes: Vec::new(),
-        });
-    }
-    for (g, mut paths) in assigned {
-        paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
-        plan.cleanups[g].changes.extend(
-            paths
-                .into_iter()
-                .map(|path| Change::DeleteResource { path }),
-        );
-    }
-
-    // Leftover statements of ours that nothing wants (crash leftovers, routes
-    // re-pointed to another function, or removed by hand).
-    let mut leftovers = Vec::new();
-    for (function, statements) in input.policies {
-        let Some(statements) = statements else {
-            continue;
-        };
-        for s in statements {
-            if !is_statement_of(&s.sid, input.api_id, owner) {
-                continue;
-            }
-            let key = (function.clone(), s.sid.clone());
-            if wanted_statements.contains(&key)
-                || kept_statements.contains(&key)
-                || removed_statements.contains(&key)
-            {
-                continue;
-            }
-            if input.hold_orphans {
-                continue;
-            }
-            let change = Change::RemovePermission {
-                function: function.clone(),
-                sid: s.sid.clone(),
-            };
-            if repointed.contains(&key) {
-                plan.after_deploy.push(change);
-            } else {
-                leftovers.push(change);
-            }
-        }
-    }
-    if !leftovers.is_empty() {
-        plan.cleanups.push(Cleanup {
-            mount: None,
-            changes: leftovers,
-        });
-    }
-    plan.cleanups.retain(|c| !c.changes.is_empty());
-    plan
-}
-
 fn has_statement(
     policies: &BTreeMap<String, Option<Vec<PolicyStatement>>>,
     function: &str,
@@ -700,13 +399,6 @@ fn has_statement(
         .get(function)
         .and_then(|p| p.as_ref())
         .is_some_and(|s| s.iter().any(|s| s.sid == sid))
-}
-
-fn method_function(m: &ObservedMethod) -> Option<ResolvedFunction> {
-    m.integration
-        .as_ref()
-        .and_then(|i| i.uri.as_deref())
-        .and_then(ResolvedFunction::from_integration_uri)
 }
 
 /// Resources that can be deleted whole: after the planned method removals they
@@ -938,7 +630,7 @@ fn plan_mount(
                             why: Some(integration_diff(method)),
                         });
                     }
-                    if let Some(old) = method_function(method) {
+                    if let Some(old) = method.function() {
                         if old.arn() != function.arn() && method.ownership().is(owner) {
                             repointed.push((old.arn(), route.statement_id(input.api_id, owner)));
                         }
@@ -1016,7 +708,7 @@ fn plan_mount(
 fn adoptable(method: &ObservedMethod, verb: &str, m: &Mount, uri: &str) -> bool {
     m.methods.iter().any(|v| v.as_str() == verb)
         && method.authorization_type == m.authorization.as_str()
-        && method.authorizer_id.as_deref().filter(|s| !s.is_empty()) == m.authorizer_id.as_deref()
+        && method.authorizer() == m.authorizer_id.as_deref()
         && method.api_key_required == m.api_key_required
         && method
             .integration
@@ -1028,7 +720,7 @@ fn adoptable(method: &ObservedMethod, verb: &str, m: &Mount, uri: &str) -> bool 
 mod tests {
     use super::*;
     use crate::manifest::{parse, Authorization};
-    use crate::model::{ObservedIntegration, ObservedResource};
+    use crate::plan::model::{Methods, ObservedIntegration, ObservedResource, ResolvedFunction};
     use std::path::Path;
 
     const API: &str = "api0000001";
@@ -1080,7 +772,6 @@ mod tests {
                 path.to_string(),
                 ObservedResource {
                     id: format!("r{}", self.next_id),
-                    parent_id: None,
                     path: path.to_string(),
                     methods: Methods::new(),
                 },

@@ -1,120 +1,13 @@
-//! Renders pass results for a person at a terminal: one line per change, a
-//! line per problem, a summary at the end.
+//! `apimount status`: each mount's state against the live gateway, as a
+//! table, as JSON for scripts, or as the whole route tree with who serves
+//! each path.
 
 use std::fmt::Write;
 
-use crate::manifest::ManifestError;
-use crate::reconcile::{Mode, PassReport};
-use crate::status::State;
-
-/// Renders manifest problems, one per line.
-pub fn render_invalid(errors: &[ManifestError]) -> String {
-    let mut s = String::new();
-    for e in errors {
-        let _ = writeln!(s, "error: {e}");
-    }
-    s
-}
-
-/// One line per change, with its failure if it failed.
-fn render_outcomes(s: &mut String, changes: &[crate::reconcile::ChangeOutcome]) {
-    for c in changes {
-        match &c.error {
-            None => {
-                let _ = writeln!(s, "  {}", c.change);
-            }
-            Some(e) => {
-                let _ = writeln!(s, "  {}  FAILED: {e}", c.change);
-            }
-        }
-    }
-}
-
-/// Renders a plan or an apply.
-pub fn render_pass(r: &PassReport, mode: Mode) -> String {
-    let mut s = String::new();
-    if let Some(f) = &r.fatal {
-        let _ = writeln!(s, "error: {f}");
-        return s;
-    }
-    s.push_str(&render_invalid(&r.invalid));
-    for m in &r.mounts {
-        let _ = writeln!(s, "{} ({} -> {})", m.name, m.path, m.function);
-        render_outcomes(&mut s, &m.changes);
-        match (&m.problem, m.state) {
-            (Some(p), _) => {
-                let _ = writeln!(s, "  {}: {}", m.state, p);
-            }
-            (None, State::Ready) if m.changes.is_empty() => {
-                let _ = writeln!(s, "  in sync");
-            }
-            (None, State::Ready) => {
-                let _ = writeln!(s, "  Ready");
-            }
-            (None, state) => {
-                let _ = writeln!(s, "  {state}");
-            }
-        }
-    }
-    for (mount, changes) in &r.cleanups {
-        match mount {
-            Some(m) => {
-                let _ = writeln!(s, "{m} (manifest removed)");
-            }
-            None => {
-                let _ = writeln!(s, "leftover permissions");
-            }
-        }
-        render_outcomes(&mut s, changes);
-    }
-    if !r.after_deploy.is_empty() {
-        let _ = writeln!(s, "after the deployment");
-        render_outcomes(&mut s, &r.after_deploy);
-    }
-    for n in &r.notes {
-        let _ = writeln!(s, "note: {n}");
-    }
-    let (mut create, mut update, mut delete) = (0, 0, 0);
-    for c in r.all_changes().filter(|c| c.error.is_none()) {
-        match c.change.kind() {
-            crate::plan::ChangeKind::Create => create += 1,
-            crate::plan::ChangeKind::Update => update += 1,
-            crate::plan::ChangeKind::Delete => delete += 1,
-        }
-    }
-    let failed_mounts = r.mounts.iter().filter(|m| m.state == State::Failed).count();
-    match mode {
-        Mode::Plan => {
-            let deploy = if r.deploy_pending {
-                "a new deployment of the stage would follow"
-            } else {
-                "no deployment needed"
-            };
-            let _ = writeln!(
-                s,
-                "Plan: {create} to create, {update} to update, {delete} to delete; {deploy}. {} mount(s), {failed_mounts} blocked, {} invalid manifest(s).",
-                r.mounts.len(),
-                r.invalid.len()
-            );
-        }
-        Mode::Apply => {
-            let deploy = match (&r.deployment, &r.deploy_error) {
-                (_, Some(e)) => format!("deployment FAILED: {e}"),
-                (Some(id), None) => format!("deployed {id}"),
-                (None, None) => "no deployment needed".into(),
-            };
-            let _ = writeln!(
-                s,
-                "Applied: {create} created, {update} updated, {delete} deleted, {} failed; {deploy}. {} mount(s), {failed_mounts} failed, {} invalid manifest(s). ({:.1}s)",
-                r.failed_changes(),
-                r.mounts.len(),
-                r.invalid.len(),
-                r.duration.as_secs_f64()
-            );
-        }
-    }
-    s
-}
+use crate::plan::model::ResolvedFunction;
+use crate::plan::names::Ownership;
+use crate::plan::State;
+use crate::reconcile::{invalid_reason, PassReport};
 
 /// One row per mount and per rejected manifest, as `apimount status` shows them.
 struct Row {
@@ -166,7 +59,7 @@ fn rows(r: &PassReport) -> Vec<Row> {
             path: String::new(),
             function: String::new(),
             state: State::Failed.to_string(),
-            reason: crate::reconcile::invalid_reason(e).to_string(),
+            reason: invalid_reason(e).to_string(),
             message: e.to_string(),
         });
     }
@@ -247,7 +140,6 @@ pub fn status_json(r: &PassReport, owner: &str) -> String {
 
 /// The whole route tree of the API, with who serves each method.
 pub fn render_tree(r: &PassReport, owner: &str) -> String {
-    use crate::model::Ownership;
     let mut s = String::new();
     let Some(api) = &r.api else {
         return s;
@@ -285,7 +177,7 @@ pub fn render_tree(r: &PassReport, owner: &str) -> String {
                 .as_ref()
                 .and_then(|i| i.uri.as_deref())
                 .map(|u| {
-                    crate::model::ResolvedFunction::from_integration_uri(u)
+                    ResolvedFunction::from_integration_uri(u)
                         .map(|f| f.name)
                         .unwrap_or_else(|| u.to_string())
                 })

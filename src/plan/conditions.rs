@@ -1,6 +1,6 @@
 //! The status vocabulary: mount states and the fixed set of reasons a mount can
 //! fail for. Logs, `apimount status` and metrics all use these names, so they
-//! are constants here rather than strings scattered through the code.
+//! are named here rather than written as strings through the code.
 
 use std::fmt;
 

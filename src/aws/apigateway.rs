@@ -1,0 +1,349 @@
+//! API Gateway calls: the whole REST API in one paged read, the stage and its
+//! tags, deployments, and the writes of a pass. Results are the planner's own
+//! types (`plan::model`).
+
+use aws_sdk_apigateway::types::{IntegrationType, Op, PatchOperation};
+
+use super::error::{ignore_not_found, map_err};
+use super::pacing::Op as Paced;
+use super::{Aws, AwsError, AwsErrorKind};
+use crate::manifest::HttpMethod;
+use crate::plan::model::{
+    MethodSettings, Methods, ObservedApi, ObservedIntegration, ObservedMethod, ObservedResource,
+    ObservedStage,
+};
+
+impl Aws {
+    /// The whole API: every resource with its methods and integrations, paged.
+    pub async fn observe_api(&self, api_id: &str) -> Result<ObservedApi, AwsError> {
+        let mut out = Vec::new();
+        let mut position: Option<String> = None;
+        loop {
+            self.pacer.take(Paced::GetResources).await;
+            let page = self
+                .apigw
+                .get_resources()
+                .rest_api_id(api_id)
+                .embed("methods")
+                .limit(500)
+                .set_position(position.clone())
+                .send()
+                .await
+                .map_err(|e| map_err("apigateway:GetResources", e))?;
+            for r in page.items() {
+                let methods: Methods = r
+                    .resource_methods()
+                    .into_iter()
+                    .flatten()
+                    .map(|(verb, m)| {
+                        let method = ObservedMethod {
+                            authorization_type: m
+                                .authorization_type()
+                                .unwrap_or("NONE")
+                                .to_string(),
+                            authorizer_id: m.authorizer_id().map(str::to_string),
+                            api_key_required: m.api_key_required().unwrap_or(false),
+                            operation_name: m.operation_name().map(str::to_string),
+                            integration: m.method_integration().map(|i| ObservedIntegration {
+                                kind: i
+                                    .r#type()
+                                    .map(|t| t.as_str().to_string())
+                                    .unwrap_or_default(),
+                                http_method: i.http_method().map(str::to_string),
+                                uri: i.uri().map(str::to_string),
+                            }),
+                        };
+                        (verb.clone(), method)
+                    })
+                    .collect();
+                out.push(ObservedResource {
+                    id: r.id().unwrap_or_default().to_string(),
+                    path: r.path().unwrap_or_default().to_string(),
+                    methods,
+                });
+            }
+            match page.position() {
+                Some(p) if !p.is_empty() && Some(p) != position.as_deref() => {
+                    position = Some(p.to_string())
+                }
+                _ => break,
+            }
+        }
+        Ok(ObservedApi::from_resources(out))
+    }
+
+    pub async fn get_stage(
+        &self,
+        api_id: &str,
+        stage: &str,
+    ) -> Result<Option<ObservedStage>, AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        match self
+            .apigw
+            .get_stage()
+            .rest_api_id(api_id)
+            .stage_name(stage)
+            .send()
+            .await
+        {
+            Ok(s) => Ok(Some(ObservedStage {
+                deployment_id: s.deployment_id().map(str::to_string),
+                tags: s
+                    .tags()
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            })),
+            Err(e) => {
+                let e = map_err("apigateway:GetStage", e);
+                if e.kind == AwsErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    pub async fn deployment_description(
+        &self,
+        api_id: &str,
+        deployment_id: &str,
+    ) -> Result<Option<String>, AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        match self
+            .apigw
+            .get_deployment()
+            .rest_api_id(api_id)
+            .deployment_id(deployment_id)
+            .send()
+            .await
+        {
+            Ok(d) => Ok(d.description().map(str::to_string)),
+            Err(e) => {
+                let e = map_err("apigateway:GetDeployment", e);
+                if e.kind == AwsErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    pub async fn create_resource(
+        &self,
+        api_id: &str,
+        parent_id: &str,
+        path_part: &str,
+    ) -> Result<String, AwsError> {
+        self.pacer.take(Paced::CreateResource).await;
+        let out = self
+            .apigw
+            .create_resource()
+            .rest_api_id(api_id)
+            .parent_id(parent_id)
+            .path_part(path_part)
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:CreateResource", e))?;
+        Ok(out.id().unwrap_or_default().to_string())
+    }
+
+    pub async fn delete_resource(&self, api_id: &str, resource_id: &str) -> Result<(), AwsError> {
+        self.pacer.take(Paced::DeleteResource).await;
+        match self
+            .apigw
+            .delete_resource()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => ignore_not_found(map_err("apigateway:DeleteResource", e)),
+        }
+    }
+
+    pub async fn put_method(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: HttpMethod,
+        settings: &MethodSettings,
+    ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        self.apigw
+            .put_method()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb.as_str())
+            .authorization_type(settings.authorization.as_str())
+            .set_authorizer_id(settings.authorizer_id.clone())
+            .api_key_required(settings.api_key_required)
+            .operation_name(&settings.operation_name)
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:PutMethod", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_method(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: &str,
+    ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        match self
+            .apigw
+            .delete_method()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => ignore_not_found(map_err("apigateway:DeleteMethod", e)),
+        }
+    }
+
+    pub async fn put_integration(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: HttpMethod,
+        uri: &str,
+    ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        self.apigw
+            .put_integration()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb.as_str())
+            .r#type(IntegrationType::AwsProxy)
+            .integration_http_method("POST")
+            .uri(uri)
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:PutIntegration", e))?;
+        Ok(())
+    }
+
+    /// Creates a deployment (without a stage) and returns its id.
+    pub async fn create_deployment(
+        &self,
+        api_id: &str,
+        description: &str,
+    ) -> Result<String, AwsError> {
+        self.pacer.take(Paced::CreateDeployment).await;
+        let out = self
+            .apigw
+            .create_deployment()
+            .rest_api_id(api_id)
+            .description(description)
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:CreateDeployment", e))?;
+        Ok(out.id().unwrap_or_default().to_string())
+    }
+
+    /// Sets one tag on the stage (TagResource merges with the other tags).
+    pub async fn tag_stage(
+        &self,
+        api_id: &str,
+        stage: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        self.apigw
+            .tag_resource()
+            .resource_arn(self.stage_arn(api_id, stage))
+            .tags(key, value)
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:TagResource", e))?;
+        Ok(())
+    }
+
+    /// Removes one tag from the stage.
+    pub async fn untag_stage(&self, api_id: &str, stage: &str, key: &str) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        self.apigw
+            .untag_resource()
+            .resource_arn(self.stage_arn(api_id, stage))
+            .tag_keys(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err("apigateway:UntagResource", e))
+            .or_else(ignore_not_found)
+    }
+
+    fn stage_arn(&self, api_id: &str, stage: &str) -> String {
+        format!(
+            "arn:{}:apigateway:{}::/restapis/{api_id}/stages/{stage}",
+            partition_of_region(&self.region),
+            self.region
+        )
+    }
+
+    /// Points the stage at a deployment, creating the stage when it is missing.
+    /// UpdateStage keeps the stage's variables, settings and tags.
+    pub async fn point_stage(
+        &self,
+        api_id: &str,
+        stage: &str,
+        deployment_id: &str,
+        exists: bool,
+    ) -> Result<(), AwsError> {
+        if exists {
+            self.pacer.take(Paced::ApiGateway).await;
+            self.apigw
+                .update_stage()
+                .rest_api_id(api_id)
+                .stage_name(stage)
+                .patch_operations(
+                    PatchOperation::builder()
+                        .op(Op::Replace)
+                        .path("/deploymentId")
+                        .value(deployment_id)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| map_err("apigateway:UpdateStage", e))?;
+        } else {
+            self.pacer.take(Paced::ApiGateway).await;
+            self.apigw
+                .create_stage()
+                .rest_api_id(api_id)
+                .stage_name(stage)
+                .deployment_id(deployment_id)
+                .description("managed by apimount")
+                .send()
+                .await
+                .map_err(|e| map_err("apigateway:CreateStage", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The partition a region belongs to, by the region naming rules of AWS
+/// (used only where an ARN must be built before any ARN has been seen).
+pub fn partition_of_region(region: &str) -> &'static str {
+    const PREFIXES: &[(&str, &str)] = &[
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("us-iso-", "aws-iso"),
+        ("eusc-", "aws-eusc"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("aws", |(_, partition)| partition)
+}

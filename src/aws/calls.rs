@@ -1,0 +1,130 @@
+//! Hooks on every SDK call: the interceptor that logs each AWS operation with
+//! its duration and reports it to a [`CallSink`] (the controller's metrics),
+//! and the retry classifier for API Gateway's retryable 409s.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef, InterceptorContext,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+
+/// Where finished AWS operations are reported (retries included): service
+/// (`apigateway`), operation (`PutMethod`) and outcome (`success`,
+/// `throttled`, `http_409`, `error`).
+pub trait CallSink: Send + Sync {
+    fn record(&self, service: &str, operation: &str, outcome: &str);
+}
+
+/// When an operation started (its first attempt), for the debug log.
+#[derive(Debug, Clone)]
+struct CallStarted(Instant);
+
+impl Storable for CallStarted {
+    type Storer = StoreReplace<CallStarted>;
+}
+
+/// Logs each AWS operation once, when it finishes (retries included), with
+/// its duration at debug level, and reports it to the sink if there is one.
+#[derive(Clone)]
+pub(crate) struct CallCounter {
+    /// Where to count; without it (one-shot commands) calls are only logged.
+    sink: Option<Arc<dyn CallSink>>,
+}
+
+impl CallCounter {
+    pub(crate) fn new(sink: Option<Arc<dyn CallSink>>) -> CallCounter {
+        CallCounter { sink }
+    }
+}
+
+impl std::fmt::Debug for CallCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallCounter")
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "apimount.CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state()
+            .store_put(CallStarted(Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let outcome = match context.output_or_error() {
+            Some(Ok(_)) => "success".to_string(),
+            _ => match context.response().map(|r| r.status().as_u16()) {
+                Some(429) => "throttled".to_string(),
+                Some(code) => format!("http_{code}"),
+                None => "error".to_string(),
+            },
+        };
+        let (service, operation) = match cfg.load::<Metadata>() {
+            Some(m) => (m.service(), m.name()),
+            None => ("unknown", "unknown"),
+        };
+        if let Some(started) = cfg.load::<CallStarted>() {
+            tracing::debug!(
+                service,
+                operation,
+                outcome,
+                ms = started.0.elapsed().as_secs_f64() * 1e3,
+                "aws call"
+            );
+        }
+        if let Some(sink) = &self.sink {
+            sink.record(service, operation, &outcome);
+        }
+        Ok(())
+    }
+}
+
+/// Retries 409s that AWS documents as retryable: concurrent modification of
+/// the API and a deployment already in progress. Other 409s (an object that
+/// exists) are answers, not faults, and are not retried.
+#[derive(Debug, Default)]
+pub(crate) struct RetryConcurrentModification;
+
+impl ClassifyRetry for RetryConcurrentModification {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(resp) = ctx.response() else {
+            return RetryAction::NoActionIndicated;
+        };
+        if resp.status().as_u16() != 409 {
+            return RetryAction::NoActionIndicated;
+        }
+        let body = resp.body().bytes().unwrap_or_default();
+        let text = String::from_utf8_lossy(body);
+        if text.contains("concurrent modification")
+            || text.contains("Another Deployment is in progress")
+        {
+            RetryAction::transient_error()
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "apimount.RetryConcurrentModification"
+    }
+}

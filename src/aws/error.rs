@@ -1,0 +1,218 @@
+//! [`AwsError`]: a failed AWS call in the project's own terms. SDK errors are
+//! mapped here and nowhere else; what a person sees is
+//! "operation failed (ErrorCode): message", never the SDK's Debug output.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// What kind of failure, as far as the reconciler cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    NotFound,
+    /// 409: an object exists already, or a concurrent modification.
+    Conflict,
+    AccessDenied,
+    Throttled,
+    /// A per-API quota such as the resource limit.
+    LimitExceeded,
+    /// 400: AWS refused the request as malformed.
+    BadRequest,
+    Timeout,
+    Other,
+}
+
+/// A failed AWS call: which operation, what kind, and AWS's own words.
+///
+/// When AWS answered, `code`, `message` and `request_id` are its answer and
+/// there is no further cause. When it did not (the connection failed, the
+/// call timed out, the answer was unreadable), the SDK's error is kept as the
+/// [`Error::source`], so the whole chain can be shown.
+#[derive(Debug, Clone)]
+pub struct AwsError {
+    /// `service:Operation`, e.g. `apigateway:PutMethod`.
+    pub operation: &'static str,
+    pub kind: AwsErrorKind,
+    /// AWS's error code, e.g. `ConflictException`.
+    pub code: Option<String>,
+    pub message: String,
+    /// The request id AWS gave the failed call, for a support case.
+    pub request_id: Option<String>,
+    cause: Option<Arc<dyn Error + Send + Sync>>,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed", self.operation)?;
+        if let Some(code) = &self.code {
+            write!(f, " ({code})")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl Error for AwsError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.cause.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+impl AwsError {
+    /// An error apimount itself raises about an operation (no AWS answer).
+    pub fn local(
+        operation: &'static str,
+        kind: AwsErrorKind,
+        message: impl Into<String>,
+    ) -> AwsError {
+        AwsError {
+            operation,
+            kind,
+            code: None,
+            message: message.into(),
+            request_id: None,
+            cause: None,
+        }
+    }
+}
+
+/// Maps an SDK error of `operation`.
+pub(crate) fn map_err<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    let local = |kind, message: &str, err: SdkError<E, R>| AwsError {
+        cause: Some(Arc::new(err)),
+        ..AwsError::local(operation, kind, message)
+    };
+    match err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            let code = e.code().map(str::to_string);
+            let message = e.message().unwrap_or("no message").to_string();
+            let request_id = e.meta().extra("aws_request_id").map(str::to_string);
+            AwsError {
+                operation,
+                kind: classify(code.as_deref(), &message),
+                code,
+                message,
+                request_id,
+                cause: None,
+            }
+        }
+        SdkError::TimeoutError(_) => local(
+            AwsErrorKind::Timeout,
+            "timed out (after the SDK's retries)",
+            err,
+        ),
+        SdkError::DispatchFailure(ref d) => {
+            let kind = if d.is_timeout() {
+                AwsErrorKind::Timeout
+            } else {
+                AwsErrorKind::Other
+            };
+            local(kind, "could not reach AWS", err)
+        }
+        SdkError::ResponseError(_) => local(
+            AwsErrorKind::Other,
+            "the answer from AWS could not be read",
+            err,
+        ),
+        other => local(AwsErrorKind::Other, "the request could not be made", other),
+    }
+}
+
+/// The kind of an AWS error code.
+pub(crate) fn classify(code: Option<&str>, message: &str) -> AwsErrorKind {
+    match code.unwrap_or("") {
+        "NotFoundException" | "ResourceNotFoundException" => AwsErrorKind::NotFound,
+        "ConflictException" | "ResourceConflictException" => AwsErrorKind::Conflict,
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnauthorizedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException" => AwsErrorKind::AccessDenied,
+        "TooManyRequestsException" | "ThrottlingException" | "Throttling" => {
+            AwsErrorKind::Throttled
+        }
+        "LimitExceededException" if message.contains("Maximum number") => {
+            AwsErrorKind::LimitExceeded
+        }
+        "LimitExceededException" => AwsErrorKind::Throttled,
+        "BadRequestException" | "InvalidParameterValueException" | "ValidationException" => {
+            AwsErrorKind::BadRequest
+        }
+        _ => AwsErrorKind::Other,
+    }
+}
+
+pub(crate) fn ignore_not_found(e: AwsError) -> Result<(), AwsError> {
+    if e.kind == AwsErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_kinds() {
+        let table = [
+            (Some("NotFoundException"), "", AwsErrorKind::NotFound),
+            (
+                Some("ResourceConflictException"),
+                "",
+                AwsErrorKind::Conflict,
+            ),
+            (
+                Some("AccessDeniedException"),
+                "",
+                AwsErrorKind::AccessDenied,
+            ),
+            (
+                Some("TooManyRequestsException"),
+                "",
+                AwsErrorKind::Throttled,
+            ),
+            (
+                Some("LimitExceededException"),
+                "Maximum number of Resources for this API has been reached",
+                AwsErrorKind::LimitExceeded,
+            ),
+            (
+                Some("LimitExceededException"),
+                "Rate exceeded",
+                AwsErrorKind::Throttled,
+            ),
+            (Some("BadRequestException"), "", AwsErrorKind::BadRequest),
+            (Some("SomethingElse"), "", AwsErrorKind::Other),
+            (None, "", AwsErrorKind::Other),
+        ];
+        for (code, message, kind) in table {
+            assert_eq!(classify(code, message), kind, "{code:?} {message}");
+        }
+    }
+
+    #[test]
+    fn people_read_operation_code_and_message() {
+        let e = AwsError {
+            code: Some("BadRequestException".into()),
+            ..AwsError::local(
+                "apigateway:PutMethod",
+                AwsErrorKind::BadRequest,
+                "Invalid HTTP method",
+            )
+        };
+        assert_eq!(
+            e.to_string(),
+            "apigateway:PutMethod failed (BadRequestException): Invalid HTTP method"
+        );
+        assert!(e.source().is_none());
+    }
+}

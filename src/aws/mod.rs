@@ -1,0 +1,169 @@
+//! The AWS adapter: the only module that uses the AWS SDK (`aws_sdk_*`,
+//! `aws_smithy_*`, `aws_config`). It exposes the narrow set of calls apimount
+//! makes, in the project's own types, and maps SDK errors to [`AwsError`].
+//!
+//! - [`apigateway`]: the REST API, its stage and deployments;
+//! - [`lambda`]: functions and their resource policies;
+//! - [`s3`]: the objects of an S3 manifest source;
+//! - [`dynamodb`]: the conditional writes of the leader lease;
+//! - [`pacing`]: token buckets that keep calls within the account's quotas;
+//! - [`calls`]: the per-call log and counter, and the retry classifier;
+//! - [`error`]: [`AwsError`] and the mapping of SDK errors.
+//!
+//! Every call has a timeout (operation and attempt timeouts on the SDK
+//! config); retries of throttling, 5xx and timeouts are the SDK's standard
+//! retry policy, not a second layer here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+
+pub mod apigateway;
+pub mod calls;
+pub mod dynamodb;
+pub mod error;
+pub mod lambda;
+pub mod pacing;
+pub mod s3;
+
+pub use apigateway::partition_of_region;
+pub use calls::CallSink;
+pub use error::{AwsError, AwsErrorKind};
+
+use calls::{CallCounter, RetryConcurrentModification};
+use pacing::Pacer;
+
+/// Settings for the SDK clients.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Whole-operation timeout, retries included.
+    pub operation_timeout: Duration,
+    /// Timeout of one attempt.
+    pub attempt_timeout: Duration,
+    /// Attempts per call (first try included).
+    pub max_attempts: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            operation_timeout: Duration::from_secs(60),
+            attempt_timeout: Duration::from_secs(15),
+            max_attempts: 5,
+        }
+    }
+}
+
+/// The shared AWS configuration: region, credentials, endpoint, timeouts and
+/// retry policy. Every client apimount makes is built from it.
+#[derive(Clone)]
+pub struct AwsConfig {
+    sdk: aws_config::SdkConfig,
+    /// Reported every finished call, in the daemon.
+    sink: Option<Arc<dyn CallSink>>,
+}
+
+impl AwsConfig {
+    /// Loads the configuration from the standard chain (environment, profile,
+    /// container or instance credentials, AWS_ENDPOINT_URL …), adding timeouts
+    /// and the retry policy.
+    pub async fn load(opts: &ClientOptions) -> AwsConfig {
+        AwsConfig {
+            sdk: load_sdk_config(opts).await,
+            sink: None,
+        }
+    }
+
+    /// A configuration made elsewhere (a benchmark or test that points the
+    /// SDK at an emulator by hand).
+    pub fn from_sdk(sdk: aws_config::SdkConfig) -> AwsConfig {
+        AwsConfig { sdk, sink: None }
+    }
+
+    /// Every client built from this configuration reports its calls to `sink`.
+    pub fn with_sink(mut self, sink: Arc<dyn CallSink>) -> AwsConfig {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The region of the configuration chain, if one is set.
+    pub fn region(&self) -> Option<String> {
+        self.sdk.region().map(|r| r.to_string())
+    }
+
+    /// Whether an endpoint override (an emulator) is configured.
+    pub fn has_endpoint_override(&self) -> bool {
+        self.sdk.endpoint_url().is_some()
+    }
+
+    fn calls(&self) -> CallCounter {
+        CallCounter::new(self.sink.clone())
+    }
+}
+
+async fn load_sdk_config(opts: &ClientOptions) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(opts.attempt_timeout)
+                .operation_timeout(opts.operation_timeout)
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(opts.max_attempts)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(10)),
+        )
+        .load()
+        .await
+}
+
+/// The configuration chain names no region.
+#[derive(Debug, thiserror::Error)]
+#[error("no AWS region is configured: set AWS_REGION (or a region in your AWS profile)")]
+pub struct NoRegion;
+
+/// API Gateway and Lambda, through the SDK: the calls of a reconcile pass.
+#[derive(Clone)]
+pub struct Aws {
+    apigw: aws_sdk_apigateway::Client,
+    lambda: aws_sdk_lambda::Client,
+    region: String,
+    pacer: Arc<Pacer>,
+}
+
+impl Aws {
+    /// Clients from the shared configuration, pacing calls at AWS's quotas.
+    /// Every call is logged at debug level and reported to the
+    /// configuration's sink, if it has one.
+    pub fn new(config: &AwsConfig) -> Result<Aws, NoRegion> {
+        let region = config.region().ok_or(NoRegion)?;
+        let calls = config.calls();
+        let apigw = aws_sdk_apigateway::config::Builder::from(&config.sdk)
+            .retry_classifier(RetryConcurrentModification)
+            .interceptor(calls.clone());
+        let lambda = aws_sdk_lambda::config::Builder::from(&config.sdk).interceptor(calls);
+        Ok(Aws {
+            apigw: aws_sdk_apigateway::Client::from_conf(apigw.build()),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
+            region,
+            pacer: Arc::new(Pacer::aws_quotas()),
+        })
+    }
+
+    /// Replaces the pacer (e.g. to disable pacing against an emulator).
+    pub fn with_pacer(mut self, pacer: Pacer) -> Aws {
+        self.pacer = Arc::new(pacer);
+        self
+    }
+
+    /// The region of the API, from the configuration chain.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+}

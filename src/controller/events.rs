@@ -1,0 +1,205 @@
+//! What the loop reports about each pass: one summary line, a mount's state
+//! when it changes, a bad manifest once per distinct problem, and the
+//! metrics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::metrics::{Metrics, ResultLabel, StateLabel};
+use super::trigger::Trigger;
+use crate::plan::{ChangeKind, Reason, State};
+use crate::reconcile::{invalid_reason, PassReport, Reads};
+use crate::source::{NameMemory, Snapshot};
+
+/// What the loop remembers between passes, for logging changes only.
+#[derive(Default)]
+pub(crate) struct Memory {
+    pub(crate) names: NameMemory,
+    states: BTreeMap<String, (State, Option<Reason>, String)>,
+    reported_invalid: BTreeSet<String>,
+    notes: BTreeSet<String>,
+    pub(crate) last_revision: Option<String>,
+}
+
+/// Retry with backoff only for failures that waiting can fix.
+pub(crate) fn needs_retry(r: &PassReport) -> bool {
+    if let Some(reason) = r.fatal_reason {
+        return reason.is_transient();
+    }
+    r.deploy_error.is_some()
+        || r.failed_changes() > 0
+        || r.mounts
+            .iter()
+            .any(|m| m.problem.as_ref().is_some_and(|p| p.reason.is_transient()))
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Logs a pass and updates the metrics; `why` is what started the pass and
+/// which functions it read.
+pub(crate) fn log_pass(
+    r: &PassReport,
+    snap: &Snapshot,
+    why: (Trigger, Reads),
+    mem: &mut Memory,
+    metrics: &Metrics,
+) {
+    let changes = r.change_count();
+    let result = if r.fatal.is_some() {
+        "error"
+    } else if r.converged() && r.invalid.is_empty() {
+        "success"
+    } else {
+        "degraded"
+    };
+    metrics
+        .passes
+        .get_or_create(&ResultLabel {
+            result: result.into(),
+        })
+        .inc();
+    metrics.pass_duration.observe(r.duration.as_secs_f64());
+    if result != "error" && r.failed_changes() == 0 && r.deploy_error.is_none() {
+        metrics.last_success.set(unix_now());
+    }
+    let updates = r
+        .mounts
+        .iter()
+        .flat_map(|m| m.changes.iter())
+        .filter(|c| c.error.is_none() && c.change.kind() == ChangeKind::Update)
+        .count();
+    metrics.drift_corrections.inc_by(updates as u64);
+    let removed = r
+        .cleanups
+        .iter()
+        .flat_map(|(_, c)| c.iter())
+        .filter(|c| c.error.is_none())
+        .count();
+    metrics.orphans_removed.inc_by(removed as u64);
+    if r.deployment.is_some() {
+        metrics.deployments.inc();
+    }
+
+    if let Some(f) = &r.fatal {
+        tracing::error!(
+            revision = %r.revision,
+            reason = r.fatal_reason.map(|x| x.as_str()).unwrap_or("AwsError"),
+            error = %f,
+            trigger = why.0.as_str(),
+            duration_ms = r.duration.as_millis() as u64,
+            "pass failed"
+        );
+        return;
+    }
+    tracing::info!(
+        revision = %r.revision,
+        mounts = r.mounts.len(),
+        invalid = r.invalid.len(),
+        changes,
+        failed = r.failed_changes(),
+        deployment = r.deployment.as_deref().unwrap_or(""),
+        duration_ms = r.duration.as_millis() as u64,
+        result,
+        trigger = why.0.as_str(),
+        functions_read = why.1.as_str(),
+        "pass finished"
+    );
+    for c in r.all_changes() {
+        if let Some(e) = &c.error {
+            tracing::warn!(change = %c.change, error = %e, "change failed");
+        }
+    }
+    // Notes (held-back deletions, quota warnings) are logged when they first appear.
+    let notes: BTreeSet<String> = r.notes.iter().cloned().collect();
+    for n in notes.difference(&mem.notes) {
+        tracing::warn!(note = %n, "pass note");
+    }
+    mem.notes = notes;
+
+    // Mount states, logged on change only.
+    let mut current: BTreeMap<String, (State, Option<Reason>, String, String, String)> =
+        BTreeMap::new();
+    for m in &r.mounts {
+        current.insert(
+            m.name.clone(),
+            (
+                m.state,
+                m.problem.as_ref().map(|p| p.reason),
+                m.problem
+                    .as_ref()
+                    .map(|p| p.message.clone())
+                    .unwrap_or_default(),
+                m.path.clone(),
+                m.file.clone(),
+            ),
+        );
+    }
+    let mut counts: BTreeMap<&'static str, i64> =
+        [("Ready", 0), ("Progressing", 0), ("Failed", 0)].into();
+    for (name, (state, reason, message, path, file)) in &current {
+        *counts.entry(state.as_str()).or_default() += 1;
+        let key = (*state, *reason, message.clone());
+        if mem.states.get(name) != Some(&key) {
+            match state {
+                State::Failed => tracing::warn!(
+                    mount = %name, path = %path, file = %file, state = state.as_str(),
+                    reason = reason.map(|r| r.as_str()).unwrap_or(""), detail = %message,
+                    "mount state changed"
+                ),
+                _ => tracing::info!(
+                    mount = %name, path = %path, file = %file, state = state.as_str(),
+                    reason = reason.map(|r| r.as_str()).unwrap_or(""), detail = %message,
+                    "mount state changed"
+                ),
+            }
+            mem.states.insert(name.clone(), key);
+        }
+    }
+    let gone: Vec<String> = mem
+        .states
+        .keys()
+        .filter(|n| !current.contains_key(*n))
+        .cloned()
+        .collect();
+    for n in gone {
+        let removed = r
+            .cleanups
+            .iter()
+            .any(|(m, c)| m.as_deref() == Some(n.as_str()) && c.iter().all(|c| c.error.is_none()));
+        if removed {
+            tracing::info!(mount = %n, "mount removed");
+        } else {
+            tracing::warn!(mount = %n, "manifest gone but its routes were kept (see the pass notes)");
+        }
+        mem.states.remove(&n);
+    }
+    // Invalid manifests: once per distinct problem.
+    let mut now_invalid = BTreeSet::new();
+    for e in &r.invalid {
+        let key = e.to_string();
+        if !mem.reported_invalid.contains(&key) {
+            tracing::warn!(
+                file = %e.file.display(),
+                reason = invalid_reason(e).as_str(),
+                detail = %e,
+                "manifest rejected; the routes of its last valid version are kept"
+            );
+        }
+        now_invalid.insert(key);
+    }
+    mem.reported_invalid = now_invalid;
+    *counts.entry("Failed").or_default() += snap.errors.len() as i64;
+    for (state, n) in counts {
+        metrics
+            .mounts
+            .get_or_create(&StateLabel {
+                state: state.into(),
+            })
+            .set(n);
+    }
+}

@@ -1,0 +1,378 @@
+//! `apimount run`: the long-running loop around the reconcile pass.
+//!
+//! - [`trigger`]: why a pass runs; [`backoff`]: waiting before a retry;
+//! - [`watcher`]: the folder watch; [`lease`]: leader election;
+//! - [`events`]: the pass's log lines and metrics;
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`; [`metrics`]: the registry.
+//!
+//! # Expected flow
+//! A pass runs at start, then whenever something wakes the loop: a change in
+//! the manifest folder (debounced, so a burst of writes is one pass), a new
+//! revision of the S3 prefix, the periodic resync (with jitter), or a retry
+//! after a transient failure. Wake-ups that arrive during a pass are merged
+//! into one follow-up pass. Only one pass runs at a time.
+//!
+//! # Guarantees
+//! - Level-based: every pass reads the manifests and the whole gateway again;
+//!   why the loop woke never changes what the pass does.
+//! - A source that cannot be read (folder missing, S3 listing failing) skips
+//!   the pass: nothing is deleted because of it.
+//! - Transient failures (throttling, 5xx, timeouts) retry with exponential
+//!   backoff and jitter, 800 ms doubling to 5 min, reset after a clean pass.
+//!   Failures retrying cannot fix (invalid manifest, conflict, access denied)
+//!   wait for a change or the next resync instead.
+//! - SIGTERM/SIGINT stop the pass at the next safe point and exit 0.
+//!
+//! # Logs
+//! One summary line per pass; a mount's state is logged only when it
+//! changes; a bad manifest is reported once per distinct problem.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub mod admin;
+pub mod backoff;
+pub mod events;
+pub mod lease;
+pub mod metrics;
+pub mod trigger;
+pub mod watcher;
+
+use crate::errors::chain;
+use crate::reconcile::{Mode, Reads, Reconciler};
+use crate::source::{Snapshot, Source};
+use admin::Health;
+use backoff::{jittered, Backoff};
+use events::{log_pass, needs_retry, Memory};
+use lease::{keep_lease, Lease};
+use metrics::{Metrics, ResultLabel};
+use trigger::Trigger;
+
+/// Why the controller could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot start the folder watch")]
+    Watch(#[from] watcher::WatchError),
+}
+
+/// Timings of the loop.
+#[derive(Debug, Clone)]
+pub struct LoopOptions {
+    pub resync_interval: Duration,
+    pub debounce: Duration,
+    pub poll_interval: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for LoopOptions {
+    fn default() -> Self {
+        LoopOptions {
+            resync_interval: Duration::from_secs(60),
+            debounce: Duration::from_millis(200),
+            poll_interval: Duration::from_secs(15),
+            backoff_min: Duration::from_millis(800),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Runs until `shutdown` turns true. Returns after the pass in flight stopped.
+pub async fn run(
+    reconciler: Arc<Reconciler>,
+    source: Source,
+    opts: LoopOptions,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: watch::Receiver<bool>,
+    lease: Option<Arc<Lease>>,
+) -> Result<(), ControllerError> {
+    let mut c = Controller::start(reconciler, source, opts, metrics, health, shutdown, lease)?;
+    let mut trigger = Trigger::Start;
+    let mut reads = Reads::All;
+    loop {
+        match c.await_leadership().await {
+            Leadership::Shutdown => return Ok(()),
+            Leadership::Acquired => {
+                trigger = Trigger::LeaseAcquired;
+                reads = Reads::All;
+            }
+            Leadership::Held => {}
+        }
+        let transient = c.pass(trigger, reads).await;
+        if c.shutting_down() {
+            tracing::info!("shutdown requested; stopped after the pass");
+            break;
+        }
+        if c.stopper.load(Ordering::Relaxed) {
+            // The lease was lost during the pass: stand by again.
+            continue;
+        }
+        c.schedule_retry(transient);
+        let Some(next) = c.next_trigger().await else {
+            return Ok(());
+        };
+        reads = next.reads(transient);
+        trigger = next;
+    }
+    c.stop().await;
+    Ok(())
+}
+
+/// Where the loop stands with the lease.
+enum Leadership {
+    /// Leader all along (or no lease at all).
+    Held,
+    /// Leader again after standing by: the next pass starts afresh.
+    Acquired,
+    /// Shutdown was asked for while standing by.
+    Shutdown,
+}
+
+/// The loop's state between passes.
+struct Controller {
+    reconciler: Arc<Reconciler>,
+    source: Source,
+    opts: LoopOptions,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: watch::Receiver<bool>,
+    lease: Option<Arc<Lease>>,
+    /// Whether this instance holds the lease (always, without one).
+    leader: Arc<AtomicBool>,
+    /// The reconciler's stop flag: set on shutdown and when the lease is lost.
+    stopper: Arc<AtomicBool>,
+    renewer: Option<JoinHandle<()>>,
+    wake: mpsc::Receiver<()>,
+    /// The folder watch, for as long as the loop runs.
+    _watcher: Option<notify::RecommendedWatcher>,
+    memory: Memory,
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+    next_resync: Instant,
+    next_poll: Instant,
+    /// A snapshot the S3 poll already read, for the next pass.
+    pending: Option<Snapshot>,
+}
+
+impl Controller {
+    fn start(
+        reconciler: Arc<Reconciler>,
+        source: Source,
+        opts: LoopOptions,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        shutdown: watch::Receiver<bool>,
+        lease: Option<Arc<Lease>>,
+    ) -> Result<Controller, ControllerError> {
+        let (wake_tx, wake) = mpsc::channel::<()>(1);
+        let watcher = match &source {
+            Source::Dir(dir) => Some(watcher::watch_dir(dir, wake_tx)?),
+            Source::S3(_) => None,
+        };
+        let stopper = reconciler.stopper();
+        let leader = Arc::new(AtomicBool::new(lease.is_none()));
+        let renewer = lease
+            .clone()
+            .map(|l| tokio::spawn(keep_lease(l, leader.clone(), stopper.clone())));
+        tracing::info!(
+            source = %source.describe(),
+            api = %reconciler.target().rest_api_id,
+            stage = %reconciler.target().stage,
+            owner = %reconciler.target().owner,
+            resync_s = opts.resync_interval.as_secs_f64(),
+            "apimount controller started"
+        );
+        let now = Instant::now();
+        Ok(Controller {
+            next_resync: now + jittered(opts.resync_interval),
+            next_poll: now + opts.poll_interval,
+            backoff: Backoff::new(opts.backoff_min, opts.backoff_max),
+            reconciler,
+            source,
+            opts,
+            metrics,
+            health,
+            shutdown,
+            lease,
+            leader,
+            stopper,
+            renewer,
+            wake,
+            _watcher: watcher,
+            memory: Memory::default(),
+            retry_at: None,
+            pending: None,
+        })
+    }
+
+    fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Stands by while another instance holds the lease.
+    async fn await_leadership(&mut self) -> Leadership {
+        self.health.beat();
+        let mut leadership = Leadership::Held;
+        if self.lease.is_some() && !self.leader.load(Ordering::Relaxed) {
+            tracing::info!("standing by: another instance of this owner holds the lease");
+            loop {
+                tokio::select! {
+                    _ = self.shutdown.changed() => {
+                        if let Some(r) = &self.renewer { r.abort(); }
+                        return Leadership::Shutdown;
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                self.health.beat();
+                if self.leader.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+            tracing::info!("acquired the lease: this instance now reconciles");
+            self.stopper.store(false, Ordering::Relaxed);
+            self.pending = None;
+            leadership = Leadership::Acquired;
+        }
+        if !self.shutting_down() {
+            self.stopper.store(false, Ordering::Relaxed);
+        }
+        leadership
+    }
+
+    /// Reads the source and runs one pass. Returns whether it failed for a
+    /// reason that waiting can fix.
+    async fn pass(&mut self, trigger: Trigger, reads: Reads) -> bool {
+        let snapshot = match self.pending.take() {
+            Some(s) => Ok(s),
+            None => self.source.load(&mut self.memory.names).await,
+        };
+        let transient = match snapshot {
+            Err(e) => {
+                tracing::error!(source = %self.source.describe(), error = %chain(&e), "manifest source unreadable; pass skipped, nothing changed");
+                self.metrics
+                    .passes
+                    .get_or_create(&ResultLabel {
+                        result: "source_error".into(),
+                    })
+                    .inc();
+                true
+            }
+            Ok(snap) => {
+                self.memory.last_revision = Some(snap.revision.clone());
+                // The pass stops at a safe point by itself once the stopper is set.
+                let report = self.reconciler.pass_with(&snap, Mode::Apply, reads).await;
+                log_pass(
+                    &report,
+                    &snap,
+                    (trigger, reads),
+                    &mut self.memory,
+                    &self.metrics,
+                );
+                if report.fatal.is_none() {
+                    self.health.ready.store(true, Ordering::Relaxed);
+                }
+                needs_retry(&report)
+            }
+        };
+        self.health.beat();
+        transient
+    }
+
+    fn schedule_retry(&mut self, transient: bool) {
+        if transient {
+            let d = self.backoff.next_delay();
+            tracing::info!(
+                retry_in_ms = d.as_millis() as u64,
+                "transient failure; retrying with backoff"
+            );
+            self.retry_at = Some(Instant::now() + d);
+        } else {
+            self.backoff.reset();
+            self.retry_at = None;
+        }
+    }
+
+    /// Waits for a reason to run again: a change in the folder (debounced),
+    /// a new revision of the S3 prefix, the resync, a retry, or the loss of
+    /// the lease. `None` on shutdown, once everything is stopped.
+    async fn next_trigger(&mut self) -> Option<Trigger> {
+        let is_s3 = matches!(self.source, Source::S3(_));
+        loop {
+            let wake_at = [
+                Some(self.next_resync),
+                self.retry_at,
+                is_s3.then_some(self.next_poll),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("resync is always set");
+            let heartbeat = tokio::time::sleep(Duration::from_secs(10));
+            tokio::select! {
+                _ = self.shutdown.changed() => {
+                    self.stopper.store(true, Ordering::Relaxed);
+                    tracing::info!("shutdown requested; stopping");
+                    self.stop().await;
+                    return None;
+                }
+                Some(()) = self.wake.recv() => {
+                    // Debounce: let the burst finish, then take everything that came.
+                    tokio::time::sleep(self.opts.debounce).await;
+                    while self.wake.try_recv().is_ok() {}
+                    return Some(Trigger::ManifestsChanged);
+                }
+                _ = tokio::time::sleep_until(wake_at.into()) => {
+                    let now = Instant::now();
+                    if self.retry_at.is_some_and(|t| t <= now) {
+                        return Some(Trigger::Retry);
+                    }
+                    if now >= self.next_resync {
+                        self.next_resync = now + jittered(self.opts.resync_interval);
+                        return Some(Trigger::Resync);
+                    }
+                    if is_s3 && now >= self.next_poll && self.poll().await {
+                        return Some(Trigger::ManifestsChanged);
+                    }
+                }
+                _ = heartbeat => { self.health.beat(); }
+                _ = tokio::time::sleep(Duration::from_millis(250)), if self.lease.is_some() => {
+                    if !self.leader.load(Ordering::Relaxed) {
+                        return Some(Trigger::LeaseLost);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lists the S3 source; whether it shows a new revision (kept for the
+    /// next pass).
+    async fn poll(&mut self) -> bool {
+        self.next_poll = Instant::now() + self.opts.poll_interval;
+        match self.source.load(&mut self.memory.names).await {
+            Ok(s) if Some(&s.revision) != self.memory.last_revision.as_ref() => {
+                self.pending = Some(s);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %chain(&e), "polling the manifest source failed; keeping everything as it is");
+                false
+            }
+        }
+    }
+
+    /// Stops renewing the lease and gives it up.
+    async fn stop(&self) {
+        if let Some(r) = &self.renewer {
+            r.abort();
+        }
+        if let Some(l) = &self.lease {
+            l.release().await;
+        }
+    }
+}

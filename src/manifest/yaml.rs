@@ -1,0 +1,274 @@
+//! Parser options, and syntax errors in the manifest's own words: the
+//! parser's messages are translated (no Rust type names or library calls) and
+//! the field at fault is named from the enclosing keys (`spec.methods`).
+
+use std::path::Path;
+
+use super::{ErrorKind, ManifestError, MAX_YAML_ALIASES, MAX_YAML_DEPTH};
+
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_YAML_DEPTH;
+    budget.max_aliases = MAX_YAML_ALIASES;
+    serde_saphyr::options! {
+        budget: Some(budget),
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        strict_booleans: true,
+        with_snippet: false,
+    }
+}
+
+/// Counts `---` document starts outside the first document. A cheap pre-check:
+/// the parser would otherwise read only the first document.
+pub(crate) fn count_documents(text: &str) -> usize {
+    let mut docs = 0;
+    let mut content_seen = false;
+    for line in text.lines() {
+        let is_marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if line.starts_with('%') && docs == 0 {
+            // A directive (`%YAML 1.2`) belongs to the document that follows.
+            continue;
+        }
+        if is_marker {
+            docs += 1;
+            content_seen = false;
+        } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            if !content_seen && docs == 0 {
+                docs = 1;
+            }
+            content_seen = true;
+        }
+    }
+    docs
+}
+
+pub(crate) fn strip_json_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+pub(crate) fn yaml_error(file: &Path, text: &str, e: &serde_saphyr::Error) -> ManifestError {
+    let position = e
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| (l.line(), l.column()));
+    let raw = e.without_snippet().to_string();
+    let (mut field, message) = explain_yaml_error(&raw);
+    if field.is_none() {
+        field = position.and_then(|(line, column)| field_at(text, line, column));
+    }
+    ManifestError {
+        file: file.to_path_buf(),
+        position,
+        field,
+        message,
+        kind: ErrorKind::Syntax,
+    }
+}
+
+/// Turns the parser's wording into ours, and pulls out the field where serde names it.
+fn explain_yaml_error(raw: &str) -> (Option<String>, String) {
+    // The parser appends its own " at line X column Y"; we print the position ourselves.
+    let mut msg = raw.trim().to_string();
+    if let Some(i) = msg.find(" at line ") {
+        msg.truncate(i);
+    }
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        if let Some((name, tail)) = rest.split_once('`') {
+            let expected = tail
+                .trim_start_matches(", expected ")
+                .trim_start_matches("one of ")
+                .replace('`', "");
+            return (
+                Some(name.to_string()),
+                format!("unknown field; expected one of {expected}"),
+            );
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        return (
+            Some(key.to_string()),
+            "key appears twice in the same mapping".into(),
+        );
+    }
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        if let Some((name, _)) = rest.split_once('`') {
+            return (Some(name.to_string()), "required field is missing".into());
+        }
+    }
+    (None, plain_wording(&msg))
+}
+
+/// The parser's remaining messages in the manifest's terms (no Rust types,
+/// no library API names).
+fn plain_wording(msg: &str) -> String {
+    if let Some(t) = msg.strip_prefix("cannot deserialize null into ") {
+        let t = t.split(';').next().unwrap_or(t).trim();
+        return format!("is empty (null); expected {}", type_words(t));
+    }
+    if msg.starts_with("multiple YAML documents detected") {
+        return "file holds more than one YAML document; put each mount in its own file".into();
+    }
+    if let Some(what) = msg.strip_prefix("budget breached: ") {
+        return if what.starts_with("Aliases") {
+            format!(
+                "too many aliases (more than {MAX_YAML_ALIASES} '*name' references); write the values out"
+            )
+        } else if what.starts_with("Depth") {
+            format!("nested more than {MAX_YAML_DEPTH} levels deep")
+        } else {
+            "document is too large or too complex for a manifest".into()
+        };
+    }
+    let known: &[(&str, &str)] = &[
+        (
+            "expected mapping start",
+            "expected a mapping (key: value lines)",
+        ),
+        ("expected sequence start", "expected a list"),
+        ("expected string scalar", "expected a string"),
+        (
+            "invalid boolean (strict mode expects true/false)",
+            "expected a boolean (true or false)",
+        ),
+    ];
+    for (theirs, ours) in known {
+        if msg.starts_with(theirs) {
+            return (*ours).to_string();
+        }
+    }
+    msg.to_string()
+}
+
+fn type_words(rust_type: &str) -> &'static str {
+    match rust_type {
+        "string" | "String" => "a string",
+        "bool" | "boolean" => "a boolean (true or false)",
+        _ if rust_type.contains("Vec") || rust_type.contains("sequence") => "a list",
+        _ if rust_type.contains("map") || rust_type.contains("struct") => "a mapping",
+        _ => "a value",
+    }
+}
+
+/// The field an error at (line, column) is about, for errors the parser
+/// reports without one: the last `key:` on the line up to the column
+/// (`  proxy: "yes"`, or a key inside a flow mapping), else the key of the
+/// enclosing block (a list item `- {…}` belongs to the key above it). In block
+/// style the parents are added: `spec.methods`.
+fn field_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let index = usize::try_from(line.checked_sub(1)?).ok()?;
+    let here = *lines.get(index)?;
+    let upto: String = here.chars().take(column as usize).collect();
+    // A block line `key: value` (or `- key: value`) is about its key when the
+    // error lies after the key, about the enclosing key when it is at the item.
+    let content = here.trim_start();
+    let item = content.strip_prefix("- ").map(str::trim_start);
+    let key_column = here.chars().count() - item.unwrap_or(content).chars().count() + 1;
+    let found = match block_key(content) {
+        Some(k) if column as usize > key_column => Some(k),
+        Some(_) => None,
+        None if item.is_some() => None,
+        None => last_key(&upto),
+    };
+    let (key, key_line) = match found {
+        Some(k) => (k, index),
+        None => enclosing_key(&lines, index, indent_of(here))?,
+    };
+    let mut chain = vec![key];
+    let mut at = key_line;
+    while let Some((parent, i)) = enclosing_key(&lines, at, indent_of(lines[at])) {
+        chain.push(parent);
+        at = i;
+    }
+    chain.reverse();
+    Some(chain.join("."))
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+/// The nearest line above `below` that is less indented and holds a block key
+/// (`key:` with nothing after it but an optional value).
+fn enclosing_key(lines: &[&str], below: usize, indent: usize) -> Option<(String, usize)> {
+    let mut i = below;
+    while i > 0 {
+        i -= 1;
+        let l = lines[i];
+        let content = l.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        if indent_of(l) >= indent {
+            continue;
+        }
+        if let Some(k) = block_key(content) {
+            return Some((k, i));
+        }
+    }
+    None
+}
+
+/// `key:` at the start of a line's content (after an optional `- `).
+fn block_key(content: &str) -> Option<String> {
+    let content = content.trim_start_matches("- ").trim_start();
+    let (key, rest) = content.split_once(':')?;
+    if !(rest.is_empty() || rest.starts_with(' ') || rest.starts_with('\t')) {
+        return None;
+    }
+    clean_key(key)
+}
+
+/// The last `key:` (or `"key":`) in a piece of a line.
+fn last_key(piece: &str) -> Option<String> {
+    let bytes = piece.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 {
+        i -= 1;
+        if bytes[i] != b':' {
+            continue;
+        }
+        let after = bytes.get(i + 1);
+        if !matches!(
+            after,
+            None | Some(b' ' | b'\t' | b'"' | b'\'' | b'[' | b'{')
+        ) {
+            continue;
+        }
+        let before = piece[..i].trim_end();
+        let start = before
+            .rfind(|c: char| {
+                !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '"' || c == '\'')
+            })
+            .map_or(0, |j| j + 1);
+        if let Some(k) = clean_key(&before[start..]) {
+            return Some(k);
+        }
+    }
+    None
+}
+
+fn clean_key(raw: &str) -> Option<String> {
+    let key = raw.trim().trim_matches('"').trim_matches('\'');
+    (!key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    .then(|| key.to_string())
+}
+
+/// The quote character a scalar starts with at (line, column), if any.
+pub(crate) fn quoted_at(text: &str, position: Option<(u64, u64)>) -> Option<char> {
+    let (line, column) = position?;
+    let l = text
+        .lines()
+        .nth(usize::try_from(line.checked_sub(1)?).ok()?)?;
+    let c = l
+        .chars()
+        .nth(usize::try_from(column.checked_sub(1)?).ok()?)?;
+    matches!(c, '"' | '\'').then_some(c)
+}

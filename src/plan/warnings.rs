@@ -1,0 +1,69 @@
+//! Notes before per-API and per-function limits are hit: API Gateway's
+//! resource quota and Lambda's cap on a function's resource policy.
+
+use std::collections::BTreeMap;
+
+use super::model::ObservedApi;
+use super::{Change, Plan};
+
+/// Default per-API resource quota (raisable; CreateResource fails past it).
+pub const RESOURCE_QUOTA: usize = 300;
+/// Lambda's cap on one function's resource policy.
+pub const POLICY_CAP_BYTES: usize = 20 * 1024;
+/// A generous estimate of one permission statement's size in a policy.
+const STATEMENT_BYTES: usize = 400;
+
+/// Warnings before per-API and per-function limits are hit (at 90 % and 80 %).
+pub fn quota_warnings(
+    api: &ObservedApi,
+    plan: &Plan,
+    statement_counts: &BTreeMap<String, usize>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let creates = plan
+        .changes()
+        .filter(|c| matches!(c, Change::CreateResource { .. }))
+        .count();
+    let after = api.resources.len() + creates;
+    if after * 10 >= RESOURCE_QUOTA * 9 {
+        out.push(format!(
+            "the API will have {after} resources; API Gateway's default quota is {RESOURCE_QUOTA} per API (ask AWS to raise it before CreateResource starts failing with LimitExceeded)"
+        ));
+    }
+    for (function, &count) in statement_counts {
+        let adds = plan
+            .changes()
+            .filter(|c| matches!(c, Change::AddPermission { function: f, .. } if f == function))
+            .count();
+        let estimate = (count + adds) * STATEMENT_BYTES;
+        if estimate * 10 >= POLICY_CAP_BYTES * 8 {
+            out.push(format!(
+                "{function} will carry {} policy statements (about {} KB of Lambda's 20 KB policy cap); mount fewer routes on it or use one mount with proxy: true",
+                count + adds,
+                estimate / 1024
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_size_warning_counts_every_statement_of_the_function() {
+        let api = ObservedApi::default();
+        let plan = Plan::default();
+        // The fewest statements that reach 80 % of the cap.
+        let near_cap = (POLICY_CAP_BYTES * 8).div_ceil(10 * STATEMENT_BYTES);
+        let counts: BTreeMap<String, usize> = [
+            ("arn:big".to_string(), near_cap),
+            ("arn:small".to_string(), near_cap - 1),
+        ]
+        .into();
+        let notes = quota_warnings(&api, &plan, &counts);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("arn:big will carry"), "{notes:?}");
+    }
+}

@@ -1,0 +1,659 @@
+//! One reconcile pass, as a sequence of typed phases:
+//! [`Observed`] → [`Desired`] → [`Planned`] → [`Applied`] → deployed.
+//!
+//! - [`functions`]: resolving function references and reading their policies;
+//! - [`executor`]: making a plan's changes, in order, journaling ahead;
+//! - [`lane`]: permission changes beside the API Gateway calls;
+//! - [`journal`]: the in-flight stage tag;
+//! - [`report`]: what a pass did, for the CLI and the controller.
+//!
+//! # Expected flow
+//! 1. Read the whole API (one paged GetResources with methods embedded) and
+//!    the stage, on every pass: what the gateway serves is never taken from
+//!    an earlier pass.
+//! 2. Settle duplicate manifests (the live incumbent keeps its name and path),
+//!    resolve each mount's function, read the resource policy of every
+//!    function involved (desired, and named by this owner's existing routes).
+//!    With [`Reads::Changed`] (the daemon's pass after a manifest change) a
+//!    function an earlier pass has read is taken from that read instead,
+//!    brought up to date with apimount's own permission writes since: the
+//!    Lambda control plane allows 15 requests a second, so re-reading
+//!    hundreds of policies would make every edit wait for seconds. Every
+//!    other pass ([`Reads::All`]) reads them all again and heals any drift
+//!    in them.
+//! 3. Plan (pure, see `plan`). In `plan` mode stop here.
+//! 4. Apply mount by mount; a failure stops that mount only.
+//! 5. Deploy once if this owner's routes differ from what the stage serves
+//!    (recorded as a fingerprint in the deployment description), then point
+//!    the stage at it; then remove statements that only the old deployment
+//!    needed.
+//!
+//! # Guarantees
+//! - Nothing apimount does not own is changed; nothing is deleted while any
+//!   manifest is unreadable under an unknown name.
+//! - A pass that finds nothing to do makes no write call.
+//! - A change made before a crash is deployed by the next pass, because the
+//!   stage's fingerprint no longer matches.
+//!
+//! # Caveats
+//! - When a route is re-pointed to another function and the process dies
+//!   after the deployment but before the old statement is removed, that
+//!   statement stays on the old function (scoped to one route, harmless).
+//! - Resources a crash leaves without any method (created just before it, or
+//!   a parent whose child was just deleted) carry no owner marker; the
+//!   in-flight journal (`journal`, a stage tag) lets the next pass remove
+//!   them. Before the stage first exists there is nothing to tag, so the very
+//!   first pass is not covered.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::stream::{self, StreamExt};
+
+use crate::aws::{Aws, AwsError, AwsErrorKind};
+use crate::errors::chain;
+use crate::manifest::{self, FunctionRef, Mount};
+use crate::plan::deploy::{self, Deploy, DeployFacts};
+use crate::plan::model::{ObservedApi, ObservedStage};
+use crate::plan::names::{
+    deployment_description, fingerprint_in_description, managed_mounts, owner_fingerprint,
+};
+use crate::plan::warnings::quota_warnings;
+use crate::plan::{self, DesiredMount, MountAction, Plan, PlanInput, Problem, Reason, State};
+use crate::settings::Target;
+use crate::source::Snapshot;
+
+pub mod executor;
+pub mod functions;
+pub mod journal;
+pub mod lane;
+pub mod report;
+
+pub use report::{invalid_reason, ChangeOutcome, MountReport, PassReport};
+
+use executor::{problem_from, skipped, Executor, Journal, Outcomes};
+use functions::{FunctionMemory, Inspected, KnownPolicy, Policies};
+use lane::PermissionLane;
+use report::{fill_plan_report, mount_report};
+
+/// Which Lambda functions a pass reads (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// Every function and its policy: one-shot commands, the daemon's first
+    /// pass, resyncs and retries.
+    All,
+    /// Only functions no earlier pass has read, or whose policy change
+    /// failed since (so what it holds is unknown).
+    Changed,
+}
+
+impl Reads {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reads::All => "all",
+            Reads::Changed => "changed",
+        }
+    }
+}
+
+/// Plan only, or plan and apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Plan,
+    Apply,
+}
+
+/// Reconciles one API for one owner. Remembers deployment descriptions (they
+/// never change) and, for the daemon's passes after a manifest change, what
+/// the last reads found of the functions (see [`Reads`]).
+pub struct Reconciler {
+    aws: Aws,
+    target: Target,
+    descriptions: Mutex<HashMap<String, Option<String>>>,
+    functions: FunctionMemory,
+    /// Set on shutdown: the pass stops before its next change.
+    stop: Arc<AtomicBool>,
+}
+
+/// Phase 1 of a pass: what it read. The API and the stage are read on every
+/// pass; the functions as [`Reads`] says.
+pub struct Observed<'s> {
+    pub api: ObservedApi,
+    pub stage: Option<ObservedStage>,
+    /// Each function reference of the manifests, resolved, with its policy.
+    functions: BTreeMap<&'s FunctionRef, Inspected>,
+}
+
+/// Phase 2: what the manifests ask for, with duplicates settled.
+pub struct Desired {
+    pub mounts: Vec<DesiredMount>,
+    /// Mounts whose routes stay as they are: invalid manifests whose name is
+    /// known, and the names losing duplicates hold.
+    pub retained: BTreeSet<String>,
+}
+
+/// Phase 3: the plan, and what the stage serves now.
+pub struct Planned {
+    pub plan: Plan,
+    /// This owner's fingerprint in the deployment the stage serves.
+    deployed: Option<String>,
+    /// The in-flight journal as the pass found it.
+    journaled: BTreeSet<String>,
+}
+
+/// Phase 4: the changes made; the executor holds the API as it is now.
+pub struct Applied<'a> {
+    exec: Executor<'a>,
+}
+
+impl Reconciler {
+    pub fn new(aws: Aws, target: Target) -> Reconciler {
+        Reconciler {
+            aws,
+            target,
+            descriptions: Mutex::new(HashMap::new()),
+            functions: FunctionMemory::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A flag that, once set, makes the running pass stop at the next safe
+    /// point: between two AWS calls. Every call leaves the gateway in a state
+    /// the next pass understands (a method is created with its owner marker
+    /// in the same call), so any such point is safe.
+    pub fn stopper(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Runs one pass over a snapshot of the manifests, reading everything.
+    pub async fn pass(&self, snap: &Snapshot, mode: Mode) -> PassReport {
+        self.pass_with(snap, mode, Reads::All).await
+    }
+
+    /// Runs one pass, reading the functions `reads` says.
+    pub async fn pass_with(&self, snap: &Snapshot, mode: Mode, reads: Reads) -> PassReport {
+        let started = Instant::now();
+        let mut report = PassReport {
+            revision: snap.revision.clone(),
+            invalid: snap.errors.clone(),
+            ..PassReport::default()
+        };
+        if let Err(p) = self.run(snap, mode, reads, &mut report).await {
+            report.fatal = Some(p.message);
+            report.fatal_reason = Some(p.reason);
+        }
+        self.functions.remember_writes(&report);
+        report.duration = started.elapsed();
+        report
+    }
+
+    /// The phases of a pass. An error means the pass could not run at all.
+    async fn run(
+        &self,
+        snap: &Snapshot,
+        mode: Mode,
+        reads: Reads,
+        report: &mut PassReport,
+    ) -> Result<(), Problem> {
+        let observed = self.observe(snap, reads).await?;
+        let desired = self.desire(snap, &observed, report);
+        let Observed {
+            api,
+            stage,
+            functions,
+        } = observed;
+        let policies = self.inventory(functions, &desired, &api).await;
+        let planned = self
+            .plan(snap, &api, &stage, &desired, &policies, report)
+            .await;
+        match mode {
+            Mode::Plan => self.report_plan(api, &stage, &desired, &planned, report),
+            Mode::Apply => {
+                let applied = self.apply(&api, &stage, &desired, &planned, report).await;
+                self.deploy(applied, &stage, &planned, report).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the API, the stage and every function (with its policy) at
+    /// once: none of the reads depends on another.
+    async fn observe<'s>(&self, snap: &'s Snapshot, reads: Reads) -> Result<Observed<'s>, Problem> {
+        let t = &self.target;
+        if reads == Reads::All {
+            self.functions.clear();
+        }
+        let refs: BTreeSet<&FunctionRef> = snap.mounts.iter().map(|m| &m.function).collect();
+        let functions = stream::iter(refs)
+            .map(|f| async move { (f, self.inspect_with(f, reads).await) })
+            .buffered(4)
+            .collect::<BTreeMap<&FunctionRef, Inspected>>();
+        let (api, stage, functions) = tokio::join!(
+            self.aws.observe_api(&t.rest_api_id),
+            self.aws.get_stage(&t.rest_api_id, &t.stage),
+            functions
+        );
+        let api = api.map_err(|e| problem_from(&e, "reading the REST API"))?;
+        if api.get("/").is_none() {
+            return Err(Problem::new(
+                Reason::AwsError,
+                format!(
+                    "REST API {} has no root resource; is the id right?",
+                    t.rest_api_id
+                ),
+            ));
+        }
+        let stage = stage.map_err(|e| problem_from(&e, "reading the stage"))?;
+        Ok(Observed {
+            api,
+            stage,
+            functions,
+        })
+    }
+
+    /// Settles duplicate manifests: the incumbent (live) manifest keeps its
+    /// name and path; the others are reported.
+    fn desire(&self, snap: &Snapshot, observed: &Observed<'_>, report: &mut PassReport) -> Desired {
+        let owner = self.target.owner.as_str();
+        let api = &observed.api;
+        let incumbent = |m: &Mount| {
+            api.get(m.path.as_str()).is_some_and(|r| {
+                r.methods
+                    .values()
+                    .any(|x| x.ownership().is_mount(owner, &m.name))
+            })
+        };
+        let dups = manifest::find_duplicates(&snap.mounts, &incumbent);
+        let losers: BTreeSet<usize> = dups.iter().map(|d| d.loser).collect();
+        let mut retained = snap.retained.clone();
+        for d in &dups {
+            report
+                .invalid
+                .push(manifest::duplicate_error(&snap.mounts, d));
+            let loser = &snap.mounts[d.loser];
+            if loser.name != snap.mounts[d.winner].name {
+                retained.insert(loser.name.clone());
+            }
+        }
+        let mounts = snap
+            .mounts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !losers.contains(i))
+            .map(|(_, m)| DesiredMount {
+                mount: m.clone(),
+                function: observed.functions[&m.function].0.clone(),
+            })
+            .collect();
+        Desired { mounts, retained }
+    }
+
+    /// The policies the plan works from: those of the desired mounts'
+    /// functions (moved, not copied: with a thousand functions a second copy
+    /// of every policy is megabytes that stay resident), and those of
+    /// functions that only this owner's existing routes name, read now.
+    async fn inventory(
+        &self,
+        functions: BTreeMap<&FunctionRef, Inspected>,
+        desired: &Desired,
+        api: &ObservedApi,
+    ) -> Policies {
+        let owner = self.target.owner.as_str();
+        let mut policies = Policies::default();
+        let wanted: BTreeSet<&FunctionRef> =
+            desired.mounts.iter().map(|d| &d.mount.function).collect();
+        for (f, (resolved, policy)) in functions {
+            if let (true, Ok(resolved)) = (wanted.contains(f), resolved) {
+                policies.keep(resolved.arn(), policy);
+            }
+        }
+        let mut others = BTreeMap::new();
+        for (_, _, m) in api.methods() {
+            if !m.ownership().is(owner) {
+                continue;
+            }
+            if let Some(f) = m.function() {
+                if !policies.ours.contains_key(&f.arn()) {
+                    others.entry(f.arn()).or_insert(f);
+                }
+            }
+        }
+        let fetched: Vec<(String, Option<KnownPolicy>)> = stream::iter(others)
+            .map(|(arn, f)| async move {
+                match self.aws.get_policy(&f).await {
+                    Ok(p) => (
+                        arn,
+                        Some(KnownPolicy::of(p, &self.target.rest_api_id, owner)),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(function = %arn, error = %chain(&e), "could not read the function's resource policy");
+                        (arn, None)
+                    }
+                }
+            })
+            .buffered(4)
+            .collect()
+            .await;
+        for (arn, policy) in fetched {
+            policies.keep(arn, policy);
+        }
+        policies
+    }
+
+    /// Plans the pass (pure, see `plan`), with what an interrupted pass of
+    /// this owner left (see `journal`), and reads what the stage serves.
+    async fn plan(
+        &self,
+        snap: &Snapshot,
+        api: &ObservedApi,
+        stage: &Option<ObservedStage>,
+        desired: &Desired,
+        policies: &Policies,
+        report: &mut PassReport,
+    ) -> Planned {
+        let t = &self.target;
+        let owner = t.owner.as_str();
+        let journaled: BTreeSet<String> = stage
+            .as_ref()
+            .and_then(|s| s.tags.get(&journal::key(owner)))
+            .map(|v| journal::decode(v))
+            .unwrap_or_default();
+        let abandoned = journal::abandoned(api, &journaled);
+        if !abandoned.is_empty() {
+            tracing::info!(paths = ?abandoned, "an interrupted pass left method-less resources");
+        }
+        let input = PlanInput {
+            owner,
+            api_id: &t.rest_api_id,
+            region: &t.region,
+            api,
+            mounts: &desired.mounts,
+            retained: &desired.retained,
+            hold_orphans: snap.hold_orphans,
+            policies: &policies.ours,
+            delete_limit: t
+                .delete_limit
+                .allowed(managed_mounts(api, owner), snap.files),
+            abandoned: &abandoned,
+        };
+        let plan = plan::plan(&input);
+        report.notes.extend(plan.notes.iter().cloned());
+        report
+            .notes
+            .extend(quota_warnings(api, &plan, &policies.counts));
+        Planned {
+            plan,
+            deployed: self.deployed_fingerprint(stage).await,
+            journaled,
+        }
+    }
+
+    /// Plan mode ends here: the report says what a pass would do.
+    fn report_plan(
+        &self,
+        api: ObservedApi,
+        stage: &Option<ObservedStage>,
+        desired: &Desired,
+        planned: &Planned,
+        report: &mut PassReport,
+    ) {
+        let owner = self.target.owner.as_str();
+        fill_plan_report(report, &planned.plan, &desired.mounts);
+        let current = owner_fingerprint(&api, owner);
+        let facts = DeployFacts {
+            changes_routes: planned.plan.changes().any(|c| c.alters_routes(&api)),
+            ..DeployFacts::of(
+                &api,
+                owner,
+                &current,
+                stage.is_some(),
+                planned.deployed.as_deref(),
+            )
+        };
+        report.deploy_pending = deploy::decide(&facts).is_pending();
+        report.api = Some(api);
+    }
+
+    /// Applies the plan mount by mount, then the removals, journaling what a
+    /// crash could leave method-less.
+    async fn apply<'a>(
+        &'a self,
+        api: &ObservedApi,
+        stage: &'a Option<ObservedStage>,
+        desired: &Desired,
+        planned: &Planned,
+        report: &mut PassReport,
+    ) -> Applied<'a> {
+        let t = &self.target;
+        let plan = &planned.plan;
+        let groups = plan
+            .mounts
+            .iter()
+            .filter_map(|mp| match &mp.action {
+                MountAction::Apply(changes) => Some(changes.as_slice()),
+                MountAction::Blocked(_) => None,
+            })
+            .chain(plan.cleanups.iter().map(|c| c.changes.as_slice()));
+        let needs: Vec<BTreeSet<String>> = groups.map(|g| journal::at_risk(api, g)).collect();
+        let mut exec = Executor {
+            aws: &self.aws,
+            api_id: &t.rest_api_id,
+            api: api.clone(),
+            wrote_routes: false,
+            stop: &self.stop,
+            journal: Journal {
+                stage: stage.is_some().then_some(t.stage.as_str()),
+                key: journal::key(&t.owner),
+                chunks: journal::chunks(&needs),
+                next_group: 0,
+                in_force: planned.journaled.clone(),
+            },
+        };
+        let mut lane = PermissionLane::default();
+        for (mp, d) in plan.mounts.iter().zip(&desired.mounts) {
+            let mut mr = mount_report(&d.mount, &d.function);
+            match &mp.action {
+                MountAction::Blocked(p) => {
+                    mr.state = State::Failed;
+                    mr.problem = Some(p.clone());
+                }
+                MountAction::Apply(changes) => {
+                    let (outcomes, problem) = self
+                        .apply_mount(&mut exec, &mut lane, &mut report.mounts, changes)
+                        .await;
+                    mr.changes = outcomes;
+                    if let Some(p) = problem {
+                        mr.state = State::Failed;
+                        mr.problem = Some(p);
+                    }
+                }
+            }
+            report.mounts.push(mr);
+        }
+        // Cleanups remove statements too: one writer per policy at a time.
+        lane.finish(&mut report.mounts).await;
+        for c in &plan.cleanups {
+            let (outcomes, problem) = exec.run_group(&c.changes).await;
+            if let Some(p) = problem {
+                report.notes.push(format!(
+                    "removing {} did not finish: {p}; the next pass tries again",
+                    c.mount
+                        .as_deref()
+                        .map(|m| format!("mount '{m}'"))
+                        .unwrap_or_else(|| "leftovers".into())
+                ));
+            }
+            report.cleanups.push((c.mount.clone(), outcomes));
+        }
+        Applied { exec }
+    }
+
+    /// Makes one mount's changes; its report goes to `reports.len()`.
+    ///
+    /// The planner puts a mount's permissions last. They start as soon as one
+    /// of its methods names the function (a crash then cannot leave a
+    /// statement nothing points at) and run in `lane`, beside the mount's
+    /// remaining API Gateway calls and the next mount's: the two services
+    /// have separate quotas.
+    async fn apply_mount(
+        &self,
+        exec: &mut Executor<'_>,
+        lane: &mut PermissionLane,
+        reports: &mut [MountReport],
+        changes: &[plan::Change],
+    ) -> Outcomes {
+        let grants = changes.iter().rev().take_while(|c| c.is_grant()).count();
+        let (head, grants) = changes.split_at(changes.len() - grants);
+        let gate = head
+            .iter()
+            .position(|c| matches!(c, plan::Change::PutIntegration { .. }))
+            .map_or(head.len(), |i| i + 1);
+        let (mut outcomes, problem) = exec.run_group(&head[..gate]).await;
+        if problem.is_some() {
+            outcomes.extend(skipped(
+                &changes[gate..],
+                "skipped: an earlier change of this mount failed",
+            ));
+            return (outcomes, problem);
+        }
+        if !grants.is_empty() {
+            lane.finish(reports).await;
+            lane.start(reports.len(), &self.aws, &self.stop, grants);
+        }
+        let (rest, problem) = exec.run_all(&head[gate..]).await;
+        outcomes.extend(rest);
+        (outcomes, problem)
+    }
+
+    /// Deploys once if the stage is behind this owner's routes (see
+    /// `plan::deploy`), settles the journal beside it, then removes the
+    /// statements only the old deployment needed.
+    async fn deploy(
+        &self,
+        applied: Applied<'_>,
+        stage: &Option<ObservedStage>,
+        planned: &Planned,
+        report: &mut PassReport,
+    ) {
+        let owner = self.target.owner.as_str();
+        let mut exec = applied.exec;
+        let current = owner_fingerprint(&exec.api, owner);
+        let facts = DeployFacts {
+            changes_routes: exec.wrote_routes,
+            stopping: self.stop.load(Ordering::Relaxed),
+            ..DeployFacts::of(
+                &exec.api,
+                owner,
+                &current,
+                stage.is_some(),
+                planned.deployed.as_deref(),
+            )
+        };
+        let decision = deploy::decide(&facts);
+        // The journal is settled beside the deployment: they do not depend
+        // on each other. On shutdown the next start deploys instead.
+        let deployed = async {
+            match decision {
+                Deploy::Now => Some(self.make_deployment(&exec.api, stage).await),
+                Deploy::EmptyApi => Some(Err(empty_api())),
+                Deploy::UpToDate | Deploy::Deferred => None,
+            }
+        };
+        let (deployed, ()) = tokio::join!(deployed, exec.settle_journal());
+        match deployed {
+            Some(Ok(id)) => report.deployment = Some(id),
+            Some(Err(e)) => {
+                report.deploy_pending = true;
+                report.deploy_error = Some(chain(&e));
+                for m in &mut report.mounts {
+                    if m.state == State::Ready {
+                        m.state = State::Progressing;
+                        m.problem = Some(problem_from(&e, "deploying the stage"));
+                    }
+                }
+            }
+            None => {}
+        }
+        // Statements only the old deployment needed.
+        let after = &planned.plan.after_deploy;
+        if report.deploy_error.is_none() && !after.is_empty() {
+            let (outcomes, problem) = exec.run_all(after).await;
+            if let Some(p) = problem {
+                report
+                    .notes
+                    .push(format!("removing stale permissions did not finish: {p}"));
+            }
+            report.after_deploy = outcomes;
+        }
+    }
+
+    /// The fingerprint of this owner's routes in the deployment the stage serves.
+    async fn deployed_fingerprint(&self, stage: &Option<ObservedStage>) -> Option<String> {
+        let id = stage.as_ref()?.deployment_id.clone()?;
+        let owner = self.target.owner.as_str();
+        if let Some(d) = self.descriptions.lock().expect("lock").get(&id) {
+            return d
+                .as_deref()
+                .and_then(|d| fingerprint_in_description(d, owner))
+                .map(str::to_string);
+        }
+        match self
+            .aws
+            .deployment_description(&self.target.rest_api_id, &id)
+            .await
+        {
+            Ok(d) => {
+                let fp = d
+                    .as_deref()
+                    .and_then(|d| fingerprint_in_description(d, owner))
+                    .map(str::to_string);
+                self.descriptions.lock().expect("lock").insert(id, d);
+                fp
+            }
+            Err(e) => {
+                tracing::warn!(error = %chain(&e), "could not read the stage's deployment; assuming it is behind");
+                None
+            }
+        }
+    }
+
+    /// Creates one deployment of the API as it is now (`now`: as observed at
+    /// the start of the pass, with this pass's changes applied) and points the
+    /// stage at it.
+    async fn make_deployment(
+        &self,
+        now: &ObservedApi,
+        stage: &Option<ObservedStage>,
+    ) -> Result<String, AwsError> {
+        let t = &self.target;
+        let description = deployment_description(now);
+        let id = self
+            .aws
+            .create_deployment(&t.rest_api_id, &description)
+            .await?;
+        self.descriptions
+            .lock()
+            .expect("lock")
+            .insert(id.clone(), Some(description));
+        self.aws
+            .point_stage(&t.rest_api_id, &t.stage, &id, stage.is_some())
+            .await?;
+        Ok(id)
+    }
+}
+
+/// AWS refuses a deployment of an API without methods, so the stage keeps
+/// serving its last deployment: say so, do not pretend.
+fn empty_api() -> AwsError {
+    AwsError::local(
+        "apigateway:CreateDeployment",
+        AwsErrorKind::BadRequest,
+        "the API has no methods left, and API Gateway cannot deploy an empty API: the stage still serves its last deployment. Add a route (any mount) or delete the stage by hand",
+    )
+}

@@ -1,0 +1,130 @@
+//! What a pass did (or, in plan mode, would do): per mount, per removal, the
+//! deployment and the notes. The CLI renders it; the controller logs it.
+
+use std::time::Duration;
+
+use crate::manifest::{ErrorKind, ManifestError, Mount};
+use crate::plan::model::{ObservedApi, ResolvedFunction};
+use crate::plan::{Change, DesiredMount, MountAction, Plan, Problem, Reason, State};
+
+/// The outcome of one change.
+#[derive(Debug, Clone)]
+pub struct ChangeOutcome {
+    pub change: Change,
+    pub error: Option<String>,
+}
+
+/// What a pass did (or would do) for one mount.
+#[derive(Debug, Clone)]
+pub struct MountReport {
+    pub name: String,
+    pub path: String,
+    pub function: String,
+    pub file: String,
+    pub state: State,
+    pub problem: Option<Problem>,
+    pub changes: Vec<ChangeOutcome>,
+}
+
+/// A whole pass.
+#[derive(Debug, Clone, Default)]
+pub struct PassReport {
+    pub revision: String,
+    pub mounts: Vec<MountReport>,
+    /// Manifest problems (invalid files and losing duplicates).
+    pub invalid: Vec<ManifestError>,
+    /// Removal of orphaned routes, by former mount name (None: leftover statements).
+    pub cleanups: Vec<(Option<String>, Vec<ChangeOutcome>)>,
+    pub after_deploy: Vec<ChangeOutcome>,
+    /// Id of the deployment made by this pass.
+    pub deployment: Option<String>,
+    /// The stage would be (plan) or could not be (apply) redeployed.
+    pub deploy_pending: bool,
+    pub deploy_error: Option<String>,
+    pub notes: Vec<String>,
+    /// The pass could not run at all (the API could not be read).
+    pub fatal: Option<String>,
+    pub fatal_reason: Option<Reason>,
+    pub duration: Duration,
+    /// The gateway as observed (plan mode only), for `status --tree`.
+    pub api: Option<ObservedApi>,
+}
+
+impl PassReport {
+    pub fn all_changes(&self) -> impl Iterator<Item = &ChangeOutcome> {
+        self.mounts
+            .iter()
+            .flat_map(|m| m.changes.iter())
+            .chain(self.cleanups.iter().flat_map(|(_, c)| c.iter()))
+            .chain(self.after_deploy.iter())
+    }
+
+    /// Changes made (apply) or pending (plan), without errors.
+    pub fn change_count(&self) -> usize {
+        self.all_changes().filter(|c| c.error.is_none()).count()
+    }
+
+    pub fn failed_changes(&self) -> usize {
+        self.all_changes().filter(|c| c.error.is_some()).count()
+    }
+
+    /// Whether everything valid is in line (apply) and deployed.
+    pub fn converged(&self) -> bool {
+        self.fatal.is_none()
+            && self.deploy_error.is_none()
+            && self.failed_changes() == 0
+            && self.mounts.iter().all(|m| m.state == State::Ready)
+    }
+}
+
+pub(crate) fn mount_report(m: &Mount, f: &Result<ResolvedFunction, Problem>) -> MountReport {
+    MountReport {
+        name: m.name.clone(),
+        path: m.path.to_string(),
+        function: match f {
+            Ok(f) => f.arn(),
+            Err(_) => m.function.to_string(),
+        },
+        file: m.file.display().to_string(),
+        state: State::Ready,
+        problem: None,
+        changes: Vec::new(),
+    }
+}
+
+pub(crate) fn fill_plan_report(report: &mut PassReport, plan: &Plan, desired: &[DesiredMount]) {
+    let pending = |c: &Change| ChangeOutcome {
+        change: c.clone(),
+        error: None,
+    };
+    for (mp, d) in plan.mounts.iter().zip(desired) {
+        let mut mr = mount_report(&d.mount, &d.function);
+        match &mp.action {
+            MountAction::Blocked(p) => {
+                mr.state = State::Failed;
+                mr.problem = Some(p.clone());
+            }
+            MountAction::Apply(changes) => {
+                if !changes.is_empty() {
+                    mr.state = State::Progressing;
+                }
+                mr.changes = changes.iter().map(pending).collect();
+            }
+        }
+        report.mounts.push(mr);
+    }
+    for c in &plan.cleanups {
+        report
+            .cleanups
+            .push((c.mount.clone(), c.changes.iter().map(pending).collect()));
+    }
+    report.after_deploy = plan.after_deploy.iter().map(pending).collect();
+}
+
+/// The reason a manifest problem is reported under.
+pub fn invalid_reason(e: &ManifestError) -> Reason {
+    match e.kind {
+        ErrorKind::Duplicate => Reason::DuplicateManifest,
+        _ => Reason::InvalidManifest,
+    }
+}

@@ -11,9 +11,10 @@
 //! `<repo>/.venv/bin/moto_server` (made by `./scripts/setup-emulator`), or
 //! `moto_server` on `PATH`.
 //!
-//! Use from a test file with `mod support;`.
-#![allow(dead_code)]
 
+pub mod faults;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_apigateway::operation::get_stage::GetStageOutput;
-use aws_sdk_apigateway::types::{Deployment, Resource};
+use aws_sdk_apigateway::types::{Deployment, IntegrationType, Resource};
 use tempfile::TempDir;
 use tokio::sync::OnceCell;
 
@@ -52,7 +53,6 @@ const PORT_ATTEMPTS: usize = 3;
 pub struct Emulator {
     child: Child,
     port: u16,
-    log_path: PathBuf,
     // Holds the log file (and scratch space for tests) alive until drop.
     dir: TempDir,
 }
@@ -74,14 +74,7 @@ impl Emulator {
             let port = free_loopback_port();
             let log_path = dir.path().join(format!("moto-{attempt}.log"));
             match spawn_and_wait(&server, port, &log_path) {
-                Ok(child) => {
-                    return Emulator {
-                        child,
-                        port,
-                        log_path,
-                        dir,
-                    }
-                }
+                Ok(child) => return Emulator { child, port, dir },
                 // Another process may have taken the port between our probe
                 // and moto's bind; try a different one.
                 Err(failure) => last_failure = failure,
@@ -113,12 +106,6 @@ impl Emulator {
     /// Scratch directory that lives as long as the emulator.
     pub fn scratch_dir(&self) -> &Path {
         self.dir.path()
-    }
-
-    /// Everything moto has logged so far (one line per request), for
-    /// debugging failing tests.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 }
 
@@ -585,6 +572,87 @@ impl Fixture {
     /// A `Command` for the apimount binary, wired to the emulator and
     /// isolated from the developer's AWS configuration. Use it directly to
     /// spawn long-running modes (e.g. with `tokio::process::Command::from`).
+    /// The ids of every deployment of the API.
+    pub async fn deployment_ids(&self, api_id: &str) -> BTreeSet<String> {
+        self.deployments(api_id)
+            .await
+            .iter()
+            .filter_map(|d| d.id().map(str::to_string))
+            .collect()
+    }
+
+    /// The deployment the stage serves, if the stage exists.
+    pub async fn stage_deployment(&self, api_id: &str, stage: &str) -> Option<String> {
+        self.stage(api_id, stage)
+            .await
+            .and_then(|s| s.deployment_id().map(str::to_string))
+    }
+
+    /// The whole API as a route table.
+    pub async fn route_table(&self, api_id: &str) -> RouteTable {
+        route_table(&self.resources(api_id).await)
+    }
+
+    /// Creates the resource `part` below `parent_id`, as a hand-made route
+    /// would, and returns its id.
+    pub async fn create_resource(&self, api_id: &str, parent_id: &str, part: &str) -> String {
+        self.apigateway
+            .create_resource()
+            .rest_api_id(api_id)
+            .parent_id(parent_id)
+            .path_part(part)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateResource {part}: {e:?}"))
+            .id()
+            .expect("resource id")
+            .to_string()
+    }
+
+    /// Puts a method with `operation_name` (none: no apimount marker) and an
+    /// integration on a resource, as a hand-made route or another tool would.
+    pub async fn put_foreign_method(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: &str,
+        operation_name: Option<&str>,
+        integration: Integration<'_>,
+    ) {
+        self.apigateway
+            .put_method()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb)
+            .authorization_type("NONE")
+            .set_operation_name(operation_name.map(str::to_string))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutMethod {verb}: {e:?}"));
+        let put = self
+            .apigateway
+            .put_integration()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb);
+        let put = match integration {
+            Integration::Mock => put
+                .r#type(IntegrationType::Mock)
+                .request_templates("application/json", "{\"statusCode\": 200}"),
+            Integration::HttpProxy(method, url) => put
+                .r#type(IntegrationType::HttpProxy)
+                .integration_http_method(method)
+                .uri(url),
+            Integration::LambdaProxy(uri) => put
+                .r#type(IntegrationType::AwsProxy)
+                .integration_http_method("POST")
+                .uri(uri),
+        };
+        put.send()
+            .await
+            .unwrap_or_else(|e| panic!("PutIntegration {verb}: {e:?}"));
+    }
+
     pub fn apimount_command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
@@ -639,6 +707,64 @@ impl Fixture {
 fn statement_qualifier(statement: &serde_json::Value) -> Option<String> {
     let resource = statement.get("Resource")?.as_str()?;
     resource.splitn(8, ':').nth(7).map(str::to_string)
+}
+
+// ----- the gateway, reduced to what the tests compare -------------------------
+
+/// A method with its integration, without ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodView {
+    pub authorization_type: Option<String>,
+    pub authorizer_id: Option<String>,
+    pub api_key_required: Option<bool>,
+    pub operation_name: Option<String>,
+    pub integration_type: Option<String>,
+    pub integration_http_method: Option<String>,
+    pub integration_uri: Option<String>,
+}
+
+/// path → verb → method, for every resource of the API (root included).
+pub type RouteTable = BTreeMap<String, BTreeMap<String, MethodView>>;
+
+/// The route table of a GetResources(embed=methods) answer.
+pub fn route_table(resources: &[Resource]) -> RouteTable {
+    let mut table = RouteTable::new();
+    for r in resources {
+        let mut methods = BTreeMap::new();
+        if let Some(map) = r.resource_methods() {
+            for (verb, m) in map {
+                let i = m.method_integration();
+                methods.insert(
+                    verb.clone(),
+                    MethodView {
+                        authorization_type: m.authorization_type().map(str::to_string),
+                        authorizer_id: m.authorizer_id().map(str::to_string),
+                        api_key_required: m.api_key_required(),
+                        operation_name: m.operation_name().map(str::to_string),
+                        integration_type: i
+                            .and_then(|i| i.r#type())
+                            .map(|t| t.as_str().to_string()),
+                        integration_http_method: i
+                            .and_then(|i| i.http_method())
+                            .map(str::to_string),
+                        integration_uri: i.and_then(|i| i.uri()).map(str::to_string),
+                    },
+                );
+            }
+        }
+        table.insert(r.path().unwrap_or_default().to_string(), methods);
+    }
+    table
+}
+
+/// The integration of a route made without apimount.
+pub enum Integration<'a> {
+    /// MOCK, answering 200.
+    Mock,
+    /// HTTP_PROXY with this method to this URL.
+    HttpProxy(&'a str, &'a str),
+    /// A Lambda proxy integration (AWS_PROXY, POST) with this URI.
+    LambdaProxy(&'a str),
 }
 
 // ----- manifests and output ------------------------------------------------

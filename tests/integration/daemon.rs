@@ -4,8 +4,6 @@
 //! back, and waits — with deadlines, polling — for the gateway, the logs or
 //! the admin endpoint to show the daemon's reaction.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -15,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use aws_sdk_apigateway::types::{IntegrationType, Resource};
+use crate::support::{
+    self, free_loopback_addr, http_get, manifest_dir, mount_yaml, Fixture, Integration, RouteTable,
+};
 use serde_json::Value;
-use support::{free_loopback_addr, http_get, manifest_dir, mount_yaml, Fixture};
 
 /// The default owner, as it appears in the markers.
 const OWNER: &str = "apimount";
@@ -216,46 +215,11 @@ fn write_in_place(dir: &Path, file_name: &str, content: &str) {
 
 // ----- gateway state --------------------------------------------------------------
 
-/// A method as the tests care about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MethodView {
-    operation_name: Option<String>,
-    integration_type: Option<String>,
-}
-
 /// path → verb → method.
-type Routes = BTreeMap<String, BTreeMap<String, MethodView>>;
-
-fn routes_of(resources: &[Resource]) -> Routes {
-    resources
-        .iter()
-        .map(|r| {
-            let methods = r
-                .resource_methods()
-                .map(|map| {
-                    map.iter()
-                        .map(|(verb, m)| {
-                            (
-                                verb.clone(),
-                                MethodView {
-                                    operation_name: m.operation_name().map(str::to_string),
-                                    integration_type: m
-                                        .method_integration()
-                                        .and_then(|i| i.r#type())
-                                        .map(|t| t.as_str().to_string()),
-                                },
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            (r.path().unwrap_or_default().to_string(), methods)
-        })
-        .collect()
-}
+type Routes = RouteTable;
 
 async fn routes(fx: &Fixture, api_id: &str) -> Routes {
-    routes_of(&fx.resources(api_id).await)
+    fx.route_table(api_id).await
 }
 
 fn marker(mount: &str) -> String {
@@ -283,52 +247,12 @@ fn mounted(routes: &Routes, path: &str, mount: &str, verbs: &[&str]) -> bool {
         && serves(routes, &format!("{path}/{{proxy+}}"), mount, verbs)
 }
 
-async fn deployment_ids(fx: &Fixture, api_id: &str) -> BTreeSet<String> {
-    fx.deployments(api_id)
-        .await
-        .iter()
-        .filter_map(|d| d.id().map(str::to_string))
-        .collect()
-}
-
-async fn stage_deployment(fx: &Fixture, api_id: &str) -> Option<String> {
-    fx.stage(api_id, STAGE)
-        .await
-        .and_then(|s| s.deployment_id().map(str::to_string))
-}
-
 /// Creates `/health` with a GET method and a MOCK integration, owned by
 /// nobody, so the API always has a method and can always be deployed.
 async fn create_foreign_health_route(fx: &Fixture, api_id: &str, root_id: &str) {
-    let health = fx
-        .apigateway
-        .create_resource()
-        .rest_api_id(api_id)
-        .parent_id(root_id)
-        .path_part("health")
-        .send()
-        .await
-        .expect("CreateResource /health");
-    let health_id = health.id().expect("resource id");
-    fx.apigateway
-        .put_method()
-        .rest_api_id(api_id)
-        .resource_id(health_id)
-        .http_method("GET")
-        .authorization_type("NONE")
-        .send()
-        .await
-        .expect("PutMethod GET /health");
-    fx.apigateway
-        .put_integration()
-        .rest_api_id(api_id)
-        .resource_id(health_id)
-        .http_method("GET")
-        .r#type(IntegrationType::Mock)
-        .request_templates("application/json", "{\"statusCode\": 200}")
-        .send()
-        .await
-        .expect("PutIntegration MOCK GET /health");
+    let health = fx.create_resource(api_id, root_id, "health").await;
+    fx.put_foreign_method(api_id, &health, "GET", None, Integration::Mock)
+        .await;
 }
 
 fn foreign_health_intact(routes: &Routes) -> bool {
@@ -517,7 +441,7 @@ async fn lifecycle_of_a_manifest_in_a_watched_folder() {
         Some((200, "ok".to_string()))
     );
     assert!(
-        stage_deployment(&fx, &api).await.is_none(),
+        fx.stage_deployment(&api, STAGE).await.is_none(),
         "an empty folder was deployed"
     );
 
@@ -539,7 +463,7 @@ async fn lifecycle_of_a_manifest_in_a_watched_folder() {
             DEADLINE,
             || async {
                 let r = routes(&fx, &api).await;
-                stage_deployment(&fx, &api).await?;
+                fx.stage_deployment(&api, STAGE).await?;
                 (mounted(&r, "/accounts", "accounts", &["ANY"])
                     && mounted(&r, "/status", "status", &["GET"]))
                 .then_some(())
@@ -555,7 +479,7 @@ async fn lifecycle_of_a_manifest_in_a_watched_folder() {
     assert!(foreign_health_intact(&routes(&fx, &api).await));
 
     // 2. An in-place edit changes the methods and is deployed again.
-    let before = deployment_ids(&fx, &api).await;
+    let before = fx.deployment_ids(&api).await;
     write_in_place(
         dir.path(),
         "accounts.yaml",
@@ -572,7 +496,7 @@ async fn lifecycle_of_a_manifest_in_a_watched_folder() {
             DEADLINE,
             || async {
                 let r = routes(&fx, &api).await;
-                let stage = stage_deployment(&fx, &api).await?;
+                let stage = fx.stage_deployment(&api, STAGE).await?;
                 (mounted(&r, "/accounts", "accounts", &["GET"]) && !before.contains(&stage))
                     .then_some(())
             },
@@ -581,12 +505,12 @@ async fn lifecycle_of_a_manifest_in_a_watched_folder() {
 
     // 3. Deleting a manifest removes its routes and permissions and deploys
     //    once more.
-    let before = deployment_ids(&fx, &api).await;
+    let before = fx.deployment_ids(&api).await;
     std::fs::remove_file(dir.path().join("accounts.yaml")).expect("remove manifest");
     daemon
         .wait_for("/accounts removed, deployed", DEADLINE, || async {
             let r = routes(&fx, &api).await;
-            let stage = stage_deployment(&fx, &api).await?;
+            let stage = fx.stage_deployment(&api, STAGE).await?;
             let gone = !r.contains_key("/accounts") && !r.contains_key("/accounts/{proxy+}");
             (gone && !before.contains(&stage)).then_some(())
         })
@@ -693,7 +617,7 @@ async fn drift_is_healed_within_one_resync_interval() {
     daemon
         .wait_for("/accounts mounted and deployed", DEADLINE, || async {
             let r = routes(&fx, &api).await;
-            stage_deployment(&fx, &api).await?;
+            fx.stage_deployment(&api, STAGE).await?;
             mounted(&r, "/accounts", "accounts", &["ANY"]).then_some(())
         })
         .await;
@@ -729,7 +653,7 @@ async fn drift_is_healed_within_one_resync_interval() {
 
     // 2. Drift that someone also deployed: the healed API must be deployed
     //    again, or the stage keeps serving the broken snapshot.
-    let mut before = deployment_ids(&fx, &api).await;
+    let mut before = fx.deployment_ids(&api).await;
     delete_any().await;
     let drifted = fx
         .apigateway
@@ -750,7 +674,7 @@ async fn drift_is_healed_within_one_resync_interval() {
             Duration::from_secs(15),
             || async {
                 let r = routes(&fx, &api).await;
-                let stage = stage_deployment(&fx, &api).await?;
+                let stage = fx.stage_deployment(&api, STAGE).await?;
                 (mounted(&r, "/accounts", "accounts", &["ANY"]) && !before.contains(&stage))
                     .then_some(())
             },
@@ -785,7 +709,7 @@ async fn a_burst_of_manifests_is_debounced_into_few_passes_and_deployments() {
             (!events(&daemon.lines(), "pass finished").is_empty()).then_some(())
         })
         .await;
-    let deployments_before = deployment_ids(&fx, &api).await.len();
+    let deployments_before = fx.deployment_ids(&api).await.len();
     let passes_before = events(&daemon.lines(), "pass finished").len();
 
     // As fast as possible, half of them written in place, half renamed in.
@@ -807,7 +731,7 @@ async fn a_burst_of_manifests_is_debounced_into_few_passes_and_deployments() {
                 let r = routes(&fx, &api).await;
                 let all =
                     (0..N).all(|i| mounted(&r, &format!("/s{i}"), &format!("s{i}"), &["ANY"]));
-                stage_deployment(&fx, &api).await?;
+                fx.stage_deployment(&api, STAGE).await?;
                 // The last pass saw all of them and left nothing to do.
                 let last = events(&daemon.lines(), "pass finished").pop()?;
                 let settled = u64_field(&last, "mounts") == N as u64
@@ -817,7 +741,7 @@ async fn a_burst_of_manifests_is_debounced_into_few_passes_and_deployments() {
         )
         .await;
 
-    let deployments = deployment_ids(&fx, &api).await.len() - deployments_before;
+    let deployments = fx.deployment_ids(&api).await.len() - deployments_before;
     let passes = events(&daemon.lines(), "pass finished");
     let changing: Vec<&Value> = passes[passes_before..]
         .iter()
@@ -924,7 +848,7 @@ async fn s3_source_is_polled_for_new_changed_and_deleted_objects() {
             DEADLINE,
             || async {
                 let r = routes(&fx, &api).await;
-                stage_deployment(&fx, &api).await?;
+                fx.stage_deployment(&api, STAGE).await?;
                 (mounted(&r, "/accounts", "accounts", &["ANY"])
                     && mounted(&r, "/status", "status", &["GET"]))
                 .then_some(())
@@ -938,7 +862,7 @@ async fn s3_source_is_polled_for_new_changed_and_deleted_objects() {
     );
 
     // Deleting the object unmounts the route.
-    let before = deployment_ids(&fx, &api).await;
+    let before = fx.deployment_ids(&api).await;
     s3.delete_object()
         .bucket(BUCKET)
         .key("mounts/accounts.yaml")
@@ -951,7 +875,7 @@ async fn s3_source_is_polled_for_new_changed_and_deleted_objects() {
             DEADLINE,
             || async {
                 let r = routes(&fx, &api).await;
-                let stage = stage_deployment(&fx, &api).await?;
+                let stage = fx.stage_deployment(&api, STAGE).await?;
                 let gone = !r.contains_key("/accounts") && !r.contains_key("/accounts/{proxy+}");
                 (gone && !before.contains(&stage)).then_some(())
             },
@@ -962,7 +886,7 @@ async fn s3_source_is_polled_for_new_changed_and_deleted_objects() {
     assert!(mounted(&r, "/status", "status", &["GET"]), "{r:?}");
 
     // Another object appears.
-    let before = deployment_ids(&fx, &api).await;
+    let before = fx.deployment_ids(&api).await;
     put(
         "mounts/payments.yml",
         mount_yaml(
@@ -976,14 +900,14 @@ async fn s3_source_is_polled_for_new_changed_and_deleted_objects() {
     daemon
         .wait_for("/payments mounted from a new object", DEADLINE, || async {
             let r = routes(&fx, &api).await;
-            let stage = stage_deployment(&fx, &api).await?;
+            let stage = fx.stage_deployment(&api, STAGE).await?;
             (mounted(&r, "/payments", "payments", &["GET", "POST"]) && !before.contains(&stage))
                 .then_some(())
         })
         .await;
 
     // A changed object (same key, new content) is picked up too.
-    let before = deployment_ids(&fx, &api).await;
+    let before = fx.deployment_ids(&api).await;
     put(
         "mounts/payments.yml",
         mount_yaml(
@@ -1000,7 +924,7 @@ async fn s3_source_is_polled_for_new_changed_and_deleted_objects() {
             DEADLINE,
             || async {
                 let r = routes(&fx, &api).await;
-                let stage = stage_deployment(&fx, &api).await?;
+                let stage = fx.stage_deployment(&api, STAGE).await?;
                 (mounted(&r, "/payments", "payments", &["PUT"]) && !before.contains(&stage))
                     .then_some(())
             },
@@ -1276,7 +1200,7 @@ async fn an_invalid_manifest_is_reported_once_across_passes() {
     let r = routes(&fx, &api).await;
     assert!(mounted(&r, "/accounts", "accounts", &["ANY"]), "{r:?}");
     assert!(
-        stage_deployment(&fx, &api).await.is_some(),
+        fx.stage_deployment(&api, STAGE).await.is_some(),
         "the valid mount was never deployed"
     );
     assert!(
@@ -1412,7 +1336,7 @@ async fn the_bad_corpus_beside_valid_manifests_costs_no_route() {
     let deployed = daemon
         .wait_for("both mounts live", DEADLINE, || async {
             let r = routes(&fx, &api).await;
-            let deployed = stage_deployment(&fx, &api).await?;
+            let deployed = fx.stage_deployment(&api, STAGE).await?;
             (mounted(&r, "/accounts", "accounts", &["ANY"])
                 && mounted(&r, "/payments", "payments", &["ANY"]))
             .then_some(deployed)
@@ -1487,7 +1411,7 @@ async fn the_bad_corpus_beside_valid_manifests_costs_no_route() {
         "the broken manifest's routes were removed: {r:?}"
     );
     assert_eq!(
-        stage_deployment(&fx, &api).await,
+        fx.stage_deployment(&api, STAGE).await,
         Some(deployed),
         "nothing changed, so nothing may be deployed"
     );
@@ -1583,7 +1507,7 @@ async fn a_manifest_change_reads_only_new_functions_and_a_resync_reads_all() {
         let (fx, api) = (&fx, &api);
         move || async move {
             let r = routes(fx, api).await;
-            stage_deployment(fx, api).await?;
+            fx.stage_deployment(api, STAGE).await?;
             names
                 .iter()
                 .all(|n| mounted(&r, &format!("/{n}"), n, &["ANY"]))
@@ -1611,7 +1535,7 @@ async fn a_manifest_change_reads_only_new_functions_and_a_resync_reads_all() {
     assert_eq!(strip_statements(&fx, &api, "alpha-service").await, 2);
 
     fx.create_function("delta-service").await;
-    let deployed_before = stage_deployment(&fx, &api).await;
+    let deployed_before = fx.stage_deployment(&api, STAGE).await;
     support::write_manifest(
         dir.path(),
         "delta.yaml",
@@ -1620,7 +1544,7 @@ async fn a_manifest_change_reads_only_new_functions_and_a_resync_reads_all() {
     daemon
         .wait_for("/delta mounted and deployed", DEADLINE, || async {
             let r = routes(&fx, &api).await;
-            let now = stage_deployment(&fx, &api).await;
+            let now = fx.stage_deployment(&api, STAGE).await;
             (mounted(&r, "/delta", "delta", &["ANY"]) && now != deployed_before).then_some(())
         })
         .await;

@@ -1,56 +1,20 @@
 //! Migration from a shared Serverless-style gateway (`spec.adopt`) and the
 //! read-only `apimount status` views, against the emulator.
 
-mod support;
-
-use aws_sdk_apigateway::types::IntegrationType;
-use support::{
+use crate::support::{
     assert_exit_code, assert_success, manifest_dir, mount_yaml, stdout, write_manifest, Fixture,
+    Integration,
 };
 
 /// Creates a route the way Serverless Framework does on a shared API: ANY on
 /// the path and its {proxy+}, Lambda proxy integrations, no apimount marker.
 async fn serverless_route(fx: &Fixture, api: &str, root: &str, part: &str, fn_arn: &str) {
     let uri = fx.lambda_uri(fn_arn);
-    let parent = fx
-        .apigateway
-        .create_resource()
-        .rest_api_id(api)
-        .parent_id(root)
-        .path_part(part)
-        .send()
-        .await
-        .unwrap();
-    let proxy = fx
-        .apigateway
-        .create_resource()
-        .rest_api_id(api)
-        .parent_id(parent.id().unwrap())
-        .path_part("{proxy+}")
-        .send()
-        .await
-        .unwrap();
-    for id in [parent.id().unwrap(), proxy.id().unwrap()] {
-        fx.apigateway
-            .put_method()
-            .rest_api_id(api)
-            .resource_id(id)
-            .http_method("ANY")
-            .authorization_type("NONE")
-            .send()
-            .await
-            .unwrap();
-        fx.apigateway
-            .put_integration()
-            .rest_api_id(api)
-            .resource_id(id)
-            .http_method("ANY")
-            .r#type(IntegrationType::AwsProxy)
-            .integration_http_method("POST")
-            .uri(&uri)
-            .send()
-            .await
-            .unwrap();
+    let parent = fx.create_resource(api, root, part).await;
+    let proxy = fx.create_resource(api, &parent, "{proxy+}").await;
+    for id in [parent, proxy] {
+        fx.put_foreign_method(api, &id, "ANY", None, Integration::LambdaProxy(&uri))
+            .await;
     }
 }
 

@@ -13,10 +13,7 @@
 //! The random choices are seeded; the seed is printed (run with
 //! `--nocapture` to see it) and can be fixed with `APIMOUNT_RESILIENCE_SEED`.
 
-mod support;
-
-#[path = "support/faults.rs"]
-mod faults;
+use crate::support::faults;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -24,6 +21,9 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    self, manifest_dir, mount_yaml, show, source_arn_of, write_manifest, Fixture, Integration,
+};
 use aws_sdk_apigateway::types::{IntegrationType, Resource};
 use faults::{Fault, FaultConfig, FaultProxy, FaultStats};
 use rand::rngs::StdRng;
@@ -31,7 +31,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::{manifest_dir, show, source_arn_of, write_manifest, Fixture};
 use tempfile::TempDir;
 
 /// The default owner.
@@ -64,14 +63,12 @@ impl MountSpec {
     }
 
     fn yaml(&self) -> String {
-        format!(
-            "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {}\nspec:\n  path: {}\n  function: {}\n  methods: [{}]\n  proxy: {}\n",
-            self.name,
-            self.path,
-            self.function,
+        let extra = format!(
+            "  methods: [{}]\n  proxy: {}\n",
             self.methods.join(", "),
             self.proxy
-        )
+        );
+        mount_yaml(&self.name, &self.path, &self.function, &extra)
     }
 
     /// The mount path, and its `{proxy+}` child when `proxy`.
@@ -535,36 +532,9 @@ async fn create_foreign_legacy(w: &World) {
             .await
             .and_then(|r| r.id().map(str::to_string))
             .expect("root resource");
-    let legacy =
-        w.fx.apigateway
-            .create_resource()
-            .rest_api_id(&w.api)
-            .parent_id(root)
-            .path_part("legacy")
-            .send()
-            .await
-            .expect("CreateResource /legacy")
-            .id()
-            .expect("resource id")
-            .to_string();
-    w.fx.apigateway
-        .put_method()
-        .rest_api_id(&w.api)
-        .resource_id(&legacy)
-        .http_method("GET")
-        .authorization_type("NONE")
-        .send()
-        .await
-        .expect("PutMethod GET /legacy");
-    w.fx.apigateway
-        .put_integration()
-        .rest_api_id(&w.api)
-        .resource_id(&legacy)
-        .http_method("GET")
-        .r#type(IntegrationType::Mock)
-        .send()
-        .await
-        .expect("PutIntegration GET /legacy");
+    let legacy = w.fx.create_resource(&w.api, &root, "legacy").await;
+    w.fx.put_foreign_method(&w.api, &legacy, "GET", None, Integration::Mock)
+        .await;
 }
 
 /// Runs `apply` through the proxy until it succeeds, checks the proxy really

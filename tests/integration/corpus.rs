@@ -22,14 +22,13 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::support::mount_yaml;
+
 const BIN: &str = env!("CARGO_BIN_EXE_apimount");
 const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 /// A validate run of the whole corpus takes well under a second; an alias bomb
 /// that got expanded would not.
 const RUN_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Good files apimount wrongly refuses (strict: the test fails once it accepts them).
-const KNOWN_REFUSED_GOOD: &[(&str, &str)] = &[];
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
@@ -76,8 +75,6 @@ impl Expect {
 #[derive(Debug, Clone)]
 struct Case {
     file: String,
-    /// The expectations describe the right behaviour, which is not there yet.
-    known_bug: bool,
     /// The file must be refused (at least one error line).
     must_fail: bool,
     expects: Vec<Expect>,
@@ -87,7 +84,6 @@ impl Case {
     fn bad(file: &str, expects: &[&str]) -> Case {
         Case {
             file: file.to_string(),
-            known_bug: false,
             must_fail: true,
             expects: expects.iter().map(|e| Expect::parse(e)).collect(),
         }
@@ -96,7 +92,6 @@ impl Case {
     fn good(file: &str) -> Case {
         Case {
             file: file.to_string(),
-            known_bug: KNOWN_REFUSED_GOOD.iter().any(|(f, _)| *f == file),
             must_fail: false,
             expects: Vec::new(),
         }
@@ -136,11 +131,7 @@ fn read_expected(path: &Path) -> Vec<Case> {
             continue;
         }
         let mut cols = line.split('\t');
-        let name = cols.next().unwrap();
-        let (known_bug, file) = match name.strip_prefix('?') {
-            Some(f) => (true, f),
-            None => (false, name),
-        };
+        let file = cols.next().unwrap();
         let expects: Vec<Expect> = cols.map(Expect::parse).collect();
         assert!(
             !expects.iter().all(|e| e.negated),
@@ -156,7 +147,6 @@ fn read_expected(path: &Path) -> Vec<Case> {
         );
         cases.push(Case {
             file: file.to_string(),
-            known_bug,
             must_fail: true,
             expects,
         });
@@ -191,12 +181,6 @@ fn bad_cases() -> Vec<Case> {
 
 fn good_cases() -> Vec<Case> {
     let names = file_names(&corpus().join("good"));
-    for (f, _) in KNOWN_REFUSED_GOOD {
-        assert!(
-            names.contains(*f),
-            "KNOWN_REFUSED_GOOD names {f}, which is not in tests/corpus/good"
-        );
-    }
     names.iter().map(|n| Case::good(n)).collect()
 }
 
@@ -284,17 +268,12 @@ fn check_cases(run: &Run, dir: &Path, cases: &[Case]) -> Vec<String> {
     for c in cases {
         let lines = run.lines_of(dir, &c.file);
         let problems = c.problems(&lines, dir);
-        match (c.known_bug, problems.is_empty()) {
-            (false, false) => failures.push(format!(
+        if !problems.is_empty() {
+            failures.push(format!(
                 "{}: {}\n    its error lines: {lines:#?}",
                 c.file,
                 problems.join("; ")
-            )),
-            (true, true) => failures.push(format!(
-                "{}: is marked as a known bug but now behaves as expected; drop the '?' (or its entry in KNOWN_REFUSED_GOOD)",
-                c.file
-            )),
-            _ => {}
+            ));
         }
     }
     // No error line may name anything but the files of the cases.
@@ -343,9 +322,7 @@ fn copy_files(from: &Path, to: &Path) {
 // ---- files made at run time ----------------------------------------------------------
 
 fn manifest(name: &str) -> String {
-    format!(
-        "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: /{name}\n  function: fn\n"
-    )
+    mount_yaml(name, &format!("/{name}"), "fn", "")
 }
 
 /// A valid manifest padded with a comment to exactly `len` bytes.
@@ -619,7 +596,7 @@ fn check_alone(dir: &Path, case: &Case) -> Vec<String> {
     let run = validate(dir);
     let mut problems = check_cases(&run, dir, std::slice::from_ref(case));
     let want = if case.must_fail { 1 } else { 0 };
-    if !case.known_bug && run.code != Some(want) {
+    if run.code != Some(want) {
         problems.push(format!(
             "{}: exit code {:?}, want {want}",
             case.file, run.code

@@ -3,14 +3,15 @@
 //! Lambda functions with the SDK, runs the apimount binary and then inspects
 //! the resulting gateway objects and resource policies.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output, Stdio};
 
+use crate::support::{
+    self, manifest_dir, mount_yaml, show, source_arn_of, write_manifest, Fixture, Integration,
+    RouteTable,
+};
 use aws_sdk_apigateway::types::{IntegrationType, Resource};
 use serde_json::Value;
-use support::{manifest_dir, mount_yaml, show, source_arn_of, write_manifest, Fixture};
 use tempfile::TempDir;
 
 /// The default owner.
@@ -19,51 +20,6 @@ const OWNER: &str = "apimount";
 // ----- manifests ------------------------------------------------------------
 
 // ----- observed state, reduced to what apimount manages -----------------------
-
-/// A method with its integration, without ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MethodView {
-    authorization_type: Option<String>,
-    authorizer_id: Option<String>,
-    api_key_required: Option<bool>,
-    operation_name: Option<String>,
-    integration_type: Option<String>,
-    integration_http_method: Option<String>,
-    integration_uri: Option<String>,
-}
-
-/// path → verb → method, for every resource of the API (root included).
-type RouteTable = BTreeMap<String, BTreeMap<String, MethodView>>;
-
-fn route_table_of(resources: &[Resource]) -> RouteTable {
-    let mut table = RouteTable::new();
-    for r in resources {
-        let mut methods = BTreeMap::new();
-        if let Some(map) = r.resource_methods() {
-            for (verb, m) in map {
-                let i = m.method_integration();
-                methods.insert(
-                    verb.clone(),
-                    MethodView {
-                        authorization_type: m.authorization_type().map(str::to_string),
-                        authorizer_id: m.authorizer_id().map(str::to_string),
-                        api_key_required: m.api_key_required(),
-                        operation_name: m.operation_name().map(str::to_string),
-                        integration_type: i
-                            .and_then(|i| i.r#type())
-                            .map(|t| t.as_str().to_string()),
-                        integration_http_method: i
-                            .and_then(|i| i.http_method())
-                            .map(str::to_string),
-                        integration_uri: i.and_then(|i| i.uri()).map(str::to_string),
-                    },
-                );
-            }
-        }
-        table.insert(r.path().unwrap_or_default().to_string(), methods);
-    }
-    table
-}
 
 /// Statements of one policy keyed by Sid.
 type Statements = BTreeMap<String, Value>;
@@ -177,7 +133,7 @@ impl Env {
     }
 
     async fn routes(&self) -> RouteTable {
-        route_table_of(&self.fx.resources(&self.api).await)
+        self.fx.route_table(&self.api).await
     }
 
     async fn resource(&self, path: &str) -> Option<Resource> {
@@ -198,12 +154,7 @@ impl Env {
     }
 
     async fn deployment_ids(&self) -> BTreeSet<String> {
-        self.fx
-            .deployments(&self.api)
-            .await
-            .iter()
-            .map(|d| d.id().expect("deployment id").to_string())
-            .collect()
+        self.fx.deployment_ids(&self.api).await
     }
 
     /// Checks that exactly one deployment was created since `before`, that it
@@ -1205,62 +1156,14 @@ async fn nested_mounts_share_a_parent_and_removing_the_outer_one_keeps_the_inner
 /// and POST (a MOCK, no operationName): routes apimount does not own.
 async fn create_foreign_legacy(env: &Env) {
     let root = env.resource_id("/").await;
-    let legacy = env
-        .fx
-        .apigateway
-        .create_resource()
-        .rest_api_id(&env.api)
-        .parent_id(root)
-        .path_part("legacy")
-        .send()
-        .await
-        .expect("CreateResource /legacy")
-        .id()
-        .unwrap()
-        .to_string();
+    let legacy = env.fx.create_resource(&env.api, &root, "legacy").await;
+    let http = Integration::HttpProxy("GET", "https://legacy.example.com/");
     env.fx
-        .apigateway
-        .put_method()
-        .rest_api_id(&env.api)
-        .resource_id(&legacy)
-        .http_method("GET")
-        .authorization_type("NONE")
-        .operation_name("getLegacy")
-        .send()
-        .await
-        .expect("PutMethod GET /legacy");
+        .put_foreign_method(&env.api, &legacy, "GET", Some("getLegacy"), http)
+        .await;
     env.fx
-        .apigateway
-        .put_integration()
-        .rest_api_id(&env.api)
-        .resource_id(&legacy)
-        .http_method("GET")
-        .r#type(IntegrationType::HttpProxy)
-        .integration_http_method("GET")
-        .uri("https://legacy.example.com/")
-        .send()
-        .await
-        .expect("PutIntegration GET /legacy");
-    env.fx
-        .apigateway
-        .put_method()
-        .rest_api_id(&env.api)
-        .resource_id(&legacy)
-        .http_method("POST")
-        .authorization_type("NONE")
-        .send()
-        .await
-        .expect("PutMethod POST /legacy");
-    env.fx
-        .apigateway
-        .put_integration()
-        .rest_api_id(&env.api)
-        .resource_id(&legacy)
-        .http_method("POST")
-        .r#type(IntegrationType::Mock)
-        .send()
-        .await
-        .expect("PutIntegration POST /legacy");
+        .put_foreign_method(&env.api, &legacy, "POST", None, Integration::Mock)
+        .await;
 }
 
 #[tokio::test]

@@ -1,9 +1,7 @@
-//! Checks the emulator harness itself (tests/support), not apimount: if
+//! Checks the emulator harness itself (`support`), not apimount: if
 //! these fail, every other integration test is suspect.
 
-mod support;
-
-use support::{Emulator, Fixture};
+use crate::support::{self, Emulator, Fixture};
 
 #[tokio::test]
 async fn emulator_serves_api_gateway_and_lambda_in_the_test_account() {

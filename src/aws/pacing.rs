@@ -1,7 +1,8 @@
 //! Client-side pacing: token buckets that keep apimount within API Gateway's
 //! and Lambda's fixed control-plane quotas (per account and region), so a
 //! large change does not trip throttling that every other tool in the
-//! account would feel too. Quotas (AWS-NOTES): CreateResource and
+//! account would feel too. The quotas, from AWS's published API Gateway and
+//! Lambda quota tables (see docs/OPERATIONS.md): CreateResource and
 //! DeleteResource 5/s, GetResources 5 per 2 s, CreateDeployment 1 per 5 s,
 //! API Gateway total 10/s with a burst of 40, Lambda control plane 15/s.
 //!

@@ -210,11 +210,6 @@ impl MountPath {
         &self.0
     }
 
-    /// The segments, without the leading slash.
-    pub fn segments(&self) -> impl Iterator<Item = &str> {
-        self.0[1..].split('/')
-    }
-
     /// Whether `self` lies strictly below `other` (`/a/b` is below `/a`).
     pub fn is_below(&self, other: &MountPath) -> bool {
         self.0.len() > other.0.len()

@@ -19,10 +19,12 @@ use apimount::cli::{self, render, StatusView};
 use apimount::controller::admin::{self, Health};
 use apimount::controller::lease::Lease;
 use apimount::controller::metrics::Metrics;
-use apimount::controller::{self, LoopOptions};
+use apimount::controller::policy::PolicyFile;
+use apimount::controller::{self, LoopOptions, Parts};
+use apimount::manifest::tenants::{load_policy, TenantPolicy};
 use apimount::reconcile::{Mode, Reconciler};
 use apimount::settings::{self, parse_duration, DeleteLimit, Target};
-use apimount::source::{self, NameMemory, S3Location, S3Source, Source};
+use apimount::source::{self, Layout, NameMemory, S3Location, S3Source, Snapshot, Source};
 
 #[derive(Parser)]
 #[command(
@@ -105,6 +107,35 @@ struct SourceArgs {
     /// Folder of ServiceMount manifests (.yaml, .yml, .json).
     #[arg(long, env = "APIMOUNT_MANIFESTS", default_value = "./manifests")]
     manifests: PathBuf,
+    /// Tenant policy (kept outside the manifests): each tenant's manifests are
+    /// in its own sub-folder, and may mount only what the policy delegates to it.
+    #[arg(long, env = "APIMOUNT_TENANTS")]
+    tenants: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// The tenant policy, if one is given; an invalid one is an error.
+    fn tenancy(&self) -> anyhow::Result<Option<TenantPolicy>> {
+        let Some(path) = &self.tenants else {
+            return Ok(None);
+        };
+        match load_policy(path) {
+            Ok(p) => Ok(Some(p)),
+            Err(errors) => {
+                eprint!("{}", render::render_invalid(&errors));
+                bail!("the tenant policy {} is invalid", path.display())
+            }
+        }
+    }
+
+    /// One read of the manifest folder, laid out as the tenant policy says.
+    fn snapshot(&self) -> anyhow::Result<Snapshot> {
+        let tenancy = self.tenancy()?.map(Arc::new);
+        let layout = Layout::of(tenancy.as_deref());
+        let mut snap = source::load_dir(&self.manifests, &layout, &mut NameMemory::new())?;
+        snap.tenancy = tenancy;
+        Ok(snap)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -256,6 +287,10 @@ async fn reconciler(
 
 fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
     let api_id = check_target(&args.target)?;
+    let tenancy = match (&args.target.source.tenants, args.target.source.tenancy()?) {
+        (Some(path), Some(valid)) => Some(PolicyFile::new(path.clone(), valid)),
+        _ => None,
+    };
     let rt = runtime()?;
     rt.block_on(async {
         let metrics = Metrics::new();
@@ -311,7 +346,17 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
         if let Some(l) = &lease {
             tracing::info!(holder = l.holder(), "leader election on");
         }
-        controller::run(reconciler, source, opts, metrics, health, rx, lease).await?;
+        controller::run(Parts {
+            reconciler,
+            source,
+            tenancy,
+            opts,
+            metrics,
+            health,
+            shutdown: rx,
+            lease,
+        })
+        .await?;
         admin.abort();
         tracing::info!("apimount stopped");
         Ok(0)
@@ -343,7 +388,7 @@ fn healthcheck(addr: &str) -> anyhow::Result<u8> {
 
 fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     let api_id = check_target(&args.target)?;
-    let snap = source::load_dir(&args.target.source.manifests, &mut NameMemory::new())?;
+    let snap = args.target.source.snapshot()?;
     let view = if args.output == "json" {
         StatusView::Json
     } else if args.tree {
@@ -364,14 +409,17 @@ fn status(args: &StatusArgs) -> anyhow::Result<u8> {
 }
 
 fn validate(args: &SourceArgs) -> anyhow::Result<u8> {
-    let (out, code) = cli::validate(&args.manifests)?;
+    let tenancy = args.tenancy()?;
+    let (out, code) = cli::validate(&args.manifests, tenancy.as_ref())?;
     print!("{out}");
     Ok(code)
 }
 
 fn run_pass(args: &TargetArgs, mode: Mode) -> anyhow::Result<u8> {
     let api_id = check_target(args)?;
-    let snap = source::load_dir(&args.source.manifests, &mut NameMemory::new())
+    let snap = args
+        .source
+        .snapshot()
         .context("no pass was run, nothing was changed")?;
     runtime()?.block_on(async {
         let config = AwsConfig::load(&ClientOptions::default()).await;

@@ -8,26 +8,57 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::manifest;
+use crate::manifest::tenants::TenantPolicy;
+use crate::manifest::{self, ErrorKind, ManifestError};
+use crate::plan::{tenancy, Reason};
 use crate::reconcile::{Mode, PassReport};
-use crate::source::{self, NameMemory, SourceError};
+use crate::source::{self, Layout, NameMemory, SourceError};
 
 pub mod render;
 pub mod status;
 
 /// `apimount validate`: the report to print and the exit code (0 valid,
-/// 1 problems).
-pub fn validate(dir: &Path) -> Result<(String, u8), SourceError> {
-    let snap = source::load_dir(dir, &mut NameMemory::new())?;
+/// 1 problems). Under a tenant policy, each manifest must also be in its
+/// tenant's folder and within what can be checked of its tenant's rules
+/// without AWS (the path, the authorization, adoption, and the function as
+/// the manifest names it).
+pub fn validate(dir: &Path, tenancy: Option<&TenantPolicy>) -> Result<(String, u8), SourceError> {
+    let snap = source::load_dir(dir, &Layout::of(tenancy), &mut NameMemory::new())?;
     let dups = manifest::find_duplicates(&snap.mounts, &|_| false);
     let mut errors = snap.errors.clone();
     errors.extend(
         dups.iter()
             .map(|d| manifest::duplicate_error(&snap.mounts, d)),
     );
+    let mut refused = 0;
+    if let Some(policy) = tenancy {
+        for m in &snap.mounts {
+            let checked = m
+                .tenant
+                .as_deref()
+                .and_then(|t| tenancy::tenant(policy, t))
+                .map(|t| tenancy::check_static(policy, t, m));
+            if let Some(Err(p)) = checked {
+                refused += 1;
+                let field = match p.reason {
+                    Reason::NotDelegated => "spec.path",
+                    Reason::FunctionNotAllowed => "spec.function",
+                    Reason::AuthorizationNotAllowed => "spec.authorization",
+                    _ => "spec.adopt",
+                };
+                errors.push(ManifestError {
+                    file: m.file.clone(),
+                    position: None,
+                    field: Some(field.into()),
+                    message: format!("{}: {}", p.reason, p.message),
+                    kind: ErrorKind::Invalid,
+                });
+            }
+        }
+    }
     errors.sort_by(|a, b| a.file.cmp(&b.file));
     let mut out = render::render_invalid(&errors);
-    let valid = snap.mounts.len() - dups.len();
+    let valid = snap.mounts.len() - dups.len() - refused;
     let code = if errors.is_empty() {
         let _ = writeln!(out, "{} manifest(s) valid in {}", valid, dir.display());
         0

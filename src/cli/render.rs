@@ -39,7 +39,7 @@ pub fn render_pass(r: &PassReport, mode: Mode) -> String {
     }
     s.push_str(&render_invalid(&r.invalid));
     for m in &r.mounts {
-        let _ = writeln!(s, "{} ({} -> {})", m.name, m.path, m.function);
+        let _ = writeln!(s, "{} ({} -> {})", m.id(), m.path, m.function);
         render_outcomes(&mut s, &m.changes);
         match (&m.problem, m.state) {
             (Some(p), _) => {

@@ -13,6 +13,7 @@ use crate::reconcile::{invalid_reason, PassReport};
 struct Row {
     manifest: String,
     name: String,
+    tenant: Option<String>,
     path: String,
     function: String,
     state: String,
@@ -31,6 +32,7 @@ fn rows(r: &PassReport) -> Vec<Row> {
         out.push(Row {
             manifest: m.file.clone(),
             name: m.name.clone(),
+            tenant: m.tenant.clone(),
             path: m.path.clone(),
             function: m.function.clone(),
             state: state.to_string(),
@@ -56,6 +58,7 @@ fn rows(r: &PassReport) -> Vec<Row> {
         out.push(Row {
             manifest: e.file.display().to_string(),
             name: String::new(),
+            tenant: None,
             path: String::new(),
             function: String::new(),
             state: State::Failed.to_string(),
@@ -69,42 +72,53 @@ fn rows(r: &PassReport) -> Vec<Row> {
 /// The status table.
 pub fn render_status(r: &PassReport) -> String {
     let rows = rows(r);
-    let headers = ["MANIFEST", "PATH", "FUNCTION", "STATE", "REASON"];
-    let cells: Vec<[String; 5]> = rows
+    // The tenant column only under a tenant policy.
+    let tenants = rows.iter().any(|row| row.tenant.is_some());
+    let mut headers = vec!["MANIFEST"];
+    if tenants {
+        headers.push("TENANT");
+    }
+    headers.extend(["PATH", "FUNCTION", "STATE", "REASON"]);
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
-            [
-                row.manifest.clone(),
+            let mut c = vec![row.manifest.clone()];
+            if tenants {
+                c.push(row.tenant.clone().unwrap_or_default());
+            }
+            c.extend([
                 row.path.clone(),
                 row.function.clone(),
                 row.state.clone(),
                 row.reason.clone(),
-            ]
+            ]);
+            c
         })
         .collect();
-    let mut widths = headers.map(str::len);
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for c in &cells {
         for (i, v) in c.iter().enumerate() {
             widths[i] = widths[i].max(v.len());
         }
     }
     let mut s = String::new();
-    let line = |s: &mut String, vals: [&str; 5]| {
+    let line = |s: &mut String, vals: &[&str]| {
         let mut l = String::new();
         for (i, v) in vals.iter().enumerate() {
             let _ = write!(l, "{:<w$}  ", v, w = widths[i]);
         }
         let _ = writeln!(s, "{}", l.trim_end());
     };
-    line(&mut s, headers);
+    line(&mut s, &headers);
     for c in &cells {
-        line(&mut s, [&c[0], &c[1], &c[2], &c[3], &c[4]]);
+        let vals: Vec<&str> = c.iter().map(String::as_str).collect();
+        line(&mut s, &vals);
     }
     for row in rows.iter().filter(|r| !r.message.is_empty()) {
-        let who = if row.name.is_empty() {
-            row.manifest.as_str()
-        } else {
-            row.name.as_str()
+        let who = match (&row.tenant, row.name.is_empty()) {
+            (_, true) => row.manifest.clone(),
+            (Some(t), false) => format!("{t}/{}", row.name),
+            (None, false) => row.name.clone(),
         };
         let _ = writeln!(s, "\n{who}: {}", row.message);
     }
@@ -119,6 +133,7 @@ pub fn status_json(r: &PassReport, owner: &str) -> String {
             serde_json::json!({
                 "manifest": row.manifest,
                 "name": row.name,
+                "tenant": row.tenant,
                 "path": row.path,
                 "function": row.function,
                 "state": row.state,
@@ -158,11 +173,19 @@ pub fn render_tree(r: &PassReport, owner: &str) -> String {
         let _ = writeln!(s, "{}{}", "  ".repeat(depth), name);
         for (verb, m) in &res.methods {
             let who = match m.ownership() {
-                Ownership::Apimount { owner: o, mount } if o == owner => {
-                    format!("mount {mount} (this owner)")
-                }
-                Ownership::Apimount { owner: o, mount } => {
-                    format!("mount {mount} of owner {o}")
+                Ownership::Apimount(mk) => {
+                    let tenant = mk
+                        .mount
+                        .tenant
+                        .as_deref()
+                        .map(|t| format!("tenant {t}, "))
+                        .unwrap_or_default();
+                    let whose = if mk.owner == owner {
+                        "this owner".to_string()
+                    } else {
+                        format!("owner {}", mk.owner)
+                    };
+                    format!("mount {} ({tenant}{whose})", mk.mount.name)
                 }
                 Ownership::Foreign => format!(
                     "foreign{}",

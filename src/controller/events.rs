@@ -126,7 +126,7 @@ pub(crate) fn log_pass(
         BTreeMap::new();
     for m in &r.mounts {
         current.insert(
-            m.name.clone(),
+            m.id().to_string(),
             (
                 m.state,
                 m.problem.as_ref().map(|p| p.reason),
@@ -167,10 +167,9 @@ pub(crate) fn log_pass(
         .cloned()
         .collect();
     for n in gone {
-        let removed = r
-            .cleanups
-            .iter()
-            .any(|(m, c)| m.as_deref() == Some(n.as_str()) && c.iter().all(|c| c.error.is_none()));
+        let removed = r.cleanups.iter().any(|(m, c)| {
+            m.as_ref().is_some_and(|m| m.to_string() == n) && c.iter().all(|c| c.error.is_none())
+        });
         if removed {
             tracing::info!(mount = %n, "mount removed");
         } else {

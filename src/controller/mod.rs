@@ -2,7 +2,7 @@
 //!
 //! - [`trigger`]: why a pass runs; [`backoff`]: waiting before a retry;
 //! - [`watcher`]: the folder watch; [`lease`]: leader election;
-//! - [`events`]: the pass's log lines and metrics;
+//! - [`events`]: the pass's log lines and metrics; [`policy`]: the tenant policy file;
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`; [`metrics`]: the registry.
 //!
 //! # Expected flow
@@ -39,6 +39,7 @@ pub mod backoff;
 pub mod events;
 pub mod lease;
 pub mod metrics;
+pub mod policy;
 pub mod trigger;
 pub mod watcher;
 
@@ -50,6 +51,7 @@ use backoff::{jittered, Backoff};
 use events::{log_pass, needs_retry, Memory};
 use lease::{keep_lease, Lease};
 use metrics::{Metrics, ResultLabel};
+use policy::PolicyFile;
 use trigger::Trigger;
 
 /// Why the controller could not run.
@@ -81,17 +83,23 @@ impl Default for LoopOptions {
     }
 }
 
+/// What the loop runs with.
+pub struct Parts {
+    pub reconciler: Arc<Reconciler>,
+    pub source: Source,
+    /// The tenant policy, when one is in force.
+    pub tenancy: Option<PolicyFile>,
+    pub opts: LoopOptions,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    /// Turns true on SIGTERM/SIGINT.
+    pub shutdown: watch::Receiver<bool>,
+    pub lease: Option<Arc<Lease>>,
+}
+
 /// Runs until `shutdown` turns true. Returns after the pass in flight stopped.
-pub async fn run(
-    reconciler: Arc<Reconciler>,
-    source: Source,
-    opts: LoopOptions,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    shutdown: watch::Receiver<bool>,
-    lease: Option<Arc<Lease>>,
-) -> Result<(), ControllerError> {
-    let mut c = Controller::start(reconciler, source, opts, metrics, health, shutdown, lease)?;
+pub async fn run(parts: Parts) -> Result<(), ControllerError> {
+    let mut c = Controller::start(parts)?;
     let mut trigger = Trigger::Start;
     let mut reads = Reads::All;
     loop {
@@ -137,6 +145,7 @@ enum Leadership {
 struct Controller {
     reconciler: Arc<Reconciler>,
     source: Source,
+    tenancy: Option<PolicyFile>,
     opts: LoopOptions,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -160,18 +169,28 @@ struct Controller {
 }
 
 impl Controller {
-    fn start(
-        reconciler: Arc<Reconciler>,
-        source: Source,
-        opts: LoopOptions,
-        metrics: Arc<Metrics>,
-        health: Arc<Health>,
-        shutdown: watch::Receiver<bool>,
-        lease: Option<Arc<Lease>>,
-    ) -> Result<Controller, ControllerError> {
+    fn start(parts: Parts) -> Result<Controller, ControllerError> {
+        let Parts {
+            reconciler,
+            source,
+            tenancy,
+            opts,
+            metrics,
+            health,
+            shutdown,
+            lease,
+        } = parts;
         let (wake_tx, wake) = mpsc::channel::<()>(1);
+        let policy_dir = tenancy.as_ref().map(|t| match t.path().parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        });
+        let others: Vec<&std::path::Path> = policy_dir.iter().map(|d| d.as_path()).collect();
         let watcher = match &source {
-            Source::Dir(dir) => Some(watcher::watch_dir(dir, wake_tx)?),
+            Source::Dir(dir) => Some(watcher::watch(dir, tenancy.is_some(), &others, wake_tx)?),
+            Source::S3(_) if !others.is_empty() => {
+                Some(watcher::watch(others[0], false, &[], wake_tx)?)
+            }
             Source::S3(_) => None,
         };
         let stopper = reconciler.stopper();
@@ -194,6 +213,7 @@ impl Controller {
             backoff: Backoff::new(opts.backoff_min, opts.backoff_max),
             reconciler,
             source,
+            tenancy,
             opts,
             metrics,
             health,
@@ -247,9 +267,15 @@ impl Controller {
     /// Reads the source and runs one pass. Returns whether it failed for a
     /// reason that waiting can fix.
     async fn pass(&mut self, trigger: Trigger, reads: Reads) -> bool {
+        if let Some(t) = &mut self.tenancy {
+            t.refresh();
+        }
         let snapshot = match self.pending.take() {
             Some(s) => Ok(s),
-            None => self.source.load(&mut self.memory.names).await,
+            None => {
+                let tenancy = self.tenancy.as_ref().map(PolicyFile::current);
+                self.source.load(tenancy, &mut self.memory.names).await
+            }
         };
         let transient = match snapshot {
             Err(e) => {
@@ -353,7 +379,11 @@ impl Controller {
     /// next pass).
     async fn poll(&mut self) -> bool {
         self.next_poll = Instant::now() + self.opts.poll_interval;
-        match self.source.load(&mut self.memory.names).await {
+        if let Some(t) = &mut self.tenancy {
+            t.refresh();
+        }
+        let tenancy = self.tenancy.as_ref().map(PolicyFile::current);
+        match self.source.load(tenancy, &mut self.memory.names).await {
             Ok(s) if Some(&s.revision) != self.memory.last_revision.as_ref() => {
                 self.pending = Some(s);
                 true

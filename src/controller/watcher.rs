@@ -1,11 +1,12 @@
-//! The folder watch: any change in the manifest folder (or a watcher error
-//! or overflow) wakes the loop; the pass then reads the whole folder.
+//! The folder watch: any change in the manifest folder or the tenant
+//! policy's folder (or a watcher error or overflow) wakes the loop; the pass
+//! then reads everything again.
 
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
-/// The folder cannot be watched.
+/// A folder cannot be watched.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot watch {}", dir.display())]
 pub struct WatchError {
@@ -14,16 +15,20 @@ pub struct WatchError {
     source: notify::Error,
 }
 
-/// Watches `dir` (not recursively), sending a wake-up for every event but
-/// reads. The watch lasts as long as the returned watcher.
-pub fn watch_dir(
-    dir: &Path,
+/// Watches the manifest folder (with its tenant sub-folders, recursively,
+/// when `recursive`) and the `others` folders on their own (the tenant
+/// policy's), sending a wake-up for every event but reads. The watch lasts
+/// as long as the returned watcher.
+pub fn watch(
+    manifests: &Path,
+    recursive: bool,
+    others: &[&Path],
     wake: mpsc::Sender<()>,
 ) -> Result<notify::RecommendedWatcher, WatchError> {
     use notify::{RecursiveMode, Watcher};
-    let err = |source| WatchError {
-        dir: dir.to_path_buf(),
-        source,
+    let err = |dir: &Path| {
+        let dir = dir.to_path_buf();
+        move |source| WatchError { dir, source }
     };
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         match event {
@@ -34,9 +39,17 @@ pub fn watch_dir(
             }
         }
     })
-    .map_err(err)?;
-    watcher
-        .watch(dir, RecursiveMode::NonRecursive)
-        .map_err(err)?;
+    .map_err(err(manifests))?;
+    let mode = if recursive {
+        RecursiveMode::Recursive
+    } else {
+        RecursiveMode::NonRecursive
+    };
+    watcher.watch(manifests, mode).map_err(err(manifests))?;
+    for dir in others {
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(err(dir))?;
+    }
     Ok(watcher)
 }

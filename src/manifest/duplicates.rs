@@ -1,10 +1,10 @@
-//! Checks that need more than one manifest: two files with the same name or
-//! the same path. Which one wins needs the live gateway and is decided by the
+//! Checks that need more than one manifest: two files with the same name
+//! (within a tenant) or the same path. Which one wins needs the live gateway and is decided by the
 //! reconciler; this module only finds the clashes and words the error.
 
 use std::collections::BTreeMap;
 
-use super::{ErrorKind, ManifestError, Mount, MountPath};
+use super::{ErrorKind, ManifestError, Mount, MountId, MountPath};
 
 /// A manifest that loses to another with the same name or path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +27,12 @@ pub fn find_duplicates(mounts: &[Mount], is_incumbent: &dyn Fn(&Mount) -> bool) 
             .cmp(&is_incumbent(&mounts[a]))
             .then_with(|| mounts[a].file.cmp(&mounts[b].file))
     });
-    let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_name: BTreeMap<MountId, usize> = BTreeMap::new();
     let mut by_path: BTreeMap<&MountPath, usize> = BTreeMap::new();
     let mut out = Vec::new();
     for i in order {
         let m = &mounts[i];
-        if let Some(&w) = by_name.get(m.name.as_str()) {
+        if let Some(&w) = by_name.get(&m.id()) {
             out.push(Duplicate {
                 loser: i,
                 winner: w,
@@ -48,7 +48,7 @@ pub fn find_duplicates(mounts: &[Mount], is_incumbent: &dyn Fn(&Mount) -> bool) 
             });
             continue;
         }
-        by_name.insert(&m.name, i);
+        by_name.insert(m.id(), i);
         by_path.insert(&m.path, i);
     }
     out.sort_by_key(|d| d.loser);
@@ -60,7 +60,7 @@ pub fn duplicate_error(mounts: &[Mount], d: &Duplicate) -> ManifestError {
     let loser = &mounts[d.loser];
     let winner = &mounts[d.winner];
     let what = if d.field == "metadata.name" {
-        format!("name '{}'", loser.name)
+        format!("name '{}'", loser.id())
     } else {
         format!("path {}", loser.path)
     };

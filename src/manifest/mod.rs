@@ -10,7 +10,8 @@
 //! - [`duplicates`]: checks that need more than one file (two manifests with
 //!   the same name or path); which one wins needs the live gateway and is
 //!   decided by the reconciler;
-//! - [`schema`]: the JSON Schema for editors.
+//! - [`schema`]: the JSON Schema for editors;
+//! - [`tenants`]: the tenant policy, parsed and validated like a manifest.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub mod duplicates;
 pub mod format;
 pub mod schema;
+pub mod tenants;
 pub mod validate;
 pub mod yaml;
 
@@ -34,6 +36,11 @@ pub const KIND: &str = "ServiceMount";
 pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
 /// Longest manifest name: a DNS label, so names can appear in logs, metrics and markers.
 pub const MAX_NAME_LEN: usize = 63;
+/// Most segments in a mount path. Each segment is a resource of the API
+/// (300 by default, shared by every team), and the in-flight journal keeps
+/// the resources one mount creates in one stage tag of 28 paths; real APIs
+/// rarely nest deeper than five or six.
+pub const MAX_PATH_SEGMENTS: usize = 16;
 /// Deepest YAML nesting accepted; a manifest needs three levels.
 pub(crate) const MAX_YAML_DEPTH: usize = 16;
 /// YAML aliases accepted in one file; a manifest needs none.
@@ -62,6 +69,8 @@ pub enum ErrorKind {
     Invalid,
     /// Clashes with another manifest (same name or same path).
     Duplicate,
+    /// Outside the folder of every tenant of the tenant policy.
+    Misplaced,
 }
 
 impl fmt::Display for ManifestError {
@@ -198,6 +207,12 @@ impl MountPath {
             return Err(format!(
                 "must not end with '/'; write {}",
                 raw.trim_end_matches('/')
+            ));
+        }
+        let segments = raw[1..].split('/').count();
+        if segments > MAX_PATH_SEGMENTS {
+            return Err(format!(
+                "has {segments} segments; the limit is {MAX_PATH_SEGMENTS} (every segment is a resource of the shared API)"
             ));
         }
         for segment in raw[1..].split('/') {
@@ -426,6 +441,8 @@ fn check_qualifier(q: &str) -> Result<(), String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
     pub name: String,
+    /// The tenant whose folder the manifest is in, under a tenant policy.
+    pub tenant: Option<String>,
     pub path: MountPath,
     pub function: FunctionRef,
     /// Sorted and without repeats.
@@ -436,8 +453,82 @@ pub struct Mount {
     pub api_key_required: bool,
     /// Adopt an existing route of the same shape instead of reporting a conflict.
     pub adopt: bool,
-    /// The file this mount came from.
+    /// The file this mount came from, as shown to people.
     pub file: PathBuf,
+    /// The file's key within its source: the path below the folder
+    /// (`accounts.yaml`, `accounts/api.yaml`) or below the S3 prefix. It is
+    /// the same however the source was named on the command line, and is
+    /// recorded (hashed) in the ownership marker, so a live mount belongs to
+    /// the file it came from.
+    pub key: String,
+}
+
+impl Mount {
+    pub fn id(&self) -> MountId {
+        MountId {
+            tenant: self.tenant.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// A digest of what the manifest asks for (its meaning, not its bytes:
+    /// comments, key order and formatting do not change it). Recorded in the
+    /// ownership marker of every method the mount has, so the version a
+    /// route serves can be told from AWS alone.
+    pub fn generation(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let methods: Vec<&str> = self.methods.iter().map(|m| m.as_str()).collect();
+        let meaning = format!(
+            "path={}\nfunction={}\nmethods={}\nproxy={}\nauthorization={}\nauthorizer={}\napiKey={}\nadopt={}\n",
+            self.path,
+            self.function,
+            methods.join(","),
+            self.proxy,
+            self.authorization.as_str(),
+            self.authorizer_id.as_deref().unwrap_or(""),
+            self.api_key_required,
+            self.adopt,
+        );
+        Sha256::digest(meaning.as_bytes())[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// A mount's identity: its name, scoped to its tenant under a tenant policy
+/// (two tenants may each have a mount named `api`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MountId {
+    pub tenant: Option<String>,
+    pub name: String,
+}
+
+impl MountId {
+    /// Parses `name` or `tenant/name`.
+    pub fn parse(s: &str) -> Option<MountId> {
+        let (tenant, name) = match s.split_once('/') {
+            Some((t, n)) => (Some(t), n),
+            None => (None, s),
+        };
+        if let Some(t) = tenant {
+            check_tenant_name(t).ok()?;
+        }
+        check_name(name).ok()?;
+        Some(MountId {
+            tenant: tenant.map(str::to_string),
+            name: name.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for MountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(t) = &self.tenant {
+            write!(f, "{t}/")?;
+        }
+        f.write_str(&self.name)
+    }
 }
 
 /// Whether a file name looks like a manifest (by extension), ignoring hidden
@@ -535,6 +626,20 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<Mount, Vec<ManifestError>> {
         Err(e) => return Err(vec![yaml_error(file, text, &e)]),
     };
     validate::validate(file, text, doc)
+}
+
+/// Longest tenant name: it appears in every marker of the tenant's routes.
+pub const MAX_TENANT_NAME_LEN: usize = 32;
+
+/// Checks a tenant name: lowercase letters, digits and '-', up to 32.
+pub fn check_tenant_name(name: &str) -> Result<(), String> {
+    let length = name.chars().count();
+    if length > MAX_TENANT_NAME_LEN {
+        return Err(format!(
+            "'{name}' is {length} characters long; the limit is {MAX_TENANT_NAME_LEN}"
+        ));
+    }
+    check_name(name)
 }
 
 /// Checks a manifest name: a DNS label.

@@ -195,6 +195,7 @@ pub(crate) fn validate(
     }
     Ok(Mount {
         name: name.clone(),
+        tenant: None,
         path: path.expect("checked above"),
         function: function.expect("checked above"),
         methods,
@@ -204,5 +205,9 @@ pub(crate) fn validate(
         api_key_required: doc.spec.api_key_required.is_some_and(|b| b.value),
         adopt: doc.spec.adopt.is_some_and(|b| b.value),
         file: file.to_path_buf(),
+        key: file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     })
 }

@@ -50,6 +50,17 @@ pub enum Reason {
     AwsError,
     /// A per-API quota was reached (e.g. 300 resources).
     LimitExceeded,
+    /// The path is outside the subtrees the tenant policy delegates to the
+    /// manifest's tenant.
+    NotDelegated,
+    /// The function is not one the manifest's tenant may mount.
+    FunctionNotAllowed,
+    /// The authorization type is not one the manifest's tenant may use.
+    AuthorizationNotAllowed,
+    /// The manifest asks to adopt, which its tenant may not.
+    AdoptNotAllowed,
+    /// The mount would take its tenant over its resource budget.
+    OverBudget,
 }
 
 impl Reason {
@@ -63,6 +74,11 @@ impl Reason {
             Reason::Throttled => "Throttled",
             Reason::AwsError => "AwsError",
             Reason::LimitExceeded => "LimitExceeded",
+            Reason::NotDelegated => "NotDelegated",
+            Reason::FunctionNotAllowed => "FunctionNotAllowed",
+            Reason::AuthorizationNotAllowed => "AuthorizationNotAllowed",
+            Reason::AdoptNotAllowed => "AdoptNotAllowed",
+            Reason::OverBudget => "OverBudget",
         }
     }
 

@@ -9,7 +9,9 @@
 //! - [`policy`]: Lambda resource policy statements;
 //! - [`change`]: one change to the gateway or a policy;
 //! - [`planner`]: the planner itself ([`plan()`]);
+//! - [`incumbency`]: which manifest a contested name or path goes to;
 //! - [`deploy`]: whether a pass deploys;
+//! - [`tenancy`]: what a tenant policy allows a mount;
 //! - [`warnings`]: notes before per-API and per-function limits are hit;
 //! - [`conditions`]: mount states and the reasons vocabulary.
 //!
@@ -33,15 +35,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::manifest::Mount;
+use crate::manifest::tenants::TenantPolicy;
+use crate::manifest::{Mount, MountId};
 
 pub mod change;
 pub mod conditions;
 pub mod deploy;
+pub mod incumbency;
 pub mod model;
 pub mod names;
 pub mod planner;
 pub mod policy;
+pub mod tenancy;
 pub mod warnings;
 
 pub use change::{Change, ChangeKind};
@@ -68,14 +73,19 @@ pub struct PlanInput<'a> {
     pub region: &'a str,
     pub api: &'a ObservedApi,
     pub mounts: &'a [DesiredMount],
-    /// Names of mounts whose manifest exists but is invalid: their routes stay.
-    pub retained: &'a BTreeSet<String>,
-    /// A manifest could not be read and its name is unknown: remove nothing.
-    pub hold_orphans: bool,
+    /// Mounts whose manifest exists but is invalid (or misplaced): their routes stay.
+    pub retained: &'a BTreeSet<MountId>,
+    /// Tenants (`None`: the single-tenant source, and routes made before a
+    /// policy) of which a manifest could not be read and its name is
+    /// unknown: none of their routes are removed.
+    pub held: &'a BTreeSet<Option<String>>,
     /// Resource policies by function ARN; `None` where it could not be read.
     pub policies: &'a BTreeMap<String, Option<Vec<PolicyStatement>>>,
-    /// Most removed mounts one pass may delete; above it, none are (mass-deletion guard).
-    pub delete_limit: Option<usize>,
+    /// Per tenant, the most removed mounts one pass may delete; above it,
+    /// none of that tenant's are (mass-deletion guard). No entry: no limit.
+    pub delete_limits: &'a BTreeMap<Option<String>, usize>,
+    /// The tenant policy, when one is in force.
+    pub tenancy: Option<&'a TenantPolicy>,
     /// Method-less resources an interrupted pass of this owner left (see `journal`).
     pub abandoned: &'a BTreeSet<String>,
 }
@@ -91,7 +101,7 @@ pub enum MountAction {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountPlan {
-    pub name: String,
+    pub id: MountId,
     pub path: String,
     pub action: MountAction,
 }
@@ -99,8 +109,8 @@ pub struct MountPlan {
 /// Removal of what an orphaned mount (or a leftover) left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cleanup {
-    /// The mount name in the markers, or `None` for leftover statements.
-    pub mount: Option<String>,
+    /// The mount in the markers, or `None` for leftover statements.
+    pub mount: Option<MountId>,
     pub changes: Vec<Change>,
 }
 

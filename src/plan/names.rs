@@ -4,10 +4,12 @@
 //! descriptions. Pure functions.
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use sha2::{Digest, Sha256};
 
 use super::model::ObservedApi;
+use crate::manifest::{Mount, MountId};
 
 /// Prefix of every ownership marker apimount writes into `Method.operationName`.
 pub const MARKER_PREFIX: &str = "apimount:";
@@ -15,43 +17,121 @@ pub const MARKER_PREFIX: &str = "apimount:";
 /// Who owns a method, read from its `operationName`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Ownership {
-    /// Made by an apimount instance: `apimount:<owner>:<mount>`.
-    Apimount { owner: String, mount: String },
+    /// Made by an apimount instance.
+    Apimount(Marker),
     /// Anything else: made by hand, by another tool, or a marker we cannot read.
     Foreign,
 }
 
+/// apimount's ownership marker:
+/// `apimount:{owner}:{mount}@{source}.{generation}`, where `{mount}` is the
+/// mount's name, or `{tenant}/{name}` under a tenant policy, `{source}` a
+/// short hash of the key of the manifest file it came from, and
+/// `{generation}` the manifest's generation when the method was written.
+/// Markers written before the last two existed (`apimount:{owner}:{name}`)
+/// are read too.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Marker {
+    pub owner: String,
+    pub mount: MountId,
+    /// [`source_tag`] of the manifest file's key, if recorded.
+    pub source: Option<String>,
+    /// [`Mount::generation`] of the manifest, if recorded.
+    pub generation: Option<String>,
+}
+
+impl Marker {
+    /// The marker of `owner`'s methods for `mount`.
+    pub fn of(owner: &str, mount: &Mount) -> Marker {
+        Marker {
+            owner: owner.to_string(),
+            mount: mount.id(),
+            source: Some(source_tag(&mount.key)),
+            generation: Some(mount.generation()),
+        }
+    }
+
+    fn parse(operation_name: &str) -> Option<Marker> {
+        let rest = operation_name.strip_prefix(MARKER_PREFIX)?;
+        let (owner, rest) = rest.split_once(':')?;
+        crate::settings::check_owner(owner).ok()?;
+        let (id, tags) = match rest.split_once('@') {
+            Some((id, tags)) => (id, Some(tags)),
+            None => (rest, None),
+        };
+        let mount = MountId::parse(id)?;
+        let (source, generation) = match tags {
+            None => (None, None),
+            Some(tags) => {
+                let (source, generation) = tags.split_once('.')?;
+                if !is_tag(source) || !is_tag(generation) {
+                    return None;
+                }
+                (Some(source.to_string()), Some(generation.to_string()))
+            }
+        };
+        Some(Marker {
+            owner: owner.to_string(),
+            mount,
+            source,
+            generation,
+        })
+    }
+}
+
+impl fmt::Display for Marker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{MARKER_PREFIX}{}:{}", self.owner, self.mount)?;
+        if let (Some(source), Some(generation)) = (&self.source, &self.generation) {
+            write!(f, "@{source}.{generation}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Tags in a marker are 8 lowercase hex digits.
+fn is_tag(s: &str) -> bool {
+    s.len() == 8
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+/// A short, stable hash of a manifest file's key within its source.
+pub fn source_tag(key: &str) -> String {
+    Sha256::digest(key.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl Ownership {
     pub fn parse(operation_name: Option<&str>) -> Ownership {
-        let Some(rest) = operation_name.and_then(|s| s.strip_prefix(MARKER_PREFIX)) else {
-            return Ownership::Foreign;
-        };
-        match rest.split_once(':') {
-            Some((owner, mount))
-                if crate::settings::check_owner(owner).is_ok()
-                    && crate::manifest::check_name(mount).is_ok() =>
-            {
-                Ownership::Apimount {
-                    owner: owner.to_string(),
-                    mount: mount.to_string(),
-                }
-            }
-            _ => Ownership::Foreign,
+        match operation_name.and_then(Marker::parse) {
+            Some(m) => Ownership::Apimount(m),
+            None => Ownership::Foreign,
+        }
+    }
+
+    /// The marker, if it is one of `owner`'s.
+    pub fn of(&self, owner: &str) -> Option<&Marker> {
+        match self {
+            Ownership::Apimount(m) if m.owner == owner => Some(m),
+            _ => None,
         }
     }
 
     pub fn is(&self, owner: &str) -> bool {
-        matches!(self, Ownership::Apimount { owner: o, .. } if o == owner)
+        self.of(owner).is_some()
     }
 
-    pub fn is_mount(&self, owner: &str, mount: &str) -> bool {
-        matches!(self, Ownership::Apimount { owner: o, mount: m } if o == owner && m == mount)
+    pub fn is_mount(&self, owner: &str, mount: &MountId) -> bool {
+        self.of(owner).is_some_and(|m| &m.mount == mount)
     }
 }
 
-/// The marker apimount writes for `owner`'s mount `mount`.
-pub fn marker(owner: &str, mount: &str) -> String {
-    format!("{MARKER_PREFIX}{owner}:{mount}")
+/// The marker apimount writes for `owner`'s mount.
+pub fn marker(owner: &str, mount: &Mount) -> String {
+    Marker::of(owner, mount).to_string()
 }
 
 /// One route of a mount: the mount path itself, or its `{proxy+}` child.
@@ -137,7 +217,7 @@ pub fn owners_on(api: &ObservedApi) -> Vec<String> {
     let mut owners: Vec<String> = api
         .methods()
         .filter_map(|(_, _, m)| match m.ownership() {
-            Ownership::Apimount { owner, .. } => Some(owner),
+            Ownership::Apimount(mk) => Some(mk.owner),
             Ownership::Foreign => None,
         })
         .collect();
@@ -168,15 +248,11 @@ pub fn fingerprint_in_description<'a>(description: &'a str, owner: &str) -> Opti
     })
 }
 
-/// How many distinct mounts `owner` has routes for.
-pub fn managed_mounts(api: &ObservedApi, owner: &str) -> usize {
+/// The distinct mounts `owner` has routes for.
+pub fn managed_mounts(api: &ObservedApi, owner: &str) -> BTreeSet<MountId> {
     api.methods()
-        .filter_map(|(_, _, m)| match m.ownership() {
-            Ownership::Apimount { owner: o, mount } if o == owner => Some(mount),
-            _ => None,
-        })
-        .collect::<BTreeSet<_>>()
-        .len()
+        .filter_map(|(_, _, m)| m.ownership().of(owner).map(|mk| mk.mount.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -185,21 +261,60 @@ mod tests {
 
     #[test]
     fn marker_round_trip() {
-        let m = marker("team-a", "accounts");
+        let mount = |tenant: Option<&str>| {
+            crate::manifest::Mount {
+            tenant: tenant.map(str::to_string),
+            key: "accounts.yaml".into(),
+            ..crate::manifest::parse(
+                std::path::Path::new("accounts.yaml"),
+                b"apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: accounts\nspec:\n  path: /accounts\n  function: f\n",
+            )
+            .unwrap()
+        }
+        };
+        for tenant in [None, Some("team-x")] {
+            let m = mount(tenant);
+            let text = marker("team-a", &m);
+            let parsed = Ownership::parse(Some(&text));
+            assert_eq!(
+                parsed,
+                Ownership::Apimount(Marker::of("team-a", &m)),
+                "{text}"
+            );
+            assert!(parsed.is_mount("team-a", &m.id()));
+            assert!(!parsed.is("team-b"));
+        }
         assert_eq!(
-            Ownership::parse(Some(&m)),
-            Ownership::Apimount {
-                owner: "team-a".into(),
-                mount: "accounts".into()
-            }
+            marker("team-a", &mount(Some("team-x"))),
+            format!(
+                "apimount:team-a:team-x/accounts@{}.{}",
+                source_tag("accounts.yaml"),
+                mount(None).generation()
+            )
         );
-        assert_eq!(Ownership::parse(Some("getAccounts")), Ownership::Foreign);
+        // Markers from before the source and generation were recorded.
+        let legacy = Ownership::parse(Some("apimount:team-a:accounts"));
+        let Ownership::Apimount(legacy) = legacy else {
+            panic!("legacy marker not read: {legacy:?}")
+        };
+        assert_eq!((legacy.source, legacy.generation), (None, None));
+        for foreign in [
+            "getAccounts",
+            "apimount:x",
+            "apimount:x:Bad Name",
+            "apimount:x:a@12345678",
+            "apimount:x:a@1234567.12345678",
+            "apimount:x:a@XXXXXXXX.12345678",
+            "apimount:x:Team/a",
+            "apimount:x:a/b/c",
+        ] {
+            assert_eq!(
+                Ownership::parse(Some(foreign)),
+                Ownership::Foreign,
+                "{foreign}"
+            );
+        }
         assert_eq!(Ownership::parse(None), Ownership::Foreign);
-        assert_eq!(Ownership::parse(Some("apimount:x")), Ownership::Foreign);
-        assert_eq!(
-            Ownership::parse(Some("apimount:x:Bad Name")),
-            Ownership::Foreign
-        );
     }
 
     #[test]

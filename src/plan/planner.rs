@@ -15,15 +15,16 @@ use super::conditions::{Problem, Reason};
 use super::model::{MethodSettings, ObservedApi, ObservedMethod};
 use super::names::{is_statement_of, marker, Ownership, Route};
 use super::policy::PolicyStatement;
+use super::tenancy::{self, Budget};
 use super::{ancestors, routes, Cleanup, DesiredMount, MountAction, MountPlan, Plan, PlanInput};
-use crate::manifest::Mount;
+use crate::manifest::{Mount, MountId};
 
 /// A permission statement: (function ARN, statement id).
 type Statement = (String, String);
 /// A method: (resource path, verb).
 type MethodKey = (String, String);
-/// Orphaned methods of this owner, by the mount name in their marker.
-type Orphans = BTreeMap<String, Vec<MethodKey>>;
+/// Orphaned methods of this owner, by the mount in their marker.
+type Orphans = BTreeMap<MountId, Vec<MethodKey>>;
 
 /// Plans one pass. See the module documentation for the rules.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
@@ -46,7 +47,12 @@ struct Claims<'a> {
     input: &'a PlanInput<'a>,
     /// Mounts whose existing routes stay as they are: invalid manifests,
     /// blocked mounts, and removals the mass-deletion guard holds back.
-    kept: BTreeSet<String>,
+    kept: BTreeSet<MountId>,
+    /// Per tenant, the resources its mounts planned so far need.
+    budgets: BTreeMap<String, Budget>,
+    /// Mounts refused as outside their tenant's delegation: their paths
+    /// are not theirs to keep.
+    undelegated: BTreeSet<MountId>,
     /// Resources planned for creation so far, so a shared parent is created once.
     creating: BTreeSet<String>,
     /// Methods a desired mount claims: never orphans.
@@ -63,6 +69,8 @@ impl<'a> Claims<'a> {
         Claims {
             input,
             kept: input.retained.clone(),
+            budgets: BTreeMap::new(),
+            undelegated: BTreeSet::new(),
             creating: BTreeSet::new(),
             claimed: BTreeSet::new(),
             wanted: BTreeSet::new(),
@@ -74,7 +82,10 @@ impl<'a> Claims<'a> {
     /// cannot be planned keeps its routes.
     fn plan_mount(&mut self, desired: &DesiredMount) -> MountPlan {
         let m = &desired.mount;
-        let action = match plan_mount(self.input, desired, &mut self.creating) {
+        let planned = self
+            .within_tenancy(desired)
+            .and_then(|()| plan_mount(self.input, desired, &mut self.creating));
+        let action = match planned {
             Ok(p) => {
                 self.claimed.extend(p.claimed);
                 self.wanted.extend(p.statements);
@@ -82,14 +93,56 @@ impl<'a> Claims<'a> {
                 MountAction::Apply(p.changes)
             }
             Err(problem) => {
-                self.kept.insert(m.name.clone());
+                if problem.reason == Reason::NotDelegated {
+                    self.undelegated.insert(m.id());
+                }
+                self.kept.insert(m.id());
                 MountAction::Blocked(problem)
             }
         };
         MountPlan {
-            name: m.name.clone(),
+            id: m.id(),
             path: m.path.to_string(),
             action,
+        }
+    }
+
+    /// Under a tenant policy: whether the mount stays within what its tenant
+    /// may do, its resource budget included. Decided before any change is
+    /// planned, so a refused mount costs no write call.
+    fn within_tenancy(&mut self, desired: &DesiredMount) -> Result<(), Problem> {
+        let Some(policy) = self.input.tenancy else {
+            return Ok(());
+        };
+        let m = &desired.mount;
+        let function = desired.function.as_ref().map_err(Clone::clone)?;
+        let tenant = m
+            .tenant
+            .as_deref()
+            .and_then(|t| tenancy::tenant(policy, t))
+            .ok_or_else(|| {
+                Problem::new(
+                    Reason::NotDelegated,
+                    format!(
+                        "{} is not in the folder of a tenant of the policy",
+                        m.file.display()
+                    ),
+                )
+            })?;
+        tenancy::check(policy, tenant, m, function)?;
+        self.budgets
+            .entry(tenant.name.clone())
+            .or_default()
+            .take(tenant, m)
+    }
+
+    /// Whether a method of this owner, marked as `mount`'s, lies outside
+    /// what the tenant policy delegates to that mount's tenant (a delegation
+    /// removed, or a tenant dropped): it is removed, whatever its manifest.
+    fn detached(&self, mount: &MountId, path: &str) -> bool {
+        match (self.input.tenancy, &mount.tenant) {
+            (Some(policy), Some(tenant)) => !tenancy::is_delegated(policy, tenant, path),
+            _ => false,
         }
     }
 
@@ -101,36 +154,59 @@ impl<'a> Claims<'a> {
         let input = self.input;
         let mut orphans = Orphans::new();
         for (path, verb, method) in input.api.methods() {
-            let Ownership::Apimount { owner, mount } = method.ownership() else {
+            let Some(marker) = method.ownership().of(input.owner).cloned() else {
                 continue;
             };
-            if owner != input.owner || self.kept.contains(&mount) {
-                continue;
-            }
+            // Claimed: a desired mount takes the method over.
             if self.claimed.contains(&(path.to_string(), verb.to_string())) {
                 continue;
             }
+            if self.kept.contains(&marker.mount) && !self.detached(&marker.mount, path) {
+                continue;
+            }
             orphans
-                .entry(mount)
+                .entry(marker.mount)
                 .or_default()
                 .push((path.to_string(), verb.to_string()));
         }
-        if let Some(limit) = input.delete_limit {
-            if orphans.len() > limit {
-                notes.push(format!(
-                    "refusing to remove {} mounts ({}) in one pass: the limit is {limit} (--max-delete); nothing is removed. If this is intended, raise --max-delete or pass --allow-mass-delete",
-                    orphans.len(),
-                    orphans.keys().cloned().collect::<Vec<_>>().join(", ")
-                ));
-                self.kept.extend(std::mem::take(&mut orphans).into_keys());
-            }
+        // Holds and the mass-deletion guard, per tenant: one tenant's
+        // unreadable file or mass removal never holds another's removals.
+        let mut by_tenant: BTreeMap<Option<String>, Vec<MountId>> = BTreeMap::new();
+        for id in orphans.keys() {
+            by_tenant
+                .entry(id.tenant.clone())
+                .or_default()
+                .push(id.clone());
         }
-        if input.hold_orphans && !orphans.is_empty() {
-            notes.push(format!(
-                "{} route(s) of removed mounts are kept for now: a manifest could not be read, so a missing mount may only be unreadable",
-                orphans.values().map(Vec::len).sum::<usize>()
-            ));
-            orphans.clear();
+        for (tenant, ids) in by_tenant {
+            let of = match &tenant {
+                Some(t) => format!(" of tenant '{t}'"),
+                None => String::new(),
+            };
+            if input.held.contains(&tenant) {
+                let routes: usize = ids.iter().map(|id| orphans[id].len()).sum();
+                notes.push(format!(
+                    "{routes} route(s) of removed mounts{of} are kept for now: a manifest could not be read, so a missing mount may only be unreadable"
+                ));
+                for id in &ids {
+                    orphans.remove(id);
+                }
+                continue;
+            }
+            if let Some(&limit) = input.delete_limits.get(&tenant) {
+                if ids.len() > limit {
+                    let names: Vec<String> = ids.iter().map(MountId::to_string).collect();
+                    notes.push(format!(
+                        "refusing to remove {} mounts{of} ({}) in one pass: the limit is {limit} (--max-delete); nothing is removed. If this is intended, raise --max-delete or pass --allow-mass-delete",
+                        ids.len(),
+                        names.join(", ")
+                    ));
+                    for id in ids {
+                        orphans.remove(&id);
+                        self.kept.insert(id);
+                    }
+                }
+            }
         }
         orphans
     }
@@ -141,11 +217,10 @@ impl<'a> Claims<'a> {
         input
             .api
             .methods()
-            .filter(|(_, _, m)| match m.ownership() {
-                Ownership::Apimount { owner, mount } => {
-                    owner == input.owner && self.kept.contains(&mount)
-                }
-                Ownership::Foreign => false,
+            .filter(|(path, _, m)| {
+                m.ownership().of(input.owner).is_some_and(|mk| {
+                    self.kept.contains(&mk.mount) && !self.detached(&mk.mount, path)
+                })
             })
             .filter_map(|(path, _, m)| {
                 let f = m.function()?;
@@ -169,12 +244,17 @@ impl<'a> Claims<'a> {
                 .insert(verb.clone());
         }
         let no_abandoned = BTreeSet::new();
-        let abandoned = if input.hold_orphans {
+        let abandoned = if !input.held.is_empty() {
             &no_abandoned
         } else {
             input.abandoned
         };
-        let desired: Vec<Route> = input.mounts.iter().flat_map(|d| routes(&d.mount)).collect();
+        let desired: Vec<Route> = input
+            .mounts
+            .iter()
+            .filter(|d| !self.undelegated.contains(&d.mount.id()))
+            .flat_map(|d| routes(&d.mount))
+            .collect();
         let deletable = deletable_resources(api, &removing, abandoned, &desired);
 
         let mut cleanups = Vec::new();
@@ -280,7 +360,7 @@ impl<'a> Claims<'a> {
     ) -> (Vec<Change>, Vec<Change>) {
         let input = self.input;
         let (mut now, mut after_deploy) = (Vec::new(), Vec::new());
-        if input.hold_orphans {
+        if !input.held.is_empty() {
             return (now, after_deploy);
         }
         for (function, statements) in input.policies {
@@ -327,7 +407,7 @@ fn settings_for(owner: &str, mount: &Mount) -> MethodSettings {
         authorization: mount.authorization,
         authorizer_id: mount.authorizer_id.clone(),
         api_key_required: mount.api_key_required,
-        operation_name: marker(owner, &mount.name),
+        operation_name: marker(owner, mount),
     }
 }
 
@@ -489,23 +569,23 @@ fn plan_mount(
         };
         for (verb, method) in &res.methods {
             match method.ownership() {
-                Ownership::Apimount { owner: o, mount } if o == owner => {
-                    if mount != m.name && input.retained.contains(&mount) {
+                Ownership::Apimount(mk) if mk.owner == owner => {
+                    if mk.mount != m.id() && input.retained.contains(&mk.mount) {
                         return Err(Problem::new(
                             Reason::PathConflict,
                             format!(
-                                "{verb} {} still belongs to mount '{mount}', whose manifest is invalid; fix or delete that manifest first",
-                                route.0
+                                "{verb} {} still belongs to mount '{}', whose manifest is invalid or misplaced; fix or delete that manifest first",
+                                route.0, mk.mount
                             ),
                         ));
                     }
                 }
-                Ownership::Apimount { owner: o, mount } => {
+                Ownership::Apimount(mk) => {
                     return Err(Problem::new(
                         Reason::PathConflict,
                         format!(
-                            "{verb} {} is served by mount '{mount}' of apimount owner '{o}'; apimount leaves other owners' routes alone",
-                            route.0
+                            "{verb} {} is served by mount '{}' of apimount owner '{}'; apimount leaves other owners' routes alone",
+                            route.0, mk.mount, mk.owner
                         ),
                     ))
                 }
@@ -719,6 +799,7 @@ fn adoptable(method: &ObservedMethod, verb: &str, m: &Mount, uri: &str) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::tenants::{parse_policy, TenantPolicy};
     use crate::manifest::{parse, Authorization};
     use crate::plan::model::{Methods, ObservedIntegration, ObservedResource, ResolvedFunction};
     use std::path::Path;
@@ -741,6 +822,13 @@ mod tests {
         .unwrap()
     }
 
+    fn id(tenant: Option<&str>, name: &str) -> MountId {
+        MountId {
+            tenant: tenant.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+
     fn desired(m: Mount) -> DesiredMount {
         let f = func(m.function.name());
         DesiredMount {
@@ -757,6 +845,7 @@ mod tests {
         next_id: u32,
         /// What the journal says an interrupted pass left.
         abandoned: BTreeSet<String>,
+        tenancy: Option<TenantPolicy>,
     }
 
     impl World {
@@ -862,7 +951,8 @@ mod tests {
         }
 
         fn plan(&self, mounts: &[DesiredMount], retained: &[&str], hold: bool) -> Plan {
-            let retained: BTreeSet<String> = retained.iter().map(|s| s.to_string()).collect();
+            let retained: BTreeSet<MountId> = retained.iter().map(|s| id(None, s)).collect();
+            let held: BTreeSet<Option<String>> = if hold { [None].into() } else { BTreeSet::new() };
             plan(&PlanInput {
                 owner: OWNER,
                 api_id: API,
@@ -870,9 +960,10 @@ mod tests {
                 api: &self.api,
                 mounts,
                 retained: &retained,
-                hold_orphans: hold,
+                held: &held,
                 policies: &self.policies,
-                delete_limit: None,
+                delete_limits: &BTreeMap::new(),
+                tenancy: self.tenancy.as_ref(),
                 abandoned: &self.abandoned,
             })
         }
@@ -928,10 +1019,9 @@ mod tests {
         );
         assert_eq!(w.statements("acct"), 2);
         let m = &w.api.get("/v1/accounts").unwrap().methods["ANY"];
-        assert_eq!(
-            m.operation_name.as_deref(),
-            Some("apimount:team-a:accounts")
-        );
+        let op = m.operation_name.as_deref().unwrap();
+        assert_eq!(op, marker(OWNER, &ms[0].mount));
+        assert!(op.starts_with("apimount:team-a:accounts@"), "{op}");
     }
 
     #[test]
@@ -1068,7 +1158,7 @@ mod tests {
         let p = w.plan(&ms, &[], false);
         let blocked: Vec<(&str, Reason)> = p
             .blocked()
-            .map(|(m, pr)| (m.name.as_str(), pr.reason))
+            .map(|(m, pr)| (m.id.name.as_str(), pr.reason))
             .collect();
         assert_eq!(
             blocked,
@@ -1262,9 +1352,10 @@ mod tests {
                 api: &w.api,
                 mounts,
                 retained: &retained,
-                hold_orphans: false,
+                held: &BTreeSet::new(),
                 policies: &w.policies,
-                delete_limit: Some(limit),
+                delete_limits: &[(None, limit)].into(),
+                tenancy: None,
                 abandoned: &BTreeSet::new(),
             })
         };
@@ -1297,5 +1388,230 @@ mod tests {
         let p = w.plan(&ms, &[], false);
         assert_eq!(p.blocked().next().unwrap().1.reason, Reason::AwsError);
         assert!(p.is_empty());
+    }
+
+    // ---- tenants ------------------------------------------------------------------
+
+    const POLICY: &str = "apiVersion: apimount/v1
+kind: TenantPolicy
+tenants:
+  - name: accounts
+    paths: [/accounts]
+    functions: [acct]
+    authorizations: [NONE]
+  - name: payments
+    paths: [/payments]
+    functions: [\"pay*\"]
+    authorizations: [NONE]
+    maxResources: 4
+";
+
+    fn tenanted(policy: &str) -> World {
+        let mut w = world();
+        w.tenancy = Some(parse_policy(Path::new("tenants.yaml"), policy.as_bytes()).unwrap());
+        w
+    }
+
+    /// A mount from `tenant`'s folder.
+    fn tmount(tenant: &str, name: &str, path: &str, function: &str, extra: &str) -> DesiredMount {
+        let m = mount(name, path, function, extra);
+        desired(Mount {
+            tenant: Some(tenant.into()),
+            key: format!("{tenant}/{name}.yaml"),
+            ..m
+        })
+    }
+
+    fn blocked(p: &Plan) -> Vec<(String, Reason)> {
+        p.blocked()
+            .map(|(m, pr)| (m.id.to_string(), pr.reason))
+            .collect()
+    }
+
+    fn touches(p: &Plan, what: &str) -> bool {
+        p.changes().any(|c| c.to_string().contains(what))
+    }
+
+    #[test]
+    fn a_tenant_mounts_only_what_it_is_delegated_and_refusals_cost_no_change() {
+        let mut w = tenanted(POLICY);
+        w.converge(&[tmount("accounts", "accounts", "/accounts", "acct", "")]);
+        let ms = vec![
+            tmount("accounts", "accounts", "/accounts", "acct", ""),
+            // Shadowing another tenant's route with a more specific literal path.
+            tmount("payments", "login", "/accounts/login", "pay", ""),
+            // Another tenant's function, around its authorizer.
+            tmount("payments", "export", "/payments/export", "acct", ""),
+            tmount(
+                "payments",
+                "iam",
+                "/payments/iam",
+                "pay",
+                "  authorization: AWS_IAM\n",
+            ),
+            tmount(
+                "payments",
+                "adopt",
+                "/payments/adopt",
+                "pay",
+                "  adopt: true\n",
+            ),
+            tmount("payments", "fine", "/payments", "pay", ""),
+        ];
+        let p = w.plan(&ms, &[], false);
+        assert_eq!(
+            blocked(&p),
+            vec![
+                ("payments/login".to_string(), Reason::NotDelegated),
+                ("payments/export".to_string(), Reason::FunctionNotAllowed),
+                ("payments/iam".to_string(), Reason::AuthorizationNotAllowed),
+                ("payments/adopt".to_string(), Reason::AdoptNotAllowed),
+            ]
+        );
+        for refused in [
+            "/accounts/login",
+            "/payments/export",
+            "/payments/iam",
+            "/payments/adopt",
+        ] {
+            assert!(!touches(&p, refused), "{refused}: {p:#?}");
+        }
+        assert!(!p.changes().any(|c| matches!(c, Change::AddPermission { function, .. } if function == &func("acct").arn())));
+        assert!(touches(&p, "+ resource /payments"), "{p:#?}");
+        assert!(p.cleanups.is_empty(), "nothing of accounts goes: {p:#?}");
+        w.converge(&[ms[0].clone(), ms[5].clone()]);
+    }
+
+    #[test]
+    fn a_tenant_over_its_resource_budget_is_refused_and_the_rest_applies() {
+        let w = tenanted(POLICY);
+        let ms = vec![
+            // /payments, /payments/{proxy+}
+            tmount("payments", "a", "/payments", "pay", ""),
+            // + /payments/b/c, /payments/b/c/{proxy+} and the parent /payments/b: 5 > 4
+            tmount("payments", "b", "/payments/b/c", "pay", ""),
+            // + /payments/d: 3 in all, still fits
+            tmount("payments", "d", "/payments/d", "pay", "  proxy: false\n"),
+            tmount("accounts", "x", "/accounts", "acct", ""),
+        ];
+        let p = w.plan(&ms, &[], false);
+        assert_eq!(
+            blocked(&p),
+            vec![("payments/b".to_string(), Reason::OverBudget)]
+        );
+        assert!(!touches(&p, "/payments/b"), "{p:#?}");
+        assert!(touches(&p, "/payments/d") && touches(&p, "/accounts"));
+    }
+
+    #[test]
+    fn holds_and_the_mass_deletion_guard_are_per_tenant() {
+        let mut w = tenanted(POLICY);
+        let all = vec![
+            tmount("accounts", "a1", "/accounts", "acct", "  proxy: false\n"),
+            tmount(
+                "accounts",
+                "a2",
+                "/accounts/two",
+                "acct",
+                "  proxy: false\n",
+            ),
+            tmount("payments", "p1", "/payments", "pay", "  proxy: false\n"),
+            tmount("payments", "p2", "/payments/two", "pay", "  proxy: false\n"),
+        ];
+        w.converge(&all);
+        let kept = vec![all[0].clone(), all[2].clone()];
+        // An unreadable file in accounts' folder holds only accounts' removals.
+        let retained = BTreeSet::new();
+        let held: BTreeSet<Option<String>> = [Some("accounts".to_string())].into();
+        let input = |held, limits| PlanInput {
+            owner: OWNER,
+            api_id: API,
+            region: REGION,
+            api: &w.api,
+            mounts: &kept,
+            retained: &retained,
+            held,
+            policies: &w.policies,
+            delete_limits: limits,
+            tenancy: w.tenancy.as_ref(),
+            abandoned: &w.abandoned,
+        };
+        let no_limits = BTreeMap::new();
+        let p = plan(&input(&held, &no_limits));
+        let removed: Vec<Option<String>> = p
+            .cleanups
+            .iter()
+            .map(|c| c.mount.as_ref().map(MountId::to_string))
+            .collect();
+        assert_eq!(removed, vec![Some("payments/p2".to_string())], "{p:#?}");
+        assert!(p
+            .notes
+            .iter()
+            .any(|n| n.contains("of tenant 'accounts' are kept")));
+        // A tenant over its guard keeps its routes; the other's go.
+        let limits: BTreeMap<Option<String>, usize> = [(Some("accounts".to_string()), 0)].into();
+        let p = plan(&input(&BTreeSet::new(), &limits));
+        let removed: Vec<Option<String>> = p
+            .cleanups
+            .iter()
+            .map(|c| c.mount.as_ref().map(MountId::to_string))
+            .collect();
+        assert_eq!(removed, vec![Some("payments/p2".to_string())], "{p:#?}");
+        assert!(p
+            .notes
+            .iter()
+            .any(|n| n.contains("refusing to remove 1 mounts of tenant 'accounts'")));
+    }
+
+    #[test]
+    fn a_removed_delegation_detaches_the_tenants_routes() {
+        let mut w = tenanted(POLICY);
+        let ms = vec![
+            tmount("accounts", "a", "/accounts", "acct", ""),
+            tmount("payments", "p", "/payments", "pay", ""),
+        ];
+        w.converge(&ms);
+        w.tenancy = Some(
+            parse_policy(
+                Path::new("tenants.yaml"),
+                POLICY
+                    .replace("paths: [/accounts]", "paths: [/elsewhere]")
+                    .as_bytes(),
+            )
+            .unwrap(),
+        );
+        let p = w.plan(&ms, &[], false);
+        assert_eq!(
+            blocked(&p),
+            vec![("accounts/a".to_string(), Reason::NotDelegated)]
+        );
+        assert!(touches(&p, "- resource /accounts"), "{p:#?}");
+        assert!(!touches(&p, "/payments"), "{p:#?}");
+        w.converge(&ms);
+        assert_eq!(w.paths(), vec!["/", "/payments", "/payments/{proxy+}"]);
+    }
+
+    #[test]
+    fn routes_made_before_the_policy_are_taken_over_in_place() {
+        let mut w = world();
+        w.converge(&[desired(mount("accounts", "/accounts", "acct", ""))]);
+        w.tenancy = tenanted(POLICY).tenancy;
+        let ms = vec![tmount("accounts", "accounts", "/accounts", "acct", "")];
+        let p = w.plan(&ms, &[], false);
+        assert!(p.cleanups.is_empty(), "nothing is removed: {p:#?}");
+        assert!(!p.changes().any(|c| matches!(
+            c,
+            Change::DeleteResource { .. } | Change::DeleteMethod { .. }
+        )));
+        assert!(
+            p.changes()
+                .any(|c| matches!(c, Change::ReplaceMethod { .. })),
+            "{p:#?}"
+        );
+        w.converge(&ms);
+        let m = &w.api.get("/accounts").unwrap().methods["ANY"];
+        assert!(m
+            .ownership()
+            .is_mount(OWNER, &id(Some("accounts"), "accounts")));
     }
 }

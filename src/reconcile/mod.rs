@@ -54,14 +54,16 @@ use futures::stream::{self, StreamExt};
 
 use crate::aws::{Aws, AwsError, AwsErrorKind};
 use crate::errors::chain;
-use crate::manifest::{self, FunctionRef, Mount};
+use crate::manifest::{FunctionRef, MountId};
 use crate::plan::deploy::{self, Deploy, DeployFacts};
 use crate::plan::model::{ObservedApi, ObservedStage};
 use crate::plan::names::{
     deployment_description, fingerprint_in_description, managed_mounts, owner_fingerprint,
 };
 use crate::plan::warnings::quota_warnings;
-use crate::plan::{self, DesiredMount, MountAction, Plan, PlanInput, Problem, Reason, State};
+use crate::plan::{
+    self, incumbency, DesiredMount, MountAction, Plan, PlanInput, Problem, Reason, State,
+};
 use crate::settings::Target;
 use crate::source::Snapshot;
 
@@ -131,7 +133,7 @@ pub struct Desired {
     pub mounts: Vec<DesiredMount>,
     /// Mounts whose routes stay as they are: invalid manifests whose name is
     /// known, and the names losing duplicates hold.
-    pub retained: BTreeSet<String>,
+    pub retained: BTreeSet<MountId>,
 }
 
 /// Phase 3: the plan, and what the stage serves now.
@@ -257,38 +259,23 @@ impl Reconciler {
         })
     }
 
-    /// Settles duplicate manifests: the incumbent (live) manifest keeps its
-    /// name and path; the others are reported.
+    /// Settles contested names and paths (see `plan::incumbency`): a live
+    /// mount stays with the file that made it; the others are reported.
     fn desire(&self, snap: &Snapshot, observed: &Observed<'_>, report: &mut PassReport) -> Desired {
         let owner = self.target.owner.as_str();
-        let api = &observed.api;
-        let incumbent = |m: &Mount| {
-            api.get(m.path.as_str()).is_some_and(|r| {
-                r.methods
-                    .values()
-                    .any(|x| x.ownership().is_mount(owner, &m.name))
-            })
-        };
-        let dups = manifest::find_duplicates(&snap.mounts, &incumbent);
-        let losers: BTreeSet<usize> = dups.iter().map(|d| d.loser).collect();
+        let settled = incumbency::settle(&observed.api, owner, &snap.mounts, &snap.keys);
+        report.invalid.extend(settled.losers);
         let mut retained = snap.retained.clone();
-        for d in &dups {
-            report
-                .invalid
-                .push(manifest::duplicate_error(&snap.mounts, d));
-            let loser = &snap.mounts[d.loser];
-            if loser.name != snap.mounts[d.winner].name {
-                retained.insert(loser.name.clone());
-            }
-        }
-        let mounts = snap
-            .mounts
+        retained.extend(settled.retained);
+        let mounts = settled
+            .desired
             .iter()
-            .enumerate()
-            .filter(|(i, _)| !losers.contains(i))
-            .map(|(_, m)| DesiredMount {
-                mount: m.clone(),
-                function: observed.functions[&m.function].0.clone(),
+            .map(|&i| {
+                let m = &snap.mounts[i];
+                DesiredMount {
+                    mount: m.clone(),
+                    function: observed.functions[&m.function].0.clone(),
+                }
             })
             .collect();
         Desired { mounts, retained }
@@ -375,11 +362,10 @@ impl Reconciler {
             api,
             mounts: &desired.mounts,
             retained: &desired.retained,
-            hold_orphans: snap.hold_orphans,
+            held: &snap.held,
             policies: &policies.ours,
-            delete_limit: t
-                .delete_limit
-                .allowed(managed_mounts(api, owner), snap.files),
+            delete_limits: &self.delete_limits(api, snap),
+            tenancy: snap.tenancy.as_deref(),
             abandoned: &abandoned,
         };
         let plan = plan::plan(&input);
@@ -392,6 +378,31 @@ impl Reconciler {
             deployed: self.deployed_fingerprint(stage).await,
             journaled,
         }
+    }
+
+    /// The mass-deletion guard's limit for each tenant (and for routes of no
+    /// tenant): a share of the mounts it manages, nothing when its folder
+    /// holds no manifest at all. Routes made before a policy count against
+    /// the whole source.
+    fn delete_limits(&self, api: &ObservedApi, snap: &Snapshot) -> BTreeMap<Option<String>, usize> {
+        let mut managed: BTreeMap<Option<String>, usize> = BTreeMap::new();
+        for id in managed_mounts(api, &self.target.owner) {
+            *managed.entry(id.tenant).or_default() += 1;
+        }
+        for tenant in snap.files_by_tenant.keys() {
+            managed.entry(tenant.clone()).or_default();
+        }
+        managed
+            .into_iter()
+            .filter_map(|(tenant, n)| {
+                let files = match (&tenant, &snap.tenancy) {
+                    (None, Some(_)) => snap.files,
+                    _ => snap.files_by_tenant.get(&tenant).copied().unwrap_or(0),
+                };
+                let limit = self.target.delete_limit.allowed(n, files)?;
+                Some((tenant, limit))
+            })
+            .collect()
     }
 
     /// Plan mode ends here: the report says what a pass would do.
@@ -484,7 +495,7 @@ impl Reconciler {
                 report.notes.push(format!(
                     "removing {} did not finish: {p}; the next pass tries again",
                     c.mount
-                        .as_deref()
+                        .as_ref()
                         .map(|m| format!("mount '{m}'"))
                         .unwrap_or_else(|| "leftovers".into())
                 ));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::manifest::{ErrorKind, ManifestError, Mount};
+use crate::manifest::{ErrorKind, ManifestError, Mount, MountId};
 use crate::plan::model::{ObservedApi, ResolvedFunction};
 use crate::plan::{Change, DesiredMount, MountAction, Plan, Problem, Reason, State};
 
@@ -18,6 +18,7 @@ pub struct ChangeOutcome {
 #[derive(Debug, Clone)]
 pub struct MountReport {
     pub name: String,
+    pub tenant: Option<String>,
     pub path: String,
     pub function: String,
     pub file: String,
@@ -33,8 +34,8 @@ pub struct PassReport {
     pub mounts: Vec<MountReport>,
     /// Manifest problems (invalid files and losing duplicates).
     pub invalid: Vec<ManifestError>,
-    /// Removal of orphaned routes, by former mount name (None: leftover statements).
-    pub cleanups: Vec<(Option<String>, Vec<ChangeOutcome>)>,
+    /// Removal of orphaned routes, by former mount (None: leftovers).
+    pub cleanups: Vec<(Option<MountId>, Vec<ChangeOutcome>)>,
     pub after_deploy: Vec<ChangeOutcome>,
     /// Id of the deployment made by this pass.
     pub deployment: Option<String>,
@@ -48,6 +49,15 @@ pub struct PassReport {
     pub duration: Duration,
     /// The gateway as observed (plan mode only), for `status --tree`.
     pub api: Option<ObservedApi>,
+}
+
+impl MountReport {
+    pub fn id(&self) -> MountId {
+        MountId {
+            tenant: self.tenant.clone(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 impl PassReport {
@@ -80,6 +90,7 @@ impl PassReport {
 pub(crate) fn mount_report(m: &Mount, f: &Result<ResolvedFunction, Problem>) -> MountReport {
     MountReport {
         name: m.name.clone(),
+        tenant: m.tenant.clone(),
         path: m.path.to_string(),
         function: match f {
             Ok(f) => f.arn(),
@@ -125,6 +136,7 @@ pub(crate) fn fill_plan_report(report: &mut PassReport, plan: &Plan, desired: &[
 pub fn invalid_reason(e: &ManifestError) -> Reason {
     match e.kind {
         ErrorKind::Duplicate => Reason::DuplicateManifest,
+        ErrorKind::Misplaced => Reason::NotDelegated,
         _ => Reason::InvalidManifest,
     }
 }

@@ -5,60 +5,135 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{build_snapshot, FileEntry, NameMemory, Snapshot, SourceError};
+use super::{build_snapshot, FileEntry, Layout, NameMemory, Placement, Snapshot, SourceError};
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
 
-/// Reads every manifest in `dir` (not recursive).
-pub fn load_dir(dir: &Path, memory: &mut NameMemory) -> Result<Snapshot, SourceError> {
+/// Reads every manifest of a folder source: the folder's own manifests
+/// (single-tenant), or those of each tenant's sub-folder.
+pub fn load_dir(
+    dir: &Path,
+    layout: &Layout,
+    memory: &mut NameMemory,
+) -> Result<Snapshot, SourceError> {
     let err = |source| SourceError::Folder {
         dir: dir.to_path_buf(),
         source,
     };
     let root = dir.canonicalize().map_err(err)?;
-    let entries = std::fs::read_dir(&root).map_err(err)?;
-    let mut names: Vec<(String, PathBuf)> = Vec::new();
-    let mut unnamed: Vec<String> = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(err)?;
-        let raw = entry.file_name();
-        let Some(name) = raw.to_str().map(str::to_string) else {
-            // Never skip silently: a manifest we cannot name might be a live mount.
-            let lossy = raw.to_string_lossy().to_string();
-            if manifest::is_manifest_file_name(&lossy) {
-                unnamed.push(lossy);
+    let listing = list(&root).map_err(err)?;
+    let mut entries = Vec::new();
+    match layout {
+        Layout::Flat => read_files(&root, dir, "", &listing, &Placement::Flat, &mut entries),
+        Layout::Tenants(tenants) => {
+            read_files(&root, dir, "", &listing, &Placement::TopLevel, &mut entries);
+            for item in &listing {
+                let Ok(name) = &item.name else { continue };
+                if name.starts_with('.') || !is_dir_inside(&root, &item.path) {
+                    continue;
+                }
+                let shown = dir.join(name);
+                let prefix = format!("{name}/");
+                if tenants.contains(name) {
+                    let placement = Placement::Tenant(name.clone());
+                    match list(&item.path) {
+                        Ok(inner) => {
+                            read_files(&root, &shown, &prefix, &inner, &placement, &mut entries)
+                        }
+                        // Its manifests are unknown: the tenant's removals are held.
+                        Err(e) => entries.push(FileEntry {
+                            shown,
+                            key: prefix,
+                            placement,
+                            content: Err(format!("is a tenant's folder that cannot be read: {e}")),
+                        }),
+                    }
+                } else if let Ok(inner) = list(&item.path) {
+                    for f in inner.iter().filter(|f| f.is_manifest()) {
+                        let file = f.shown_name();
+                        entries.push(FileEntry {
+                            shown: shown.join(&file),
+                            key: format!("{prefix}{file}"),
+                            placement: Placement::Elsewhere,
+                            content: Err(String::new()),
+                        });
+                    }
+                }
             }
-            continue;
-        };
-        if manifest::is_manifest_file_name(&name) {
-            names.push((name, entry.path()));
         }
     }
-    names.sort();
+    Ok(build_snapshot(entries, memory))
+}
 
-    let mut entries = names
-        .into_iter()
-        .filter_map(|(name, path)| {
-            let shown = dir.join(&name);
-            match read_inside(&root, &path) {
-                Ok(Some(b)) => Some(FileEntry {
-                    shown,
-                    content: Ok(b),
-                }),
-                Ok(None) => None, // a directory named like a manifest
-                Err(message) => Some(FileEntry {
-                    shown,
-                    content: Err(message),
-                }),
-            }
-        })
-        .collect::<Vec<_>>();
-    for lossy in unnamed {
-        entries.push(FileEntry {
-            shown: dir.join(lossy),
-            content: Err("has a file name that is not UTF-8; rename it".into()),
+/// One entry of a folder.
+struct Item {
+    /// The entry's name, or its lossy form when it is not UTF-8.
+    name: Result<String, String>,
+    path: PathBuf,
+}
+
+impl Item {
+    fn shown_name(&self) -> String {
+        match &self.name {
+            Ok(n) | Err(n) => n.clone(),
+        }
+    }
+
+    fn is_manifest(&self) -> bool {
+        manifest::is_manifest_file_name(&self.shown_name())
+    }
+}
+
+fn list(dir: &Path) -> std::io::Result<Vec<Item>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let raw = entry.file_name();
+        let name = raw
+            .to_str()
+            .map(str::to_string)
+            .ok_or_else(|| raw.to_string_lossy().to_string());
+        out.push(Item {
+            name,
+            path: entry.path(),
         });
     }
-    Ok(build_snapshot(entries, memory))
+    out.sort_by_key(Item::shown_name);
+    Ok(out)
+}
+
+/// Whether `path` is a folder inside `root` (following links that stay inside).
+fn is_dir_inside(root: &Path, path: &Path) -> bool {
+    path.canonicalize()
+        .is_ok_and(|target| target.starts_with(root) && target.is_dir())
+}
+
+/// The manifest files of one folder listing, as `placement`.
+fn read_files(
+    root: &Path,
+    shown_dir: &Path,
+    key_prefix: &str,
+    listing: &[Item],
+    placement: &Placement,
+    entries: &mut Vec<FileEntry>,
+) {
+    for item in listing.iter().filter(|i| i.is_manifest()) {
+        let file = item.shown_name();
+        let content = match &item.name {
+            // Never skip silently: a manifest we cannot name might be a live mount.
+            Err(_) => Err("has a file name that is not UTF-8; rename it".to_string()),
+            Ok(_) => match read_inside(root, &item.path) {
+                Ok(Some(b)) => Ok(b),
+                Ok(None) => continue, // a directory named like a manifest
+                Err(message) => Err(message),
+            },
+        };
+        entries.push(FileEntry {
+            shown: shown_dir.join(&file),
+            key: format!("{key_prefix}{file}"),
+            placement: placement.clone(),
+            content,
+        });
+    }
 }
 
 /// Reads a file that must resolve to a regular file inside `root`, refusing
@@ -116,6 +191,13 @@ fn describe_io(e: &std::io::Error, path: &Path) -> String {
 mod tests {
     use super::*;
 
+    fn id(name: &str) -> crate::manifest::MountId {
+        crate::manifest::MountId {
+            tenant: None,
+            name: name.into(),
+        }
+    }
+
     const GOOD: &str = "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: accounts\nspec:\n  path: /accounts\n  function: account-service\n";
 
     #[test]
@@ -126,7 +208,7 @@ mod tests {
         std::fs::write(dir.path().join(".a.yaml.swp"), "junk").unwrap();
         std::fs::write(dir.path().join("a.yaml~"), "junk").unwrap();
         let mut mem = NameMemory::new();
-        let snap = load_dir(dir.path(), &mut mem).unwrap();
+        let snap = load_dir(dir.path(), &Layout::Flat, &mut mem).unwrap();
         assert_eq!(snap.mounts.len(), 1);
         assert!(snap.errors.is_empty());
         assert_eq!(snap.files, 1);
@@ -138,27 +220,27 @@ mod tests {
         let p = dir.path().join("a.yaml");
         std::fs::write(&p, GOOD).unwrap();
         let mut mem = NameMemory::new();
-        load_dir(dir.path(), &mut mem).unwrap();
+        load_dir(dir.path(), &Layout::Flat, &mut mem).unwrap();
         // Broken so badly the name cannot be read: memory keeps it.
         std::fs::write(&p, "{{{{").unwrap();
-        let snap = load_dir(dir.path(), &mut mem).unwrap();
-        assert!(snap.retained.contains("accounts"));
-        assert!(!snap.hold_orphans);
+        let snap = load_dir(dir.path(), &Layout::Flat, &mut mem).unwrap();
+        assert!(snap.retained.contains(&id("accounts")));
+        assert!(snap.held.is_empty());
         // A fresh process has no memory: deletions are held back.
-        let snap = load_dir(dir.path(), &mut NameMemory::new()).unwrap();
-        assert!(snap.hold_orphans);
+        let snap = load_dir(dir.path(), &Layout::Flat, &mut NameMemory::new()).unwrap();
+        assert!(snap.held.contains(&None));
         // A semantic error still shows the name.
         std::fs::write(&p, GOOD.replace("/accounts", "/a//b")).unwrap();
-        let snap = load_dir(dir.path(), &mut NameMemory::new()).unwrap();
-        assert!(snap.retained.contains("accounts"));
-        assert!(!snap.hold_orphans);
+        let snap = load_dir(dir.path(), &Layout::Flat, &mut NameMemory::new()).unwrap();
+        assert!(snap.retained.contains(&id("accounts")));
+        assert!(snap.held.is_empty());
     }
 
     #[test]
     fn missing_folder_is_an_error_not_empty() {
         let dir = tempfile::tempdir().unwrap();
         let gone = dir.path().join("nope");
-        assert!(load_dir(&gone, &mut NameMemory::new()).is_err());
+        assert!(load_dir(&gone, &Layout::Flat, &mut NameMemory::new()).is_err());
     }
 
     #[test]
@@ -170,12 +252,12 @@ mod tests {
             .unwrap();
         std::os::unix::fs::symlink(dir.path().join("loop.yaml"), dir.path().join("loop.yaml"))
             .unwrap();
-        let snap = load_dir(dir.path(), &mut NameMemory::new()).unwrap();
+        let snap = load_dir(dir.path(), &Layout::Flat, &mut NameMemory::new()).unwrap();
         assert!(snap.mounts.is_empty());
         assert_eq!(snap.errors.len(), 2, "{:?}", snap.errors);
         assert!(snap.errors.iter().any(|e| e.message.contains("outside")));
         assert!(snap.errors.iter().any(|e| e.message.contains("loop")));
-        assert!(snap.hold_orphans);
+        assert!(snap.held.contains(&None));
     }
 
     #[test]
@@ -186,7 +268,7 @@ mod tests {
         std::fs::write(data.join("a.yaml"), GOOD).unwrap();
         std::os::unix::fs::symlink("..2026_11_24", dir.path().join("..data")).unwrap();
         std::os::unix::fs::symlink("..data/a.yaml", dir.path().join("a.yaml")).unwrap();
-        let snap = load_dir(dir.path(), &mut NameMemory::new()).unwrap();
+        let snap = load_dir(dir.path(), &Layout::Flat, &mut NameMemory::new()).unwrap();
         assert_eq!(snap.mounts.len(), 1, "{:?}", snap.errors);
     }
 }

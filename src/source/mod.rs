@@ -11,11 +11,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::aws::AwsError;
-use crate::manifest::{self, ErrorKind, ManifestError, Mount};
+use crate::manifest::tenants::TenantPolicy;
+use crate::manifest::{self, ErrorKind, ManifestError, Mount, MountId};
 
 pub mod dir;
 pub mod s3;
@@ -43,6 +45,27 @@ pub enum SourceError {
     },
 }
 
+/// How a source is laid out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// One folder (or prefix) of manifests: single-tenant mode.
+    #[default]
+    Flat,
+    /// One sub-folder (or sub-prefix) of manifests per tenant of the policy;
+    /// a manifest anywhere else is reported and never applied.
+    Tenants(BTreeSet<String>),
+}
+
+impl Layout {
+    /// The layout a tenant policy asks for.
+    pub fn of(tenancy: Option<&TenantPolicy>) -> Layout {
+        match tenancy {
+            None => Layout::Flat,
+            Some(p) => Layout::Tenants(p.tenants.iter().map(|t| t.name.clone()).collect()),
+        }
+    }
+}
+
 /// Where manifests come from.
 pub enum Source {
     Dir(PathBuf),
@@ -57,42 +80,86 @@ impl Source {
         }
     }
 
-    /// Reads the whole source once.
-    pub async fn load(&mut self, memory: &mut NameMemory) -> Result<Snapshot, SourceError> {
-        match self {
-            Source::Dir(d) => load_dir(d, memory),
-            Source::S3(s) => s.load(memory).await,
-        }
+    /// Reads the whole source once, laid out as `tenancy` says (one folder
+    /// per tenant) or flat without a policy.
+    pub async fn load(
+        &mut self,
+        tenancy: Option<&Arc<TenantPolicy>>,
+        memory: &mut NameMemory,
+    ) -> Result<Snapshot, SourceError> {
+        let layout = Layout::of(tenancy.map(|p| p.as_ref()));
+        let mut snap = match self {
+            Source::Dir(d) => load_dir(d, &layout, memory)?,
+            Source::S3(s) => s.load(&layout, memory).await?,
+        };
+        snap.tenancy = tenancy.cloned();
+        Ok(snap)
     }
 }
 
-/// Everything one read of the folder found.
+/// Everything one read of a source found.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Valid manifests, sorted by file path (duplicates not yet resolved).
     pub mounts: Vec<Mount>,
-    /// Files that are unreadable or invalid.
+    /// Files that are unreadable, invalid or misplaced.
     pub errors: Vec<ManifestError>,
-    /// Mount names of invalid files, where the name could still be read (or
-    /// was remembered from an earlier valid version): their routes stay.
-    pub retained: BTreeSet<String>,
-    /// A file failed and its mount name is unknown: nothing may be deleted.
-    pub hold_orphans: bool,
+    /// Mounts of invalid (or misplaced) files, where the name could still be
+    /// read or was remembered from an earlier valid version: their routes stay.
+    pub retained: BTreeSet<MountId>,
+    /// Tenants (`None` in a single-tenant source) with a file that could not
+    /// be read under a known name: none of their routes may be removed. A
+    /// file outside every tenant's folder holds nothing.
+    pub held: BTreeSet<Option<String>>,
     /// Short content hash of the manifest files: changes when any of them does.
     pub revision: String,
-    /// Manifest files seen (valid or not).
+    /// Manifest files seen (valid or not, misplaced included).
     pub files: usize,
+    /// Manifest files per tenant (`None` in a single-tenant source),
+    /// misplaced ones not counted.
+    pub files_by_tenant: BTreeMap<Option<String>, usize>,
+    /// Every file's key within the source, with its shown name: which file
+    /// holds a live mount is told by the key (see `plan::names::source_tag`).
+    pub keys: BTreeMap<String, PathBuf>,
+    /// The tenant policy the source was read under, if any.
+    pub tenancy: Option<Arc<TenantPolicy>>,
 }
 
-/// Remembers the last valid mount name of every file, so that a file that
-/// turns invalid keeps its routes even when its new content hides the name.
-pub type NameMemory = BTreeMap<PathBuf, String>;
+/// Remembers the last valid mount of every file, so that a file that turns
+/// invalid keeps its routes even when its new content hides the name.
+pub type NameMemory = BTreeMap<PathBuf, MountId>;
+
+/// Where a file lies in its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// A single-tenant source's folder.
+    Flat,
+    /// The folder of this tenant.
+    Tenant(String),
+    /// Directly in a tenant source's top folder: read (its name keeps the
+    /// routes made before the policy), reported, never applied.
+    TopLevel,
+    /// In a folder of no tenant: reported, not read.
+    Elsewhere,
+}
+
+impl Placement {
+    fn tenant(&self) -> Option<String> {
+        match self {
+            Placement::Tenant(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+}
 
 /// One manifest file as a source delivers it.
 #[derive(Debug, Clone)]
 pub struct FileEntry {
     /// The name shown in messages (a path, or s3://bucket/key).
     pub shown: PathBuf,
+    /// The key within the source: the path below the folder or prefix.
+    pub key: String,
+    pub placement: Placement,
     /// The bytes, or why they could not be had.
     pub content: Result<Vec<u8>, String>,
 }
@@ -105,7 +172,28 @@ pub fn build_snapshot(mut entries: Vec<FileEntry>, memory: &mut NameMemory) -> S
     for entry in entries {
         let shown = entry.shown;
         let name = shown.display().to_string();
+        let tenant = entry.placement.tenant();
+        let applied = matches!(entry.placement, Placement::Flat | Placement::Tenant(_));
         snap.files += 1;
+        snap.keys.insert(entry.key.clone(), shown.clone());
+        if applied {
+            *snap.files_by_tenant.entry(tenant.clone()).or_default() += 1;
+        }
+        let misplaced = |snap: &mut Snapshot| {
+            snap.errors.push(ManifestError {
+                file: shown.clone(),
+                position: None,
+                field: None,
+                message: "is outside the folder of every tenant of the tenant policy, so it is never applied; move it into its tenant's folder".into(),
+                kind: ErrorKind::Misplaced,
+            })
+        };
+        if entry.placement == Placement::Elsewhere {
+            hasher.update(name.as_bytes());
+            hasher.update(b"\0elsewhere\0");
+            misplaced(&mut snap);
+            continue;
+        }
         let bytes = match entry.content {
             Ok(b) => b,
             Err(message) => {
@@ -118,7 +206,9 @@ pub fn build_snapshot(mut entries: Vec<FileEntry>, memory: &mut NameMemory) -> S
                     message,
                     kind: ErrorKind::Unreadable,
                 });
-                retain(&mut snap, memory, &shown, None);
+                if applied {
+                    retain(&mut snap, memory, &shown, tenant, None);
+                }
                 continue;
             }
         };
@@ -127,14 +217,30 @@ pub fn build_snapshot(mut entries: Vec<FileEntry>, memory: &mut NameMemory) -> S
         hasher.update(&bytes);
         hasher.update(b"\0");
         match manifest::parse(&shown, &bytes) {
-            Ok(m) => {
-                memory.insert(shown.clone(), m.name.clone());
+            Ok(m) if !applied => {
+                // Its name keeps the routes it made before the policy.
+                snap.retained.insert(m.id());
+                misplaced(&mut snap);
+            }
+            Ok(mut m) => {
+                m.tenant = tenant;
+                m.key = entry.key;
+                memory.insert(shown.clone(), m.id());
                 snap.mounts.push(m);
             }
+            Err(_) if !applied => {
+                if let Some(name) = manifest::salvage_name(&bytes) {
+                    snap.retained.insert(MountId { tenant: None, name });
+                }
+                misplaced(&mut snap);
+            }
             Err(errors) => {
-                let salvaged = manifest::salvage_name(&bytes);
+                let salvaged = manifest::salvage_name(&bytes).map(|name| MountId {
+                    tenant: tenant.clone(),
+                    name,
+                });
                 snap.errors.extend(errors);
-                retain(&mut snap, memory, &shown, salvaged);
+                retain(&mut snap, memory, &shown, tenant, salvaged);
             }
         }
     }
@@ -153,14 +259,22 @@ pub fn build_snapshot(mut entries: Vec<FileEntry>, memory: &mut NameMemory) -> S
     snap
 }
 
-fn retain(snap: &mut Snapshot, memory: &NameMemory, file: &Path, salvaged: Option<String>) {
+/// Keeps the routes of a file that failed: under the name it still shows
+/// or had last time, else by holding its tenant's removals.
+fn retain(
+    snap: &mut Snapshot,
+    memory: &NameMemory,
+    file: &Path,
+    tenant: Option<String>,
+    salvaged: Option<MountId>,
+) {
     let remembered = memory.get(file).cloned();
     let mut known = false;
-    for name in [salvaged, remembered].into_iter().flatten() {
-        snap.retained.insert(name);
+    for id in [salvaged, remembered].into_iter().flatten() {
+        snap.retained.insert(id);
         known = true;
     }
     if !known {
-        snap.hold_orphans = true;
+        snap.held.insert(tenant);
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use super::{build_snapshot, FileEntry, NameMemory, Snapshot, SourceError};
+use super::{build_snapshot, FileEntry, Layout, NameMemory, Placement, Snapshot, SourceError};
 use crate::aws::s3::S3Objects;
 use crate::errors::chain;
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
@@ -73,8 +73,13 @@ impl S3Source {
         format!("s3://{}/{}", self.location.bucket, self.location.prefix)
     }
 
-    /// Lists the prefix and reads what changed.
-    pub async fn load(&mut self, memory: &mut NameMemory) -> Result<Snapshot, SourceError> {
+    /// Lists the prefix and reads what changed: the objects directly under
+    /// it, or under each tenant's sub-prefix.
+    pub async fn load(
+        &mut self,
+        layout: &Layout,
+        memory: &mut NameMemory,
+    ) -> Result<Snapshot, SourceError> {
         let loc = &self.location;
         let listed = self
             .objects
@@ -87,15 +92,26 @@ impl S3Source {
         let mut entries = Vec::new();
         let mut seen = HashSet::new();
         for o in listed {
-            let name = &o.key[loc.prefix.len()..];
-            if name.contains('/') || !manifest::is_manifest_file_name(name) {
+            let key = o.key[loc.prefix.len()..].to_string();
+            let Some(placement) = placement(layout, &key) else {
                 continue;
-            }
+            };
             seen.insert(o.key.clone());
             let shown = PathBuf::from(format!("s3://{}/{}", loc.bucket, o.key));
+            if placement == Placement::Elsewhere {
+                entries.push(FileEntry {
+                    shown,
+                    key,
+                    placement,
+                    content: Err(String::new()),
+                });
+                continue;
+            }
             if o.size > MAX_MANIFEST_BYTES {
                 entries.push(FileEntry {
                     shown,
+                    key,
+                    placement,
                     content: Err(format!(
                         "object is {} bytes; manifests are limited to {MAX_MANIFEST_BYTES} bytes",
                         o.size
@@ -107,6 +123,8 @@ impl S3Source {
                 if *cached_etag == o.etag && !o.etag.is_empty() {
                     entries.push(FileEntry {
                         shown,
+                        key,
+                        placement,
                         content: Ok(body.clone()),
                     });
                     continue;
@@ -119,10 +137,37 @@ impl S3Source {
                 }
                 Err(e) => Err(format!("cannot be read: {}", chain(&e))),
             };
-            entries.push(FileEntry { shown, content });
+            entries.push(FileEntry {
+                shown,
+                key,
+                placement,
+                content,
+            });
         }
         self.cache.retain(|k, _| seen.contains(k));
         Ok(build_snapshot(entries, memory))
+    }
+}
+
+/// Where an object (by its key below the prefix) lies; `None` when it is
+/// not a manifest at all.
+fn placement(layout: &Layout, key: &str) -> Option<Placement> {
+    let (folder, file) = match key.rsplit_once('/') {
+        Some((folder, file)) => (Some(folder), file),
+        None => (None, key),
+    };
+    if !manifest::is_manifest_file_name(file) {
+        return None;
+    }
+    match (layout, folder) {
+        (Layout::Flat, None) => Some(Placement::Flat),
+        // Below a single-tenant prefix only its own level counts, as in a folder.
+        (Layout::Flat, Some(_)) => None,
+        (Layout::Tenants(_), None) => Some(Placement::TopLevel),
+        (Layout::Tenants(tenants), Some(folder)) if tenants.contains(folder) => {
+            Some(Placement::Tenant(folder.to_string()))
+        }
+        (Layout::Tenants(_), Some(_)) => Some(Placement::Elsewhere),
     }
 }
 
@@ -141,5 +186,27 @@ mod tests {
         assert_eq!(l.prefix, "");
         assert!(S3Location::parse("http://b").is_err());
         assert!(S3Location::parse("s3:///x").is_err());
+    }
+
+    #[test]
+    fn placements() {
+        let tenants = Layout::Tenants(["accounts".to_string()].into());
+        let table: &[(&Layout, &str, Option<Placement>)] = &[
+            (&Layout::Flat, "a.yaml", Some(Placement::Flat)),
+            (&Layout::Flat, "sub/a.yaml", None),
+            (&Layout::Flat, "README.md", None),
+            (&tenants, "a.yaml", Some(Placement::TopLevel)),
+            (
+                &tenants,
+                "accounts/a.yaml",
+                Some(Placement::Tenant("accounts".into())),
+            ),
+            (&tenants, "accounts/x/a.yaml", Some(Placement::Elsewhere)),
+            (&tenants, "payments/a.yaml", Some(Placement::Elsewhere)),
+            (&tenants, "accounts/notes.txt", None),
+        ];
+        for (layout, key, want) in table {
+            assert_eq!(&placement(layout, key), want, "{key}");
+        }
     }
 }

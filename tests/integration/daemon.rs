@@ -236,7 +236,7 @@ fn serves(routes: &Routes, path: &str, mount: &str, verbs: &[&str]) -> bool {
     let have: BTreeSet<&str> = methods.keys().map(String::as_str).collect();
     want == have
         && methods.values().all(|m| {
-            m.operation_name.as_deref() == Some(marker(mount).as_str())
+            support::untagged(m.operation_name.as_deref()) == Some(marker(mount).as_str())
                 && m.integration_type.as_deref() == Some("AWS_PROXY")
         })
 }

@@ -327,7 +327,7 @@ async fn verify(
         let methods = r.resource_methods().cloned().unwrap_or_default();
         // Orphans: a method of this owner that no manifest wants.
         for (verb, m) in &methods {
-            let Some(marker) = m.operation_name() else {
+            let Some(marker) = support::untagged(m.operation_name()) else {
                 continue;
             };
             let Some(mount) = marker.strip_prefix(&format!("apimount:{OWNER}:")) else {
@@ -367,7 +367,7 @@ async fn verify(
             for (verb, method) in &methods {
                 let i = method.method_integration();
                 let got = (
-                    method.operation_name(),
+                    support::untagged(method.operation_name()),
                     method.authorization_type(),
                     method.api_key_required().unwrap_or(false),
                     i.and_then(|i| i.r#type()).cloned(),

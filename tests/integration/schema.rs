@@ -33,8 +33,12 @@ fn schema_is_draft07_and_closed() {
 #[test]
 fn example_manifests_are_valid() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests");
-    let snap =
-        apimount::source::load_dir(std::path::Path::new(dir), &mut Default::default()).unwrap();
+    let snap = apimount::source::load_dir(
+        std::path::Path::new(dir),
+        &apimount::source::Layout::Flat,
+        &mut Default::default(),
+    )
+    .unwrap();
     assert!(snap.errors.is_empty(), "{:?}", snap.errors);
     assert_eq!(snap.mounts.len(), 2);
 }

@@ -796,6 +796,21 @@ pub fn mount_yaml(name: &str, path: &str, function: &str, extra: &str) -> String
     )
 }
 
+/// An operationName without the tags apimount records after the mount in
+/// its marker (`@{source}.{generation}`, 8 hex digits each): what the tests
+/// compare with `apimount:{owner}:{mount}`. Malformed tags are left on.
+pub fn untagged(operation_name: Option<&str>) -> Option<&str> {
+    let op = operation_name?;
+    let Some((head, tags)) = op.split_once('@') else {
+        return Some(op);
+    };
+    let hex8 = |t: &str| t.len() == 8 && t.chars().all(|c| c.is_ascii_hexdigit());
+    match tags.split_once('.') {
+        Some((a, b)) if hex8(a) && hex8(b) => Some(head),
+        _ => Some(op),
+    }
+}
+
 /// A finished run's exit status, stdout and stderr, for failure messages.
 pub fn show(o: &Output) -> String {
     format!(

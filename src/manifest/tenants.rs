@@ -1,0 +1,580 @@
+//! The tenant policy: which path subtrees, functions and authorization types
+//! each team may use, and how many resources its mounts may need. The
+//! platform team owns it and keeps it outside the manifest source
+//! (`--tenants FILE`). It is parsed and validated like a manifest: every
+//! problem names the file, the line and column where known, and the field.
+//!
+//! ```yaml
+//! apiVersion: apimount/v1
+//! kind: TenantPolicy
+//! tenants:
+//!   - name: accounts                   # also the name of its folder / S3 sub-prefix
+//!     paths: [/accounts]               # subtrees it may mount at or below
+//!     functions: ["accounts-*"]        # function names, or full ARNs, as globs
+//!     authorizations: [NONE, AWS_IAM]  # default: AWS_IAM, CUSTOM, COGNITO_USER_POOLS
+//!     adopt: false                     # default false
+//!     maxResources: 40                 # default: no budget of its own
+//! ```
+//!
+//! What the rules mean for a mount is decided in `plan::tenancy`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::yaml::{quoted_at, yaml_error, yaml_options};
+use super::{check_tenant_name, Authorization, ErrorKind, ManifestError, MountPath, API_VERSION};
+
+/// The `kind` of a tenant policy.
+pub const POLICY_KIND: &str = "TenantPolicy";
+/// Largest policy file read: thousands of tenants fit in far less.
+pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+/// The authorization types a tenant may use when its policy lists none:
+/// every type but NONE, which must be granted explicitly.
+pub const DEFAULT_AUTHORIZATIONS: [Authorization; 3] = [
+    Authorization::AwsIam,
+    Authorization::Custom,
+    Authorization::CognitoUserPools,
+];
+
+/// A validated tenant policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantPolicy {
+    pub file: PathBuf,
+    pub tenants: Vec<Tenant>,
+}
+
+/// What one tenant may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// Also the name of its folder (or S3 sub-prefix) of manifests.
+    pub name: String,
+    /// Path subtrees it may mount at or below (`/` for the whole API).
+    pub paths: Vec<String>,
+    /// Functions its mounts may name.
+    pub functions: Vec<FunctionPattern>,
+    pub authorizations: Vec<Authorization>,
+    /// Whether its mounts may take over routes of their shape made by other tools.
+    pub adopt: bool,
+    /// Most API resources its mounts may need in all.
+    pub max_resources: Option<usize>,
+}
+
+/// A function name glob (`accounts-*`) or function ARN glob
+/// (`arn:aws:lambda:*:*:function:accounts-*`): `*` stands for any run of
+/// characters, `?` for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionPattern(String);
+
+impl FunctionPattern {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the pattern is about ARNs rather than names.
+    pub fn is_arn(&self) -> bool {
+        self.0.starts_with("arn:")
+    }
+
+    /// Whether `text` (a name, or an ARN for an ARN pattern) matches.
+    pub fn matches(&self, text: &str) -> bool {
+        glob_matches(self.0.as_bytes(), text.as_bytes())
+    }
+}
+
+/// `*` matches any run (possibly empty), `?` any one byte; all else itself.
+fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    // Where the last `*` was, and the text position it is trying to cover.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+// ---- wire format -------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PolicyDoc {
+    api_version: Spanned<String>,
+    kind: Spanned<String>,
+    tenants: Spanned<Vec<TenantDoc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TenantDoc {
+    name: Spanned<String>,
+    paths: Spanned<Vec<Spanned<String>>>,
+    functions: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    authorizations: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    adopt: Option<Spanned<bool>>,
+    #[serde(default)]
+    max_resources: Option<Spanned<u64>>,
+}
+
+fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
+    let l = s.referenced;
+    (l.line() > 0).then(|| (l.line(), l.column()))
+}
+
+/// Reads and validates the policy file.
+pub fn load_policy(file: &Path) -> Result<TenantPolicy, Vec<ManifestError>> {
+    let unreadable = |message: String| {
+        vec![ManifestError {
+            file: file.to_path_buf(),
+            position: None,
+            field: None,
+            message,
+            kind: ErrorKind::Unreadable,
+        }]
+    };
+    let f = std::fs::File::open(file).map_err(|e| unreadable(format!("cannot be read: {e}")))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_POLICY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| unreadable(format!("cannot be read: {e}")))?;
+    if bytes.len() as u64 > MAX_POLICY_BYTES {
+        return Err(unreadable(format!(
+            "is larger than {MAX_POLICY_BYTES} bytes, the limit for a tenant policy"
+        )));
+    }
+    parse_policy(file, &bytes)
+}
+
+/// Parses and validates a policy's bytes; every problem is listed.
+pub fn parse_policy(file: &Path, bytes: &[u8]) -> Result<TenantPolicy, Vec<ManifestError>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        vec![ManifestError {
+            file: file.to_path_buf(),
+            position: None,
+            field: None,
+            message: format!(
+                "file is not UTF-8 text (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+            kind: ErrorKind::Unreadable,
+        }]
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let doc: PolicyDoc = serde_saphyr::from_str_with_options(text, yaml_options())
+        .map_err(|e| vec![yaml_error(file, text, &e)])?;
+    Check::new(file, text).policy(doc)
+}
+
+/// Collects the problems of one policy document.
+struct Check<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ManifestError>,
+}
+
+impl<'a> Check<'a> {
+    fn new(file: &'a Path, text: &'a str) -> Check<'a> {
+        Check {
+            file,
+            text,
+            errors: Vec::new(),
+        }
+    }
+
+    fn fail(&mut self, position: Option<(u64, u64)>, field: &str, message: String) {
+        self.errors.push(ManifestError {
+            file: self.file.to_path_buf(),
+            position,
+            field: Some(field.to_string()),
+            message,
+            kind: ErrorKind::Invalid,
+        });
+    }
+
+    fn policy(mut self, doc: PolicyDoc) -> Result<TenantPolicy, Vec<ManifestError>> {
+        if doc.api_version.value != API_VERSION {
+            self.fail(
+                pos(&doc.api_version),
+                "apiVersion",
+                format!(
+                    "'{}' is not supported; use '{API_VERSION}'",
+                    doc.api_version.value.escape_debug()
+                ),
+            );
+        }
+        if doc.kind.value != POLICY_KIND {
+            self.fail(
+                pos(&doc.kind),
+                "kind",
+                format!(
+                    "'{}' is not a tenant policy; use '{POLICY_KIND}'",
+                    doc.kind.value.escape_debug()
+                ),
+            );
+        }
+        if doc.tenants.value.is_empty() {
+            self.fail(
+                pos(&doc.tenants),
+                "tenants",
+                "must list at least one tenant".into(),
+            );
+        }
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        // Each delegated path, with the tenant (index) it went to first.
+        let mut delegated: BTreeMap<String, usize> = BTreeMap::new();
+        let mut tenants = Vec::new();
+        for (i, t) in doc.tenants.value.iter().enumerate() {
+            let at = format!("tenants[{i}]");
+            if let Some(tenant) = self.tenant(&at, t) {
+                match names.get(&tenant.name) {
+                    Some(first) => self.fail(
+                        pos(&t.name),
+                        &format!("{at}.name"),
+                        format!("'{}' is already the name of tenants[{first}]", tenant.name),
+                    ),
+                    None => {
+                        names.insert(tenant.name.clone(), i);
+                    }
+                }
+                for (j, p) in tenant.paths.iter().enumerate() {
+                    match delegated.get(p) {
+                        Some(&other) if other != i => self.fail(
+                            pos(&t.paths.value[j]),
+                            &format!("{at}.paths[{j}]"),
+                            format!(
+                                "{p} is already delegated to tenants[{other}] ({}); a path goes to one tenant (give a more specific path to carve out a subtree)",
+                                doc.tenants.value[other].name.value
+                            ),
+                        ),
+                        Some(_) => self.fail(
+                            pos(&t.paths.value[j]),
+                            &format!("{at}.paths[{j}]"),
+                            format!("{p} is listed twice"),
+                        ),
+                        None => {
+                            delegated.insert(p.clone(), i);
+                        }
+                    }
+                }
+                tenants.push(tenant);
+            }
+        }
+        if self.errors.is_empty() {
+            Ok(TenantPolicy {
+                file: self.file.to_path_buf(),
+                tenants,
+            })
+        } else {
+            Err(self.errors)
+        }
+    }
+
+    fn tenant(&mut self, at: &str, t: &TenantDoc) -> Option<Tenant> {
+        let before = self.errors.len();
+        if let Err(m) = check_tenant_name(&t.name.value) {
+            self.fail(pos(&t.name), &format!("{at}.name"), m);
+        }
+        if t.paths.value.is_empty() {
+            self.fail(
+                pos(&t.paths),
+                &format!("{at}.paths"),
+                "must list at least one path subtree, such as /accounts".into(),
+            );
+        }
+        let mut paths = Vec::new();
+        for (j, p) in t.paths.value.iter().enumerate() {
+            let raw = p.value.as_str();
+            if raw == "/" {
+                paths.push(raw.to_string());
+                continue;
+            }
+            match MountPath::parse(raw) {
+                Ok(path) => paths.push(path.as_str().to_string()),
+                Err(m) => self.fail(
+                    pos(p),
+                    &format!("{at}.paths[{j}]"),
+                    format!("'{}' {m}", raw.escape_debug()),
+                ),
+            }
+        }
+        if t.functions.value.is_empty() {
+            self.fail(
+                pos(&t.functions),
+                &format!("{at}.functions"),
+                "must list at least one function name or ARN pattern, such as \"accounts-*\""
+                    .into(),
+            );
+        }
+        let mut functions = Vec::new();
+        for (j, f) in t.functions.value.iter().enumerate() {
+            match check_function_pattern(&f.value) {
+                Ok(()) => functions.push(FunctionPattern(f.value.clone())),
+                Err(m) => self.fail(pos(f), &format!("{at}.functions[{j}]"), m),
+            }
+        }
+        let authorizations = match &t.authorizations {
+            None => DEFAULT_AUTHORIZATIONS.to_vec(),
+            Some(list) => {
+                let mut out = Vec::new();
+                for (j, a) in list.value.iter().enumerate() {
+                    let field = format!("{at}.authorizations[{j}]");
+                    match Authorization::parse(&a.value) {
+                        Some(x) if out.contains(&x) => {
+                            self.fail(pos(a), &field, format!("{} is listed twice", x.as_str()))
+                        }
+                        Some(x) => out.push(x),
+                        None => self.fail(
+                            pos(a),
+                            &field,
+                            format!(
+                                "'{}' is not one of NONE, AWS_IAM, CUSTOM, COGNITO_USER_POOLS",
+                                a.value.escape_debug()
+                            ),
+                        ),
+                    }
+                }
+                out
+            }
+        };
+        if let Some(a) = &t.adopt {
+            if let Some(quote) = quoted_at(self.text, pos(a)) {
+                self.fail(
+                    pos(a),
+                    &format!("{at}.adopt"),
+                    format!(
+                        "expected a boolean (true or false), found the string {quote}{}{quote}",
+                        a.value
+                    ),
+                );
+            }
+        }
+        let max_resources = t.max_resources.as_ref().map(|m| m.value);
+        if let Some(m) = &t.max_resources {
+            if m.value == 0 {
+                self.fail(
+                    pos(m),
+                    &format!("{at}.maxResources"),
+                    "must be at least 1 (leave it out for no budget of its own)".into(),
+                );
+            }
+        }
+        (self.errors.len() == before).then(|| Tenant {
+            name: t.name.value.clone(),
+            paths,
+            functions,
+            authorizations,
+            adopt: t.adopt.as_ref().is_some_and(|a| a.value),
+            max_resources: max_resources.map(|m| m as usize),
+        })
+    }
+}
+
+/// A function name glob, or a function ARN glob.
+fn check_function_pattern(p: &str) -> Result<(), String> {
+    let part_ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*' | '?' | '$'))
+    };
+    if let Some(rest) = p.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.split(':').collect();
+        let shape = (6..=7).contains(&parts.len())
+            && matches!(parts[1], "lambda" | "*")
+            && matches!(parts[4], "function" | "*")
+            && parts.iter().all(|s| part_ok(s));
+        if !shape {
+            return Err(format!(
+                "'{}' is not a function ARN pattern (arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER], with * and ? as wildcards)",
+                p.escape_debug()
+            ));
+        }
+        return Ok(());
+    }
+    if p.len() > 64 || !part_ok(p) || p.contains('$') {
+        return Err(format!(
+            "'{}' is not a function name pattern (letters, digits, '-' and '_', with * and ? as wildcards)",
+            p.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "apiVersion: apimount/v1
+kind: TenantPolicy
+tenants:
+  - name: accounts
+    paths: [/accounts]
+    functions: [\"accounts-*\"]
+    authorizations: [NONE, AWS_IAM]
+    adopt: true
+    maxResources: 40
+  - name: admin
+    paths: [/accounts/admin, /admin]
+    functions: [\"arn:aws:lambda:*:*:function:admin-?\"]
+";
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse_policy(Path::new("tenants.yaml"), text.as_bytes()) {
+            Ok(p) => panic!("should be invalid, parsed as {p:?}"),
+            Err(e) => e.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_policy_and_its_defaults() {
+        let p = parse_policy(Path::new("tenants.yaml"), GOOD.as_bytes()).unwrap();
+        assert_eq!(p.tenants.len(), 2);
+        let a = &p.tenants[0];
+        assert_eq!(a.paths, vec!["/accounts"]);
+        assert_eq!(
+            a.authorizations,
+            vec![Authorization::None, Authorization::AwsIam]
+        );
+        assert!(a.adopt);
+        assert_eq!(a.max_resources, Some(40));
+        let b = &p.tenants[1];
+        assert_eq!(b.authorizations, DEFAULT_AUTHORIZATIONS.to_vec());
+        assert!(!b.adopt);
+        assert_eq!(b.max_resources, None);
+        assert!(b.functions[0].is_arn());
+    }
+
+    #[test]
+    fn each_problem_names_the_field() {
+        let table: &[(&str, &str, &str)] = &[
+            (
+                "kind: TenantPolicy",
+                "kind: ServiceMount",
+                "kind: 'ServiceMount' is not a tenant policy",
+            ),
+            (
+                "apiVersion: apimount/v1",
+                "apiVersion: v2",
+                "apiVersion: 'v2' is not supported",
+            ),
+            (
+                "name: admin",
+                "name: Admin",
+                "tenants[1].name: 'Admin' must use only lowercase",
+            ),
+            (
+                "name: admin",
+                "name: accounts",
+                "tenants[1].name: 'accounts' is already the name of tenants[0]",
+            ),
+            (
+                "paths: [/accounts]",
+                "paths: []",
+                "tenants[0].paths: must list at least one path",
+            ),
+            (
+                "paths: [/accounts]",
+                "paths: [accounts]",
+                "tenants[0].paths[0]: 'accounts' must start with '/'",
+            ),
+            (
+                "paths: [/accounts/admin, /admin]",
+                "paths: [/accounts, /admin]",
+                "tenants[1].paths[0]: /accounts is already delegated to tenants[0] (accounts)",
+            ),
+            (
+                "paths: [/accounts/admin, /admin]",
+                "paths: [/admin, /admin]",
+                "tenants[1].paths[1]: /admin is listed twice",
+            ),
+            (
+                "functions: [\"accounts-*\"]",
+                "functions: []",
+                "tenants[0].functions: must list at least one",
+            ),
+            (
+                "functions: [\"accounts-*\"]",
+                "functions: [\"acc/x\"]",
+                "tenants[0].functions[0]: 'acc/x' is not a function name pattern",
+            ),
+            (
+                "functions: [\"arn:aws:lambda:*:*:function:admin-?\"]",
+                "functions: [\"arn:aws:s3:::b\"]",
+                "tenants[1].functions[0]: 'arn:aws:s3:::b' is not a function ARN pattern",
+            ),
+            (
+                "authorizations: [NONE, AWS_IAM]",
+                "authorizations: [NONE, NONE]",
+                "tenants[0].authorizations[1]: NONE is listed twice",
+            ),
+            (
+                "authorizations: [NONE, AWS_IAM]",
+                "authorizations: [OPEN]",
+                "tenants[0].authorizations[0]: 'OPEN' is not one of",
+            ),
+            (
+                "adopt: true",
+                "adopt: \"true\"",
+                "tenants[0].adopt: expected a boolean",
+            ),
+            (
+                "maxResources: 40",
+                "maxResources: 0",
+                "tenants[0].maxResources: must be at least 1",
+            ),
+            ("maxResources: 40", "maxResources: -1", "tenants.yaml:9:"),
+            ("adopt: true", "adopt: true\n    extra: 1", "unknown field"),
+        ];
+        for (from, to, want) in table {
+            assert!(GOOD.contains(from), "{from}");
+            let got = errors(&GOOD.replacen(from, to, 1)).join("\n");
+            assert!(got.contains(want), "{to}: expected {want:?} in:\n{got}");
+            assert!(got.starts_with("tenants.yaml:"), "{got}");
+        }
+        let got = errors("apiVersion: apimount/v1\nkind: TenantPolicy\ntenants: []\n").join("\n");
+        assert!(
+            got.contains("tenants: must list at least one tenant"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn globs() {
+        let table: &[(&str, &str, bool)] = &[
+            ("accounts-*", "accounts-api", true),
+            ("accounts-*", "accounts-", true),
+            ("accounts-*", "account-api", false),
+            ("accounts-*", "payments-accounts-api", false),
+            ("*-api", "accounts-api", true),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("*", "anything", true),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "aXXbYY", false),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+        ];
+        for (pattern, text, want) in table {
+            assert_eq!(
+                FunctionPattern(pattern.to_string()).matches(text),
+                *want,
+                "{pattern} ~ {text}"
+            );
+        }
+    }
+}

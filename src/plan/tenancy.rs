@@ -1,0 +1,392 @@
+//! What a tenant policy means for a mount: which tenant a path is delegated
+//! to, and whether a mount stays within what its tenant may do. Pure.
+//!
+//! - Delegation is by path subtree, and the most specific delegation owns
+//!   its subtree: with `accounts: [/accounts]` and `admin: [/accounts/admin]`,
+//!   `/accounts/admin` and below are admin's, the rest of `/accounts` is
+//!   accounts'. A mount outside its tenant's subtrees is `NotDelegated`; so a
+//!   team cannot shadow another's routes with a more specific literal path.
+//! - A function must match one of the tenant's patterns, by its resolved
+//!   name (an alias or version of an allowed function is allowed) or, for
+//!   ARN patterns, by its ARN (`FunctionNotAllowed`).
+//! - An authorization type must be one the tenant may use; NONE only when
+//!   listed (`AuthorizationNotAllowed`).
+//! - `adopt` only where the tenant may adopt (`AdoptNotAllowed`).
+//! - The resources a tenant's mounts need (their paths, `{proxy+}` children
+//!   and parents) stay within its `maxResources` (`OverBudget`), so one team
+//!   cannot use up the API's resource quota for everyone.
+
+use std::collections::BTreeSet;
+
+use super::conditions::{Problem, Reason};
+use super::model::ResolvedFunction;
+use super::{ancestors, routes};
+use crate::manifest::tenants::{Tenant, TenantPolicy};
+use crate::manifest::{FunctionRef, Mount};
+
+/// Whether a delegated subtree `root` covers `path`.
+fn covers(root: &str, path: &str) -> bool {
+    root == "/"
+        || path == root
+        || (path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/'))
+}
+
+/// The tenant `path` is delegated to: the one with the most specific
+/// delegated subtree at or above it.
+pub fn delegate_of<'p>(policy: &'p TenantPolicy, path: &str) -> Option<&'p Tenant> {
+    policy
+        .tenants
+        .iter()
+        .flat_map(|t| t.paths.iter().map(move |p| (p, t)))
+        .filter(|(root, _)| covers(root, path))
+        .max_by_key(|(root, _)| if root.as_str() == "/" { 0 } else { root.len() })
+        .map(|(_, t)| t)
+}
+
+/// Whether `path` is delegated to the tenant named `tenant`.
+pub fn is_delegated(policy: &TenantPolicy, tenant: &str, path: &str) -> bool {
+    delegate_of(policy, path).is_some_and(|t| t.name == tenant)
+}
+
+/// The tenant of `name`, if the policy has one.
+pub fn tenant<'p>(policy: &'p TenantPolicy, name: &str) -> Option<&'p Tenant> {
+    policy.tenants.iter().find(|t| t.name == name)
+}
+
+/// Checks a mount of `tenant` against what the tenant may do (all but the
+/// resource budget, which needs the tenant's other mounts).
+pub fn check(
+    policy: &TenantPolicy,
+    tenant: &Tenant,
+    mount: &Mount,
+    function: &ResolvedFunction,
+) -> Result<(), Problem> {
+    check_delegation(policy, tenant, mount)?;
+    if !function_allowed(tenant, function) {
+        return Err(function_not_allowed(tenant, &function.arn()));
+    }
+    check_authorization(tenant, mount)
+}
+
+/// What can be checked without AWS (for `apimount validate`): the
+/// delegation, the authorization and adoption, and the function where the
+/// manifest's reference tells (by name against name patterns, by ARN
+/// against every pattern).
+pub fn check_static(policy: &TenantPolicy, tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
+    check_delegation(policy, tenant, mount)?;
+    let by_reference = match &mount.function {
+        FunctionRef::Arn { .. } => ResolvedFunction::from_arn(&mount.function.to_string())
+            .map(|f| function_allowed(tenant, &f)),
+        FunctionRef::Name { name, .. } => tenant
+            .functions
+            .iter()
+            .any(|p| !p.is_arn() && p.matches(name))
+            .then_some(true)
+            // Only ARN patterns could still allow it: that needs the resolved ARN.
+            .or_else(|| {
+                tenant
+                    .functions
+                    .iter()
+                    .all(|p| !p.is_arn())
+                    .then_some(false)
+            }),
+    };
+    if by_reference == Some(false) {
+        return Err(function_not_allowed(tenant, &mount.function.to_string()));
+    }
+    check_authorization(tenant, mount)
+}
+
+fn check_delegation(policy: &TenantPolicy, tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
+    let path = mount.path.as_str();
+    if is_delegated(policy, &tenant.name, path) {
+        return Ok(());
+    }
+    let why = match delegate_of(policy, path) {
+        Some(other) => format!("it is delegated to tenant '{}'", other.name),
+        None => "no tenant is delegated it".to_string(),
+    };
+    Err(Problem::new(
+        Reason::NotDelegated,
+        format!(
+            "{path} is outside tenant '{}''s paths ({}): {why}",
+            tenant.name,
+            tenant.paths.join(", ")
+        ),
+    ))
+}
+
+fn function_allowed(tenant: &Tenant, function: &ResolvedFunction) -> bool {
+    tenant.functions.iter().any(|p| {
+        if p.is_arn() {
+            p.matches(&function.arn()) || p.matches(&function.unqualified_arn())
+        } else {
+            p.matches(&function.name)
+        }
+    })
+}
+
+fn function_not_allowed(tenant: &Tenant, function: &str) -> Problem {
+    let patterns: Vec<&str> = tenant.functions.iter().map(|p| p.as_str()).collect();
+    Problem::new(
+        Reason::FunctionNotAllowed,
+        format!(
+            "function {function} is not one tenant '{}' may mount ({})",
+            tenant.name,
+            patterns.join(", ")
+        ),
+    )
+}
+
+fn check_authorization(tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
+    if !tenant.authorizations.contains(&mount.authorization) {
+        let allowed: Vec<&str> = tenant.authorizations.iter().map(|a| a.as_str()).collect();
+        return Err(Problem::new(
+            Reason::AuthorizationNotAllowed,
+            format!(
+                "authorization {} is not one tenant '{}' may use ({})",
+                mount.authorization.as_str(),
+                tenant.name,
+                allowed.join(", ")
+            ),
+        ));
+    }
+    if mount.adopt && !tenant.adopt {
+        return Err(Problem::new(
+            Reason::AdoptNotAllowed,
+            format!(
+                "tenant '{}' may not adopt routes made by other tools (adopt: true in the tenant policy allows it)",
+                tenant.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every resource a mount needs: its parents, its path and its `{proxy+}`.
+pub fn resources_needed(mount: &Mount) -> BTreeSet<String> {
+    routes(mount)
+        .into_iter()
+        .flat_map(|r| {
+            let mut v = ancestors(&r.0);
+            v.push(r.0);
+            v
+        })
+        .collect()
+}
+
+/// The resource budget of one tenant: the resources its mounts planned so far need.
+#[derive(Debug, Default)]
+pub struct Budget {
+    used: BTreeSet<String>,
+}
+
+impl Budget {
+    /// Takes what `mount` needs, unless that would take the tenant over its
+    /// `maxResources`; then nothing is taken.
+    pub fn take(&mut self, tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
+        let Some(max) = tenant.max_resources else {
+            return Ok(());
+        };
+        let needed = resources_needed(mount);
+        let total = self.used.union(&needed).count();
+        if total > max {
+            return Err(Problem::new(
+                Reason::OverBudget,
+                format!(
+                    "tenant '{}' may use {max} API resources; with this mount its mounts would need {total}",
+                    tenant.name
+                ),
+            ));
+        }
+        self.used.extend(needed);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::tenants::parse_policy;
+    use std::path::Path;
+
+    fn policy() -> TenantPolicy {
+        parse_policy(
+            Path::new("tenants.yaml"),
+            b"apiVersion: apimount/v1
+kind: TenantPolicy
+tenants:
+  - name: accounts
+    paths: [/accounts]
+    functions: [\"accounts-*\"]
+    maxResources: 4
+  - name: admin
+    paths: [/accounts/admin]
+    functions: [\"arn:aws:lambda:eu-west-2:111122223333:function:admin-*\"]
+    authorizations: [NONE]
+    adopt: true
+  - name: root
+    paths: [/]
+    functions: [\"*\"]
+",
+        )
+        .unwrap()
+    }
+
+    fn mount(path: &str, function: &str, extra: &str) -> Mount {
+        crate::manifest::parse(
+            Path::new("m.yaml"),
+            format!(
+                "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: m\nspec:\n  path: {path}\n  function: {function}\n{extra}"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn function(name: &str, qualifier: Option<&str>) -> ResolvedFunction {
+        ResolvedFunction {
+            partition: "aws".into(),
+            region: "eu-west-2".into(),
+            account: "111122223333".into(),
+            name: name.into(),
+            qualifier: qualifier.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_most_specific_delegation_owns_its_subtree() {
+        let p = policy();
+        let table = [
+            ("/accounts", "accounts"),
+            ("/accounts/login", "accounts"),
+            ("/accounts/admin", "admin"),
+            ("/accounts/admin/users", "admin"),
+            ("/accounts/administrator", "accounts"),
+            ("/accountsx", "root"),
+            ("/payments", "root"),
+        ];
+        for (path, want) in table {
+            assert_eq!(
+                delegate_of(&p, path).map(|t| t.name.as_str()),
+                Some(want),
+                "{path}"
+            );
+        }
+        let mut no_root = p.clone();
+        no_root.tenants.pop();
+        assert!(delegate_of(&no_root, "/payments").is_none());
+    }
+
+    #[test]
+    fn a_mount_stays_within_what_its_tenant_may_do() {
+        let p = policy();
+        let accounts = tenant(&p, "accounts").unwrap();
+        let admin = tenant(&p, "admin").unwrap();
+        let iam = "  authorization: AWS_IAM\n";
+        let table: &[(&Tenant, Mount, ResolvedFunction, Option<Reason>)] = &[
+            (
+                accounts,
+                mount("/accounts", "accounts-api", iam),
+                function("accounts-api", None),
+                None,
+            ),
+            // An alias of an allowed function.
+            (
+                accounts,
+                mount("/accounts/v2", "accounts-api:live", iam),
+                function("accounts-api", Some("live")),
+                None,
+            ),
+            (
+                accounts,
+                mount("/accounts/admin", "accounts-api", iam),
+                function("accounts-api", None),
+                Some(Reason::NotDelegated),
+            ),
+            (
+                accounts,
+                mount("/payments", "accounts-api", iam),
+                function("accounts-api", None),
+                Some(Reason::NotDelegated),
+            ),
+            (
+                accounts,
+                mount("/accounts", "payments-api", iam),
+                function("payments-api", None),
+                Some(Reason::FunctionNotAllowed),
+            ),
+            // NONE is the manifest default and must be granted.
+            (
+                accounts,
+                mount("/accounts", "accounts-api", ""),
+                function("accounts-api", None),
+                Some(Reason::AuthorizationNotAllowed),
+            ),
+            (
+                accounts,
+                mount(
+                    "/accounts",
+                    "accounts-api",
+                    "  authorization: AWS_IAM\n  adopt: true\n",
+                ),
+                function("accounts-api", None),
+                Some(Reason::AdoptNotAllowed),
+            ),
+            (
+                admin,
+                mount("/accounts/admin", "admin-ui", "  adopt: true\n"),
+                function("admin-ui", None),
+                None,
+            ),
+            // ARN patterns match the ARN: another account is not allowed.
+            (
+                admin,
+                mount("/accounts/admin", "admin-ui", ""),
+                ResolvedFunction {
+                    account: "999999999999".into(),
+                    ..function("admin-ui", None)
+                },
+                Some(Reason::FunctionNotAllowed),
+            ),
+        ];
+        for (t, m, f, want) in table {
+            let got = check(&p, t, m, f).err().map(|e| e.reason);
+            assert_eq!(got, *want, "{} {} {}", t.name, m.path, f);
+        }
+    }
+
+    #[test]
+    fn the_budget_counts_parents_and_proxies_once() {
+        let p = policy();
+        let accounts = tenant(&p, "accounts").unwrap();
+        let mut b = Budget::default();
+        // /accounts, /accounts/{proxy+}
+        b.take(accounts, &mount("/accounts", "accounts-api", ""))
+            .unwrap();
+        // + /accounts/v2, /accounts/v2/{proxy+}: 4 in all.
+        b.take(accounts, &mount("/accounts/v2", "accounts-api", ""))
+            .unwrap();
+        let over = b
+            .take(
+                accounts,
+                &mount("/accounts/v3", "accounts-api", "  proxy: false\n"),
+            )
+            .unwrap_err();
+        assert_eq!(over.reason, Reason::OverBudget);
+        assert!(over.message.contains("would need 5"), "{over}");
+        // A refused mount takes nothing: what fits still fits.
+        b.take(
+            accounts,
+            &mount("/accounts", "accounts-api", "  proxy: false\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            resources_needed(&mount("/a/b/c", "f", "")),
+            ["/a", "/a/b", "/a/b/c", "/a/b/c/{proxy+}"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        );
+    }
+}

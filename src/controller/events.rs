@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::metrics::{Metrics, ResultLabel, StateLabel};
+use super::metrics::{Metrics, ResultLabel, StateLabel, TenantStateLabel};
 use super::trigger::Trigger;
 use crate::plan::{ChangeKind, Reason, State};
 use crate::reconcile::{invalid_reason, PassReport, Reads};
@@ -193,6 +193,34 @@ pub(crate) fn log_pass(
     }
     mem.reported_invalid = now_invalid;
     *counts.entry("Failed").or_default() += snap.errors.len() as i64;
+    // Per tenant, under a policy: the tenants come from the policy, so the
+    // label set stays bounded whatever the manifests say.
+    if let Some(policy) = &snap.tenancy {
+        let mut by_tenant: BTreeMap<(&str, &'static str), i64> = BTreeMap::new();
+        for t in &policy.tenants {
+            for state in [State::Ready, State::Progressing, State::Failed] {
+                by_tenant.insert((t.name.as_str(), state.as_str()), 0);
+            }
+        }
+        for m in &r.mounts {
+            if let Some(n) = m
+                .tenant
+                .as_deref()
+                .and_then(|t| by_tenant.get_mut(&(t, m.state.as_str())))
+            {
+                *n += 1;
+            }
+        }
+        for ((tenant, state), n) in by_tenant {
+            metrics
+                .tenant_mounts
+                .get_or_create(&TenantStateLabel {
+                    tenant: tenant.into(),
+                    state: state.into(),
+                })
+                .set(n);
+        }
+    }
     for (state, n) in counts {
         metrics
             .mounts

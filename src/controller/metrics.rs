@@ -31,6 +31,12 @@ pub struct StateLabel {
     pub state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantStateLabel {
+    pub tenant: String,
+    pub state: String,
+}
+
 /// All metrics of one process.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -38,6 +44,7 @@ pub struct Metrics {
     pub pass_duration: Histogram,
     pub aws_calls: Family<CallLabels, Counter>,
     pub mounts: Family<StateLabel, Gauge>,
+    pub tenant_mounts: Family<TenantStateLabel, Gauge>,
     pub drift_corrections: Counter,
     pub orphans_removed: Counter,
     pub deployments: Counter,
@@ -64,6 +71,12 @@ impl Metrics {
         );
         let mounts = Family::<StateLabel, Gauge>::default();
         registry.register("mounts", "Mounts by state", mounts.clone());
+        let tenant_mounts = Family::<TenantStateLabel, Gauge>::default();
+        registry.register(
+            "tenant_mounts",
+            "Mounts by tenant of the tenant policy and state",
+            tenant_mounts.clone(),
+        );
         let drift_corrections = Counter::default();
         registry.register(
             "drift_corrections",
@@ -90,6 +103,7 @@ impl Metrics {
             pass_duration,
             aws_calls,
             mounts,
+            tenant_mounts,
             drift_corrections,
             orphans_removed,
             deployments,

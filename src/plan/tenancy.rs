@@ -109,7 +109,7 @@ fn check_delegation(policy: &TenantPolicy, tenant: &Tenant, mount: &Mount) -> Re
     Err(Problem::new(
         Reason::NotDelegated,
         format!(
-            "{path} is outside tenant '{}''s paths ({}): {why}",
+            "{path} is outside the paths of tenant '{}' ({}): {why}",
             tenant.name,
             tenant.paths.join(", ")
         ),

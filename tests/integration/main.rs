@@ -13,3 +13,4 @@ mod daemon;
 mod emulator_smoke;
 mod resilience;
 mod schema;
+mod tenants;

@@ -12,6 +12,7 @@
 //! `moto_server` on `PATH`.
 //!
 
+pub mod daemon;
 pub mod faults;
 
 use std::collections::{BTreeMap, BTreeSet};

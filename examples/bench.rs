@@ -20,23 +20,28 @@
 //! This is a benchmark, not a test: nothing here asserts on timings. The
 //! report states each target, the measured value and whether it was met.
 
+// The emulator launcher, the HTTP getter and the recording proxy are the
+// test suite's (`tests/integration/support`).
+//
+// The module is shared with the test suite, which uses the rest of it; the
+// bench uses only a few items.
+#[allow(dead_code)]
+#[path = "../tests/integration/support/mod.rs"]
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use aws_config::BehaviorVersion;
 use aws_sdk_apigateway::types::{IntegrationType, Op as PatchOp, PatchOperation};
 use futures::StreamExt;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use support::faults::{FaultConfig, FaultProxy};
+use support::{http_get, Emulator, ACCOUNT_ID, REGION};
 
-const ACCOUNT_ID: &str = "210987654321";
-const REGION: &str = "eu-west-2";
 const STAGE: &str = "prod";
 const OWNER: &str = "apimount";
 const DEBOUNCE_MS: u64 = 200;
@@ -108,8 +113,8 @@ impl Sizes {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // Enough workers that the counting proxy keeps forwarding while the
-    // benchmark blocks one waiting for a child process.
+    // Several workers, as the benchmark blocks one while it waits for a
+    // child process. (The counting proxy runs on a runtime of its own.)
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -258,241 +263,6 @@ async fn baseline_main(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-// ----- the emulator ------------------------------------------------------------
-
-/// A moto server on a free loopback port; killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start(repo: &Path, log: &Path) -> Result<Moto> {
-        let server = repo.join(".venv/bin/moto_server");
-        let port = free_port()?;
-        let log_file = std::fs::File::create(log)?;
-        let mut child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_ACCOUNT_ID", ACCOUNT_ID)
-            .env("AWS_DEFAULT_REGION", REGION)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log_file.try_clone()?))
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .with_context(|| {
-                format!("start {} (run ./scripts/setup-emulator)", server.display())
-            })?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = child.try_wait()? {
-                bail!("moto_server exited with {status}; see {}", log.display());
-            }
-            if http_get(&format!("127.0.0.1:{port}"), "/moto-api/").is_some() {
-                return Ok(Moto { child, port });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        bail!(
-            "moto_server did not answer within 30 s; see {}",
-            log.display()
-        )
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-/// A plain HTTP/1.1 GET; `(status, body)`.
-fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let sock: SocketAddr = addr.parse().ok()?;
-    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_millis(500)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
-}
-
-// ----- the counting proxy --------------------------------------------------------
-
-/// A TCP proxy in front of moto that logs every HTTP request it forwards as
-/// `(arrival time, operation)`. Assumes requests carry Content-Length bodies
-/// (the SDK's JSON and REST calls do); a chunked request stops the counting on
-/// that connection and is reported.
-#[derive(Clone)]
-struct Proxy {
-    port: u16,
-    log: Arc<Mutex<Vec<(Instant, String)>>>,
-}
-
-impl Proxy {
-    async fn start(upstream_port: u16) -> Result<Proxy> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let proxy = Proxy {
-            port: listener.local_addr()?.port(),
-            log: Arc::default(),
-        };
-        let log = proxy.log.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let log = log.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = forward(client, upstream_port, log).await {
-                        eprintln!("bench: proxy connection: {e}");
-                    }
-                });
-            }
-        });
-        Ok(proxy)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn take(&self) -> Vec<(Instant, String)> {
-        std::mem::take(&mut *self.log.lock().unwrap())
-    }
-}
-
-async fn forward(
-    client: tokio::net::TcpStream,
-    upstream_port: u16,
-    log: Arc<Mutex<Vec<(Instant, String)>>>,
-) -> Result<()> {
-    let upstream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, upstream_port)).await?;
-    let (client_read, mut client_write) = client.into_split();
-    let (mut upstream_read, mut upstream_write) = upstream.into_split();
-    tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
-    });
-    let mut reader = BufReader::new(client_read);
-    loop {
-        let mut head = Vec::new();
-        loop {
-            let before = head.len();
-            if reader.read_until(b'\n', &mut head).await? == 0 {
-                return Ok(()); // client closed
-            }
-            if head[before..] == *b"\r\n" {
-                break;
-            }
-        }
-        let text = String::from_utf8_lossy(&head).into_owned();
-        let mut lines = text.lines();
-        let request_line = lines.next().unwrap_or_default().to_string();
-        let mut content_length = 0usize;
-        let mut chunked = false;
-        for line in lines {
-            if let Some((k, v)) = line.split_once(':') {
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-                match k.as_str() {
-                    "content-length" => content_length = v.parse().unwrap_or(0),
-                    "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
-                    _ => {}
-                }
-            }
-        }
-        let mut parts = request_line.split_whitespace();
-        let method = parts.next().unwrap_or("?");
-        let path = parts.next().unwrap_or("?");
-        let op = operation_of(method, path);
-        log.lock().unwrap().push((Instant::now(), op));
-        upstream_write.write_all(&head).await?;
-        if chunked {
-            eprintln!(
-                "bench: proxy saw a chunked request; not counting the rest of its connection"
-            );
-            tokio::io::copy(&mut reader, &mut upstream_write).await?;
-            return Ok(());
-        }
-        let mut body = (&mut reader).take(content_length as u64);
-        tokio::io::copy(&mut body, &mut upstream_write).await?;
-    }
-}
-
-/// Names a REST call by its method and path shape: `apigateway:GetResources`,
-/// `lambda:GetPolicy`…; unknown shapes come out as `METHOD /shape`.
-fn operation_of(method: &str, path: &str) -> String {
-    let path = path.split('?').next().unwrap_or("");
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let shape: Vec<&str> = match segs.first().copied() {
-        Some("restapis") => segs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let prev = if i > 0 { segs[i - 1] } else { "" };
-                match prev {
-                    "restapis" => "{api}",
-                    "resources" => "{res}",
-                    "methods" => "{verb}",
-                    "stages" => "{stage}",
-                    "deployments" => "{dep}",
-                    _ => s,
-                }
-            })
-            .collect(),
-        Some("2015-03-31") => segs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| match i {
-                2 => "{fn}",
-                4 => "{sid}",
-                _ => s,
-            })
-            .collect(),
-        _ => segs.clone(),
-    };
-    let shape = format!("/{}", shape.join("/"));
-    let name = match (method, shape.as_str()) {
-        ("GET", "/restapis/{api}/resources") => "apigateway:GetResources",
-        ("POST", "/restapis/{api}/resources/{res}") => "apigateway:CreateResource",
-        ("DELETE", "/restapis/{api}/resources/{res}") => "apigateway:DeleteResource",
-        ("GET", "/restapis/{api}/resources/{res}") => "apigateway:GetResource",
-        ("PUT", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:PutMethod",
-        ("GET", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:GetMethod",
-        ("DELETE", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:DeleteMethod",
-        ("PUT", "/restapis/{api}/resources/{res}/methods/{verb}/integration") => {
-            "apigateway:PutIntegration"
-        }
-        ("GET", "/restapis/{api}/resources/{res}/methods/{verb}/integration") => {
-            "apigateway:GetIntegration"
-        }
-        ("POST", "/restapis/{api}/deployments") => "apigateway:CreateDeployment",
-        ("GET", "/restapis/{api}/deployments") => "apigateway:GetDeployments",
-        ("GET", "/restapis/{api}/deployments/{dep}") => "apigateway:GetDeployment",
-        ("POST", "/restapis/{api}/stages") => "apigateway:CreateStage",
-        ("GET", "/restapis/{api}/stages/{stage}") => "apigateway:GetStage",
-        ("PATCH", "/restapis/{api}/stages/{stage}") => "apigateway:UpdateStage",
-        ("GET", "/restapis/{api}") => "apigateway:GetRestApi",
-        ("GET", "/2015-03-31/functions/{fn}") => "lambda:GetFunction",
-        ("GET", "/2015-03-31/functions/{fn}/policy") => "lambda:GetPolicy",
-        ("POST", "/2015-03-31/functions/{fn}/policy") => "lambda:AddPermission",
-        ("DELETE", "/2015-03-31/functions/{fn}/policy/{sid}") => "lambda:RemovePermission",
-        _ => return format!("{method} {shape}"),
-    };
-    name.to_string()
-}
-
 fn count_ops(log: &[(Instant, String)]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for (_, op) in log {
@@ -593,7 +363,7 @@ fn lowest_tokens(times: &[Instant], q: &Quota) -> f64 {
 struct Bench {
     apimount: PathBuf,
     me: PathBuf,
-    moto: Moto,
+    moto: Emulator,
     scratch: tempfile::TempDir,
     apigw: aws_sdk_apigateway::Client,
     lambda: aws_sdk_lambda::Client,
@@ -609,11 +379,11 @@ struct Bench {
 type Api = (String, String);
 
 impl Bench {
-    async fn new(repo: PathBuf, apimount: PathBuf) -> Result<Bench> {
+    async fn new(apimount: PathBuf) -> Result<Bench> {
         let scratch = tempfile::Builder::new()
             .prefix("apimount-bench-")
             .tempdir()?;
-        let moto = Moto::start(&repo, &scratch.path().join("moto.log"))?;
+        let moto = Emulator::start();
         let sdk = sdk_config(&moto.endpoint()).await;
         Ok(Bench {
             apimount,
@@ -771,7 +541,7 @@ impl Bench {
     }
 
     fn start_daemon(&self, api: &str, dir: &Path, resync: &str, endpoint: &str) -> Result<Daemon> {
-        let admin = format!("127.0.0.1:{}", free_port()?);
+        let admin = support::free_loopback_addr();
         let log = self.scratch.path().join(format!(
             "daemon-{api}-{}.log",
             admin.replace([':', '.'], "-")
@@ -1407,7 +1177,12 @@ async fn measure_burst(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()> {
 }
 
 /// 5. Calls of a pass that finds nothing to do.
-async fn measure_steady(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report) -> Result<()> {
+async fn measure_steady(
+    b: &mut Bench,
+    s: &Sizes,
+    proxy: &FaultProxy,
+    r: &mut Report,
+) -> Result<()> {
     let max = *s.steady_counts.iter().max().unwrap_or(&1);
     b.ensure_functions(max).await?;
     let mut body = String::from(
@@ -1430,9 +1205,9 @@ async fn measure_steady(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report)
             write_mount(&dir, i)?;
         }
         b.apimount_once(&api.0, &dir, "off", &b.moto.endpoint())?;
-        proxy.take();
-        b.apimount_once(&api.0, &dir, "off", &proxy.endpoint())?;
-        let calls = count_ops(&proxy.take());
+        proxy.take_calls();
+        b.apimount_once(&api.0, &dir, "off", &proxy.url())?;
+        let calls = count_ops(&proxy.take_calls());
         let total: usize = calls.values().sum();
         let reads_apigw: usize = calls
             .iter()
@@ -1527,7 +1302,12 @@ async fn measure_steady(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report)
 }
 
 /// 6. `--pacing aws` from empty vs the quota-bound minimum.
-async fn measure_pacing(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report) -> Result<()> {
+async fn measure_pacing(
+    b: &mut Bench,
+    s: &Sizes,
+    proxy: &FaultProxy,
+    r: &mut Report,
+) -> Result<()> {
     let n = s.pacing_mounts;
     b.ensure_functions(n).await?;
     let qs = quotas();
@@ -1540,9 +1320,9 @@ async fn measure_pacing(b: &mut Bench, s: &Sizes, proxy: &Proxy, r: &mut Report)
         for i in 0..n {
             write_mount(&dir, i)?;
         }
-        proxy.take();
-        let wall = b.apimount_once(&api.0, &dir, "aws", &proxy.endpoint())?;
-        let log = proxy.take();
+        proxy.take_calls();
+        let wall = b.apimount_once(&api.0, &dir, "aws", &proxy.url())?;
+        let log = proxy.take_calls();
         walls.push(wall.as_secs_f64());
         let mut bound: (f64, &str) = (0.0, "none");
         if t == 0 {
@@ -1762,7 +1542,11 @@ async fn measure_plan(b: &Bench, api: &str, dir: &Path, iterations: usize) -> Re
     let aws = &b.aws;
     let observed = aws.observe_api(api).await?;
     // The manifests and functions as a pass reads them.
-    let snap = apimount::source::load_dir(dir, &mut Default::default())?;
+    let snap = apimount::source::load_dir(
+        dir,
+        &apimount::source::Layout::Flat,
+        &mut Default::default(),
+    )?;
     let mut desired = Vec::new();
     let mut policies = Policies::new();
     for mount in snap.mounts {
@@ -1787,9 +1571,10 @@ async fn measure_plan(b: &Bench, api: &str, dir: &Path, iterations: usize) -> Re
             api: observed,
             mounts: &desired,
             retained: &retained,
-            hold_orphans: false,
+            held: &BTreeSet::new(),
             policies,
-            delete_limit: None,
+            delete_limits: &BTreeMap::new(),
+            tenancy: None,
             abandoned: &BTreeSet::new(),
         };
         let mut samples = Vec::new();
@@ -1971,14 +1756,23 @@ async fn bench_main(args: &[String]) -> Result<()> {
     }
     let wants = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|p| p == name));
     let started = Instant::now();
-    let mut b = Bench::new(repo.clone(), apimount).await?;
-    let proxy = Proxy::start(b.moto.port).await?;
+    let mut b = Bench::new(apimount).await?;
+    // The test suite's fault proxy with no faults and no delays: it forwards
+    // everything and logs each call's arrival time and operation.
+    let proxy = FaultProxy::start(
+        &b.moto.endpoint(),
+        FaultConfig {
+            fault_rate: 0.0,
+            delay_rate: 0.0,
+            ..FaultConfig::default()
+        },
+    );
     let mut r = Report::default();
 
     println!(
         "bench: moto at {}, counting proxy at {}",
         b.moto.endpoint(),
-        proxy.endpoint()
+        proxy.url()
     );
     let one_baseline = if wants("convergence") {
         Some(measure_convergence(&mut b, &s, &mut r).await?)
@@ -2019,8 +1813,8 @@ async fn bench_main(args: &[String]) -> Result<()> {
          so it pays process start and SDK config load too; it makes exactly the minimal sequential \
          calls with the same SDK (per mount GetFunction, CreateResource×2, PutMethod×2, \
          PutIntegration×2, AddPermission×2; then CreateDeployment and CreateStage) and nothing \
-         else — no reads of the API, no checks. Call counts come from a counting TCP proxy in the \
-         benchmark between apimount and moto, or from the daemon's `/metrics`. moto is much faster \
+         else — no reads of the API, no checks. Call counts come from a counting HTTP proxy between \
+         apimount and moto (the test suite's fault proxy with faults off; one connection per call), or from the daemon's `/metrics`. moto is much faster \
          than AWS and has no quotas, so absolute times say little about production; ratios and call \
          counts are the point. Numbers are noisy when other work shares the machine.\n\n\
          ## Targets\n\n| target | goal | measured | |\n|---|---|---|---|\n",

@@ -1,8 +1,9 @@
 //! A fault-injecting HTTP/1.1 proxy to put between apimount and the emulator.
 //!
-//! Every accepted connection carries exactly one request: the proxy reads it
-//! whole (headers, then a `Content-Length` or chunked body), then, drawing from
-//! a seeded RNG, either
+//! The proxy is a hyper server. Every accepted connection carries exactly one
+//! request (keep-alive is off, so each response says `Connection: close` and
+//! the SDK never reuses a connection). The proxy reads the request whole
+//! (head and body), then, drawing from a seeded RNG, either
 //! - answers it itself with a fault, **without forwarding it**: 429
 //!   `TooManyRequestsException`, 500, 502, 503, a 409 "concurrent
 //!   modification" `ConflictException` (API Gateway requests only), or a reset
@@ -13,28 +14,40 @@
 //! moto would execute a retried CreateResource or AddPermission twice, so a
 //! fault after forwarding would test moto, not apimount.
 //!
-//! Forwarding opens a new connection to the emulator, sends the request with
-//! `Connection: close`, reads the whole response and relays it to the client,
-//! also with `Connection: close`, so the SDK never reuses a connection.
+//! Forwarding opens a new connection to the emulator (a hyper client
+//! connection), sends the request with `Connection: close`, reads the whole
+//! response and relays it to the client.
+//!
+//! The proxy also keeps a call log: the arrival time and AWS operation
+//! (`apigateway:GetResources`, `lambda:AddPermission`…) of every request it
+//! forwards ([`FaultProxy::calls`]). With `fault_rate` and `delay_rate` at 0
+//! it is a pure recorder; the benchmark (`examples/bench.rs`) counts calls
+//! with it.
 //!
 //! The proxy runs on its own tokio runtime (in background threads), so a test
 //! may block its own thread on `Command::output()` while the proxy serves.
-//! Use from a test file with `#[path = "support/faults.rs"] mod faults;`.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::fmt;
-use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::request;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Notify;
 
 /// A fault the proxy injects instead of forwarding a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -241,6 +254,8 @@ struct Shared {
     delay_ms: (u64, u64),
     draws: Mutex<Draws>,
     counters: Counters,
+    /// `(arrival, operation)` of every forwarded request.
+    calls: Mutex<Vec<(Instant, String)>>,
 }
 
 /// The running proxy; stops on drop.
@@ -275,6 +290,7 @@ impl FaultProxy {
                 bag: Vec::new(),
             }),
             counters: Counters::default(),
+            calls: Mutex::new(Vec::new()),
         });
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind proxy port");
         listener.set_nonblocking(true).expect("non-blocking");
@@ -299,11 +315,8 @@ impl FaultProxy {
                 tokio::spawn(async move {
                     // A connection never lives longer than apimount's own
                     // per-attempt timeout would allow.
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(30),
-                        handle(client, shared.clone()),
-                    )
-                    .await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(30), serve(client, shared)).await;
                 });
             }
         });
@@ -341,6 +354,24 @@ impl FaultProxy {
             upstream_errors: n(&c.upstream_errors),
         }
     }
+
+    /// The call log: `(arrival time, operation)` of every request forwarded
+    /// so far, in arrival order. Operations are named by [`operation_of`].
+    /// Faulted requests are not in it (the emulator never saw them).
+    pub fn calls(&self) -> Vec<(Instant, String)> {
+        let mut calls = self.shared.calls.lock().expect("call log lock").clone();
+        // Entries are appended when forwarded, which concurrent requests
+        // may do slightly out of arrival order.
+        calls.sort_by_key(|(at, _)| *at);
+        calls
+    }
+
+    /// Like [`FaultProxy::calls`], and empties the log.
+    pub fn take_calls(&self) -> Vec<(Instant, String)> {
+        let mut calls = std::mem::take(&mut *self.shared.calls.lock().expect("call log lock"));
+        calls.sort_by_key(|(at, _)| *at);
+        calls
+    }
 }
 
 impl Drop for FaultProxy {
@@ -352,13 +383,31 @@ impl Drop for FaultProxy {
     }
 }
 
-// ----- one connection ----------------------------------------------------------
+// ----- deciding ------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
     ApiGateway,
     Lambda,
     Other,
+}
+
+impl Service {
+    /// The AWS service from the SigV4 credential scope
+    /// (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`).
+    fn of(headers: &HeaderMap) -> Service {
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if auth.contains("/apigateway/") {
+            Service::ApiGateway
+        } else if auth.contains("/lambda/") {
+            Service::Lambda
+        } else {
+            Service::Other
+        }
+    }
 }
 
 enum Decision {
@@ -392,21 +441,82 @@ impl Shared {
     }
 }
 
-async fn handle(mut client: TcpStream, shared: Arc<Shared>) {
+// ----- one connection ------------------------------------------------------------
+
+type Answer = Response<Full<Bytes>>;
+
+/// What the request handler tells the connection it runs on.
+#[derive(Default)]
+struct Connection {
+    /// Set once a whole request (head and body) has been read.
+    whole_request: AtomicBool,
+    /// Notified when the decision is [`Fault::Reset`].
+    reset: Notify,
+}
+
+/// Serves the one request of a client connection.
+async fn serve(client: TcpStream, shared: Arc<Shared>) {
     let _ = client.set_nodelay(true);
-    let c = &shared.counters;
-    let request = match read_request(&mut client).await {
-        Ok(Some(r)) => r,
-        Ok(None) | Err(_) => {
-            c.incomplete.fetch_add(1, Ordering::Relaxed);
+    // hyper owns the stream from here on; a second descriptor of the same
+    // socket is kept to reset it (SO_LINGER 0 makes the last close send RST
+    // instead of FIN).
+    let Ok(second_fd) = client.as_fd().try_clone_to_owned() else {
+        return;
+    };
+    let conn = Arc::new(Connection::default());
+    let service = {
+        let (shared, conn) = (shared.clone(), conn.clone());
+        service_fn(move |request| handle(request, shared.clone(), conn.clone()))
+    };
+    let http = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(client), service);
+    tokio::select! {
+        _ = http => {}
+        () = conn.reset.notified() => {
+            // The handler waits forever, so nothing has been written. Both
+            // descriptors close at the end of this block (hyper's with the
+            // connection, dropped by select!); the last close sends the RST.
+            let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(second_fd));
+            let _ = socket.set_zero_linger();
             return;
         }
+    }
+    if !conn.whole_request.load(Ordering::Relaxed) {
+        // Closed before a whole request arrived (an idle pool connection, or
+        // a client giving up).
+        shared.counters.incomplete.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+    conn: Arc<Connection>,
+) -> Result<Answer, Infallible> {
+    let received = Instant::now();
+    let c = &shared.counters;
+    let (head, body) = request.into_parts();
+    // hyper answers `Expect: 100-continue` when the body is first polled.
+    let body = match body.collect().await {
+        Ok(body) => body.to_bytes(),
+        // The client went away inside the body; the answer will not arrive.
+        Err(e) => return Ok(json(StatusCode::BAD_REQUEST, None, &e.to_string())),
     };
+    conn.whole_request.store(true, Ordering::Relaxed);
     c.requests.fetch_add(1, Ordering::Relaxed);
-    if request.head.is_chunked() {
+    let chunked = head
+        .headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        });
+    if chunked {
         c.chunked_requests.fetch_add(1, Ordering::Relaxed);
     }
-    let service = request.head.service();
+    let service = Service::of(&head.headers);
     match service {
         Service::ApiGateway => c.apigateway.fetch_add(1, Ordering::Relaxed),
         Service::Lambda => c.lambda.fetch_add(1, Ordering::Relaxed),
@@ -421,7 +531,14 @@ async fn handle(mut client: TcpStream, shared: Arc<Shared>) {
                 Service::Lambda => c.lambda_faults.fetch_add(1, Ordering::Relaxed),
                 Service::Other => 0,
             };
-            inject(client, fault).await;
+            match injected(fault) {
+                Some(answer) => Ok(answer),
+                None => {
+                    // Reset: the connection task aborts the connection.
+                    conn.reset.notify_one();
+                    std::future::pending().await
+                }
+            }
         }
         Decision::Forward(delay) => {
             if let Some(d) = delay {
@@ -429,327 +546,433 @@ async fn handle(mut client: TcpStream, shared: Arc<Shared>) {
                 tokio::time::sleep(d).await;
             }
             c.forwarded.fetch_add(1, Ordering::Relaxed);
-            match forward(&request, shared.upstream).await {
-                Ok(response) => {
-                    let _ = client.write_all(&response).await;
-                    let _ = client.shutdown().await;
-                }
+            let operation = operation_of(head.method.as_str(), head.uri.path());
+            shared
+                .calls
+                .lock()
+                .expect("call log lock")
+                .push((received, operation));
+            match forward(head, body, shared.upstream).await {
+                Ok(answer) => Ok(answer),
                 Err(e) => {
                     c.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                    let body =
-                        format!("{{\"message\":\"fault proxy: emulator unreachable: {e}\"}}");
-                    let _ = client
-                        .write_all(&canned(502, "Bad Gateway", None, &body))
-                        .await;
-                    let _ = client.shutdown().await;
+                    let message = format!("fault proxy: emulator unreachable: {e}");
+                    Ok(json(StatusCode::BAD_GATEWAY, None, &message))
                 }
             }
         }
     }
 }
 
-async fn inject(mut client: TcpStream, fault: Fault) {
-    let response = match fault {
-        Fault::Throttled => canned(
-            429,
-            "Too Many Requests",
+/// The answer of an injected fault; `None` for [`Fault::Reset`], which has none.
+fn injected(fault: Fault) -> Option<Answer> {
+    let (status, error_type, message) = match fault {
+        Fault::Throttled => (
+            StatusCode::TOO_MANY_REQUESTS,
             Some("TooManyRequestsException"),
-            r#"{"message":"Too Many Requests"}"#,
+            "Too Many Requests",
         ),
-        Fault::InternalError => canned(
-            500,
-            "Internal Server Error",
+        Fault::InternalError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
             None,
-            r#"{"message":"Internal server error (injected by the fault proxy)"}"#,
+            "Internal server error (injected by the fault proxy)",
         ),
-        Fault::ConcurrentModification => canned(
-            409,
-            "Conflict",
+        Fault::ConcurrentModification => (
+            StatusCode::CONFLICT,
             Some("ConflictException"),
-            r#"{"message":"Unable to complete operation due to concurrent modification. Please try again later."}"#,
+            "Unable to complete operation due to concurrent modification. Please try again later.",
         ),
-        Fault::BadGateway => canned(
-            502,
-            "Bad Gateway",
+        Fault::BadGateway => (
+            StatusCode::BAD_GATEWAY,
             None,
-            r#"{"message":"Bad gateway (injected by the fault proxy)"}"#,
+            "Bad gateway (injected by the fault proxy)",
         ),
-        Fault::Unavailable => canned(
-            503,
-            "Service Unavailable",
+        Fault::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
             None,
-            r#"{"message":"Service unavailable (injected by the fault proxy)"}"#,
+            "Service unavailable (injected by the fault proxy)",
         ),
-        Fault::Reset => {
-            // RST instead of FIN: the client sees "connection reset by peer".
-            let _ = client.set_zero_linger();
-            drop(client);
-            return;
-        }
+        Fault::Reset => return None,
     };
-    let _ = client.write_all(&response).await;
-    let _ = client.shutdown().await;
+    Some(json(status, error_type, message))
 }
 
-fn canned(status: u16, reason: &str, error_type: Option<&str>, body: &str) -> Vec<u8> {
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nx-amzn-RequestId: fault-proxy\r\nConnection: close\r\n",
-        body.len()
+/// A JSON error answer `{"message": …}` (hyper adds `Content-Length`, and
+/// `Connection: close` since keep-alive is off).
+fn json(status: StatusCode, error_type: Option<&'static str>, message: &str) -> Answer {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut answer = Response::new(Full::new(Bytes::from(body)));
+    *answer.status_mut() = status;
+    let headers = answer.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
     );
+    headers.insert("x-amzn-requestid", HeaderValue::from_static("fault-proxy"));
     if let Some(t) = error_type {
-        head.push_str(&format!("x-amzn-ErrorType: {t}\r\n"));
+        headers.insert("x-amzn-errortype", HeaderValue::from_static(t));
     }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    out.extend_from_slice(body.as_bytes());
-    out
+    answer
 }
 
-/// Sends the request to the emulator on a fresh connection and returns the
-/// whole response, rewritten to `Connection: close`.
-async fn forward(request: &Message, upstream: SocketAddr) -> io::Result<Vec<u8>> {
-    let mut up = TcpStream::connect(upstream).await?;
-    let _ = up.set_nodelay(true);
-    let mut bytes = request.head.rewritten(&["expect"]);
-    bytes.extend_from_slice(&request.body);
-    up.write_all(&bytes).await?;
-    let is_head = request.head.start.starts_with("HEAD ");
-    let response = read_response(&mut up, is_head).await?;
-    let mut out = response.head.rewritten(&[]);
-    out.extend_from_slice(&response.body);
-    Ok(out)
+/// Headers that describe one hop, not the message.
+const HOP_BY_HOP: [&str; 3] = ["connection", "keep-alive", "proxy-connection"];
+
+/// Removes the hop-by-hop headers and `more` from `headers`.
+fn strip(headers: &mut HeaderMap, more: &[HeaderName]) {
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    for name in more {
+        headers.remove(name);
+    }
 }
 
-// ----- HTTP/1.1 framing --------------------------------------------------------
+/// Sends the request to the emulator on a fresh connection, with
+/// `Connection: close`, and returns its whole response. hyper frames both
+/// bodies again (they are whole by then), so `Transfer-Encoding` is dropped;
+/// `Content-Length` is kept as sent (it is still right, and a HEAD answer's
+/// must survive).
+async fn forward(
+    mut head: request::Parts,
+    body: Bytes,
+    upstream: SocketAddr,
+) -> Result<Answer, String> {
+    let stream = TcpStream::connect(upstream)
+        .await
+        .map_err(|e| format!("connect to {upstream}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    // Drives the connection until the response is read and it closes.
+    tokio::spawn(connection);
 
-const MAX_HEAD: usize = 64 * 1024;
-
-struct Head {
-    start: String,
-    headers: Vec<(String, String)>,
+    strip(
+        &mut head.headers,
+        &[header::EXPECT, header::TRANSFER_ENCODING],
+    );
+    head.headers
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    head.extensions.clear();
+    let response = sender
+        .send_request(Request::from_parts(head, Full::new(body)))
+        .await
+        .map_err(|e| format!("send the request: {e}"))?;
+    let (mut head, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("read the response: {e}"))?
+        .to_bytes();
+    strip(&mut head.headers, &[header::TRANSFER_ENCODING]);
+    head.extensions.clear();
+    Ok(Response::from_parts(head, Full::new(body)))
 }
 
-impl Head {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.headers
+// ----- the call log ------------------------------------------------------------------
+
+/// Names a REST call by its method and path shape: `apigateway:GetResources`,
+/// `lambda:GetPolicy`…; unknown shapes come out as `METHOD /shape`.
+pub fn operation_of(method: &str, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or("");
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let shape: Vec<&str> = match segs.first().copied() {
+        Some("restapis") => segs
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn is_chunked(&self) -> bool {
-        self.get("transfer-encoding")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-    }
-
-    fn content_length(&self) -> io::Result<Option<usize>> {
-        match self.get("content-length") {
-            None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| bad(format!("bad Content-Length {v:?}"))),
-        }
-    }
-
-    /// The AWS service from the SigV4 credential scope
-    /// (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`).
-    fn service(&self) -> Service {
-        let auth = self.get("authorization").unwrap_or_default();
-        if auth.contains("/apigateway/") {
-            Service::ApiGateway
-        } else if auth.contains("/lambda/") {
-            Service::Lambda
-        } else {
-            Service::Other
-        }
-    }
-
-    /// The head as bytes, without hop-by-hop headers (and `drop`), with
-    /// `Connection: close`.
-    fn rewritten(&self, drop: &[&str]) -> Vec<u8> {
-        let mut s = format!("{}\r\n", self.start);
-        for (k, v) in &self.headers {
-            let lower = k.to_ascii_lowercase();
-            if ["connection", "keep-alive", "proxy-connection"].contains(&lower.as_str())
-                || drop.contains(&lower.as_str())
-            {
-                continue;
-            }
-            s.push_str(&format!("{k}: {v}\r\n"));
-        }
-        s.push_str("Connection: close\r\n\r\n");
-        s.into_bytes()
-    }
-}
-
-struct Message {
-    head: Head,
-    /// The body as it was framed on the wire (raw chunks for a chunked body).
-    body: Vec<u8>,
-}
-
-fn bad(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg)
-}
-
-/// Reads more bytes into `buf`; false at end of stream.
-async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<bool> {
-    let mut chunk = [0u8; 16 * 1024];
-    let n = stream.read(&mut chunk).await?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n > 0)
-}
-
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
-}
-
-/// Reads a head; `None` when the stream ends before the first byte. The bytes
-/// read past the head are left in the returned buffer.
-async fn read_head(stream: &mut TcpStream) -> io::Result<Option<(Head, Vec<u8>)>> {
-    let mut buf = Vec::new();
-    let end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n", 0) {
-            break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(bad("head too large".into()));
-        }
-        if !fill(stream, &mut buf).await? {
-            if buf.is_empty() {
-                return Ok(None);
-            }
-            return Err(bad("stream ended inside a head".into()));
-        }
-    };
-    let text = std::str::from_utf8(&buf[..end]).map_err(|e| bad(format!("head: {e}")))?;
-    let mut lines = text.split("\r\n");
-    let start = lines.next().unwrap_or_default().to_string();
-    let mut headers = Vec::new();
-    for line in lines {
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| bad(format!("header line {line:?}")))?;
-        headers.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    let rest = buf[end + 4..].to_vec();
-    Ok(Some((Head { start, headers }, rest)))
-}
-
-/// Reads bytes until `buf` holds at least `len`.
-async fn fill_to(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
-    while buf.len() < len {
-        if !fill(stream, buf).await? {
-            return Err(bad("stream ended inside a body".into()));
-        }
-    }
-    Ok(())
-}
-
-/// Reads a chunked body whose first bytes are in `buf`; returns the raw
-/// chunked bytes up to and including the final empty line.
-async fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
-    let mut pos = 0;
-    loop {
-        let line_end = loop {
-            if let Some(i) = find(&buf, b"\r\n", pos) {
-                break i;
-            }
-            if !fill(stream, &mut buf).await? {
-                return Err(bad("stream ended inside a chunk size".into()));
-            }
-        };
-        let line = std::str::from_utf8(&buf[pos..line_end]).map_err(|e| bad(e.to_string()))?;
-        let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| bad(format!("chunk size {size_text:?}")))?;
-        pos = line_end + 2;
-        if size == 0 {
-            // Trailers, then an empty line.
-            loop {
-                let end = loop {
-                    if let Some(i) = find(&buf, b"\r\n", pos) {
-                        break i;
-                    }
-                    if !fill(stream, &mut buf).await? {
-                        return Err(bad("stream ended inside trailers".into()));
-                    }
-                };
-                let empty = end == pos;
-                pos = end + 2;
-                if empty {
-                    buf.truncate(pos);
-                    return Ok(buf);
+            .enumerate()
+            .map(|(i, s)| {
+                let prev = if i > 0 { segs[i - 1] } else { "" };
+                match prev {
+                    "restapis" => "{api}",
+                    "resources" => "{res}",
+                    "methods" => "{verb}",
+                    "stages" => "{stage}",
+                    "deployments" => "{dep}",
+                    _ => s,
                 }
-            }
+            })
+            .collect(),
+        Some("2015-03-31") => segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match i {
+                2 => "{fn}",
+                4 => "{sid}",
+                _ => s,
+            })
+            .collect(),
+        _ => segs.clone(),
+    };
+    let shape = format!("/{}", shape.join("/"));
+    let name = match (method, shape.as_str()) {
+        ("GET", "/restapis/{api}/resources") => "apigateway:GetResources",
+        ("POST", "/restapis/{api}/resources/{res}") => "apigateway:CreateResource",
+        ("DELETE", "/restapis/{api}/resources/{res}") => "apigateway:DeleteResource",
+        ("GET", "/restapis/{api}/resources/{res}") => "apigateway:GetResource",
+        ("PUT", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:PutMethod",
+        ("GET", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:GetMethod",
+        ("DELETE", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:DeleteMethod",
+        ("PUT", "/restapis/{api}/resources/{res}/methods/{verb}/integration") => {
+            "apigateway:PutIntegration"
         }
-        fill_to(stream, &mut buf, pos + size + 2).await?;
-        pos += size + 2;
-    }
+        ("GET", "/restapis/{api}/resources/{res}/methods/{verb}/integration") => {
+            "apigateway:GetIntegration"
+        }
+        ("POST", "/restapis/{api}/deployments") => "apigateway:CreateDeployment",
+        ("GET", "/restapis/{api}/deployments") => "apigateway:GetDeployments",
+        ("GET", "/restapis/{api}/deployments/{dep}") => "apigateway:GetDeployment",
+        ("POST", "/restapis/{api}/stages") => "apigateway:CreateStage",
+        ("GET", "/restapis/{api}/stages/{stage}") => "apigateway:GetStage",
+        ("PATCH", "/restapis/{api}/stages/{stage}") => "apigateway:UpdateStage",
+        ("GET", "/restapis/{api}") => "apigateway:GetRestApi",
+        ("GET", "/2015-03-31/functions/{fn}") => "lambda:GetFunction",
+        ("GET", "/2015-03-31/functions/{fn}/policy") => "lambda:GetPolicy",
+        ("POST", "/2015-03-31/functions/{fn}/policy") => "lambda:AddPermission",
+        ("DELETE", "/2015-03-31/functions/{fn}/policy/{sid}") => "lambda:RemovePermission",
+        _ => return format!("{method} {shape}"),
+    };
+    name.to_string()
 }
 
-/// Reads one whole request; `None` when the client closed without sending one.
-async fn read_request(client: &mut TcpStream) -> io::Result<Option<Message>> {
-    let Some((head, mut rest)) = read_head(client).await? else {
-        return Ok(None);
-    };
-    if head
-        .get("expect")
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-    {
-        client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
-    }
-    let body = if head.is_chunked() {
-        read_chunked(client, rest).await?
-    } else {
-        let len = head.content_length()?.unwrap_or(0);
-        fill_to(client, &mut rest, len).await?;
-        rest.truncate(len);
-        rest
-    };
-    Ok(Some(Message { head, body }))
-}
+#[cfg(test)]
+mod tests {
+    //! The proxy on its own, in front of a stub upstream (no emulator).
 
-/// Reads one whole response (skipping `100 Continue` interim responses).
-async fn read_response(up: &mut TcpStream, is_head: bool) -> io::Result<Message> {
-    loop {
-        let (head, mut rest) = read_head(up)
-            .await?
-            .ok_or_else(|| bad("the emulator closed without answering".into()))?;
-        let status: u16 = head
-            .start
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad(format!("status line {:?}", head.start)))?;
-        if (100..200).contains(&status) {
-            if !rest.is_empty() {
-                return Err(bad("bytes after an interim response".into()));
-            }
-            continue;
+    use super::*;
+    use std::io::{ErrorKind, Read, Write};
+
+    const APIGATEWAY_AUTH: &str = "AWS4-HMAC-SHA256 Credential=test/20250101/eu-west-2/apigateway/aws4_request, SignedHeaders=host, Signature=0";
+    const LAMBDA_AUTH: &str = "AWS4-HMAC-SHA256 Credential=test/20250101/eu-west-2/lambda/aws4_request, SignedHeaders=host, Signature=0";
+
+    #[test]
+    fn operations_are_named_by_method_and_path_shape() {
+        for (method, path, operation) in [
+            (
+                "GET",
+                "/restapis/a1b2/resources?embed=methods&limit=500",
+                "apigateway:GetResources",
+            ),
+            (
+                "POST",
+                "/restapis/a1b2/resources/r0",
+                "apigateway:CreateResource",
+            ),
+            (
+                "PUT",
+                "/restapis/a1b2/resources/r1/methods/ANY",
+                "apigateway:PutMethod",
+            ),
+            (
+                "PUT",
+                "/restapis/a1b2/resources/r1/methods/GET/integration",
+                "apigateway:PutIntegration",
+            ),
+            (
+                "POST",
+                "/restapis/a1b2/deployments",
+                "apigateway:CreateDeployment",
+            ),
+            (
+                "PATCH",
+                "/restapis/a1b2/stages/prod",
+                "apigateway:UpdateStage",
+            ),
+            ("GET", "/restapis/a1b2", "apigateway:GetRestApi"),
+            (
+                "GET",
+                "/2015-03-31/functions/bench-fn-0001",
+                "lambda:GetFunction",
+            ),
+            (
+                "GET",
+                "/2015-03-31/functions/f%3Alive/policy?Qualifier=live",
+                "lambda:GetPolicy",
+            ),
+            (
+                "POST",
+                "/2015-03-31/functions/f/policy",
+                "lambda:AddPermission",
+            ),
+            (
+                "DELETE",
+                "/2015-03-31/functions/f/policy/apimount-a1b2-x",
+                "lambda:RemovePermission",
+            ),
+            (
+                "GET",
+                "/restapis/a1b2/authorizers",
+                "GET /restapis/{api}/authorizers",
+            ),
+            ("POST", "/", "POST /"),
+        ] {
+            assert_eq!(operation_of(method, path), operation, "{method} {path}");
         }
-        let body = if is_head || status == 204 || status == 304 {
-            Vec::new()
-        } else if head.is_chunked() {
-            read_chunked(up, rest).await?
-        } else if let Some(len) = head.content_length()? {
-            fill_to(up, &mut rest, len).await?;
-            rest.truncate(len);
-            rest
-        } else {
-            // Delimited by the end of the connection.
-            up.read_to_end(&mut rest).await?;
-            let mut head = head;
-            head.headers
-                .push(("Content-Length".into(), rest.len().to_string()));
-            return Ok(Message { head, body: rest });
-        };
-        return Ok(Message { head, body });
+    }
+
+    /// An HTTP/1.1 server answering every request with `200`, its request
+    /// line and its body (requests carry `Content-Length` or no body).
+    fn echo_upstream() -> String {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind upstream");
+        let addr = listener.local_addr().expect("upstream address");
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut raw = Vec::new();
+                let mut byte = [0u8; 1];
+                while !raw.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    raw.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap_or(0));
+                let mut body = vec![0u8; length];
+                let _ = stream.read_exact(&mut body);
+                let line = head.lines().next().unwrap_or_default().to_string();
+                let text = format!("{line} {}", String::from_utf8_lossy(&body));
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    /// One request through the proxy: the raw answer, or the error reading it.
+    fn send(
+        proxy: &FaultProxy,
+        method: &str,
+        path: &str,
+        auth: &str,
+        body: &str,
+    ) -> std::io::Result<String> {
+        let addr = proxy.url().trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer)
+    }
+
+    #[test]
+    fn without_faults_every_request_is_forwarded_and_logged() {
+        let proxy = FaultProxy::start(
+            &echo_upstream(),
+            FaultConfig {
+                fault_rate: 0.0,
+                delay_rate: 0.0,
+                ..FaultConfig::default()
+            },
+        );
+        let before = Instant::now();
+        let a = send(
+            &proxy,
+            "GET",
+            "/restapis/a1/resources?limit=500",
+            APIGATEWAY_AUTH,
+            "",
+        )
+        .expect("GetResources answer");
+        let b = send(
+            &proxy,
+            "POST",
+            "/2015-03-31/functions/f/policy",
+            LAMBDA_AUTH,
+            r#"{"x":1}"#,
+        )
+        .expect("AddPermission answer");
+        assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+        assert!(a.to_ascii_lowercase().contains("connection: close"), "{a}");
+        assert!(
+            a.ends_with("get /restapis/a1/resources?limit=500 http/1.1 "),
+            "{a}"
+        );
+        assert!(
+            b.ends_with(r#"post /2015-03-31/functions/f/policy http/1.1 {"x":1}"#),
+            "{b}"
+        );
+
+        let calls = proxy.calls();
+        let operations: Vec<&str> = calls.iter().map(|(_, op)| op.as_str()).collect();
+        assert_eq!(
+            operations,
+            ["apigateway:GetResources", "lambda:AddPermission"]
+        );
+        assert!(calls.iter().all(|(at, _)| *at >= before));
+        let stats = proxy.stats();
+        assert_eq!(
+            (
+                stats.requests,
+                stats.apigateway,
+                stats.lambda,
+                stats.forwarded,
+                stats.faulted()
+            ),
+            (2, 1, 1, 2, 0),
+            "{stats}"
+        );
+        assert_eq!(proxy.take_calls(), calls);
+        assert!(proxy.calls().is_empty());
+    }
+
+    #[test]
+    fn faults_are_answered_without_forwarding_and_resets_are_rsts() {
+        let proxy = FaultProxy::start(
+            &echo_upstream(),
+            FaultConfig {
+                fault_rate: 1.0,
+                seed: 7,
+                ..FaultConfig::default()
+            },
+        );
+        let mut seen: BTreeMap<Fault, usize> = BTreeMap::new();
+        for _ in 0..2 * BAG_SIZE {
+            let fault = match send(&proxy, "GET", "/restapis/a1", APIGATEWAY_AUTH, "") {
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => Fault::Reset,
+                Err(e) => panic!("unexpected error: {e}"),
+                Ok(answer) => {
+                    let lower = answer.to_ascii_lowercase();
+                    let status = answer.split_whitespace().nth(1).unwrap_or_default();
+                    match status {
+                        "429" if lower.contains("x-amzn-errortype: toomanyrequestsexception") => {
+                            Fault::Throttled
+                        }
+                        "409" if lower.contains("x-amzn-errortype: conflictexception") => {
+                            Fault::ConcurrentModification
+                        }
+                        "500" => Fault::InternalError,
+                        "502" => Fault::BadGateway,
+                        "503" => Fault::Unavailable,
+                        _ => panic!("not an injected fault: {answer}"),
+                    }
+                }
+            };
+            *seen.entry(fault).or_default() += 1;
+        }
+        let stats = proxy.stats();
+        assert!(seen.contains_key(&Fault::Reset), "{stats}");
+        for kind in Fault::ALL {
+            assert_eq!(
+                seen.get(&kind).copied().unwrap_or(0),
+                stats.faults[&kind],
+                "{}: {stats}",
+                kind.name()
+            );
+        }
+        assert_eq!(
+            (stats.faulted(), stats.forwarded),
+            (2 * BAG_SIZE, 0),
+            "{stats}"
+        );
+        assert!(proxy.calls().is_empty());
     }
 }

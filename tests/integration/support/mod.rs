@@ -659,7 +659,10 @@ impl Fixture {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_apimount"));
+        // Set by Cargo for test targets; the benchmark, which shares this
+        // module, never runs apimount through it (it would find it on PATH).
+        let binary = option_env!("CARGO_BIN_EXE_apimount").unwrap_or("apimount");
+        let mut cmd = Command::new(binary);
         cmd.args(args);
         // Drop every inherited AWS_* variable (profiles, session tokens,
         // service-specific endpoint overrides like AWS_ENDPOINT_URL_LAMBDA…)

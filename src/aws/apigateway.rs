@@ -180,7 +180,7 @@ impl Aws {
             .authorization_type(settings.authorization.as_str())
             .set_authorizer_id(settings.authorizer_id.clone())
             .api_key_required(settings.api_key_required)
-            .operation_name(&settings.operation_name)
+            .set_operation_name(Some(settings.operation_name.clone()).filter(|o| !o.is_empty()))
             .send()
             .await
             .map_err(|e| map_err("apigateway:PutMethod", e))?;
@@ -208,12 +208,13 @@ impl Aws {
         }
     }
 
+    /// Puts an integration (overwriting one that exists).
     pub async fn put_integration(
         &self,
         api_id: &str,
         resource_id: &str,
         verb: HttpMethod,
-        uri: &str,
+        integration: &ObservedIntegration,
     ) -> Result<(), AwsError> {
         self.pacer.take(Paced::ApiGateway).await;
         self.apigw
@@ -221,12 +222,55 @@ impl Aws {
             .rest_api_id(api_id)
             .resource_id(resource_id)
             .http_method(verb.as_str())
-            .r#type(IntegrationType::AwsProxy)
-            .integration_http_method("POST")
-            .uri(uri)
+            .r#type(IntegrationType::from(integration.kind.as_str()))
+            .set_integration_http_method(integration.http_method.clone())
+            .set_uri(integration.uri.clone())
             .send()
             .await
             .map_err(|e| map_err("apigateway:PutIntegration", e))?;
+        Ok(())
+    }
+
+    /// Patches a method in place: `(path, value)` replace operations such as
+    /// `("/authorizationType", "AWS_IAM")`.
+    pub async fn update_method(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: HttpMethod,
+        patches: &[(&str, String)],
+    ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        self.apigw
+            .update_method()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb.as_str())
+            .set_patch_operations(Some(replace_ops(patches)))
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:UpdateMethod", e))?;
+        Ok(())
+    }
+
+    /// Patches an integration in place.
+    pub async fn update_integration(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: HttpMethod,
+        patches: &[(&str, String)],
+    ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        self.apigw
+            .update_integration()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb.as_str())
+            .set_patch_operations(Some(replace_ops(patches)))
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:UpdateIntegration", e))?;
         Ok(())
     }
 
@@ -328,6 +372,19 @@ impl Aws {
         }
         Ok(())
     }
+}
+
+fn replace_ops(patches: &[(&str, String)]) -> Vec<PatchOperation> {
+    patches
+        .iter()
+        .map(|(path, value)| {
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path(*path)
+                .value(value)
+                .build()
+        })
+        .collect()
 }
 
 /// The partition a region belongs to, by the region naming rules of AWS

@@ -11,7 +11,9 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryClassifierPriority,
+};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
@@ -101,7 +103,8 @@ impl Intercept for CallCounter {
 
 /// Retries 409s that AWS documents as retryable: concurrent modification of
 /// the API and a deployment already in progress. Other 409s (an object that
-/// exists) are answers, not faults, and are not retried.
+/// exists) are answers, not faults, and are not retried; nor is a web page
+/// where an AWS error should be.
 #[derive(Debug, Default)]
 pub(crate) struct RetryConcurrentModification;
 
@@ -110,6 +113,11 @@ impl ClassifyRetry for RetryConcurrentModification {
         let Some(resp) = ctx.response() else {
             return RetryAction::NoActionIndicated;
         };
+        // A web page instead of an AWS error: the operation is not there
+        // (an emulator). Retrying cannot help, and AWS never answers so.
+        if super::error::is_web_page(resp) {
+            return RetryAction::RetryForbidden;
+        }
         if resp.status().as_u16() != 409 {
             return RetryAction::NoActionIndicated;
         }
@@ -126,5 +134,11 @@ impl ClassifyRetry for RetryConcurrentModification {
 
     fn name(&self) -> &'static str {
         "apimount.RetryConcurrentModification"
+    }
+
+    /// After the SDK's own classifiers, so that its verdict on a 409 or a 5xx
+    /// can be overridden.
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
     }
 }

@@ -6,6 +6,7 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -22,6 +23,10 @@ pub enum AwsErrorKind {
     /// 400: AWS refused the request as malformed.
     BadRequest,
     Timeout,
+    /// The backend does not implement the operation: it answered with a web
+    /// page, not an AWS error. AWS never does; an emulator may (moto's
+    /// UpdateMethod and UpdateIntegration).
+    NotImplemented,
     Other,
 }
 
@@ -79,15 +84,26 @@ impl AwsError {
 }
 
 /// Maps an SDK error of `operation`.
-pub(crate) fn map_err<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
+pub(crate) fn map_err<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + Error + Send + Sync + 'static,
-    R: fmt::Debug + Send + Sync + 'static,
 {
-    let local = |kind, message: &str, err: SdkError<E, R>| AwsError {
+    let local = |kind, message: &str, err: SdkError<E, HttpResponse>| AwsError {
         cause: Some(Arc::new(err)),
         ..AwsError::local(operation, kind, message)
     };
+    let page = match &err {
+        SdkError::ServiceError(se) => is_web_page(se.raw()),
+        SdkError::ResponseError(re) => is_web_page(re.raw()),
+        _ => false,
+    };
+    if page {
+        return local(
+            AwsErrorKind::NotImplemented,
+            "the backend answered with a web page: it does not implement this operation",
+            err,
+        );
+    }
     match err {
         SdkError::ServiceError(se) => {
             let e = se.err();
@@ -123,6 +139,16 @@ where
         ),
         other => local(AwsErrorKind::Other, "the request could not be made", other),
     }
+}
+
+/// A server error whose body is an HTML page rather than an AWS error
+/// document.
+pub(crate) fn is_web_page(resp: &HttpResponse) -> bool {
+    resp.status().as_u16() >= 500
+        && resp
+            .body()
+            .bytes()
+            .is_some_and(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'<'))
 }
 
 /// The kind of an AWS error code.

@@ -14,6 +14,7 @@
 //! config); retries of throttling, 5xx and timeouts are the SDK's standard
 //! retry policy, not a second layer here.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -135,6 +136,9 @@ pub struct Aws {
     lambda: aws_sdk_lambda::Client,
     region: String,
     pacer: Arc<Pacer>,
+    /// Set once the backend has shown it cannot patch methods and
+    /// integrations (an emulator): repairs then delete and put again.
+    no_patching: Arc<AtomicBool>,
 }
 
 impl Aws {
@@ -153,6 +157,7 @@ impl Aws {
             lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
             region,
             pacer: Arc::new(Pacer::aws_quotas()),
+            no_patching: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -165,5 +170,17 @@ impl Aws {
     /// The region of the API, from the configuration chain.
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// Whether UpdateMethod and UpdateIntegration are known not to work here.
+    pub fn patching_unsupported(&self) -> bool {
+        self.no_patching.load(Ordering::Relaxed)
+    }
+
+    /// Remembers that the backend cannot patch (it answered NotImplemented).
+    pub fn note_patching_unsupported(&self) {
+        if !self.no_patching.swap(true, Ordering::Relaxed) {
+            tracing::info!("the API Gateway backend cannot patch methods or integrations (an emulator); repairs delete and put again, and put back what was there if the put fails");
+        }
     }
 }

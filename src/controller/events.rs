@@ -84,6 +84,9 @@ pub(crate) fn log_pass(
     if r.deployment.is_some() {
         metrics.deployments.inc();
     }
+    if r.fatal.is_none() {
+        metrics.deploy_blocked.set(i64::from(r.deploy_blocked));
+    }
 
     if let Some(f) = &r.fatal {
         tracing::error!(

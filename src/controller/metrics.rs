@@ -48,6 +48,7 @@ pub struct Metrics {
     pub drift_corrections: Counter,
     pub orphans_removed: Counter,
     pub deployments: Counter,
+    pub deploy_blocked: Gauge,
     pub last_success: Gauge<f64, AtomicU64>,
 }
 
@@ -91,6 +92,12 @@ impl Metrics {
         );
         let deployments = Counter::default();
         registry.register("deployments", "Deployments made", deployments.clone());
+        let deploy_blocked = Gauge::default();
+        registry.register(
+            "deploy_blocked",
+            "1 while the last pass could not deploy (reason DeployBlocked): the stage serves an older deployment",
+            deploy_blocked.clone(),
+        );
         let last_success = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "last_successful_pass_timestamp_seconds",
@@ -107,6 +114,7 @@ impl Metrics {
             drift_corrections,
             orphans_removed,
             deployments,
+            deploy_blocked,
             last_success,
         })
     }

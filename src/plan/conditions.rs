@@ -61,6 +61,10 @@ pub enum Reason {
     AdoptNotAllowed,
     /// The mount would take its tenant over its resource budget.
     OverBudget,
+    /// The stage cannot be deployed: a method lacks an integration (AWS
+    /// refuses the whole deployment), or deploying would take a served
+    /// route offline. The stage keeps serving its last deployment.
+    DeployBlocked,
 }
 
 impl Reason {
@@ -79,6 +83,7 @@ impl Reason {
             Reason::AuthorizationNotAllowed => "AuthorizationNotAllowed",
             Reason::AdoptNotAllowed => "AdoptNotAllowed",
             Reason::OverBudget => "OverBudget",
+            Reason::DeployBlocked => "DeployBlocked",
         }
     }
 

@@ -30,6 +30,9 @@ pub struct DeployFacts<'a> {
     pub changes_routes: bool,
     /// Shutdown was asked for: the next start deploys instead.
     pub stopping: bool,
+    /// Something on the API would make AWS refuse the deployment, or the
+    /// deployment would take a served route offline (see [`blocker`]).
+    pub blocked: bool,
 }
 
 impl<'a> DeployFacts<'a> {
@@ -50,6 +53,7 @@ impl<'a> DeployFacts<'a> {
             api_has_methods: api.methods().next().is_some(),
             changes_routes: false,
             stopping: false,
+            blocked: false,
         }
     }
 }
@@ -66,6 +70,9 @@ pub enum Deploy {
     /// A deployment is due, but API Gateway would refuse it: the API has no
     /// method left. The stage keeps serving its last deployment.
     EmptyApi,
+    /// A deployment is due, but it would be refused, or would take a served
+    /// route offline: the stage keeps serving its last deployment.
+    Blocked,
 }
 
 impl Deploy {
@@ -95,9 +102,32 @@ pub fn decide(f: &DeployFacts<'_>) -> Deploy {
         Deploy::Deferred
     } else if !f.api_has_methods {
         Deploy::EmptyApi
+    } else if f.blocked {
+        Deploy::Blocked
     } else {
         Deploy::Now
     }
+}
+
+/// What stands in the way of deploying `api`: a method without an
+/// integration (AWS refuses to deploy the whole API while one exists: "No
+/// integration defined for method"), or a route in `lost` (served before the
+/// pass, still wanted, and without its method now). `None` when the
+/// deployment can go ahead.
+pub fn blocker(api: &ObservedApi, lost: &[(String, String)]) -> Option<String> {
+    if let Some((path, verb)) = lost.first() {
+        return Some(format!(
+            "{verb} {path} is served by the stage and still wanted, but lost its method in this pass; deploying would take it offline"
+        ));
+    }
+    api.methods()
+        .find(|(_, _, m)| m.integration.is_none())
+        .map(|(path, verb, m)| {
+            format!(
+                "{verb} {path} has no integration (operationName {}), and API Gateway refuses to deploy an API while any method lacks one",
+                m.operation_name.as_deref().unwrap_or("unset")
+            )
+        })
 }
 
 #[cfg(test)]
@@ -113,6 +143,7 @@ mod tests {
             api_has_methods: true,
             changes_routes: false,
             stopping: false,
+            blocked: false,
         }
     }
 
@@ -171,6 +202,19 @@ mod tests {
                 |f| f.stopping = true,
                 Deploy::UpToDate,
             ),
+            (
+                "a method without integration",
+                |f| {
+                    f.changes_routes = true;
+                    f.blocked = true;
+                },
+                Deploy::Blocked,
+            ),
+            (
+                "blocked but nothing to deploy",
+                |f| f.blocked = true,
+                Deploy::UpToDate,
+            ),
         ];
         for (what, edit, want) in table {
             let mut f = facts();
@@ -178,5 +222,33 @@ mod tests {
             assert_eq!(decide(&f), *want, "{what}");
             assert_eq!(decide(&f).is_pending(), *want != Deploy::UpToDate, "{what}");
         }
+    }
+
+    #[test]
+    fn blockers() {
+        use crate::plan::model::{ObservedIntegration, ObservedMethod, ObservedResource};
+        let method = |integration: bool| ObservedMethod {
+            authorization_type: "NONE".into(),
+            authorizer_id: None,
+            api_key_required: false,
+            operation_name: Some("x".into()),
+            integration: integration.then(|| ObservedIntegration::lambda_proxy("u")),
+        };
+        let api = |integration: bool| {
+            ObservedApi::from_resources(vec![ObservedResource {
+                id: "a".into(),
+                path: "/a".into(),
+                methods: [("GET".to_string(), method(integration))]
+                    .into_iter()
+                    .collect(),
+            }])
+        };
+        assert_eq!(blocker(&api(true), &[]), None);
+        let why = blocker(&api(false), &[]).unwrap();
+        assert!(why.starts_with("GET /a has no integration"), "{why}");
+        let lost = [("/b".to_string(), "ANY".to_string())];
+        assert!(blocker(&api(true), &lost)
+            .unwrap()
+            .starts_with("ANY /b is served"));
     }
 }

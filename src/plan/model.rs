@@ -18,6 +18,43 @@ pub struct MethodSettings {
     pub operation_name: String,
 }
 
+impl MethodSettings {
+    /// The settings of an observed method, to put it back as it was; `None`
+    /// for an authorization type apimount does not know.
+    pub fn of_observed(m: &ObservedMethod) -> Option<MethodSettings> {
+        Some(MethodSettings {
+            authorization: Authorization::parse(&m.authorization_type)?,
+            authorizer_id: m.authorizer().map(str::to_string),
+            api_key_required: m.api_key_required,
+            operation_name: m.operation_name.clone().unwrap_or_default(),
+        })
+    }
+
+    /// The patch operations (path, value) that turn `from` into these settings.
+    pub fn patches_from(&self, from: &ObservedMethod) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if from.authorization_type != self.authorization.as_str() {
+            out.push((
+                "/authorizationType",
+                self.authorization.as_str().to_string(),
+            ));
+        }
+        if from.authorizer() != self.authorizer_id.as_deref() {
+            out.push((
+                "/authorizerId",
+                self.authorizer_id.clone().unwrap_or_default(),
+            ));
+        }
+        if from.api_key_required != self.api_key_required {
+            out.push(("/apiKeyRequired", self.api_key_required.to_string()));
+        }
+        if from.operation_name.as_deref() != Some(self.operation_name.as_str()) {
+            out.push(("/operationName", self.operation_name.clone()));
+        }
+        out
+    }
+}
+
 /// A method as observed on the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedMethod {
@@ -84,6 +121,22 @@ impl ObservedIntegration {
             http_method: Some("POST".into()),
             uri: Some(uri.to_string()),
         }
+    }
+
+    /// The patch operations that turn `self` into `want`, when patching can
+    /// (same type); `None` when the integration must be put again.
+    pub fn patches_to(&self, want: &ObservedIntegration) -> Option<Vec<(&'static str, String)>> {
+        if self.kind != want.kind {
+            return None;
+        }
+        let mut out = Vec::new();
+        if self.http_method != want.http_method {
+            out.push(("/httpMethod", want.http_method.clone()?));
+        }
+        if self.uri != want.uri {
+            out.push(("/uri", want.uri.clone()?));
+        }
+        Some(out)
     }
 
     pub fn is_lambda_proxy_to(&self, uri: &str) -> bool {

@@ -10,7 +10,10 @@ use super::journal;
 use super::report::ChangeOutcome;
 use crate::aws::{Aws, AwsError, AwsErrorKind};
 use crate::errors::chain;
-use crate::plan::model::{ObservedApi, ResolvedFunction};
+use crate::manifest::HttpMethod;
+use crate::plan::model::{
+    MethodSettings, ObservedApi, ObservedIntegration, ObservedMethod, ResolvedFunction,
+};
 use crate::plan::{Change, Problem, Reason};
 
 /// The outcomes of a run of changes, and the failure that ended it.
@@ -39,6 +42,7 @@ pub(crate) fn problem_from(e: &AwsError, what: &str) -> Problem {
 pub(crate) struct Executor<'a> {
     pub(crate) aws: &'a Aws,
     pub(crate) api_id: &'a str,
+    pub(crate) owner: &'a str,
     /// The API as observed at the start of the pass, with every change made since.
     pub(crate) api: ObservedApi,
     /// Whether any change altered what a deployment would contain.
@@ -141,7 +145,6 @@ impl Executor<'_> {
             let alters_routes = c.alters_routes(&self.api);
             let result = self.run(c).await;
             if result.is_ok() {
-                c.apply_to(&mut self.api);
                 self.wrote_routes |= alters_routes;
             }
             seq.record(result);
@@ -179,19 +182,26 @@ impl Executor<'_> {
                 Ok(id)
             }
             Err(e) if e.kind == AwsErrorKind::Conflict => {
-                // Someone created it since we looked: use theirs.
+                // "Another resource with the same parent already has this
+                // name": AWS made it and the answer was lost (the SDK's retry
+                // got the 409), or someone made it since the pass looked.
+                // Take it when it is this owner's: journaled, bare, or marked.
                 let api = self
                     .aws
                     .observe_api(self.api_id)
                     .await
                     .map_err(|e| problem_from(&e, "re-reading the API"))?;
-                match api.get(path) {
-                    Some(r) => {
-                        self.record_resource(path, r.id.clone());
-                        Ok(r.id.clone())
-                    }
-                    None => Err(problem_from(&e, &format!("creating resource {path}"))),
+                let theirs = || problem_from(&e, &format!("creating resource {path}"));
+                let r = api.get(path).ok_or_else(theirs)?;
+                let ours = self.journal.in_force.contains(&journal::path_hash(path))
+                    || r.methods.is_empty()
+                    || r.methods.values().any(|m| m.ownership().is(self.owner));
+                if !ours {
+                    return Err(theirs());
                 }
+                tracing::info!(path, "created resource (found after a conflict)");
+                self.record_resource(path, r.id.clone());
+                Ok(r.id.clone())
             }
             Err(e) => Err(problem_from(&e, &format!("creating resource {path}"))),
         }
@@ -206,7 +216,8 @@ impl Executor<'_> {
         })
     }
 
-    async fn run(&mut self, c: &Change) -> Result<(), Problem> {
+    /// Makes one change and brings the model up to date with what it did.
+    pub(crate) async fn run(&mut self, c: &Change) -> Result<(), Problem> {
         let api_id = self.api_id;
         match c {
             Change::CreateResource { path } => {
@@ -228,26 +239,10 @@ impl Executor<'_> {
                 verb,
                 settings,
                 ..
-            } => {
-                let id = self.id_of(path)?;
-                self.aws
-                    .delete_method(api_id, &id, verb.as_str())
-                    .await
-                    .map_err(|e| problem_from(&e, &format!("replacing {verb} {path}")))?;
-                self.aws
-                    .put_method(api_id, &id, *verb, settings)
-                    .await
-                    .map_err(|e| problem_from(&e, &format!("replacing {verb} {path}")))?;
-            }
+            } => return self.repair_method(path, *verb, settings).await,
             Change::PutIntegration {
                 path, verb, uri, ..
-            } => {
-                let id = self.id_of(path)?;
-                self.aws
-                    .put_integration(api_id, &id, *verb, uri)
-                    .await
-                    .map_err(|e| problem_from(&e, &format!("integrating {verb} {path}")))?;
-            }
+            } => return self.put_integration(path, *verb, uri).await,
             Change::AddPermission { .. }
             | Change::ReplacePermission { .. }
             | Change::RemovePermission { .. } => apply_permission(self.aws, c).await?,
@@ -275,7 +270,260 @@ impl Executor<'_> {
                     .map_err(|e| problem_from(&e, &format!("deleting resource {path}")))?;
             }
         }
+        c.apply_to(&mut self.api);
         Ok(())
+    }
+
+    fn method(&self, path: &str, verb: HttpMethod) -> Option<&ObservedMethod> {
+        self.api.get(path)?.methods.get(verb.as_str())
+    }
+
+    fn method_mut(&mut self, path: &str, verb: HttpMethod) -> Option<&mut ObservedMethod> {
+        self.api
+            .resources
+            .get_mut(path)?
+            .methods
+            .get_mut(verb.as_str())
+    }
+
+    /// Repairs a method's settings in place (UpdateMethod), so the method and
+    /// its integration never leave the API. Where the backend cannot patch
+    /// (an emulator), it is deleted and put again; if that put fails, the
+    /// method is put back as it was.
+    async fn repair_method(
+        &mut self,
+        path: &str,
+        verb: HttpMethod,
+        settings: &MethodSettings,
+    ) -> Result<(), Problem> {
+        let id = self.id_of(path)?;
+        let was = self.method(path, verb).cloned().ok_or_else(|| {
+            Problem::new(
+                Reason::AwsError,
+                format!("{verb} {path} disappeared during the pass"),
+            )
+        })?;
+        if !self.aws.patching_unsupported() {
+            let patches = settings.patches_from(&was);
+            match self
+                .aws
+                .update_method(self.api_id, &id, verb, &patches)
+                .await
+            {
+                Ok(()) => {
+                    let m = self.method_mut(path, verb).expect("seen above");
+                    let integration = m.integration.take();
+                    *m = ObservedMethod {
+                        integration,
+                        ..ObservedMethod::from_settings(settings)
+                    };
+                    return Ok(());
+                }
+                Err(e) if e.kind == AwsErrorKind::NotImplemented => {
+                    self.aws.note_patching_unsupported()
+                }
+                Err(e) => return Err(problem_from(&e, &format!("repairing {verb} {path}"))),
+            }
+        }
+        let what = format!("replacing {verb} {path}");
+        self.aws
+            .delete_method(self.api_id, &id, verb.as_str())
+            .await
+            .map_err(|e| problem_from(&e, &what))?;
+        match self.aws.put_method(self.api_id, &id, verb, settings).await {
+            Ok(()) => {
+                self.api
+                    .resources
+                    .get_mut(path)
+                    .expect("seen above")
+                    .methods
+                    .insert(
+                        verb.as_str().into(),
+                        ObservedMethod::from_settings(settings),
+                    );
+                Ok(())
+            }
+            Err(e) => {
+                let failed = problem_from(&e, &what);
+                self.api
+                    .resources
+                    .get_mut(path)
+                    .expect("seen above")
+                    .methods
+                    .remove(verb.as_str());
+                let back = self.put_back(path, verb, &was).await;
+                let how = match back {
+                    Ok(()) => "; the method was put back as it was".to_string(),
+                    Err(p) => format!("; putting the method back failed too: {p}"),
+                };
+                Err(Problem::new(
+                    failed.reason,
+                    format!("{}{how}", failed.message),
+                ))
+            }
+        }
+    }
+
+    /// Gives a method the Lambda proxy integration to `uri`: patched in
+    /// place when only its target changed, put otherwise; nothing when it
+    /// has it already (a method repaired in place keeps its integration).
+    async fn put_integration(
+        &mut self,
+        path: &str,
+        verb: HttpMethod,
+        uri: &str,
+    ) -> Result<(), Problem> {
+        let id = self.id_of(path)?;
+        let want = ObservedIntegration::lambda_proxy(uri);
+        let have = self.method(path, verb).and_then(|m| m.integration.clone());
+        if have.as_ref() == Some(&want) {
+            return Ok(());
+        }
+        let what = format!("integrating {verb} {path}");
+        let patches = have.as_ref().and_then(|h| h.patches_to(&want));
+        let mut done = false;
+        if let (Some(patches), false) = (patches, self.aws.patching_unsupported()) {
+            match self
+                .aws
+                .update_integration(self.api_id, &id, verb, &patches)
+                .await
+            {
+                Ok(()) => done = true,
+                Err(e) if e.kind == AwsErrorKind::NotImplemented => {
+                    self.aws.note_patching_unsupported()
+                }
+                Err(e) => return Err(problem_from(&e, &what)),
+            }
+        }
+        if !done {
+            self.aws
+                .put_integration(self.api_id, &id, verb, &want)
+                .await
+                .map_err(|e| problem_from(&e, &what))?;
+        }
+        if let Some(m) = self.method_mut(path, verb) {
+            m.integration = Some(want);
+        }
+        Ok(())
+    }
+
+    /// Puts a method back as it was observed, integration included.
+    async fn put_back(
+        &mut self,
+        path: &str,
+        verb: HttpMethod,
+        was: &ObservedMethod,
+    ) -> Result<(), Problem> {
+        let settings = MethodSettings::of_observed(was).ok_or_else(|| {
+            Problem::new(
+                Reason::AwsError,
+                format!(
+                    "{verb} {path} had the authorization type {}, which apimount cannot put back",
+                    was.authorization_type
+                ),
+            )
+        })?;
+        let id = self.id_of(path)?;
+        let what = format!("putting {verb} {path} back");
+        self.aws
+            .put_method(self.api_id, &id, verb, &settings)
+            .await
+            .map_err(|e| problem_from(&e, &what))?;
+        let mut restored = ObservedMethod {
+            integration: None,
+            ..was.clone()
+        };
+        if let Some(i) = &was.integration {
+            let put = self.aws.put_integration(self.api_id, &id, verb, i).await;
+            match put {
+                Ok(()) => restored.integration = Some(i.clone()),
+                Err(e) => {
+                    self.insert_method(path, verb, restored);
+                    return Err(problem_from(&e, &what));
+                }
+            }
+        }
+        self.insert_method(path, verb, restored);
+        Ok(())
+    }
+
+    fn insert_method(&mut self, path: &str, verb: HttpMethod, m: ObservedMethod) {
+        if let Some(r) = self.api.resources.get_mut(path) {
+            r.methods.insert(verb.as_str().into(), m);
+        }
+    }
+
+    /// Puts the methods `keys` of a mount whose changes failed back to their
+    /// shape in `observed` (the API at the start of the pass): what it
+    /// changed is restored, what it newly made is removed. When a method
+    /// cannot be put back, its half-made form is removed so that the API
+    /// stays deployable. Returns what could not be done.
+    pub(crate) async fn roll_back(
+        &mut self,
+        keys: &BTreeSet<(String, HttpMethod)>,
+        observed: &ObservedApi,
+    ) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (path, verb) in keys {
+            let was = observed
+                .get(path)
+                .and_then(|r| r.methods.get(verb.as_str()));
+            let now = self.method(path, *verb).cloned();
+            if was == now.as_ref() {
+                continue;
+            }
+            let result = match (was, &now) {
+                (None, None) => Ok(()),
+                (None, Some(_)) => {
+                    let c = Change::DeleteMethod {
+                        path: path.clone(),
+                        verb: verb.as_str().into(),
+                    };
+                    Box::pin(self.run(&c)).await
+                }
+                (Some(was), _) => {
+                    if now.is_some() {
+                        let id = self.id_of(path);
+                        if let Ok(id) = id {
+                            let _ = self
+                                .aws
+                                .delete_method(self.api_id, &id, verb.as_str())
+                                .await;
+                        }
+                    }
+                    self.put_back(path, *verb, was).await
+                }
+            };
+            if let Err(p) = result {
+                problems.push(p);
+            }
+        }
+        problems
+    }
+
+    /// Removes this owner's methods that have no integration: AWS refuses to
+    /// deploy an API while any method lacks one. Returns what could not be
+    /// removed.
+    pub(crate) async fn remove_half_made(&mut self) -> Vec<Problem> {
+        let half_made: Vec<(String, String)> = self
+            .api
+            .methods()
+            .filter(|(_, _, m)| m.integration.is_none() && m.ownership().is(self.owner))
+            .map(|(p, v, _)| (p.to_string(), v.to_string()))
+            .collect();
+        let mut problems = Vec::new();
+        for (path, verb) in half_made {
+            tracing::warn!(
+                path,
+                verb,
+                "removing a method without integration so the API stays deployable"
+            );
+            let c = Change::DeleteMethod { path, verb };
+            if let Err(p) = self.run(&c).await {
+                problems.push(p);
+            }
+        }
+        problems
     }
 }
 
@@ -358,6 +606,36 @@ impl<'c> InOrder<'c> {
     }
 }
 
+/// Adds a statement. A 409 "the statement id provided already exists" is
+/// success when that statement is exactly the one wanted (AWS executed the
+/// call and the answer was lost, so the SDK's retry found it), and a
+/// conflict to report otherwise.
+async fn add_permission(
+    aws: &Aws,
+    f: &ResolvedFunction,
+    sid: &str,
+    source_arn: &str,
+) -> Result<(), Problem> {
+    let what = format!("adding permission {sid}");
+    match aws.add_permission(f, sid, source_arn).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind == AwsErrorKind::Conflict => {
+            let statements = aws
+                .get_policy(f)
+                .await
+                .map_err(|e| problem_from(&e, &what))?;
+            match statements.iter().find(|s| s.sid == sid) {
+                Some(s) if s.grants_invoke_from(source_arn) => {
+                    tracing::info!(sid, function = %f, "permission found in place after a conflict");
+                    Ok(())
+                }
+                _ => Err(problem_from(&e, &what)),
+            }
+        }
+        Err(e) => Err(problem_from(&e, &what)),
+    }
+}
+
 /// Makes one change to a function's resource policy.
 pub(crate) async fn apply_permission(aws: &Aws, c: &Change) -> Result<(), Problem> {
     let function = |arn: &str| {
@@ -370,9 +648,7 @@ pub(crate) async fn apply_permission(aws: &Aws, c: &Change) -> Result<(), Proble
             sid,
             source_arn,
         } => {
-            aws.add_permission(&function(arn)?, sid, source_arn)
-                .await
-                .map_err(|e| problem_from(&e, &format!("adding permission {sid}")))?;
+            add_permission(aws, &function(arn)?, sid, source_arn).await?;
         }
         Change::ReplacePermission {
             function: arn,
@@ -383,9 +659,7 @@ pub(crate) async fn apply_permission(aws: &Aws, c: &Change) -> Result<(), Proble
             aws.remove_permission(&f, sid)
                 .await
                 .map_err(|e| problem_from(&e, &format!("resetting permission {sid}")))?;
-            aws.add_permission(&f, sid, source_arn)
-                .await
-                .map_err(|e| problem_from(&e, &format!("resetting permission {sid}")))?;
+            add_permission(aws, &f, sid, source_arn).await?;
         }
         Change::RemovePermission { function: arn, sid } => {
             aws.remove_permission(&function(arn)?, sid)

@@ -54,7 +54,7 @@ use futures::stream::{self, StreamExt};
 
 use crate::aws::{Aws, AwsError, AwsErrorKind};
 use crate::errors::chain;
-use crate::manifest::{FunctionRef, MountId};
+use crate::manifest::{FunctionRef, HttpMethod, MountId};
 use crate::plan::deploy::{self, Deploy, DeployFacts};
 use crate::plan::model::{ObservedApi, ObservedStage};
 use crate::plan::names::{
@@ -218,7 +218,8 @@ impl Reconciler {
             Mode::Plan => self.report_plan(api, &stage, &desired, &planned, report),
             Mode::Apply => {
                 let applied = self.apply(&api, &stage, &desired, &planned, report).await;
-                self.deploy(applied, &stage, &planned, report).await;
+                self.deploy(applied, &api, &stage, &desired, &planned, report)
+                    .await;
             }
         }
         Ok(())
@@ -428,6 +429,21 @@ impl Reconciler {
             )
         };
         report.deploy_pending = deploy::decide(&facts).is_pending();
+        // What the stage would be given, were the plan applied.
+        if report.deploy_pending {
+            let mut projected = api.clone();
+            for c in planned.plan.changes() {
+                c.apply_to(&mut projected);
+            }
+            if let Some(why) = deploy::blocker(&projected, &[]) {
+                report.deploy_blocked = true;
+                for m in &mut report.mounts {
+                    if m.problem.is_none() {
+                        m.problem = Some(Problem::new(Reason::DeployBlocked, why.clone()));
+                    }
+                }
+            }
+        }
         report.api = Some(api);
     }
 
@@ -455,6 +471,7 @@ impl Reconciler {
         let mut exec = Executor {
             aws: &self.aws,
             api_id: &t.rest_api_id,
+            owner: &t.owner,
             api: api.clone(),
             wrote_routes: false,
             stop: &self.stop,
@@ -480,6 +497,10 @@ impl Reconciler {
                         .await;
                     mr.changes = outcomes;
                     if let Some(p) = problem {
+                        if !self.stop.load(Ordering::Relaxed) {
+                            let note = roll_back(&mut exec, api, &mr.id(), changes).await;
+                            report.notes.extend(note);
+                        }
                         mr.state = State::Failed;
                         mr.problem = Some(p);
                     }
@@ -548,35 +569,65 @@ impl Reconciler {
     async fn deploy(
         &self,
         applied: Applied<'_>,
+        observed: &ObservedApi,
         stage: &Option<ObservedStage>,
+        desired: &Desired,
         planned: &Planned,
         report: &mut PassReport,
     ) {
         let owner = self.target.owner.as_str();
         let mut exec = applied.exec;
-        let current = owner_fingerprint(&exec.api, owner);
-        let facts = DeployFacts {
-            changes_routes: exec.wrote_routes,
-            stopping: self.stop.load(Ordering::Relaxed),
-            ..DeployFacts::of(
-                &exec.api,
-                owner,
-                &current,
-                stage.is_some(),
-                planned.deployed.as_deref(),
-            )
+        let stopping = self.stop.load(Ordering::Relaxed);
+        let facts = |exec: &Executor<'_>, current: &str, blocked: bool| -> Deploy {
+            deploy::decide(&DeployFacts {
+                changes_routes: exec.wrote_routes,
+                stopping,
+                blocked,
+                ..DeployFacts::of(
+                    &exec.api,
+                    owner,
+                    current,
+                    stage.is_some(),
+                    planned.deployed.as_deref(),
+                )
+            })
         };
-        let decision = deploy::decide(&facts);
+        let mut decision = facts(&exec, &owner_fingerprint(&exec.api, owner), false);
+        // Check what would be published: no half-made method of ours (they
+        // are removed), no served and wanted route left without its method.
+        let mut blocked = None;
+        if decision == Deploy::Now {
+            let problems = exec.remove_half_made().await;
+            for p in &problems {
+                tracing::warn!(error = %p, "could not remove a method without integration");
+            }
+            let lost = lost_routes(observed, &exec.api, owner, &planned.plan, desired);
+            blocked = deploy::blocker(&exec.api, &lost);
+            let current = owner_fingerprint(&exec.api, owner);
+            decision = facts(&exec, &current, blocked.is_some());
+        }
         // The journal is settled beside the deployment: they do not depend
         // on each other. On shutdown the next start deploys instead.
         let deployed = async {
             match decision {
                 Deploy::Now => Some(self.make_deployment(&exec.api, stage).await),
                 Deploy::EmptyApi => Some(Err(empty_api())),
-                Deploy::UpToDate | Deploy::Deferred => None,
+                Deploy::UpToDate | Deploy::Deferred | Deploy::Blocked => None,
             }
         };
         let (deployed, ()) = tokio::join!(deployed, exec.settle_journal());
+        if let (Deploy::Blocked, Some(why)) = (decision, blocked) {
+            tracing::warn!(reason = Reason::DeployBlocked.as_str(), detail = %why, "deployment blocked; the stage keeps serving its last deployment");
+            report.deploy_pending = true;
+            report.deploy_blocked = true;
+            report.deploy_error = Some(format!("{}: {why}", Reason::DeployBlocked));
+            for m in &mut report.mounts {
+                if m.state == State::Ready {
+                    m.state = State::Progressing;
+                    m.problem = Some(Problem::new(Reason::DeployBlocked, why.clone()));
+                }
+            }
+        }
         match deployed {
             Some(Ok(id)) => report.deployment = Some(id),
             Some(Err(e)) => {
@@ -657,6 +708,86 @@ impl Reconciler {
             .await?;
         Ok(id)
     }
+}
+
+/// Routes served before the pass (methods of this owner), still wanted by a
+/// mount the plan applies, that have no method now.
+fn lost_routes(
+    observed: &ObservedApi,
+    now: &ObservedApi,
+    owner: &str,
+    plan: &Plan,
+    desired: &Desired,
+) -> Vec<(String, String)> {
+    let mut lost = Vec::new();
+    for (mp, d) in plan.mounts.iter().zip(&desired.mounts) {
+        if !matches!(mp.action, MountAction::Apply(_)) {
+            continue;
+        }
+        for route in plan::routes(&d.mount) {
+            for verb in &d.mount.methods {
+                let had = observed
+                    .get(&route.0)
+                    .and_then(|r| r.methods.get(verb.as_str()))
+                    .is_some_and(|m| m.ownership().is(owner));
+                let has = now
+                    .get(&route.0)
+                    .is_some_and(|r| r.methods.contains_key(verb.as_str()));
+                if had && !has {
+                    lost.push((route.0.clone(), verb.as_str().to_string()));
+                }
+            }
+        }
+    }
+    lost
+}
+
+/// Puts the methods a failed mount touched back to their observed shape (see
+/// `Executor::roll_back`); the note says how that went, when there was
+/// anything to do.
+async fn roll_back(
+    exec: &mut Executor<'_>,
+    observed: &ObservedApi,
+    mount: &MountId,
+    changes: &[plan::Change],
+) -> Option<String> {
+    use plan::Change;
+    let keys: BTreeSet<(String, HttpMethod)> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::PutMethod { path, verb, .. }
+            | Change::ReplaceMethod { path, verb, .. }
+            | Change::PutIntegration { path, verb, .. } => Some((path.clone(), *verb)),
+            Change::DeleteMethod { path, verb } => {
+                HttpMethod::parse(verb).map(|v| (path.clone(), v))
+            }
+            _ => None,
+        })
+        .filter(|(path, verb)| {
+            let was = observed
+                .get(path)
+                .and_then(|r| r.methods.get(verb.as_str()));
+            let now = exec
+                .api
+                .get(path)
+                .and_then(|r| r.methods.get(verb.as_str()));
+            was != now
+        })
+        .collect();
+    if keys.is_empty() {
+        return None;
+    }
+    let problems = exec.roll_back(&keys, observed).await;
+    if problems.is_empty() {
+        tracing::info!(mount = %mount, methods = keys.len(), "rolled the failed mount back to its observed shape");
+        return Some(format!(
+            "mount '{mount}' failed and was rolled back to its shape before the pass"
+        ));
+    }
+    let first = &problems[0];
+    Some(format!(
+        "mount '{mount}' failed and could not be rolled back entirely ({first}); methods left without an integration are removed before deploying"
+    ))
 }
 
 /// AWS refuses a deployment of an API without methods, so the stage keeps

@@ -42,6 +42,8 @@ pub struct PassReport {
     /// The stage would be (plan) or could not be (apply) redeployed.
     pub deploy_pending: bool,
     pub deploy_error: Option<String>,
+    /// The deployment was blocked (see `Reason::DeployBlocked`).
+    pub deploy_blocked: bool,
     pub notes: Vec<String>,
     /// The pass could not run at all (the API could not be read).
     pub fatal: Option<String>,

@@ -3,7 +3,6 @@
 //! lives in the library (`apimount::cli` for what the commands print).
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,14 +15,16 @@ use apimount::aws::pacing::Pacer;
 use apimount::aws::s3::S3Objects;
 use apimount::aws::{Aws, AwsConfig, ClientOptions};
 use apimount::cli::{self, render, StatusView};
-use apimount::controller::admin::{self, Health};
+use apimount::controller::admin::{self, Health, Progress};
 use apimount::controller::lease::Lease;
 use apimount::controller::metrics::Metrics;
 use apimount::controller::policy::PolicyFile;
 use apimount::controller::{self, LoopOptions, Parts};
 use apimount::manifest::tenants::{load_policy, TenantPolicy};
 use apimount::reconcile::{Mode, Reconciler};
-use apimount::settings::{self, parse_duration, DeleteLimit, Target};
+use apimount::settings::{
+    self, DeleteLimit, Target, DEBOUNCE_BOUNDS, LEASE_BOUNDS, POLL_BOUNDS, RESYNC_BOUNDS,
+};
 use apimount::source::{self, Layout, NameMemory, S3Location, S3Source, Snapshot, Source};
 
 #[derive(Parser)]
@@ -67,13 +68,13 @@ struct RunArgs {
     #[arg(long, env = "APIMOUNT_SOURCE")]
     source: Option<String>,
     /// Full resync interval (a pass even when nothing changed), e.g. 60s, 5m.
-    #[arg(long, env = "APIMOUNT_RESYNC_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "APIMOUNT_RESYNC_INTERVAL", default_value = "60s", value_parser = |s: &str| RESYNC_BOUNDS.parse(s))]
     resync_interval: Duration,
     /// How often an S3 source is listed, e.g. 15s.
-    #[arg(long, env = "APIMOUNT_POLL_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "APIMOUNT_POLL_INTERVAL", default_value = "15s", value_parser = |s: &str| POLL_BOUNDS.parse(s))]
     poll_interval: Duration,
     /// Quiet time after a folder change before the pass starts.
-    #[arg(long, env = "APIMOUNT_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
+    #[arg(long, env = "APIMOUNT_DEBOUNCE", default_value = "200ms", value_parser = |s: &str| DEBOUNCE_BOUNDS.parse(s))]
     debounce: Duration,
     /// Address of the admin endpoint (/healthz, /readyz, /metrics).
     #[arg(long, env = "APIMOUNT_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
@@ -83,7 +84,7 @@ struct RunArgs {
     #[arg(long, env = "APIMOUNT_LEASE_TABLE")]
     lease_table: Option<String>,
     /// Lease lifetime: a standby takes over at most this long after the leader dies.
-    #[arg(long, env = "APIMOUNT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "APIMOUNT_LEASE_DURATION", default_value = "15s", value_parser = |s: &str| LEASE_BOUNDS.parse(s))]
     lease_duration: Duration,
     /// Log format: text or json.
     #[arg(long, env = "APIMOUNT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -229,18 +230,20 @@ fn init_tracing(json: bool, default_level: &str) {
                 .expect("a valid log directive"),
         );
     }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder
+            .with_writer(std::io::stderr)
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .init();
     } else {
+        // No colours: their escape sequences are what the writer removes
+        // from input, so that no field can forge a line or a terminal command.
         builder
-            .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal())
+            .with_writer(|| apimount::cli::logging::EscapedStderr)
+            .with_ansi(false)
             .init();
     }
 }
@@ -294,9 +297,15 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
     let rt = runtime()?;
     rt.block_on(async {
         let metrics = Metrics::new();
+        let health = Arc::new(Health::default());
+        health.beat();
+        let progress = Progress {
+            health: health.clone(),
+            metrics: metrics.clone(),
+        };
         let config = AwsConfig::load(&ClientOptions::default())
             .await
-            .with_sink(metrics.clone());
+            .with_sink(Arc::new(progress));
         let reconciler = reconciler(&args.target, api_id, &config).await?;
         let source = match args.source.as_deref() {
             Some(s) if s.starts_with("s3://") => {
@@ -306,8 +315,6 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             Some(dir) => Source::Dir(PathBuf::from(dir)),
             None => Source::Dir(args.target.source.manifests.clone()),
         };
-        let health = Arc::new(Health::default());
-        health.beat();
         let listener = tokio::net::TcpListener::bind(&args.admin_addr)
             .await
             .with_context(|| format!("cannot listen on --admin-addr {}", args.admin_addr))?;

@@ -90,6 +90,69 @@ pub fn parse_duration(s: &str) -> Result<Duration, SettingError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// The accepted range of each duration setting, and why.
+pub struct DurationBounds {
+    pub flag: &'static str,
+    pub min: Duration,
+    pub max: Duration,
+    pub why_min: &'static str,
+}
+
+/// `--resync-interval`: a resync reads the whole API; faster than once a
+/// second spins against the account's shared quotas.
+pub const RESYNC_BOUNDS: DurationBounds = DurationBounds {
+    flag: "--resync-interval",
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(24 * 3600),
+    why_min: "every resync reads the whole API",
+};
+/// `--poll-interval`: every poll lists the S3 prefix.
+pub const POLL_BOUNDS: DurationBounds = DurationBounds {
+    flag: "--poll-interval",
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(3600),
+    why_min: "every poll lists the S3 prefix",
+};
+/// `--lease-duration`: renewed every third of it, each renewal bounded by
+/// that third; under 3 s the renewals cannot keep up.
+pub const LEASE_BOUNDS: DurationBounds = DurationBounds {
+    flag: "--lease-duration",
+    min: Duration::from_secs(3),
+    max: Duration::from_secs(600),
+    why_min: "the lease is renewed every third of it, within a DynamoDB call",
+};
+/// `--debounce`: the quiet time after a folder change.
+pub const DEBOUNCE_BOUNDS: DurationBounds = DurationBounds {
+    flag: "--debounce",
+    min: Duration::ZERO,
+    max: Duration::from_secs(60),
+    why_min: "",
+};
+
+impl DurationBounds {
+    /// Parses a duration and checks it is in range.
+    pub fn parse(&self, s: &str) -> Result<Duration, SettingError> {
+        let d = parse_duration(s)?;
+        let show = |d: Duration| format!("{}s", d.as_secs_f64());
+        if d < self.min {
+            return Err(SettingError(format!(
+                "{} '{s}' is too short: at least {} ({})",
+                self.flag,
+                show(self.min),
+                self.why_min
+            )));
+        }
+        if d > self.max {
+            return Err(SettingError(format!(
+                "{} '{s}' is too long: at most {}",
+                self.flag,
+                show(self.max)
+            )));
+        }
+        Ok(d)
+    }
+}
+
 /// How many of its mounts one pass may remove (the mass-deletion guard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteLimit {
@@ -168,6 +231,36 @@ mod tests {
         // An empty folder never deletes everything.
         assert_eq!(half.allowed(4, 0), Some(0));
         assert_eq!(DeleteLimit::Unlimited.allowed(4, 0), None);
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let table: &[(&DurationBounds, &str, bool)] = &[
+            (&RESYNC_BOUNDS, "0s", false),
+            (&RESYNC_BOUNDS, "500ms", false),
+            (&RESYNC_BOUNDS, "1s", true),
+            (&RESYNC_BOUNDS, "60s", true),
+            (&RESYNC_BOUNDS, "25h", false),
+            (&LEASE_BOUNDS, "0s", false),
+            (&LEASE_BOUNDS, "2s", false),
+            (&LEASE_BOUNDS, "3s", true),
+            (&LEASE_BOUNDS, "11m", false),
+            (&POLL_BOUNDS, "0", false),
+            (&POLL_BOUNDS, "15s", true),
+            (&DEBOUNCE_BOUNDS, "0ms", true),
+            (&DEBOUNCE_BOUNDS, "2m", false),
+            (&RESYNC_BOUNDS, "ten", false),
+        ];
+        for (b, s, ok) in table {
+            let got = b.parse(s);
+            assert_eq!(got.is_ok(), *ok, "{} {s}: {got:?}", b.flag);
+            if let Err(e) = got {
+                assert!(
+                    e.to_string().contains(b.flag) || e.to_string().contains("duration"),
+                    "{e}"
+                );
+            }
+        }
     }
 
     #[test]

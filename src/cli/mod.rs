@@ -3,7 +3,8 @@
 //! end with.
 //!
 //! - [`render`]: plans and pass reports for people;
-//! - [`status`]: `apimount status` as a table, JSON or a route tree.
+//! - [`status`]: `apimount status` as a table, JSON or a route tree;
+//! - [`logging`]: text log lines that no input can forge.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -14,6 +15,7 @@ use crate::plan::{tenancy, Reason};
 use crate::reconcile::{Mode, PassReport};
 use crate::source::{self, Layout, NameMemory, SourceError};
 
+pub mod logging;
 pub mod render;
 pub mod status;
 

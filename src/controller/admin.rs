@@ -46,6 +46,21 @@ impl Health {
     }
 }
 
+/// Every finished AWS call is progress: a long pass that is advancing (a
+/// first pass paced under the account's quotas can take many minutes) stays
+/// healthy, and one that is stuck does not. The calls are also counted.
+pub struct Progress {
+    pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl crate::aws::CallSink for Progress {
+    fn record(&self, service: &str, operation: &str, outcome: &str) {
+        self.health.beat();
+        self.metrics.record(service, operation, outcome);
+    }
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -101,7 +101,7 @@ impl Metrics {
         let last_success = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "last_successful_pass_timestamp_seconds",
-            "Unix time of the last pass that converged",
+            "Unix time of the last pass that read everything and deployed what it had to (a mount failing on its own does not hold it back)",
             last_success.clone(),
         );
         Arc::new(Metrics {

@@ -40,18 +40,24 @@ pub mod events;
 pub mod lease;
 pub mod metrics;
 pub mod policy;
+pub mod retry;
 pub mod trigger;
 pub mod watcher;
 
+use std::collections::BTreeSet;
+
 use crate::errors::chain;
+use crate::manifest::tenants::TenantPolicy;
+use crate::manifest::MountId;
 use crate::reconcile::{Mode, Reads, Reconciler};
 use crate::source::{Snapshot, Source};
 use admin::Health;
-use backoff::{jittered, Backoff};
-use events::{log_pass, needs_retry, Memory};
+use backoff::jittered;
+use events::{log_pass, Memory};
 use lease::{keep_lease, Lease};
 use metrics::{Metrics, ResultLabel};
 use policy::PolicyFile;
+use retry::{Due, Retries, Scope};
 use trigger::Trigger;
 
 /// Why the controller could not run.
@@ -60,6 +66,9 @@ pub enum ControllerError {
     #[error("cannot start the folder watch")]
     Watch(#[from] watcher::WatchError),
 }
+
+/// The shortest time between the starts of two passes.
+pub const MIN_PASS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Timings of the loop.
 #[derive(Debug, Clone)]
@@ -111,7 +120,7 @@ pub async fn run(parts: Parts) -> Result<(), ControllerError> {
             }
             Leadership::Held => {}
         }
-        let transient = c.pass(trigger, reads).await;
+        let scope = c.pass(trigger, reads).await;
         if c.shutting_down() {
             tracing::info!("shutdown requested; stopped after the pass");
             break;
@@ -120,11 +129,11 @@ pub async fn run(parts: Parts) -> Result<(), ControllerError> {
             // The lease was lost during the pass: stand by again.
             continue;
         }
-        c.schedule_retry(transient);
+        c.schedule_retry(&scope);
         let Some(next) = c.next_trigger().await else {
             return Ok(());
         };
-        reads = next.reads(transient);
+        reads = next.reads(scope == Scope::Everything);
         trigger = next;
     }
     c.stop().await;
@@ -160,12 +169,18 @@ struct Controller {
     /// The folder watch, for as long as the loop runs.
     _watcher: Option<notify::RecommendedWatcher>,
     memory: Memory,
-    backoff: Backoff,
-    retry_at: Option<Instant>,
+    retries: Retries,
+    /// The mounts a `RetryMounts` pass retries.
+    retrying: BTreeSet<MountId>,
+    /// When the last pass started, to keep passes apart.
+    last_pass: Option<Instant>,
     next_resync: Instant,
     next_poll: Instant,
-    /// A snapshot the S3 poll already read, for the next pass.
+    /// A snapshot already read (by the S3 poll, or after a folder event),
+    /// for the next pass.
     pending: Option<Snapshot>,
+    /// The tenant policy the last pass ran under.
+    last_tenancy: Option<Arc<TenantPolicy>>,
 }
 
 impl Controller {
@@ -210,7 +225,9 @@ impl Controller {
         Ok(Controller {
             next_resync: now + jittered(opts.resync_interval),
             next_poll: now + opts.poll_interval,
-            backoff: Backoff::new(opts.backoff_min, opts.backoff_max),
+            retries: Retries::new(opts.backoff_min, opts.backoff_max),
+            retrying: BTreeSet::new(),
+            last_pass: None,
             reconciler,
             source,
             tenancy,
@@ -225,8 +242,8 @@ impl Controller {
             wake,
             _watcher: watcher,
             memory: Memory::default(),
-            retry_at: None,
             pending: None,
+            last_tenancy: None,
         })
     }
 
@@ -264,9 +281,18 @@ impl Controller {
         leadership
     }
 
-    /// Reads the source and runs one pass. Returns whether it failed for a
-    /// reason that waiting can fix.
-    async fn pass(&mut self, trigger: Trigger, reads: Reads) -> bool {
+    /// Reads the source and runs one pass. Returns what it left to retry.
+    async fn pass(&mut self, trigger: Trigger, reads: Reads) -> Scope {
+        // Passes are kept apart, so a manifest rewritten many times a
+        // second costs a pass a second at most (the wake-ups in between are
+        // merged into the next pass).
+        if let Some(last) = self.last_pass {
+            tokio::time::sleep_until((last + MIN_PASS_INTERVAL).into()).await;
+        }
+        self.last_pass = Some(Instant::now());
+        if trigger == Trigger::RetryMounts {
+            self.reconciler.forget(&std::mem::take(&mut self.retrying));
+        }
         if let Some(t) = &mut self.tenancy {
             t.refresh();
         }
@@ -277,7 +303,7 @@ impl Controller {
                 self.source.load(tenancy, &mut self.memory.names).await
             }
         };
-        let transient = match snapshot {
+        let scope = match snapshot {
             Err(e) => {
                 tracing::error!(source = %self.source.describe(), error = %chain(&e), "manifest source unreadable; pass skipped, nothing changed");
                 self.metrics
@@ -286,7 +312,7 @@ impl Controller {
                         result: "source_error".into(),
                     })
                     .inc();
-                true
+                Scope::Everything
             }
             Ok(snap) => {
                 self.memory.last_revision = Some(snap.revision.clone());
@@ -302,25 +328,37 @@ impl Controller {
                 if report.fatal.is_none() {
                     self.health.ready.store(true, Ordering::Relaxed);
                 }
-                needs_retry(&report)
+                self.last_tenancy = snap.tenancy.clone();
+                Scope::of(&report)
             }
         };
         self.health.beat();
-        transient
+        scope
     }
 
-    fn schedule_retry(&mut self, transient: bool) {
-        if transient {
-            let d = self.backoff.next_delay();
+    fn schedule_retry(&mut self, scope: &Scope) {
+        if let Some(d) = self.retries.after_pass(scope, Instant::now()) {
+            let what = match scope {
+                Scope::Mounts(ids) => format!("{} mount(s)", ids.len()),
+                _ => "the pass".to_string(),
+            };
             tracing::info!(
                 retry_in_ms = d.as_millis() as u64,
+                retrying = %what,
                 "transient failure; retrying with backoff"
             );
-            self.retry_at = Some(Instant::now() + d);
-        } else {
-            self.backoff.reset();
-            self.retry_at = None;
         }
+    }
+
+    /// Whether the source shows nothing new since the last pass (same files,
+    /// same policy): a folder event such as a `touch` then needs no pass.
+    fn unchanged(&self, snap: &Snapshot) -> bool {
+        let same_policy = match (&snap.tenancy, &self.last_tenancy) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        same_policy && Some(&snap.revision) == self.memory.last_revision.as_ref()
     }
 
     /// Waits for a reason to run again: a change in the folder (debounced),
@@ -331,7 +369,7 @@ impl Controller {
         loop {
             let wake_at = [
                 Some(self.next_resync),
-                self.retry_at,
+                self.retries.next(),
                 is_s3.then_some(self.next_poll),
             ]
             .into_iter()
@@ -350,12 +388,31 @@ impl Controller {
                     // Debounce: let the burst finish, then take everything that came.
                     tokio::time::sleep(self.opts.debounce).await;
                     while self.wake.try_recv().is_ok() {}
-                    return Some(Trigger::ManifestsChanged);
+                    if let Some(t) = &mut self.tenancy {
+                        t.refresh();
+                    }
+                    let tenancy = self.tenancy.as_ref().map(PolicyFile::current);
+                    match self.source.load(tenancy, &mut self.memory.names).await {
+                        // Touched, not changed (and nothing waits for a retry).
+                        Ok(s) if self.unchanged(&s) && self.retries.next().is_none() => {
+                            tracing::debug!("folder event without a change to the manifests; no pass");
+                        }
+                        Ok(s) => {
+                            self.pending = Some(s);
+                            return Some(Trigger::ManifestsChanged);
+                        }
+                        Err(_) => return Some(Trigger::ManifestsChanged),
+                    }
                 }
                 _ = tokio::time::sleep_until(wake_at.into()) => {
                     let now = Instant::now();
-                    if self.retry_at.is_some_and(|t| t <= now) {
-                        return Some(Trigger::Retry);
+                    match self.retries.due(now) {
+                        Some(Due::Everything) => return Some(Trigger::Retry),
+                        Some(Due::Mounts(ids)) => {
+                            self.retrying = ids;
+                            return Some(Trigger::RetryMounts);
+                        }
+                        None => {}
                     }
                     if now >= self.next_resync {
                         self.next_resync = now + jittered(self.opts.resync_interval);
@@ -384,7 +441,7 @@ impl Controller {
         }
         let tenancy = self.tenancy.as_ref().map(PolicyFile::current);
         match self.source.load(tenancy, &mut self.memory.names).await {
-            Ok(s) if Some(&s.revision) != self.memory.last_revision.as_ref() => {
+            Ok(s) if !self.unchanged(&s) => {
                 self.pending = Some(s);
                 true
             }

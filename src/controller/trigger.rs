@@ -13,8 +13,10 @@ pub enum Trigger {
     ManifestsChanged,
     /// The periodic resync.
     Resync,
-    /// A retry after a transient failure.
+    /// A retry after a transient failure of the pass as a whole.
     Retry,
+    /// A retry of mounts that failed for a transient reason.
+    RetryMounts,
     /// This instance just became the leader.
     LeaseAcquired,
     /// This instance lost the lease during its wait (it stands by next).
@@ -29,16 +31,19 @@ impl Trigger {
             Trigger::ManifestsChanged => "manifests changed",
             Trigger::Resync => "resync",
             Trigger::Retry => "retry",
+            Trigger::RetryMounts => "retry mounts",
             Trigger::LeaseAcquired => "lease acquired",
             Trigger::LeaseLost => "lease lost",
         }
     }
 
-    /// Which functions a pass started this way reads. A changed manifest is
-    /// acted on with what is known of the functions, unless the pass before
-    /// failed for a transient reason; every other pass reads them all again.
-    pub fn reads(self, after_transient_failure: bool) -> Reads {
-        if self == Trigger::ManifestsChanged && !after_transient_failure {
+    /// Which functions a pass started this way reads. A changed manifest,
+    /// or a retry of some mounts (whose functions were forgotten), is acted
+    /// on with what is known of the functions, unless the pass as a whole
+    /// failed before; every other pass reads them all again.
+    pub fn reads(self, after_failed_pass: bool) -> Reads {
+        let narrow = matches!(self, Trigger::ManifestsChanged | Trigger::RetryMounts);
+        if narrow && !after_failed_pass {
             Reads::Changed
         } else {
             Reads::All
@@ -51,16 +56,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_manifest_change_after_a_clean_pass_reads_less() {
+    fn only_a_change_or_a_mount_retry_after_a_clean_pass_reads_less() {
         for t in [
             Trigger::Start,
             Trigger::ManifestsChanged,
             Trigger::Resync,
             Trigger::Retry,
+            Trigger::RetryMounts,
             Trigger::LeaseAcquired,
             Trigger::LeaseLost,
         ] {
-            let want = if t == Trigger::ManifestsChanged {
+            let want = if matches!(t, Trigger::ManifestsChanged | Trigger::RetryMounts) {
                 Reads::Changed
             } else {
                 Reads::All

@@ -48,6 +48,9 @@ pub enum Reason {
     Throttled,
     /// Any other AWS failure (timeouts, 5xx, unexpected answers).
     AwsError,
+    /// AWS refused the request as invalid (400): a wrong authorizer id, an
+    /// ARN it does not accept. Retrying the same request cannot help.
+    InvalidRequest,
     /// A per-API quota was reached (e.g. 300 resources).
     LimitExceeded,
     /// The path is outside the subtrees the tenant policy delegates to the
@@ -77,6 +80,7 @@ impl Reason {
             Reason::AccessDenied => "AccessDenied",
             Reason::Throttled => "Throttled",
             Reason::AwsError => "AwsError",
+            Reason::InvalidRequest => "InvalidRequest",
             Reason::LimitExceeded => "LimitExceeded",
             Reason::NotDelegated => "NotDelegated",
             Reason::FunctionNotAllowed => "FunctionNotAllowed",

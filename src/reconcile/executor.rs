@@ -26,6 +26,7 @@ pub(crate) fn problem_from(e: &AwsError, what: &str) -> Problem {
         AwsErrorKind::AccessDenied => Reason::AccessDenied,
         AwsErrorKind::Throttled => Reason::Throttled,
         AwsErrorKind::LimitExceeded => Reason::LimitExceeded,
+        AwsErrorKind::BadRequest => Reason::InvalidRequest,
         _ => Reason::AwsError,
     };
     let hint = match e.kind {

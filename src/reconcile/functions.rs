@@ -87,6 +87,11 @@ impl FunctionMemory {
         self.0.lock().expect("lock").clear();
     }
 
+    /// Forgets what was read of `f`, so the next pass reads it again.
+    pub(crate) fn forget(&self, f: &FunctionRef) {
+        self.0.lock().expect("lock").remove(f);
+    }
+
     fn get(&self, f: &FunctionRef) -> Option<(ResolvedFunction, KnownPolicy)> {
         self.0.lock().expect("lock").get(f).cloned()
     }

@@ -115,6 +115,9 @@ pub struct Reconciler {
     target: Target,
     descriptions: Mutex<HashMap<String, Option<String>>>,
     functions: FunctionMemory,
+    /// The function each mount of the last pass named, to forget it when
+    /// the mount is retried (see [`Reconciler::forget`]).
+    mount_functions: Mutex<BTreeMap<MountId, FunctionRef>>,
     /// Set on shutdown: the pass stops before its next change.
     stop: Arc<AtomicBool>,
 }
@@ -157,6 +160,7 @@ impl Reconciler {
             target,
             descriptions: Mutex::new(HashMap::new()),
             functions: FunctionMemory::default(),
+            mount_functions: Mutex::new(BTreeMap::new()),
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -171,6 +175,18 @@ impl Reconciler {
 
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// Forgets what was read of the functions of `mounts`, so that a
+    /// [`Reads::Changed`] pass reads them again (a retry of those mounts
+    /// alone) and no other function.
+    pub fn forget(&self, mounts: &BTreeSet<MountId>) {
+        let known = self.mount_functions.lock().expect("lock");
+        for id in mounts {
+            if let Some(f) = known.get(id) {
+                self.functions.forget(f);
+            }
+        }
     }
 
     /// Runs one pass over a snapshot of the manifests, reading everything.
@@ -268,6 +284,11 @@ impl Reconciler {
         report.invalid.extend(settled.losers);
         let mut retained = snap.retained.clone();
         retained.extend(settled.retained);
+        *self.mount_functions.lock().expect("lock") = snap
+            .mounts
+            .iter()
+            .map(|m| (m.id(), m.function.clone()))
+            .collect();
         let mounts = settled
             .desired
             .iter()

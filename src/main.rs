@@ -332,7 +332,7 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
         let stopper = reconciler.stopper();
         tokio::spawn(async move {
             wait_for_signal().await;
-            stopper.store(true, std::sync::atomic::Ordering::Relaxed);
+            stopper.shut_down();
             let _ = tx.send(true);
         });
         let opts = LoopOptions {

@@ -7,8 +7,10 @@
 //!   random id per process) and when the lease expires (Unix milliseconds).
 //! - Acquire or renew: PutItem with the condition "no item, or it expired, or
 //!   I hold it". Only one writer can win a conditional write.
-//! - The holder renews every third of the lease time; a holder that cannot
-//!   renew before expiry stops writing at the next safe point.
+//! - The holder renews every third of the lease time, each renewal bounded
+//!   by that third; it writes only until two thirds of the lease after the
+//!   start of its last successful renewal, which is before any other
+//!   instance can take the lease (see [`keep_lease`]).
 //! - On clean shutdown the holder deletes the item (conditionally), so a
 //!   standby takes over at once; if it dies, the lease runs out.
 //!
@@ -16,13 +18,13 @@
 //! Clocks of the instances agree to well within the lease time (default 15 s).
 //! The table exists with a string partition key named `id`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::aws::dynamodb::{LeaseTable, Written};
 use crate::aws::{AwsConfig, AwsError};
 use crate::errors::chain;
+use crate::reconcile::Stop;
 
 /// The lease table could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +54,8 @@ impl Lease {
     pub fn new(config: &AwsConfig, table: &str, owner: &str, api_id: &str, ttl: Duration) -> Lease {
         let holder = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
         Lease {
-            table: LeaseTable::new(config, table, Duration::from_secs(60)),
+            // A renewal may take a third of the lease at most.
+            table: LeaseTable::new(config, table, ttl / 3),
             key: format!("apimount/{owner}/{api_id}"),
             holder,
             ttl,
@@ -96,36 +99,34 @@ impl Lease {
     }
 }
 
-/// Takes and renews the lease every third of its lifetime. When it cannot be
-/// renewed in time, the running pass is stopped at its next safe point.
-pub(crate) async fn keep_lease(
-    lease: Arc<Lease>,
-    leader: Arc<AtomicBool>,
-    stopper: Arc<AtomicBool>,
-) {
+/// Takes and renews the lease every third of its lifetime, each attempt
+/// bounded by that third. After a renewal that started at `t`, this
+/// instance writes until `t + 2/3 × lease`: another instance can take the
+/// lease only after `t + lease` (the expiry the renewal recorded, computed
+/// from before its call), so a third of the lease is left for clock skew and
+/// one call in flight. A renewal that is slow or fails moves nothing
+/// forward: writing stops by itself at the deadline (see `reconcile::Stop`).
+pub(crate) async fn keep_lease(lease: Arc<Lease>, stop: Arc<Stop>) {
     let period = lease.ttl() / 3;
-    let mut last_ok = Instant::now();
+    let safe = lease.ttl() * 2 / 3;
+    let mut held = false;
     loop {
+        let started = Instant::now();
         match lease.try_acquire().await {
             Ok(true) => {
-                last_ok = Instant::now();
-                leader.store(true, Ordering::Relaxed);
+                stop.allow_writes_until(Some(started + safe));
+                held = true;
             }
             Ok(false) => {
-                if leader.swap(false, Ordering::Relaxed) {
+                stop.allow_writes_until(None);
+                if std::mem::take(&mut held) {
                     tracing::warn!("lost the lease to another instance; stopping writes");
-                    stopper.store(true, Ordering::Relaxed);
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %chain(&e), "could not renew the lease");
-                // Our lease is still valid until its expiry; give up before then.
-                if last_ok.elapsed() > period * 2 && leader.swap(false, Ordering::Relaxed) {
-                    tracing::warn!("lease about to expire without renewal; stopping writes");
-                    stopper.store(true, Ordering::Relaxed);
-                }
+                tracing::warn!(error = %chain(&e), "could not renew the lease; writes stop at its safe end unless a renewal succeeds");
             }
         }
-        tokio::time::sleep(period).await;
+        tokio::time::sleep_until((started + period).into()).await;
     }
 }

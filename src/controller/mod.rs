@@ -27,7 +27,7 @@
 //! One summary line per pass; a mount's state is logged only when it
 //! changes; a bad manifest is reported once per distinct problem.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,7 @@ use std::collections::BTreeSet;
 use crate::errors::chain;
 use crate::manifest::tenants::TenantPolicy;
 use crate::manifest::MountId;
-use crate::reconcile::{Mode, Reads, Reconciler};
+use crate::reconcile::{Mode, Reads, Reconciler, Stop};
 use crate::source::{Snapshot, Source};
 use admin::Health;
 use backoff::jittered;
@@ -125,7 +125,7 @@ pub async fn run(parts: Parts) -> Result<(), ControllerError> {
             tracing::info!("shutdown requested; stopped after the pass");
             break;
         }
-        if c.stopper.load(Ordering::Relaxed) {
+        if !c.stopper.may_write() {
             // The lease was lost during the pass: stand by again.
             continue;
         }
@@ -160,10 +160,8 @@ struct Controller {
     health: Arc<Health>,
     shutdown: watch::Receiver<bool>,
     lease: Option<Arc<Lease>>,
-    /// Whether this instance holds the lease (always, without one).
-    leader: Arc<AtomicBool>,
-    /// The reconciler's stop flag: set on shutdown and when the lease is lost.
-    stopper: Arc<AtomicBool>,
+    /// The reconciler's stop signal: shutdown, and the lease's deadline.
+    stopper: Arc<Stop>,
     renewer: Option<JoinHandle<()>>,
     wake: mpsc::Receiver<()>,
     /// The folder watch, for as long as the loop runs.
@@ -209,10 +207,13 @@ impl Controller {
             Source::S3(_) => None,
         };
         let stopper = reconciler.stopper();
-        let leader = Arc::new(AtomicBool::new(lease.is_none()));
+        if lease.is_some() {
+            // Not the leader until the first renewal says so.
+            stopper.allow_writes_until(None);
+        }
         let renewer = lease
             .clone()
-            .map(|l| tokio::spawn(keep_lease(l, leader.clone(), stopper.clone())));
+            .map(|l| tokio::spawn(keep_lease(l, stopper.clone())));
         tracing::info!(
             source = %source.describe(),
             api = %reconciler.target().rest_api_id,
@@ -236,7 +237,6 @@ impl Controller {
             health,
             shutdown,
             lease,
-            leader,
             stopper,
             renewer,
             wake,
@@ -254,31 +254,26 @@ impl Controller {
     /// Stands by while another instance holds the lease.
     async fn await_leadership(&mut self) -> Leadership {
         self.health.beat();
-        let mut leadership = Leadership::Held;
-        if self.lease.is_some() && !self.leader.load(Ordering::Relaxed) {
-            tracing::info!("standing by: another instance of this owner holds the lease");
-            loop {
-                tokio::select! {
-                    _ = self.shutdown.changed() => {
-                        if let Some(r) = &self.renewer { r.abort(); }
-                        return Leadership::Shutdown;
-                    }
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        if self.lease.is_none() || self.stopper.may_write() {
+            return Leadership::Held;
+        }
+        tracing::info!("standing by: another instance of this owner holds the lease");
+        loop {
+            tokio::select! {
+                _ = self.shutdown.changed() => {
+                    if let Some(r) = &self.renewer { r.abort(); }
+                    return Leadership::Shutdown;
                 }
-                self.health.beat();
-                if self.leader.load(Ordering::Relaxed) {
-                    break;
-                }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
-            tracing::info!("acquired the lease: this instance now reconciles");
-            self.stopper.store(false, Ordering::Relaxed);
-            self.pending = None;
-            leadership = Leadership::Acquired;
+            self.health.beat();
+            if self.stopper.may_write() {
+                break;
+            }
         }
-        if !self.shutting_down() {
-            self.stopper.store(false, Ordering::Relaxed);
-        }
-        leadership
+        tracing::info!("acquired the lease: this instance now reconciles");
+        self.pending = None;
+        Leadership::Acquired
     }
 
     /// Reads the source and runs one pass. Returns what it left to retry.
@@ -379,7 +374,7 @@ impl Controller {
             let heartbeat = tokio::time::sleep(Duration::from_secs(10));
             tokio::select! {
                 _ = self.shutdown.changed() => {
-                    self.stopper.store(true, Ordering::Relaxed);
+                    self.stopper.shut_down();
                     tracing::info!("shutdown requested; stopping");
                     self.stop().await;
                     return None;
@@ -424,7 +419,7 @@ impl Controller {
                 }
                 _ = heartbeat => { self.health.beat(); }
                 _ = tokio::time::sleep(Duration::from_millis(250)), if self.lease.is_some() => {
-                    if !self.leader.load(Ordering::Relaxed) {
+                    if !self.stopper.may_write() {
                         return Some(Trigger::LeaseLost);
                     }
                 }

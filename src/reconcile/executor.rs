@@ -4,10 +4,10 @@
 //! that need it.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::journal;
 use super::report::ChangeOutcome;
+use super::stop::Stop;
 use crate::aws::{Aws, AwsError, AwsErrorKind};
 use crate::errors::chain;
 use crate::manifest::HttpMethod;
@@ -48,7 +48,7 @@ pub(crate) struct Executor<'a> {
     pub(crate) api: ObservedApi,
     /// Whether any change altered what a deployment would contain.
     pub(crate) wrote_routes: bool,
-    pub(crate) stop: &'a AtomicBool,
+    pub(crate) stop: &'a Stop,
     pub(crate) journal: Journal<'a>,
 }
 
@@ -79,7 +79,7 @@ impl Executor<'_> {
                     chunk.insert(journal::path_hash(&path));
                 }
             }
-            if chunk != self.journal.in_force && !self.stop.load(Ordering::Relaxed) {
+            if chunk != self.journal.in_force && !self.stop.requested() {
                 match self
                     .aws
                     .tag_stage(
@@ -560,16 +560,24 @@ impl<'c> InOrder<'c> {
     }
 
     /// The next change to make, unless done, failed or shutting down.
-    pub(crate) fn next(&mut self, stop: &AtomicBool) -> Option<&'c Change> {
+    pub(crate) fn next(&mut self, stop: &Stop) -> Option<&'c Change> {
         if self.problem.is_some() || self.next == self.changes.len() {
             return None;
         }
-        if stop.load(Ordering::Relaxed) {
+        if stop.requested() {
+            let why = if stop.shutting_down() {
+                "shutting down"
+            } else {
+                "the leader lease is not held"
+            };
             self.out.extend(skipped(
                 &self.changes[self.next..],
-                "skipped: shutting down",
+                &format!("skipped: {why}"),
             ));
-            self.problem = Some(Problem::new(Reason::AwsError, "interrupted by shutdown"));
+            self.problem = Some(Problem::new(
+                Reason::AwsError,
+                format!("interrupted: {why}"),
+            ));
             return None;
         }
         self.next += 1;

@@ -2,11 +2,11 @@
 //! background beside the API Gateway calls of the mounts after it (the two
 //! services have separate quotas), one mount's at a time.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::executor::{apply_permission, InOrder, Outcomes};
 use super::report::MountReport;
+use super::stop::Stop;
 use crate::aws::Aws;
 use crate::plan::{Change, Problem, Reason, State};
 
@@ -21,13 +21,7 @@ pub(crate) struct PermissionLane {
 impl PermissionLane {
     /// Starts `grants` (for the mount whose report will be at `report`) in
     /// the background, in order, stopping at the first failure.
-    pub(crate) fn start(
-        &mut self,
-        report: usize,
-        aws: &Aws,
-        stop: &Arc<AtomicBool>,
-        grants: &[Change],
-    ) {
+    pub(crate) fn start(&mut self, report: usize, aws: &Aws, stop: &Arc<Stop>, grants: &[Change]) {
         debug_assert!(self.running.is_none(), "finish the previous grants first");
         let (aws, stop, grants) = (aws.clone(), stop.clone(), grants.to_vec());
         let task = tokio::spawn(async move {

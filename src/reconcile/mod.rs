@@ -5,7 +5,8 @@
 //! - [`executor`]: making a plan's changes, in order, journaling ahead;
 //! - [`lane`]: permission changes beside the API Gateway calls;
 //! - [`journal`]: the in-flight stage tag;
-//! - [`report`]: what a pass did, for the CLI and the controller.
+//! - [`report`]: what a pass did, for the CLI and the controller;
+//! - [`stop`]: when a pass must stop writing (shutdown, the lease).
 //!
 //! # Expected flow
 //! 1. Read the whole API (one paged GetResources with methods embedded) and
@@ -46,7 +47,6 @@
 //!   first pass is not covered.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -72,8 +72,10 @@ pub mod functions;
 pub mod journal;
 pub mod lane;
 pub mod report;
+pub mod stop;
 
 pub use report::{invalid_reason, ChangeOutcome, MountReport, PassReport};
+pub use stop::Stop;
 
 use executor::{problem_from, skipped, Executor, Journal, Outcomes};
 use functions::{FunctionMemory, Inspected, KnownPolicy, Policies};
@@ -119,7 +121,7 @@ pub struct Reconciler {
     /// the mount is retried (see [`Reconciler::forget`]).
     mount_functions: Mutex<BTreeMap<MountId, FunctionRef>>,
     /// Set on shutdown: the pass stops before its next change.
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
 }
 
 /// Phase 1 of a pass: what it read. The API and the stage are read on every
@@ -161,7 +163,7 @@ impl Reconciler {
             descriptions: Mutex::new(HashMap::new()),
             functions: FunctionMemory::default(),
             mount_functions: Mutex::new(BTreeMap::new()),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(Stop::default()),
         }
     }
 
@@ -169,7 +171,7 @@ impl Reconciler {
     /// point: between two AWS calls. Every call leaves the gateway in a state
     /// the next pass understands (a method is created with its owner marker
     /// in the same call), so any such point is safe.
-    pub fn stopper(&self) -> Arc<AtomicBool> {
+    pub fn stopper(&self) -> Arc<Stop> {
         self.stop.clone()
     }
 
@@ -518,7 +520,7 @@ impl Reconciler {
                         .await;
                     mr.changes = outcomes;
                     if let Some(p) = problem {
-                        if !self.stop.load(Ordering::Relaxed) {
+                        if !self.stop.requested() {
                             let note = roll_back(&mut exec, api, &mr.id(), changes).await;
                             report.notes.extend(note);
                         }
@@ -598,7 +600,7 @@ impl Reconciler {
     ) {
         let owner = self.target.owner.as_str();
         let mut exec = applied.exec;
-        let stopping = self.stop.load(Ordering::Relaxed);
+        let stopping = self.stop.requested();
         let facts = |exec: &Executor<'_>, current: &str, blocked: bool| -> Deploy {
             deploy::decide(&DeployFacts {
                 changes_routes: exec.wrote_routes,

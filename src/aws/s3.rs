@@ -28,9 +28,10 @@ impl S3Objects {
         }
     }
 
-    /// Every object whose key starts with `prefix`, all pages.
-    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, AwsError> {
-        let mut objects = Vec::new();
+    /// One level below `prefix` (delimiter `/`), all pages: the objects
+    /// directly under it, and the sub-prefixes (`prefix/x/`).
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Listing, AwsError> {
+        let mut listing = Listing::default();
         let mut token: Option<String> = None;
         loop {
             let page = self
@@ -38,43 +39,68 @@ impl S3Objects {
                 .list_objects_v2()
                 .bucket(bucket)
                 .prefix(prefix)
+                .delimiter("/")
                 .set_continuation_token(token.clone())
                 .send()
                 .await
                 .map_err(|e| map_err("s3:ListObjectsV2", e))?;
             for o in page.contents() {
                 let Some(key) = o.key() else { continue };
-                objects.push(ObjectInfo {
+                listing.objects.push(ObjectInfo {
                     key: key.to_string(),
                     etag: o.e_tag().unwrap_or_default().to_string(),
                     size: o.size().unwrap_or(0).max(0) as u64,
                 });
             }
+            listing.prefixes.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_string)),
+            );
             match page.next_continuation_token() {
                 Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
                 _ => break,
             }
         }
-        Ok(objects)
+        Ok(listing)
     }
 
-    /// The body of one object.
-    pub async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+    /// At most the first `limit + 1` bytes of one object (a Range request,
+    /// and the body cut there whatever the server sends), so an object that
+    /// grew past a cap since the listing is read no further.
+    pub async fn get(&self, bucket: &str, key: &str, limit: u64) -> Result<Vec<u8>, AwsError> {
         let out = self
             .client
             .get_object()
             .bucket(bucket)
             .key(key)
+            .range(format!("bytes=0-{limit}"))
             .send()
             .await
             .map_err(|e| map_err("s3:GetObject", e))?;
-        let body = out.body.collect().await.map_err(|e| {
+        let mut body = out.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
             AwsError::local(
                 "s3:GetObject",
                 super::AwsErrorKind::Other,
                 format!("reading the object failed: {e}"),
             )
-        })?;
-        Ok(body.into_bytes().to_vec())
+        })? {
+            let room = (limit + 1).saturating_sub(bytes.len() as u64) as usize;
+            bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if bytes.len() as u64 > limit {
+                break;
+            }
+        }
+        Ok(bytes)
     }
+}
+
+/// One level of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub objects: Vec<ObjectInfo>,
+    /// Sub-prefixes, each ending in `/`.
+    pub prefixes: Vec<String>,
 }

@@ -5,7 +5,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{build_snapshot, FileEntry, Layout, NameMemory, Placement, Snapshot, SourceError};
+use super::{
+    build_snapshot, Budget, FileEntry, Layout, NameMemory, Placement, Snapshot, SourceError,
+};
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
 
 /// Reads every manifest of a folder source: the folder's own manifests
@@ -22,10 +24,11 @@ pub fn load_dir(
     let root = dir.canonicalize().map_err(err)?;
     let listing = list(&root).map_err(err)?;
     let mut entries = Vec::new();
+    let mut files = Vec::new();
     match layout {
-        Layout::Flat => read_files(&root, dir, "", &listing, &Placement::Flat, &mut entries),
+        Layout::Flat => manifest_files(dir, "", &listing, &Placement::Flat, &mut files),
         Layout::Tenants(tenants) => {
-            read_files(&root, dir, "", &listing, &Placement::TopLevel, &mut entries);
+            manifest_files(dir, "", &listing, &Placement::TopLevel, &mut files);
             for item in &listing {
                 let Ok(name) = &item.name else { continue };
                 if name.starts_with('.') || !is_dir_inside(&root, &item.path) {
@@ -37,7 +40,7 @@ pub fn load_dir(
                     let placement = Placement::Tenant(name.clone());
                     match list(&item.path) {
                         Ok(inner) => {
-                            read_files(&root, &shown, &prefix, &inner, &placement, &mut entries)
+                            manifest_files(&shown, &prefix, &inner, &placement, &mut files)
                         }
                         // Its manifests are unknown: the tenant's removals are held.
                         Err(e) => entries.push(FileEntry {
@@ -61,7 +64,59 @@ pub fn load_dir(
             }
         }
     }
+    entries.extend(read_within_budget(&root, files));
     Ok(build_snapshot(entries, memory))
+}
+
+/// A manifest file found in a listing, not read yet.
+struct Found {
+    shown: PathBuf,
+    key: String,
+    placement: Placement,
+    /// `None` when the file's name is not UTF-8.
+    path: Option<PathBuf>,
+}
+
+/// Reads the files found, smallest first, as long as the source's caps on
+/// files and bytes allow (see [`super::MAX_SOURCE_FILES`]): a folder filled
+/// with junk neither exhausts memory nor keeps the real manifests, which are
+/// small, from being read. A file over the caps is reported and not read.
+fn read_within_budget(root: &Path, files: Vec<Found>) -> Vec<FileEntry> {
+    let mut sized: Vec<(u64, Found)> = files
+        .into_iter()
+        .map(|f| {
+            let size = f
+                .path
+                .as_ref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map_or(0, |m| m.len());
+            (size, f)
+        })
+        .collect();
+    sized.sort_by(|(a, fa), (b, fb)| a.cmp(b).then_with(|| fa.key.cmp(&fb.key)));
+    let mut budget = Budget::default();
+    let mut out = Vec::with_capacity(sized.len());
+    for (size, f) in sized {
+        let content = match &f.path {
+            // Never skip silently: a manifest we cannot name might be a live mount.
+            None => Err("has a file name that is not UTF-8; rename it".to_string()),
+            Some(path) => match budget.take(size) {
+                Err(why) => Err(why),
+                Ok(()) => match read_inside(root, path) {
+                    Ok(Some(b)) => Ok(b),
+                    Ok(None) => continue, // a directory named like a manifest
+                    Err(message) => Err(message),
+                },
+            },
+        };
+        out.push(FileEntry {
+            shown: f.shown,
+            key: f.key,
+            placement: f.placement,
+            content,
+        });
+    }
+    out
 }
 
 /// One entry of a folder.
@@ -108,50 +163,49 @@ fn is_dir_inside(root: &Path, path: &Path) -> bool {
 }
 
 /// The manifest files of one folder listing, as `placement`.
-fn read_files(
-    root: &Path,
+fn manifest_files(
     shown_dir: &Path,
     key_prefix: &str,
     listing: &[Item],
     placement: &Placement,
-    entries: &mut Vec<FileEntry>,
+    files: &mut Vec<Found>,
 ) {
     for item in listing.iter().filter(|i| i.is_manifest()) {
         let file = item.shown_name();
-        let content = match &item.name {
-            // Never skip silently: a manifest we cannot name might be a live mount.
-            Err(_) => Err("has a file name that is not UTF-8; rename it".to_string()),
-            Ok(_) => match read_inside(root, &item.path) {
-                Ok(Some(b)) => Ok(b),
-                Ok(None) => continue, // a directory named like a manifest
-                Err(message) => Err(message),
-            },
-        };
-        entries.push(FileEntry {
+        files.push(Found {
             shown: shown_dir.join(&file),
             key: format!("{key_prefix}{file}"),
             placement: placement.clone(),
-            content,
+            path: item.name.is_ok().then(|| item.path.clone()),
         });
     }
 }
 
-/// Reads a file that must resolve to a regular file inside `root`, refusing
-/// anything over the size cap. `Ok(None)` for directories.
+/// Reads a file that must be a regular file inside `root`, refusing
+/// anything over the size cap. `Ok(None)` for directories. The checks are
+/// made on the opened handle, not the path, so a link swapped in between
+/// cannot lead out of the folder; the file is opened without blocking, so a
+/// FIFO or a device cannot hold the read up.
 fn read_inside(root: &Path, path: &Path) -> Result<Option<Vec<u8>>, String> {
-    let target = path.canonicalize().map_err(|e| describe_io(&e, path))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| describe_io(&e, path))?;
+    let meta = file.metadata().map_err(|e| describe_io(&e, path))?;
+    if meta.is_dir() {
+        return Ok(None);
+    }
+    let target = opened_path(&file, path)?;
     if !target.starts_with(root) {
         return Err(format!(
             "is a symlink to {}, outside the manifest folder; only links that stay inside it are followed",
             target.display()
         ));
     }
-    let meta = std::fs::metadata(&target).map_err(|e| describe_io(&e, path))?;
-    if meta.is_dir() {
-        return Ok(None);
-    }
     if !meta.is_file() {
-        return Err("is not a regular file".into());
+        return Err("is not a regular file (a FIFO, socket or device); it is not read".into());
     }
     if meta.len() > MAX_MANIFEST_BYTES {
         return Err(format!(
@@ -159,7 +213,6 @@ fn read_inside(root: &Path, path: &Path) -> Result<Option<Vec<u8>>, String> {
             meta.len()
         ));
     }
-    let file = std::fs::File::open(&target).map_err(|e| describe_io(&e, path))?;
     let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -170,6 +223,17 @@ fn read_inside(root: &Path, path: &Path) -> Result<Option<Vec<u8>>, String> {
         ));
     }
     Ok(Some(bytes))
+}
+
+/// Where an opened file really is: the kernel's name for the handle (Linux
+/// `/proc/self/fd`), or the canonical path where that is not available.
+fn opened_path(file: &std::fs::File, path: &Path) -> Result<PathBuf, String> {
+    use std::os::fd::AsRawFd;
+    let by_handle = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    match std::fs::read_link(&by_handle) {
+        Ok(p) => Ok(p),
+        Err(_) => path.canonicalize().map_err(|e| describe_io(&e, path)),
+    }
 }
 
 fn describe_io(e: &std::io::Error, path: &Path) -> String {
@@ -258,6 +322,47 @@ mod tests {
         assert!(snap.errors.iter().any(|e| e.message.contains("outside")));
         assert!(snap.errors.iter().any(|e| e.message.contains("loop")));
         assert!(snap.held.contains(&None));
+    }
+
+    #[test]
+    fn fifos_and_devices_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), GOOD).unwrap();
+        let fifo = dir.path().join("fifo.yaml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.yaml")).unwrap();
+        let snap = load_dir(dir.path(), &Layout::Flat, &mut NameMemory::new()).unwrap();
+        assert_eq!(snap.mounts.len(), 1);
+        let messages: Vec<String> = snap.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("fifo.yaml") && m.contains("not a regular file")),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("zero.yaml") && m.contains("outside the manifest folder")),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn the_caps_bound_files_and_bytes() {
+        use super::super::MAX_SOURCE_BYTES;
+        let mut b2 = Budget::default();
+        let mut taken = 0;
+        while b2.take(MAX_MANIFEST_BYTES).is_ok() {
+            taken += 1;
+        }
+        assert_eq!(taken as u64, MAX_SOURCE_BYTES / MAX_MANIFEST_BYTES);
+        assert!(b2.take(0).is_ok(), "an empty file still fits");
     }
 
     #[test]

@@ -17,13 +17,44 @@ use sha2::{Digest, Sha256};
 
 use crate::aws::AwsError;
 use crate::manifest::tenants::TenantPolicy;
-use crate::manifest::{self, ErrorKind, ManifestError, Mount, MountId};
+use crate::manifest::{self, ErrorKind, ManifestError, Mount, MountId, MAX_MANIFEST_BYTES};
 
 pub mod dir;
 pub mod s3;
 
 pub use dir::load_dir;
 pub use s3::{S3Location, S3Source};
+
+/// Most manifest files one read of a source takes (the benchmark runs a
+/// thousand mounts); more are reported and not read.
+pub const MAX_SOURCE_FILES: usize = 5000;
+/// Most bytes one read of a source takes, smallest files first: a manifest
+/// is a few hundred bytes, so real manifests are read even beside junk.
+pub const MAX_SOURCE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The caps of one read of a source, in files and bytes.
+#[derive(Default)]
+pub(crate) struct Budget {
+    files: usize,
+    bytes: u64,
+}
+
+impl Budget {
+    /// Takes a file of `size` bytes, unless that would go over a cap.
+    pub(crate) fn take(&mut self, size: u64) -> Result<(), String> {
+        if self.files >= MAX_SOURCE_FILES
+            || self.bytes + size.min(MAX_MANIFEST_BYTES) > MAX_SOURCE_BYTES
+        {
+            return Err(format!(
+                "not read: one read of a source takes at most {MAX_SOURCE_FILES} manifest files and {} MiB, smallest first, and this file is over the caps",
+                MAX_SOURCE_BYTES / (1024 * 1024)
+            ));
+        }
+        self.files += 1;
+        self.bytes += size.min(MAX_MANIFEST_BYTES);
+        Ok(())
+    }
+}
 
 /// A source that could not be read as a whole. The pass is skipped: nothing
 /// is ever deleted because a source could not be read.
@@ -89,7 +120,18 @@ impl Source {
     ) -> Result<Snapshot, SourceError> {
         let layout = Layout::of(tenancy.map(|p| p.as_ref()));
         let mut snap = match self {
-            Source::Dir(d) => load_dir(d, &layout, memory)?,
+            // Folder reads block: they run off the async worker threads.
+            Source::Dir(d) => {
+                let (dir, mut names) = (d.clone(), std::mem::take(memory));
+                let (read, names) = tokio::task::spawn_blocking(move || {
+                    let read = load_dir(&dir, &layout, &mut names);
+                    (read, names)
+                })
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                *memory = names;
+                read?
+            }
             Source::S3(s) => s.load(&layout, memory).await?,
         };
         snap.tenancy = tenancy.cloned();

@@ -7,8 +7,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use super::{build_snapshot, FileEntry, Layout, NameMemory, Placement, Snapshot, SourceError};
-use crate::aws::s3::S3Objects;
+use super::{
+    build_snapshot, Budget, FileEntry, Layout, NameMemory, Placement, Snapshot, SourceError,
+};
+use futures::stream::{self, StreamExt};
+
+use crate::aws::s3::{ObjectInfo, S3Objects};
 use crate::errors::chain;
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
 
@@ -74,14 +78,16 @@ impl S3Source {
     }
 
     /// Lists the prefix and reads what changed: the objects directly under
-    /// it, or under each tenant's sub-prefix.
+    /// it, or under each tenant's sub-prefix (one level each, delimiter
+    /// `/`). Objects are read smallest first within the source's caps, four
+    /// at a time, each cut at the manifest size cap.
     pub async fn load(
         &mut self,
         layout: &Layout,
         memory: &mut NameMemory,
     ) -> Result<Snapshot, SourceError> {
-        let loc = &self.location;
-        let listed = self
+        let loc = self.location.clone();
+        let top = self
             .objects
             .list(&loc.bucket, &loc.prefix)
             .await
@@ -89,48 +95,97 @@ impl S3Source {
                 location: self.describe(),
                 source: Box::new(source),
             })?;
+        let shown = |key: &str| PathBuf::from(format!("s3://{}/{key}", loc.bucket));
         let mut entries = Vec::new();
-        let mut seen = HashSet::new();
-        for o in listed {
+        let mut found: Vec<(ObjectInfo, String, Placement)> = Vec::new();
+        let place = |o: ObjectInfo, found: &mut Vec<_>| {
             let key = o.key[loc.prefix.len()..].to_string();
-            let Some(placement) = placement(layout, &key) else {
-                continue;
-            };
-            seen.insert(o.key.clone());
-            let shown = PathBuf::from(format!("s3://{}/{}", loc.bucket, o.key));
-            if placement == Placement::Elsewhere {
-                entries.push(FileEntry {
-                    shown,
-                    key,
-                    placement,
-                    content: Err(String::new()),
-                });
-                continue;
+            if let Some(p) = placement(layout, &key) {
+                found.push((o, key, p));
             }
-            if o.size > MAX_MANIFEST_BYTES {
-                entries.push(FileEntry {
-                    shown,
-                    key,
-                    placement,
-                    content: Err(format!(
-                        "object is {} bytes; manifests are limited to {MAX_MANIFEST_BYTES} bytes",
-                        o.size
-                    )),
-                });
-                continue;
-            }
-            if let Some((cached_etag, body)) = self.cache.get(&o.key) {
-                if *cached_etag == o.etag && !o.etag.is_empty() {
+        };
+        for o in top.objects {
+            place(o, &mut found);
+        }
+        if let Layout::Tenants(tenants) = layout {
+            for sub in &top.prefixes {
+                let folder = sub[loc.prefix.len()..].trim_end_matches('/').to_string();
+                let key = format!("{folder}/");
+                if !tenants.contains(&folder) {
                     entries.push(FileEntry {
-                        shown,
+                        shown: shown(sub),
                         key,
-                        placement,
-                        content: Ok(body.clone()),
+                        placement: Placement::Elsewhere,
+                        content: Err(String::new()),
                     });
                     continue;
                 }
+                match self.objects.list(&loc.bucket, sub).await {
+                    Ok(inner) => {
+                        for o in inner.objects {
+                            place(o, &mut found);
+                        }
+                    }
+                    // Its manifests are unknown: the tenant's removals are held.
+                    Err(e) => entries.push(FileEntry {
+                        shown: shown(sub),
+                        key,
+                        placement: Placement::Tenant(folder),
+                        content: Err(format!(
+                            "is a tenant's prefix that cannot be listed: {}",
+                            chain(&e)
+                        )),
+                    }),
+                }
             }
-            let content = match self.objects.get(&loc.bucket, &o.key).await {
+        }
+        found.sort_by(|(a, ka, _), (b, kb, _)| a.size.cmp(&b.size).then_with(|| ka.cmp(kb)));
+        let mut budget = Budget::default();
+        let mut downloads = Vec::new();
+        let mut seen = HashSet::new();
+        for (o, key, placement) in found {
+            seen.insert(o.key.clone());
+            let entry = |content| FileEntry {
+                shown: shown(&o.key),
+                key: key.clone(),
+                placement: placement.clone(),
+                content,
+            };
+            if placement == Placement::Elsewhere {
+                entries.push(entry(Err(String::new())));
+            } else if o.size > MAX_MANIFEST_BYTES {
+                entries.push(entry(Err(format!(
+                    "object is {} bytes; manifests are limited to {MAX_MANIFEST_BYTES} bytes",
+                    o.size
+                ))));
+            } else if let Err(why) = budget.take(o.size) {
+                entries.push(entry(Err(why)));
+            } else if let Some(body) = self
+                .cache
+                .get(&o.key)
+                .filter(|(etag, _)| *etag == o.etag && !o.etag.is_empty())
+                .map(|(_, body)| body.clone())
+            {
+                entries.push(entry(Ok(body)));
+            } else {
+                downloads.push((o, key, placement));
+            }
+        }
+        let objects = &self.objects;
+        let bucket = loc.bucket.as_str();
+        let read: Vec<_> = stream::iter(downloads)
+            .map(|(o, key, placement)| async move {
+                let got = objects.get(bucket, &o.key, MAX_MANIFEST_BYTES).await;
+                (o, key, placement, got)
+            })
+            .buffer_unordered(DOWNLOADS)
+            .collect()
+            .await;
+        for (o, key, placement, got) in read {
+            let content = match got {
+                Ok(bytes) if bytes.len() as u64 > MAX_MANIFEST_BYTES => Err(format!(
+                    "object grew past {MAX_MANIFEST_BYTES} bytes since it was listed"
+                )),
                 Ok(bytes) => {
                     self.cache.insert(o.key.clone(), (o.etag, bytes.clone()));
                     Ok(bytes)
@@ -138,7 +193,7 @@ impl S3Source {
                 Err(e) => Err(format!("cannot be read: {}", chain(&e))),
             };
             entries.push(FileEntry {
-                shown,
+                shown: shown(&o.key),
                 key,
                 placement,
                 content,
@@ -148,6 +203,9 @@ impl S3Source {
         Ok(build_snapshot(entries, memory))
     }
 }
+
+/// Objects downloaded at once.
+const DOWNLOADS: usize = 4;
 
 /// Where an object (by its key below the prefix) lies; `None` when it is
 /// not a manifest at all.

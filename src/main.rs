@@ -16,6 +16,7 @@ use apimount::aws::s3::S3Objects;
 use apimount::aws::{Aws, AwsConfig, ClientOptions};
 use apimount::cli::{self, render, StatusView};
 use apimount::controller::admin::{self, Health, Progress};
+use apimount::controller::budget::QuotaBudget;
 use apimount::controller::lease::Lease;
 use apimount::controller::metrics::Metrics;
 use apimount::controller::policy::PolicyFile;
@@ -76,6 +77,11 @@ struct RunArgs {
     /// Quiet time after a folder change before the pass starts.
     #[arg(long, env = "APIMOUNT_DEBOUNCE", default_value = "200ms", value_parser = |s: &str| DEBOUNCE_BOUNDS.parse(s))]
     debounce: Duration,
+    /// Share of each AWS control-plane quota (shared with every tool in the
+    /// account) that steady resyncs may use, e.g. 5% or 0.05; it can lengthen
+    /// the resync interval and spreads policy reads over resyncs.
+    #[arg(long, env = "APIMOUNT_QUOTA_SHARE", default_value = "5%", value_parser = settings::parse_share)]
+    quota_share: f64,
     /// Address of the admin endpoint (/healthz, /readyz, /metrics).
     #[arg(long, env = "APIMOUNT_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
     admin_addr: String,
@@ -339,6 +345,7 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             resync_interval: args.resync_interval,
             debounce: args.debounce,
             poll_interval: args.poll_interval,
+            quota: QuotaBudget::new(args.quota_share),
             ..LoopOptions::default()
         };
         let lease = args.lease_table.as_deref().map(|table| {

@@ -153,6 +153,23 @@ impl DurationBounds {
     }
 }
 
+/// Parses `--quota-share`: a share of each AWS control-plane quota, as
+/// `5%` or `0.05`, above 0 and at most 100 %.
+pub fn parse_share(s: &str) -> Result<f64, SettingError> {
+    let t = s.trim();
+    let value = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| SettingError(format!("'{s}' is not a share such as 5% or 0.05")))?;
+    if !(value > 0.0 && value <= 1.0) {
+        return Err(SettingError(format!(
+            "'{s}' must be above 0 and at most 100%"
+        )));
+    }
+    Ok(value)
+}
+
 /// How many of its mounts one pass may remove (the mass-deletion guard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteLimit {
@@ -260,6 +277,16 @@ mod tests {
                     "{e}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn shares() {
+        assert_eq!(parse_share("5%"), Ok(0.05));
+        assert_eq!(parse_share("0.25"), Ok(0.25));
+        assert_eq!(parse_share("100%"), Ok(1.0));
+        for bad in ["0", "0%", "-1%", "150%", "x", "2"] {
+            assert!(parse_share(bad).is_err(), "{bad}");
         }
     }
 

@@ -18,7 +18,9 @@ impl Aws {
     pub async fn observe_api(&self, api_id: &str) -> Result<ObservedApi, AwsError> {
         let mut out = Vec::new();
         let mut position: Option<String> = None;
+        let mut pages = 0;
         loop {
+            pages += 1;
             self.pacer.take(Paced::GetResources).await;
             let page = self
                 .apigw
@@ -69,6 +71,8 @@ impl Aws {
                 _ => break,
             }
         }
+        self.api_pages
+            .store(pages, std::sync::atomic::Ordering::Relaxed);
         Ok(ObservedApi::from_resources(out))
     }
 

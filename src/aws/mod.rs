@@ -14,7 +14,7 @@
 //! config); retries of throttling, 5xx and timeouts are the SDK's standard
 //! retry policy, not a second layer here.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,6 +139,8 @@ pub struct Aws {
     /// Set once the backend has shown it cannot patch methods and
     /// integrations (an emulator): repairs then delete and put again.
     no_patching: Arc<AtomicBool>,
+    /// GetResources pages the last read of the API took.
+    api_pages: Arc<AtomicUsize>,
 }
 
 impl Aws {
@@ -158,6 +160,7 @@ impl Aws {
             region,
             pacer: Arc::new(Pacer::aws_quotas()),
             no_patching: Arc::new(AtomicBool::new(false)),
+            api_pages: Arc::new(AtomicUsize::new(1)),
         })
     }
 
@@ -170,6 +173,11 @@ impl Aws {
     /// The region of the API, from the configuration chain.
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// How many GetResources pages the last read of the whole API took.
+    pub fn api_pages(&self) -> usize {
+        self.api_pages.load(Ordering::Relaxed).max(1)
     }
 
     /// Whether UpdateMethod and UpdateIntegration are known not to work here.

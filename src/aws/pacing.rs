@@ -15,6 +15,15 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+/// GetResources, per second (5 per 2 s), per account and region.
+pub const GET_RESOURCES_PER_SEC: f64 = 2.5;
+/// Every API Gateway control-plane call, per second.
+pub const APIGW_TOTAL_PER_SEC: f64 = 10.0;
+/// Lambda's control plane (GetPolicy, AddPermission, RemovePermission), per second.
+pub const LAMBDA_PER_SEC: f64 = 15.0;
+/// GetFunction, per second.
+pub const GET_FUNCTION_PER_SEC: f64 = 100.0;
+
 /// A token bucket: `rate` tokens per second, holding at most `burst`.
 #[derive(Debug)]
 pub struct Bucket {
@@ -83,13 +92,13 @@ impl Pacer {
     pub fn aws_quotas() -> Pacer {
         Pacer {
             enabled: true,
-            apigw_total: Bucket::new(10.0, 40.0),
-            get_resources: Bucket::new(2.5, 5.0),
+            apigw_total: Bucket::new(APIGW_TOTAL_PER_SEC, 40.0),
+            get_resources: Bucket::new(GET_RESOURCES_PER_SEC, 5.0),
             create_resource: Bucket::new(5.0, 5.0),
             delete_resource: Bucket::new(5.0, 5.0),
             create_deployment: Bucket::new(0.2, 1.0),
-            lambda: Bucket::new(15.0, 15.0),
-            get_function: Bucket::new(100.0, 100.0),
+            lambda: Bucket::new(LAMBDA_PER_SEC, LAMBDA_PER_SEC),
+            get_function: Bucket::new(GET_FUNCTION_PER_SEC, GET_FUNCTION_PER_SEC),
         }
     }
 

@@ -1,6 +1,8 @@
 //! `apimount run`: the long-running loop around the reconcile pass.
 //!
 //! - [`trigger`]: why a pass runs; [`backoff`]: waiting before a retry;
+//! - [`budget`]: the share of the account's quotas steady resyncs may use;
+//! - [`retry`]: what a failure retries, and when;
 //! - [`watcher`]: the folder watch; [`lease`]: leader election;
 //! - [`events`]: the pass's log lines and metrics; [`policy`]: the tenant policy file;
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`; [`metrics`]: the registry.
@@ -36,6 +38,7 @@ use tokio::task::JoinHandle;
 
 pub mod admin;
 pub mod backoff;
+pub mod budget;
 pub mod events;
 pub mod lease;
 pub mod metrics;
@@ -53,6 +56,7 @@ use crate::reconcile::{Mode, Reads, Reconciler, Stop};
 use crate::source::{Snapshot, Source};
 use admin::Health;
 use backoff::jittered;
+use budget::QuotaBudget;
 use events::{log_pass, Memory};
 use lease::{keep_lease, Lease};
 use metrics::{Metrics, ResultLabel};
@@ -78,6 +82,8 @@ pub struct LoopOptions {
     pub poll_interval: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// The share of the account's quotas steady resyncs may use.
+    pub quota: QuotaBudget,
 }
 
 impl Default for LoopOptions {
@@ -88,6 +94,7 @@ impl Default for LoopOptions {
             poll_interval: Duration::from_secs(15),
             backoff_min: Duration::from_millis(800),
             backoff_max: Duration::from_secs(300),
+            quota: QuotaBudget::new(0.05),
         }
     }
 }
@@ -133,7 +140,11 @@ pub async fn run(parts: Parts) -> Result<(), ControllerError> {
         let Some(next) = c.next_trigger().await else {
             return Ok(());
         };
-        reads = next.reads(scope == Scope::Everything);
+        reads = match next.reads(scope == Scope::Everything) {
+            // A steady resync verifies the policies in turn, within the budget.
+            Reads::All if next == Trigger::Resync => Reads::Rolling(c.policy_reads()),
+            other => other,
+        };
         trigger = next;
     }
     c.stop().await;
@@ -345,6 +356,19 @@ impl Controller {
         }
     }
 
+    /// The time between resyncs: as asked, or longer when the quota budget
+    /// needs it (a large API takes more GetResources pages).
+    fn resync_interval(&self) -> Duration {
+        self.opts
+            .quota
+            .resync_interval(self.opts.resync_interval, self.reconciler.api_pages())
+    }
+
+    /// How many policies a resync reads.
+    fn policy_reads(&self) -> usize {
+        self.opts.quota.policy_reads(self.resync_interval())
+    }
+
     /// Whether the source shows nothing new since the last pass (same files,
     /// same policy): a folder event such as a `touch` then needs no pass.
     fn unchanged(&self, snap: &Snapshot) -> bool {
@@ -410,7 +434,7 @@ impl Controller {
                         None => {}
                     }
                     if now >= self.next_resync {
-                        self.next_resync = now + jittered(self.opts.resync_interval);
+                        self.next_resync = now + jittered(self.resync_interval());
                         return Some(Trigger::Resync);
                     }
                     if is_s3 && now >= self.next_poll && self.poll().await {

@@ -3,8 +3,9 @@
 //! memory of the last reads that the daemon's change passes use (see
 //! [`Reads`](super::Reads)).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use super::executor::problem_from;
 use super::report::{ChangeOutcome, PassReport};
@@ -80,7 +81,15 @@ impl Policies {
 /// every [`Reads::All`] pass; an entry goes when a change to that function's
 /// policy fails, since what the policy holds is then unknown.
 #[derive(Default)]
-pub(crate) struct FunctionMemory(Mutex<BTreeMap<FunctionRef, (ResolvedFunction, KnownPolicy)>>);
+pub(crate) struct FunctionMemory(Mutex<BTreeMap<FunctionRef, Remembered>>);
+
+/// What was read of a function, and when.
+#[derive(Debug, Clone)]
+struct Remembered {
+    resolved: ResolvedFunction,
+    policy: KnownPolicy,
+    read_at: Instant,
+}
 
 impl FunctionMemory {
     pub(crate) fn clear(&self) {
@@ -92,15 +101,38 @@ impl FunctionMemory {
         self.0.lock().expect("lock").remove(f);
     }
 
-    fn get(&self, f: &FunctionRef) -> Option<(ResolvedFunction, KnownPolicy)> {
-        self.0.lock().expect("lock").get(f).cloned()
+    /// Forgets the `n` functions among `refs` read longest ago, so the pass
+    /// reads them again: a rolling verification of every function's policy
+    /// spread over resyncs.
+    pub(crate) fn expire_oldest(&self, refs: &BTreeSet<&FunctionRef>, n: usize) {
+        let mut memory = self.0.lock().expect("lock");
+        let mut known: Vec<(Instant, FunctionRef)> = refs
+            .iter()
+            .filter_map(|f| memory.get(*f).map(|r| (r.read_at, (*f).clone())))
+            .collect();
+        known.sort();
+        for (_, f) in known.into_iter().take(n) {
+            memory.remove(&f);
+        }
     }
 
-    fn insert(&self, f: &FunctionRef, resolved: &ResolvedFunction, policy: &KnownPolicy) {
+    fn get(&self, f: &FunctionRef) -> Option<(ResolvedFunction, KnownPolicy)> {
         self.0
             .lock()
             .expect("lock")
-            .insert(f.clone(), (resolved.clone(), policy.clone()));
+            .get(f)
+            .map(|r| (r.resolved.clone(), r.policy.clone()))
+    }
+
+    fn insert(&self, f: &FunctionRef, resolved: &ResolvedFunction, policy: &KnownPolicy) {
+        self.0.lock().expect("lock").insert(
+            f.clone(),
+            Remembered {
+                resolved: resolved.clone(),
+                policy: policy.clone(),
+                read_at: Instant::now(),
+            },
+        );
     }
 
     /// Brings the remembered policies up to date with a pass's permission
@@ -119,7 +151,8 @@ impl FunctionMemory {
         if by_function.is_empty() {
             return;
         }
-        self.0.lock().expect("lock").retain(|_, (f, policy)| {
+        self.0.lock().expect("lock").retain(|_, r| {
+            let (f, policy) = (&r.resolved, &mut r.policy);
             let Some(outcomes) = by_function.get(f.arn().as_str()) else {
                 return true;
             };
@@ -151,7 +184,7 @@ impl Reconciler {
     /// A function's resolution and policy: from the last read when `reads`
     /// allows and there is one, else read now (and remembered when it worked).
     pub(crate) async fn inspect_with(&self, f: &FunctionRef, reads: Reads) -> Inspected {
-        if reads == Reads::Changed {
+        if reads != Reads::All {
             if let Some((resolved, policy)) = self.functions.get(f) {
                 return (Ok(resolved), Some(policy));
             }

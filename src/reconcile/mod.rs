@@ -91,6 +91,10 @@ pub enum Reads {
     /// Only functions no earlier pass has read, or whose policy change
     /// failed since (so what it holds is unknown).
     Changed,
+    /// As `Changed`, and besides, this many of the functions read longest
+    /// ago: the daemon's resyncs verify every policy in turn within the
+    /// quota budget, instead of all at once.
+    Rolling(usize),
 }
 
 impl Reads {
@@ -98,6 +102,7 @@ impl Reads {
         match self {
             Reads::All => "all",
             Reads::Changed => "changed",
+            Reads::Rolling(_) => "rolling",
         }
     }
 }
@@ -179,6 +184,12 @@ impl Reconciler {
         &self.target
     }
 
+    /// How many GetResources pages a read of the whole API takes (as of the
+    /// last pass).
+    pub fn api_pages(&self) -> usize {
+        self.aws.api_pages()
+    }
+
     /// Forgets what was read of the functions of `mounts`, so that a
     /// [`Reads::Changed`] pass reads them again (a retry of those mounts
     /// alone) and no other function.
@@ -247,10 +258,12 @@ impl Reconciler {
     /// once: none of the reads depends on another.
     async fn observe<'s>(&self, snap: &'s Snapshot, reads: Reads) -> Result<Observed<'s>, Problem> {
         let t = &self.target;
-        if reads == Reads::All {
-            self.functions.clear();
-        }
         let refs: BTreeSet<&FunctionRef> = snap.mounts.iter().map(|m| &m.function).collect();
+        match reads {
+            Reads::All => self.functions.clear(),
+            Reads::Rolling(n) => self.functions.expire_oldest(&refs, n),
+            Reads::Changed => {}
+        }
         let functions = stream::iter(refs)
             .map(|f| async move { (f, self.inspect_with(f, reads).await) })
             .buffered(4)

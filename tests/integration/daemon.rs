@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::daemon::{Daemon, DEADLINE};
+use crate::support::logs::{metric, parse_metrics, text_field};
 use crate::support::{self, manifest_dir, mount_yaml, Fixture, Integration, RouteTable};
 use serde_json::Value;
 
@@ -87,14 +88,6 @@ fn foreign_health_intact(routes: &Routes) -> bool {
 
 // ----- logs and metrics ------------------------------------------------------------
 
-/// The value of `key=value` in a text log line (quotes removed).
-fn text_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let needle = format!(" {key}=");
-    let start = line.find(&needle)? + needle.len();
-    let value = line[start..].split_whitespace().next().unwrap_or("");
-    Some(value.trim_matches('"'))
-}
-
 /// Every stderr line as a JSON object; panics on a line that is not one.
 fn json_lines(lines: &[String]) -> Vec<Value> {
     lines
@@ -161,69 +154,6 @@ fn u64_field(event: &Value, key: &str) -> u64 {
         .get(key)
         .and_then(Value::as_u64)
         .unwrap_or_else(|| panic!("no integer field {key} in {event}"))
-}
-
-/// One sample of a Prometheus/OpenMetrics text exposition.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-fn parse_metrics(text: &str) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("bad metrics line: {line}"));
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|e| panic!("bad value in metrics line ({e}): {line}"));
-        let (name, labels) = match series.split_once('{') {
-            Some((name, rest)) => {
-                let body = rest.strip_suffix('}').expect("closing brace");
-                let labels = body
-                    .split("\",")
-                    .filter(|p| !p.is_empty())
-                    .map(|pair| {
-                        let (k, v) = pair.split_once('=').expect("label k=v");
-                        (
-                            k.trim().to_string(),
-                            v.trim_start_matches('"').trim_end_matches('"').to_string(),
-                        )
-                    })
-                    .collect();
-                (name.to_string(), labels)
-            }
-            None => (series.to_string(), BTreeMap::new()),
-        };
-        samples.push(Sample {
-            name,
-            labels,
-            value,
-        });
-    }
-    samples
-}
-
-/// The sum of the samples named `name` whose labels include `labels`.
-fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let matching: Vec<f64> = samples
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| s.value)
-        .collect();
-    (!matching.is_empty()).then(|| matching.iter().sum())
 }
 
 // ----- tests ------------------------------------------------------------------------
@@ -434,6 +364,9 @@ async fn drift_is_healed_within_one_resync_interval() {
             &api,
             "--resync-interval",
             "2s",
+            // Resyncs this close together need more than the default quota budget.
+            "--quota-share",
+            "100%",
         ],
     );
     daemon
@@ -992,6 +925,8 @@ async fn an_invalid_manifest_is_reported_once_across_passes() {
             &api,
             "--resync-interval",
             "1s",
+            "--quota-share",
+            "100%",
         ],
     );
     daemon
@@ -1151,6 +1086,8 @@ async fn the_bad_corpus_beside_valid_manifests_costs_no_route() {
             &api,
             "--resync-interval",
             "1s",
+            "--quota-share",
+            "100%",
             "--log-format",
             "json",
         ],
@@ -1323,6 +1260,8 @@ async fn a_manifest_change_reads_only_new_functions_and_a_resync_reads_all() {
             api.clone(),
             "--resync-interval".to_string(),
             resync.to_string(),
+            "--quota-share".to_string(),
+            "100%".to_string(),
         ]
     };
     let all_mounted = |names: &'static [&'static str]| {
@@ -1421,8 +1360,8 @@ async fn a_manifest_change_reads_only_new_functions_and_a_resync_reads_all() {
     for line in &resyncs {
         assert!(
             text_field(line, "trigger") == Some("resync")
-                && text_field(line, "functions_read") == Some("all"),
-            "passes without a manifest change are resyncs reading every function: {line}"
+                && text_field(line, "functions_read") == Some("rolling"),
+            "passes without a manifest change are resyncs verifying the functions in turn: {line}"
         );
     }
     daemon

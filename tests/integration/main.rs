@@ -11,6 +11,8 @@ mod core;
 mod corpus;
 mod daemon;
 mod emulator_smoke;
+mod localstack_smoke;
+mod neighbour;
 mod resilience;
 mod schema;
 mod tenants;

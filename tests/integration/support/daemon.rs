@@ -30,8 +30,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `apimount run ARGS --admin-addr <free port> --pacing off`.
     pub fn start(fx: &Fixture, args: &[&str]) -> Daemon {
+        Daemon::start_command(fx.apimount_command(["run"]), args)
+    }
+
+    /// Starts `apimount run` from a command set up for an emulator (the
+    /// binary and its environment), with ARGS and the test's settings.
+    pub fn start_command(mut cmd: std::process::Command, args: &[&str]) -> Daemon {
         let admin = free_loopback_addr();
-        let mut cmd = fx.apimount_command(["run"]);
         cmd.args(args)
             .args(["--admin-addr", &admin])
             // Client-side pacing to AWS quotas only slows an emulator down.

@@ -14,6 +14,8 @@
 
 pub mod daemon;
 pub mod faults;
+pub mod localstack;
+pub mod logs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;

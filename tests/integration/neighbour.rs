@@ -1,0 +1,372 @@
+//! The controller as a good neighbour, against the emulator: its steady use
+//! of the account's shared quotas stays within its budget, churn and junk
+//! in the source cost little, one mount's refused request does not make the
+//! daemon re-read everything, bad durations are refused, and no input can
+//! forge a log line.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::daemon::{Daemon, DEADLINE};
+use crate::support::logs::{metric, parse_metrics, Sample};
+use crate::support::{localstack, manifest_dir, mount_yaml, show, write_manifest, Fixture};
+
+fn samples(d: &Daemon) -> Vec<Sample> {
+    let (code, body) = d.get("/metrics").expect("/metrics answers");
+    assert_eq!(code, 200);
+    parse_metrics(&body)
+}
+
+/// AWS calls counted so far, by `service:operation`.
+fn calls(s: &[Sample]) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for x in s.iter().filter(|x| x.name == "apimount_aws_calls_total") {
+        let service: String = x.labels["service"]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_lowercase();
+        let key = format!("{service}:{}", x.labels["operation"]);
+        *out.entry(key).or_insert(0.0) += x.value;
+    }
+    out
+}
+
+fn passes(s: &[Sample]) -> f64 {
+    metric(s, "apimount_passes_total", &[]).unwrap_or(0.0)
+}
+
+async fn api_with_functions(fx: &Fixture, dir: &Path, n: usize) -> String {
+    let (api, _) = fx.create_rest_api("shared").await;
+    for i in 0..n {
+        let name = format!("svc-{i:03}");
+        fx.create_function(&name).await;
+        write_manifest(
+            dir,
+            &format!("{name}.yaml"),
+            &mount_yaml(&name, &format!("/{name}"), &name, "  proxy: false\n"),
+        );
+    }
+    api
+}
+
+#[tokio::test]
+async fn steady_quota_use_stays_within_the_budget_and_drift_is_still_healed() {
+    let fx = Fixture::start().await;
+    let dir = manifest_dir();
+    let functions = 24;
+    let api = api_with_functions(&fx, dir.path(), functions).await;
+    // 10 %: GetResources 0.25/s (one pass every 4 s), API Gateway 1/s,
+    // Lambda 1.5/s (six policies a pass), whatever the resync asked for.
+    let share = 0.10;
+    let d = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--resync-interval",
+            "1s",
+            "--quota-share",
+            "10%",
+        ],
+    );
+    d.wait_ready().await;
+    let before = samples(&d);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(17)).await;
+    let after = samples(&d);
+    let secs = started.elapsed().as_secs_f64();
+    let (b, a) = (calls(&before), calls(&after));
+    let delta = |op: &str| a.get(op).copied().unwrap_or(0.0) - b.get(op).copied().unwrap_or(0.0);
+    let apigw: f64 = a
+        .keys()
+        .filter(|k| k.starts_with("apigateway:"))
+        .map(|k| delta(k))
+        .sum();
+    let lambda = delta("lambda:GetPolicy")
+        + delta("lambda:AddPermission")
+        + delta("lambda:RemovePermission");
+    let resyncs = passes(&after) - passes(&before);
+    assert!(resyncs >= 2.0, "resyncs ran: {resyncs}\n{}", d.stderr());
+    // One pass of slack: a window of whole passes may hold one more.
+    let slack = |per_pass: f64| per_pass / secs;
+    assert!(
+        delta("apigateway:GetResources") / secs <= 2.5 * share + slack(1.0),
+        "GetResources {}/{secs}s",
+        delta("apigateway:GetResources")
+    );
+    assert!(
+        apigw / secs <= 10.0 * share + slack(2.0),
+        "API Gateway {apigw}/{secs}s"
+    );
+    assert!(
+        lambda / secs <= 15.0 * share + slack(6.0),
+        "Lambda {lambda}/{secs}s"
+    );
+    assert!(lambda >= 6.0, "policies are still verified: {lambda}");
+
+    // A permission removed by hand is restored within the stated time:
+    // 24 functions at 6 a pass, passes 4 s apart (±10 %): 4 passes, 16 s.
+    let victim = "svc-007";
+    let sid = fx.policy_statements(victim, None).await[0]["Sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fx.lambda
+        .remove_permission()
+        .function_name(victim)
+        .statement_id(&sid)
+        .send()
+        .await
+        .unwrap();
+    let removed = Instant::now();
+    d.wait_for(
+        "the permission restored",
+        Duration::from_secs(30),
+        || async { (!fx.policy_statements(victim, None).await.is_empty()).then_some(()) },
+    )
+    .await;
+    let took = removed.elapsed();
+    assert!(
+        took <= Duration::from_secs(16 + 4 + 2),
+        "healed after {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn touching_the_folder_costs_no_pass_and_rewrites_are_coalesced() {
+    let fx = Fixture::start().await;
+    let dir = manifest_dir();
+    let api = api_with_functions(&fx, dir.path(), 1).await;
+    let d = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--resync-interval",
+            "600s",
+        ],
+    );
+    d.wait_ready().await;
+    let file = dir.path().join("svc-000.yaml");
+    let before = samples(&d);
+    // A touch loop: new mtimes, the same bytes.
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        let text = std::fs::read(&file).unwrap();
+        std::fs::write(&file, text).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = samples(&d);
+    assert_eq!(
+        passes(&after),
+        passes(&before),
+        "a touch changes nothing\n{}",
+        d.stderr()
+    );
+    let reads = |s: &[Sample]| {
+        calls(s)
+            .get("apigateway:GetResources")
+            .copied()
+            .unwrap_or(0.0)
+    };
+    assert_eq!(reads(&after), reads(&before));
+
+    // A manifest rewritten every 100 ms for 5 s: passes start at least 1 s
+    // apart, each taking everything written since.
+    let deployments = fx.deployment_ids(&api).await.len();
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut i = 0;
+    while Instant::now() < until {
+        i += 1;
+        let extra = format!(
+            "  proxy: false\n  methods: [{}]\n",
+            if i % 2 == 0 { "GET" } else { "POST" }
+        );
+        std::fs::write(&file, mount_yaml("svc-000", "/svc-000", "svc-000", &extra)).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let end = samples(&d);
+    let churn_passes = passes(&end) - passes(&after);
+    assert!(
+        churn_passes <= 7.0,
+        "{churn_passes} passes for 50 rewrites in 5 s\n{}",
+        d.stderr()
+    );
+    let made = fx.deployment_ids(&api).await.len() - deployments;
+    assert!(made as f64 <= churn_passes, "{made} deployments");
+}
+
+#[tokio::test]
+async fn junk_beside_the_manifests_is_bounded_in_memory_and_the_manifests_apply() {
+    let fx = Fixture::start().await;
+    let dir = manifest_dir();
+    let api = api_with_functions(&fx, dir.path(), 2).await;
+    // 3000 files of 60 KB, named to sort before the real ones.
+    let junk = vec![b'#'; 60 * 1024];
+    for i in 0..3000 {
+        std::fs::write(dir.path().join(format!("a-junk-{i:04}.yaml")), &junk).unwrap();
+    }
+    let d = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+        ],
+    );
+    d.wait_for(
+        "both real manifests applied",
+        Duration::from_secs(60),
+        || async {
+            let t = fx.route_table(&api).await;
+            (t.contains_key("/svc-000") && t.contains_key("/svc-001")).then_some(())
+        },
+    )
+    .await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid)).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    assert!(peak_kb < 100 * 1024, "peak RSS {peak_kb} kB");
+}
+
+/// On LocalStack, which refuses a method naming an authorizer that does not
+/// exist (moto accepts it).
+#[tokio::test]
+async fn a_mount_aws_refuses_waits_without_making_the_others_re_read() {
+    let ls = localstack::shared();
+    let fx = ls.fixture("neighbour-refused").await;
+    let (api, _) = fx.create_rest_api("neighbour-refused").await;
+    let dir = manifest_dir();
+    for i in 0..3 {
+        let name = format!("nb-refused-{i}");
+        fx.create_function(&name).await;
+        write_manifest(
+            dir.path(),
+            &format!("{name}.yaml"),
+            &mount_yaml(&name, &format!("/{name}"), &name, "  proxy: false\n"),
+        );
+    }
+    write_manifest(
+        dir.path(),
+        "bad.yaml",
+        &mount_yaml(
+            "bad",
+            "/bad",
+            "nb-refused-0",
+            "  proxy: false\n  authorization: CUSTOM\n  authorizerId: nosuchauth1\n",
+        ),
+    );
+    let d = Daemon::start_command(
+        fx.apimount_command(["run"]),
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--resync-interval",
+            "600s",
+        ],
+    );
+    d.wait_ready().await;
+    let state_of = |s: &[Sample], state: &str| {
+        metric(s, "apimount_mounts", &[("state", state)]).unwrap_or(0.0)
+    };
+    d.wait_for("three mounts ready, one failed", DEADLINE, || async {
+        let s = samples(&d);
+        (state_of(&s, "Ready") == 3.0 && state_of(&s, "Failed") == 1.0).then_some(())
+    })
+    .await;
+    assert!(
+        !d.lines_with("InvalidRequest").is_empty(),
+        "the refusal is reported as InvalidRequest\n{}",
+        d.stderr()
+    );
+    let first = samples(&d);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let later = samples(&d);
+    // The refused mount waits for a change: no retry pass, no re-read of
+    // the others' functions, and the controller counts as healthy.
+    let policy_reads = |s: &[Sample]| calls(s).get("lambda:GetPolicy").copied().unwrap_or(0.0);
+    assert_eq!(policy_reads(&later), policy_reads(&first), "{}", d.stderr());
+    assert_eq!(passes(&later), passes(&first), "no retries\n{}", d.stderr());
+    assert!(
+        metric(
+            &later,
+            "apimount_last_successful_pass_timestamp_seconds",
+            &[]
+        )
+        .unwrap_or(0.0)
+            > 0.0
+    );
+}
+
+#[test]
+fn zero_and_absurd_durations_are_refused() {
+    let fx_bin = env!("CARGO_BIN_EXE_apimount");
+    for (flag, value, bound) in [
+        ("--resync-interval", "0s", "at least 1s"),
+        ("--lease-duration", "0s", "at least 3s"),
+        ("--poll-interval", "200ms", "at least 1s"),
+        ("--resync-interval", "48h", "at most"),
+        ("--quota-share", "0%", "above 0"),
+    ] {
+        let out = std::process::Command::new(fx_bin)
+            .args(["run", "--rest-api-id", "abc123", flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}\n{}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(flag) && err.contains(bound),
+            "{flag} {value}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_file_name_can_forge_a_log_line() {
+    let fx = Fixture::start().await;
+    let dir = manifest_dir();
+    let api = api_with_functions(&fx, dir.path(), 1).await;
+    let forged =
+        "x\npass finished revision=000000 result=\"success\" trigger=forged\n\u{1b}[2J.yaml";
+    std::fs::write(dir.path().join(forged), "kind: [\n").unwrap();
+    let d = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+        ],
+    );
+    d.wait_for("the bad file reported", DEADLINE, || async {
+        (!d.lines_with("manifest rejected").is_empty()).then_some(())
+    })
+    .await;
+    let lines = d.lines();
+    for l in &lines {
+        assert!(!l.starts_with("pass finished"), "a forged line: {l}");
+        assert!(!l.contains('\u{1b}'), "a raw escape: {l:?}");
+        assert!(
+            !l.contains("trigger=forged") || l.contains("x\\npass finished"),
+            "{l}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("x\\npass finished")),
+        "the name is shown, escaped\n{}",
+        d.stderr()
+    );
+}

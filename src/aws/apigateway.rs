@@ -191,6 +191,48 @@ impl Aws {
         Ok(())
     }
 
+    /// One method, as the API has it now (`None` when there is none).
+    pub async fn get_method(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: HttpMethod,
+    ) -> Result<Option<ObservedMethod>, AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        match self
+            .apigw
+            .get_method()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb.as_str())
+            .send()
+            .await
+        {
+            Ok(m) => Ok(Some(ObservedMethod {
+                authorization_type: m.authorization_type().unwrap_or("NONE").to_string(),
+                authorizer_id: m.authorizer_id().map(str::to_string),
+                api_key_required: m.api_key_required().unwrap_or(false),
+                operation_name: m.operation_name().map(str::to_string),
+                integration: m.method_integration().map(|i| ObservedIntegration {
+                    kind: i
+                        .r#type()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
+                    http_method: i.http_method().map(str::to_string),
+                    uri: i.uri().map(str::to_string),
+                }),
+            })),
+            Err(e) => {
+                let e = map_err("apigateway:GetMethod", e);
+                if e.kind == AwsErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
     pub async fn delete_method(
         &self,
         api_id: &str,

@@ -230,10 +230,32 @@ impl Executor<'_> {
                 settings,
             } => {
                 let id = self.ensure_path(path).await?;
-                self.aws
-                    .put_method(api_id, &id, *verb, settings)
-                    .await
-                    .map_err(|e| problem_from(&e, &format!("creating {verb} {path}")))?;
+                let what = format!("creating {verb} {path}");
+                match self.aws.put_method(api_id, &id, *verb, settings).await {
+                    Ok(()) => {}
+                    // "Method already exists": AWS made it and the answer was
+                    // lost (the SDK's retry got the 409), or someone else did.
+                    // It is ours when it carries exactly our marker.
+                    Err(e) if e.kind == AwsErrorKind::Conflict => {
+                        let found = self
+                            .aws
+                            .get_method(api_id, &id, *verb)
+                            .await
+                            .map_err(|e| problem_from(&e, &what))?;
+                        match found {
+                            Some(m)
+                                if m.operation_name.as_deref()
+                                    == Some(settings.operation_name.as_str()) =>
+                            {
+                                tracing::info!(path, %verb, "method found in place after a conflict");
+                                self.insert_method(path, *verb, m);
+                                return Ok(());
+                            }
+                            _ => return Err(problem_from(&e, &what)),
+                        }
+                    }
+                    Err(e) => return Err(problem_from(&e, &what)),
+                }
             }
             Change::ReplaceMethod {
                 path,
@@ -500,6 +522,20 @@ impl Executor<'_> {
             }
         }
         problems
+    }
+
+    /// Reads the whole API again, for a check of what a deployment would
+    /// publish after a pass in which changes failed: a failed call may have
+    /// been carried out all the same (its answer lost), so the model may be
+    /// behind.
+    pub(crate) async fn reread(&mut self) -> Result<(), Problem> {
+        let api = self
+            .aws
+            .observe_api(self.api_id)
+            .await
+            .map_err(|e| problem_from(&e, "re-reading the API before deploying"))?;
+        self.api = api;
+        Ok(())
     }
 
     /// Removes this owner's methods that have no integration: AWS refuses to

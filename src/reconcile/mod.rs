@@ -633,11 +633,24 @@ impl Reconciler {
         // are removed), no served and wanted route left without its method.
         let mut blocked = None;
         if decision == Deploy::Now {
+            if report.failed_changes() > 0 {
+                if let Err(p) = exec.reread().await {
+                    tracing::warn!(error = %p, "could not check the API before deploying");
+                }
+            }
             let problems = exec.remove_half_made().await;
             for p in &problems {
                 tracing::warn!(error = %p, "could not remove a method without integration");
             }
-            let lost = lost_routes(observed, &exec.api, owner, &planned.plan, desired);
+            // What the stage serves is known only when it was in sync with
+            // the API at the start of the pass.
+            let in_sync =
+                planned.deployed.as_deref() == Some(owner_fingerprint(observed, owner).as_str());
+            let lost = if in_sync {
+                lost_routes(observed, &exec.api, owner, &planned.plan, desired)
+            } else {
+                Vec::new()
+            };
             blocked = deploy::blocker(&exec.api, &lost);
             let current = owner_fingerprint(&exec.api, owner);
             decision = facts(&exec, &current, blocked.is_some());

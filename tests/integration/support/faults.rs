@@ -10,9 +10,31 @@
 //!   connection (SO_LINGER 0, no answer);
 //! - or forwards it, after a delay for some of them.
 //!
-//! Faults always happen before the emulator sees the request: unlike AWS,
-//! moto would execute a retried CreateResource or AddPermission twice, so a
-//! fault after forwarding would test moto, not apimount.
+//! Two options make it a stricter and nastier bench (both off by default):
+//!
+//! - **Strictness** ([`FaultConfig::strict`]): before forwarding a write, the
+//!   proxy answers as AWS does where moto is lenient ([`Refusal`]): a
+//!   CreateResource whose parent already has a child of that name, a PutMethod
+//!   over an existing method or with an invalid verb, an AddPermission whose
+//!   statement id the policy (of that qualifier) already holds, a
+//!   CreateDeployment while a method of the API has no integration, a
+//!   DeleteResource or DeleteMethod of something missing. It asks the
+//!   emulator about the current state itself: moto does not check SigV4
+//!   signatures and picks the service from the credential scope, so the
+//!   proxy's own GETs carry the incoming request's `Authorization`,
+//!   `X-Amz-Date` and `X-Amz-Security-Token`. These lookups are neither
+//!   counted as forwarded nor logged as calls. While strict, writes (anything
+//!   but GET and HEAD) are checked and forwarded one at a time, as API
+//!   Gateway serialises changes to an API, so a check cannot go stale before
+//!   its write lands.
+//! - **Faults after forwarding** ([`FaultConfig::after_forward_rate`]): a
+//!   share of the forwarded writes is executed by the emulator and then its
+//!   answer is lost: the connection is reset, or the proxy answers 500 or 503
+//!   instead. The SDK retries such a call as AWS's clients do; with the
+//!   strict layer on, the retry of a CreateResource, PutMethod or
+//!   AddPermission gets the 409 AWS would give (counted in
+//!   [`FaultStats::retry_refusals`]). Without it moto would execute the retry
+//!   a second time and the test would test moto, not apimount.
 //!
 //! Forwarding opens a new connection to the emulator (a hyper client
 //! connection), sends the request with `Connection: close`, reads the whole
@@ -27,7 +49,7 @@
 //! The proxy runs on its own tokio runtime (in background threads), so a test
 //! may block its own thread on `Command::output()` while the proxy serves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
@@ -41,7 +63,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -76,6 +98,9 @@ impl Fault {
         Fault::Reset,
     ];
 
+    /// The ways an answer is lost after the emulator executed the request.
+    pub const LOST: [Fault; 3] = [Fault::InternalError, Fault::Unavailable, Fault::Reset];
+
     fn index(self) -> usize {
         Fault::ALL
             .iter()
@@ -95,6 +120,58 @@ impl Fault {
     }
 }
 
+/// A request the strict layer answers itself, as AWS would, where moto would
+/// execute it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Refusal {
+    /// CreateResource when the parent already has a child with that
+    /// `pathPart`: 409 `ConflictException`.
+    DuplicateSibling,
+    /// PutMethod over an existing method: 409 `ConflictException`.
+    MethodExists,
+    /// PutMethod with a verb API Gateway does not know: 400
+    /// `BadRequestException`.
+    InvalidVerb,
+    /// AddPermission with a statement id the policy (of that qualifier)
+    /// already holds: 409 `ResourceConflictException`.
+    DuplicateStatement,
+    /// CreateDeployment while a method of the API has no integration: 400
+    /// `BadRequestException`.
+    NoIntegration,
+    /// DeleteResource or DeleteMethod of something that does not exist: 404
+    /// `NotFoundException` (moto answers 500, or 204 for a method).
+    DeleteMissing,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 6] = [
+        Refusal::DuplicateSibling,
+        Refusal::MethodExists,
+        Refusal::InvalidVerb,
+        Refusal::DuplicateStatement,
+        Refusal::NoIntegration,
+        Refusal::DeleteMissing,
+    ];
+
+    fn index(self) -> usize {
+        Refusal::ALL
+            .iter()
+            .position(|r| *r == self)
+            .expect("every refusal is in ALL")
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::DuplicateSibling => "409-duplicate-sibling",
+            Refusal::MethodExists => "409-method-exists",
+            Refusal::InvalidVerb => "400-invalid-verb",
+            Refusal::DuplicateStatement => "409-duplicate-statement-id",
+            Refusal::NoIntegration => "400-no-integration",
+            Refusal::DeleteMissing => "404-delete-missing",
+        }
+    }
+}
+
 /// How often the proxy misbehaves.
 #[derive(Debug, Clone)]
 pub struct FaultConfig {
@@ -110,6 +187,15 @@ pub struct FaultConfig {
     pub delay_ms: (u64, u64),
     /// RNG seed; printed by the test so a failing mix can be looked at again.
     pub seed: u64,
+    /// Answer as AWS does where moto is lenient ([`Refusal`]), before
+    /// forwarding, by asking the emulator about the current state.
+    pub strict: bool,
+    /// Share of the forwarded writes (requests other than GET and HEAD)
+    /// whose answer is lost after the emulator executed them: the connection
+    /// is reset, or the proxy answers 500 or 503 instead. Drawn, like the
+    /// faults, from a shuffled bag of [`BAG_SIZE`] decisions (a second bag,
+    /// over forwarded writes only).
+    pub after_forward_rate: f64,
 }
 
 impl Default for FaultConfig {
@@ -119,6 +205,8 @@ impl Default for FaultConfig {
             delay_rate: 0.2,
             delay_ms: (50, 300),
             seed: 1,
+            strict: false,
+            after_forward_rate: 0.0,
         }
     }
 }
@@ -142,6 +230,15 @@ struct Counters {
     chunked_requests: AtomicUsize,
     /// Forwarded requests whose response could not be read from the emulator.
     upstream_errors: AtomicUsize,
+    /// Requests the strict layer answered itself, by rule.
+    refusals: [AtomicUsize; 6],
+    /// Of those, the ones repeating a request whose answer the proxy lost.
+    retry_refusals: [AtomicUsize; 6],
+    /// GETs the strict layer sent to the emulator, and those that failed.
+    strict_lookups: AtomicUsize,
+    strict_lookup_errors: AtomicUsize,
+    /// Answers lost after forwarding, by kind (indexed like `faults`).
+    lost: [AtomicUsize; 6],
 }
 
 /// A snapshot of the proxy's counters.
@@ -163,12 +260,42 @@ pub struct FaultStats {
     pub incomplete: usize,
     pub chunked_requests: usize,
     pub upstream_errors: usize,
+    /// Requests the strict layer answered itself (never forwarded), by rule.
+    pub refusals: BTreeMap<Refusal, usize>,
+    /// Refusals of a request that repeats one whose answer the proxy lost
+    /// after forwarding (the SDK's retry of a call the emulator had
+    /// executed), by rule.
+    pub retry_refusals: BTreeMap<Refusal, usize>,
+    /// GETs the strict layer sent to the emulator to decide.
+    pub strict_lookups: usize,
+    /// Lookups that failed (the request was then forwarded unchecked).
+    pub strict_lookup_errors: usize,
+    /// Answers lost after the emulator executed the request, by kind
+    /// ([`Fault::LOST`]).
+    pub lost: BTreeMap<Fault, usize>,
+    /// Answers lost after forwarding, by operation ([`operation_of`]).
+    pub lost_operations: BTreeMap<String, usize>,
 }
 
 impl FaultStats {
     /// Requests answered with a fault.
     pub fn faulted(&self) -> usize {
         self.faults.values().sum()
+    }
+
+    /// Requests the strict layer refused.
+    pub fn refused(&self) -> usize {
+        self.refusals.values().sum()
+    }
+
+    /// Answers lost after forwarding.
+    pub fn lost_answers(&self) -> usize {
+        self.lost.values().sum()
+    }
+
+    /// Lost answers of `operation` (`apigateway:CreateResource`…).
+    pub fn lost_of(&self, operation: &str) -> usize {
+        self.lost_operations.get(operation).copied().unwrap_or(0)
     }
 
     /// Faulted share of the whole requests read.
@@ -200,8 +327,32 @@ impl FaultStats {
             incomplete: self.incomplete - earlier.incomplete,
             chunked_requests: self.chunked_requests - earlier.chunked_requests,
             upstream_errors: self.upstream_errors - earlier.upstream_errors,
+            refusals: minus(&self.refusals, &earlier.refusals),
+            retry_refusals: minus(&self.retry_refusals, &earlier.retry_refusals),
+            strict_lookups: self.strict_lookups - earlier.strict_lookups,
+            strict_lookup_errors: self.strict_lookup_errors - earlier.strict_lookup_errors,
+            lost: minus(&self.lost, &earlier.lost),
+            lost_operations: minus(&self.lost_operations, &earlier.lost_operations),
         }
     }
+}
+
+/// `now - earlier`, key by key.
+fn minus<K: Ord + Clone>(
+    now: &BTreeMap<K, usize>,
+    earlier: &BTreeMap<K, usize>,
+) -> BTreeMap<K, usize> {
+    now.iter()
+        .map(|(k, v)| (k.clone(), v - earlier.get(k).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// `a=1 b=2`
+fn listing<K>(map: &BTreeMap<K, usize>, name: impl Fn(&K) -> String) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{}={v}", name(k)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl fmt::Display for FaultStats {
@@ -220,20 +371,40 @@ impl fmt::Display for FaultStats {
             self.forwarded,
             self.delayed,
         )?;
-        let kinds: Vec<String> = self
-            .faults
-            .iter()
-            .map(|(k, v)| format!("{}={v}", k.name()))
-            .collect();
         write!(
             f,
             "; faults: {}; {} connections, {} closed before a whole request, {} chunked, {} upstream errors",
-            kinds.join(" "),
+            listing(&self.faults, |k| k.name().to_string()),
             self.connections,
             self.incomplete,
             self.chunked_requests,
             self.upstream_errors
-        )
+        )?;
+        if self.strict_lookups > 0 || self.refused() > 0 {
+            write!(
+                f,
+                "; strict: {} refused ({}), {} of them retries of lost answers ({}), {} lookups ({} failed)",
+                self.refused(),
+                listing(&self.refusals, |k| k.name().to_string()),
+                self.retry_refusals.values().sum::<usize>(),
+                listing(&self.retry_refusals, |k| k.name().to_string()),
+                self.strict_lookups,
+                self.strict_lookup_errors,
+            )?;
+        }
+        if self.lost_answers() > 0 {
+            write!(
+                f,
+                "; lost after forwarding: {} ({}; {})",
+                self.lost_answers(),
+                listing(&self.lost, |k| k.name().to_string()),
+                listing(&self.lost_operations, |k| k
+                    .trim_start_matches("apigateway:")
+                    .trim_start_matches("lambda:")
+                    .to_string()),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -244,6 +415,20 @@ struct Draws {
     rng: StdRng,
     /// Fault decisions left in the current bag.
     bag: Vec<bool>,
+    /// After-forward decisions left in the current bag (forwarded writes).
+    after_bag: Vec<bool>,
+}
+
+/// Pops the next decision of `bag`, refilled with `round(BAG_SIZE × ppm)`
+/// `true`s and shuffled when empty.
+fn draw(bag: &mut Vec<bool>, ppm: u32, rng: &mut StdRng) -> bool {
+    if bag.is_empty() {
+        let rate = f64::from(ppm) / 1_000_000.0;
+        let yes = (rate * BAG_SIZE as f64).round() as usize;
+        bag.extend((0..BAG_SIZE).map(|i| i < yes));
+        bag.shuffle(rng);
+    }
+    bag.pop().expect("bag refilled")
 }
 
 struct Shared {
@@ -252,10 +437,19 @@ struct Shared {
     fault_ppm: u32,
     delay_ppm: u32,
     delay_ms: (u64, u64),
+    strict: bool,
+    after_forward_ppm: u32,
     draws: Mutex<Draws>,
     counters: Counters,
     /// `(arrival, operation)` of every forwarded request.
     calls: Mutex<Vec<(Instant, String)>>,
+    /// While strict, one write at a time is checked and forwarded.
+    write_lock: tokio::sync::Mutex<()>,
+    /// The requests whose answers were lost after forwarding
+    /// ([`retry_key`]), to recognise the SDK's retries of them.
+    lost_requests: Mutex<HashSet<String>>,
+    /// Lost answers by operation.
+    lost_operations: Mutex<BTreeMap<String, usize>>,
 }
 
 /// The running proxy; stops on drop.
@@ -285,12 +479,18 @@ impl FaultProxy {
             fault_ppm: ppm(config.fault_rate),
             delay_ppm: ppm(config.delay_rate),
             delay_ms: config.delay_ms,
+            strict: config.strict,
+            after_forward_ppm: ppm(config.after_forward_rate),
             draws: Mutex::new(Draws {
                 rng: StdRng::seed_from_u64(config.seed),
                 bag: Vec::new(),
+                after_bag: Vec::new(),
             }),
             counters: Counters::default(),
             calls: Mutex::new(Vec::new()),
+            write_lock: tokio::sync::Mutex::new(()),
+            lost_requests: Mutex::new(HashSet::new()),
+            lost_operations: Mutex::new(BTreeMap::new()),
         });
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind proxy port");
         listener.set_nonblocking(true).expect("non-blocking");
@@ -352,6 +552,26 @@ impl FaultProxy {
             incomplete: n(&c.incomplete),
             chunked_requests: n(&c.chunked_requests),
             upstream_errors: n(&c.upstream_errors),
+            refusals: Refusal::ALL
+                .iter()
+                .map(|r| (*r, n(&c.refusals[r.index()])))
+                .collect(),
+            retry_refusals: Refusal::ALL
+                .iter()
+                .map(|r| (*r, n(&c.retry_refusals[r.index()])))
+                .collect(),
+            strict_lookups: n(&c.strict_lookups),
+            strict_lookup_errors: n(&c.strict_lookup_errors),
+            lost: Fault::LOST
+                .iter()
+                .map(|f| (*f, n(&c.lost[f.index()])))
+                .collect(),
+            lost_operations: self
+                .shared
+                .lost_operations
+                .lock()
+                .expect("lost operations lock")
+                .clone(),
         }
     }
 
@@ -418,14 +638,8 @@ enum Decision {
 impl Shared {
     fn decide(&self, service: Service) -> Decision {
         let mut draws = self.draws.lock().expect("draws lock");
-        let Draws { rng, bag } = &mut *draws;
-        if bag.is_empty() {
-            let rate = f64::from(self.fault_ppm) / 1_000_000.0;
-            let faults = (rate * BAG_SIZE as f64).round() as usize;
-            bag.extend((0..BAG_SIZE).map(|i| i < faults));
-            bag.shuffle(rng);
-        }
-        if bag.pop().expect("bag refilled") {
+        let Draws { rng, bag, .. } = &mut *draws;
+        if draw(bag, self.fault_ppm, rng) {
             let kinds: Vec<Fault> = Fault::ALL
                 .iter()
                 .copied()
@@ -438,6 +652,20 @@ impl Shared {
             return Decision::Forward(Some(Duration::from_millis(ms)));
         }
         Decision::Forward(None)
+    }
+
+    /// Whether the answer of a forwarded write is lost, and how.
+    fn lose(&self) -> Option<Fault> {
+        if self.after_forward_ppm == 0 {
+            // No draw: the fault mix of a seed stays what it was.
+            return None;
+        }
+        let mut draws = self.draws.lock().expect("draws lock");
+        let Draws { rng, after_bag, .. } = &mut *draws;
+        if !draw(after_bag, self.after_forward_ppm, rng) {
+            return None;
+        }
+        Some(Fault::LOST[rng.random_range(0..Fault::LOST.len())])
     }
 }
 
@@ -545,23 +773,107 @@ async fn handle(
                 c.delayed.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(d).await;
             }
-            c.forwarded.fetch_add(1, Ordering::Relaxed);
+            let write = head.method != Method::GET && head.method != Method::HEAD;
             let operation = operation_of(head.method.as_str(), head.uri.path());
+            let key = retry_key(&head, &body);
+            // Held until the emulator has answered: the check stays true.
+            let serialised = if shared.strict && write {
+                Some(shared.write_lock.lock().await)
+            } else {
+                None
+            };
+            if shared.strict && write {
+                if let Some((refusal, answer)) =
+                    strict::check(&shared, &operation, service, &head, &body).await
+                {
+                    c.refusals[refusal.index()].fetch_add(1, Ordering::Relaxed);
+                    let retry = shared
+                        .lost_requests
+                        .lock()
+                        .expect("lost requests lock")
+                        .contains(&key);
+                    if retry {
+                        c.retry_refusals[refusal.index()].fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(answer);
+                }
+            }
+            c.forwarded.fetch_add(1, Ordering::Relaxed);
             shared
                 .calls
                 .lock()
                 .expect("call log lock")
-                .push((received, operation));
-            match forward(head, body, shared.upstream).await {
-                Ok(answer) => Ok(answer),
+                .push((received, operation.clone()));
+            let answer = match forward(head, body, shared.upstream).await {
+                Ok(answer) => answer,
                 Err(e) => {
                     c.upstream_errors.fetch_add(1, Ordering::Relaxed);
                     let message = format!("fault proxy: emulator unreachable: {e}");
-                    Ok(json(StatusCode::BAD_GATEWAY, None, &message))
+                    return Ok(json(StatusCode::BAD_GATEWAY, None, &message));
+                }
+            };
+            drop(serialised);
+            if !write {
+                return Ok(answer);
+            }
+            let Some(fault) = shared.lose() else {
+                return Ok(answer);
+            };
+            // The emulator executed the request; its answer is lost.
+            c.lost[fault.index()].fetch_add(1, Ordering::Relaxed);
+            *shared
+                .lost_operations
+                .lock()
+                .expect("lost operations lock")
+                .entry(operation)
+                .or_default() += 1;
+            shared
+                .lost_requests
+                .lock()
+                .expect("lost requests lock")
+                .insert(key);
+            match lost_answer(fault) {
+                Some(answer) => Ok(answer),
+                None => {
+                    conn.reset.notify_one();
+                    std::future::pending().await
                 }
             }
         }
     }
+}
+
+/// What identifies a request and the SDK's retries of it: the invocation id
+/// the SDK sends with every attempt of one call (`amz-sdk-invocation-id`),
+/// the method, the URI and the body.
+fn retry_key(head: &request::Parts, body: &Bytes) -> String {
+    let invocation = head
+        .headers
+        .get("amz-sdk-invocation-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    format!(
+        "{invocation} {} {} {}",
+        head.method,
+        head.uri,
+        String::from_utf8_lossy(body)
+    )
+}
+
+/// The answer in place of a lost one; `None` for [`Fault::Reset`].
+fn lost_answer(fault: Fault) -> Option<Answer> {
+    let (status, message) = match fault {
+        Fault::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable (injected by the fault proxy after forwarding)",
+        ),
+        Fault::Reset => return None,
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error (injected by the fault proxy after forwarding)",
+        ),
+    };
+    Some(json(status, None, message))
 }
 
 /// The answer of an injected fault; `None` for [`Fault::Reset`], which has none.
@@ -600,7 +912,15 @@ fn injected(fault: Fault) -> Option<Answer> {
 /// A JSON error answer `{"message": …}` (hyper adds `Content-Length`, and
 /// `Connection: close` since keep-alive is off).
 fn json(status: StatusCode, error_type: Option<&'static str>, message: &str) -> Answer {
-    let body = serde_json::json!({ "message": message }).to_string();
+    error_answer(
+        status,
+        error_type,
+        serde_json::json!({ "message": message }).to_string(),
+    )
+}
+
+/// An error answer with this JSON body.
+fn error_answer(status: StatusCode, error_type: Option<&'static str>, body: String) -> Answer {
     let mut answer = Response::new(Full::new(Bytes::from(body)));
     *answer.status_mut() = status;
     let headers = answer.headers_mut();
@@ -613,6 +933,356 @@ fn json(status: StatusCode, error_type: Option<&'static str>, message: &str) -> 
         headers.insert("x-amzn-errortype", HeaderValue::from_static(t));
     }
     answer
+}
+
+// ----- the strict layer ------------------------------------------------------------
+
+/// AWS's answers where moto is lenient, decided from the emulator's state.
+mod strict {
+    use super::{forward, json, Answer, Refusal, Service, Shared};
+
+    use std::sync::atomic::Ordering;
+
+    use http_body_util::BodyExt;
+    use hyper::body::Bytes;
+    use hyper::header;
+    use hyper::http::request;
+    use hyper::{Method, Request, StatusCode};
+    use serde_json::Value;
+
+    /// The verbs PutMethod accepts.
+    const VERBS: [&str; 8] = [
+        "GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "ANY",
+    ];
+
+    /// What the proxy answers instead of forwarding, if anything. A failed
+    /// lookup is counted and lets the request through unchecked.
+    pub(super) async fn check(
+        shared: &Shared,
+        operation: &str,
+        service: Service,
+        head: &request::Parts,
+        body: &Bytes,
+    ) -> Option<(Refusal, Answer)> {
+        let segs: Vec<&str> = head.uri.path().trim_matches('/').split('/').collect();
+        let lookup = Lookup { shared, head };
+        let decided = match (service, operation) {
+            (Service::ApiGateway, "apigateway:CreateResource") => {
+                create_resource(&lookup, &segs, body).await
+            }
+            (Service::ApiGateway, "apigateway:PutMethod") => put_method(&lookup, &segs).await,
+            (Service::ApiGateway, "apigateway:CreateDeployment") => {
+                create_deployment(&lookup, segs[1]).await
+            }
+            (Service::ApiGateway, "apigateway:DeleteResource") => {
+                let path = format!("/restapis/{}/resources/{}", segs[1], segs[3]);
+                delete_missing(&lookup, &path, "Invalid Resource identifier specified").await
+            }
+            (Service::ApiGateway, "apigateway:DeleteMethod") => {
+                let path = format!(
+                    "/restapis/{}/resources/{}/methods/{}",
+                    segs[1], segs[3], segs[5]
+                );
+                delete_missing(&lookup, &path, "Invalid Method identifier specified").await
+            }
+            (Service::Lambda, "lambda:AddPermission") => {
+                add_permission(&lookup, head, &segs, body).await
+            }
+            _ => Ok(None),
+        };
+        match decided {
+            Ok(refusal) => refusal,
+            Err(e) => {
+                shared
+                    .counters
+                    .strict_lookup_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "fault proxy: strict check of {operation} failed ({e}); forwarded unchecked"
+                );
+                None
+            }
+        }
+    }
+
+    type Decided = Result<Option<(Refusal, Answer)>, String>;
+
+    /// GETs to the emulator on behalf of one incoming request.
+    struct Lookup<'a> {
+        shared: &'a Shared,
+        head: &'a request::Parts,
+    }
+
+    impl Lookup<'_> {
+        /// `GET path_and_query` with the incoming request's signature
+        /// headers (moto picks the service and region from the credential
+        /// scope and checks nothing else); `None` on 404.
+        async fn get(&self, path_and_query: &str) -> Result<Option<Value>, String> {
+            self.shared
+                .counters
+                .strict_lookups
+                .fetch_add(1, Ordering::Relaxed);
+            let mut request = Request::builder()
+                .method(Method::GET)
+                .uri(path_and_query)
+                .header(header::HOST, self.shared.upstream.to_string())
+                .header(header::ACCEPT, "application/json");
+            for name in ["authorization", "x-amz-date", "x-amz-security-token"] {
+                if let Some(value) = self.head.headers.get(name) {
+                    request = request.header(name, value.clone());
+                }
+            }
+            let (parts, ()) = request
+                .body(())
+                .map_err(|e| format!("GET {path_and_query}: {e}"))?
+                .into_parts();
+            let answer = forward(parts, Bytes::new(), self.shared.upstream)
+                .await
+                .map_err(|e| format!("GET {path_and_query}: {e}"))?;
+            let status = answer.status();
+            let body = match answer.into_body().collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(never) => match never {},
+            };
+            match status {
+                StatusCode::NOT_FOUND => Ok(None),
+                s if s.is_success() => serde_json::from_slice(&body).map(Some).map_err(|e| {
+                    format!(
+                        "GET {path_and_query}: not JSON ({e}): {}",
+                        String::from_utf8_lossy(&body)
+                    )
+                }),
+                s => Err(format!(
+                    "GET {path_and_query}: {s}: {}",
+                    String::from_utf8_lossy(&body)
+                )),
+            }
+        }
+
+        /// Every resource of `api` (`embed=methods`), following `position`.
+        async fn resources(&self, api: &str) -> Result<Vec<Value>, String> {
+            let mut all = Vec::new();
+            let mut position: Option<String> = None;
+            loop {
+                let mut path = format!("/restapis/{api}/resources?embed=methods&limit=500");
+                if let Some(p) = position.take() {
+                    path.push_str(&format!("&position={p}"));
+                }
+                let Some(page) = self.get(&path).await? else {
+                    // No such API: the emulator answers the request itself.
+                    return Ok(all);
+                };
+                if let Some(items) = page["item"].as_array() {
+                    all.extend(items.iter().cloned());
+                }
+                match page["position"].as_str() {
+                    Some(p) if !p.is_empty() => position = Some(p.to_string()),
+                    _ => return Ok(all),
+                }
+            }
+        }
+    }
+
+    fn body_field(body: &Bytes, field: &str) -> Option<String> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        v.get(field)?.as_str().map(str::to_string)
+    }
+
+    /// `POST /restapis/{api}/resources/{parentId}` `{"pathPart": …}`.
+    async fn create_resource(lookup: &Lookup<'_>, segs: &[&str], body: &Bytes) -> Decided {
+        let (api, parent) = (segs[1], segs[3]);
+        let Some(part) = body_field(body, "pathPart") else {
+            return Ok(None);
+        };
+        let taken = lookup.resources(api).await?.iter().any(|r| {
+            r["parentId"].as_str() == Some(parent) && r["pathPart"].as_str() == Some(&part)
+        });
+        Ok(taken.then(|| {
+            (
+                Refusal::DuplicateSibling,
+                json(
+                    StatusCode::CONFLICT,
+                    Some("ConflictException"),
+                    &format!("Another resource with the same parent already has this name: {part}"),
+                ),
+            )
+        }))
+    }
+
+    /// `PUT /restapis/{api}/resources/{id}/methods/{verb}`.
+    async fn put_method(lookup: &Lookup<'_>, segs: &[&str]) -> Decided {
+        let verb = segs[5];
+        if !VERBS.contains(&verb) {
+            let message = format!(
+                "Invalid HttpMethod specified. Valid options are {}",
+                VERBS.join(",")
+            );
+            return Ok(Some((
+                Refusal::InvalidVerb,
+                json(
+                    StatusCode::BAD_REQUEST,
+                    Some("BadRequestException"),
+                    &message,
+                ),
+            )));
+        }
+        let path = format!("/restapis/{}/resources/{}/methods/{verb}", segs[1], segs[3]);
+        let exists = lookup.get(&path).await?.is_some();
+        Ok(exists.then(|| {
+            (
+                Refusal::MethodExists,
+                json(
+                    StatusCode::CONFLICT,
+                    Some("ConflictException"),
+                    "Method already exists for this resource",
+                ),
+            )
+        }))
+    }
+
+    /// `POST /restapis/{api}/deployments`: refused while any method of the
+    /// API has no integration.
+    async fn create_deployment(lookup: &Lookup<'_>, api: &str) -> Decided {
+        let mut bare: Vec<String> = Vec::new();
+        for r in lookup.resources(api).await? {
+            let Some(methods) = r["resourceMethods"].as_object() else {
+                continue;
+            };
+            for (verb, m) in methods {
+                if m.get("methodIntegration").is_none_or(Value::is_null) {
+                    let path = r["path"].as_str().unwrap_or("?");
+                    bare.push(format!("{verb} {path} ({})", m["operationName"]));
+                }
+            }
+        }
+        if !bare.is_empty() {
+            // AWS names none of them; whoever reads the test's output wants to.
+            eprintln!(
+                "fault proxy (strict): CreateDeployment of {api} refused, no integration on {}",
+                bare.join(", ")
+            );
+        }
+        Ok((!bare.is_empty()).then(|| {
+            (
+                Refusal::NoIntegration,
+                json(
+                    StatusCode::BAD_REQUEST,
+                    Some("BadRequestException"),
+                    "No integration defined for method",
+                ),
+            )
+        }))
+    }
+
+    /// DeleteResource or DeleteMethod: 404 when `path` is not there.
+    async fn delete_missing(lookup: &Lookup<'_>, path: &str, message: &str) -> Decided {
+        let missing = lookup.get(path).await?.is_none();
+        Ok(missing.then(|| {
+            (
+                Refusal::DeleteMissing,
+                json(StatusCode::NOT_FOUND, Some("NotFoundException"), message),
+            )
+        }))
+    }
+
+    /// `POST /2015-03-31/functions/{fn}/policy[?Qualifier=…]`
+    /// `{"StatementId": …}`: refused when the policy of that qualifier holds
+    /// the statement id. moto keeps one policy per function and ignores the
+    /// qualifier on GetPolicy, so statements are told apart by the qualifier
+    /// their `Resource` ARN carries (moto appends it).
+    async fn add_permission(
+        lookup: &Lookup<'_>,
+        head: &request::Parts,
+        segs: &[&str],
+        body: &Bytes,
+    ) -> Decided {
+        let Some(sid) = body_field(body, "StatementId") else {
+            return Ok(None);
+        };
+        let function = segs[2];
+        let qualifier = head
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("Qualifier="))
+            .map(percent_decoded)
+            .or_else(|| qualifier_of(&percent_decoded(function)));
+        let qualifier = qualifier.filter(|q| q != "$LATEST");
+        let mut path = format!("/2015-03-31/functions/{function}/policy");
+        if let Some(q) = &qualifier {
+            path.push_str(&format!("?Qualifier={q}"));
+        }
+        let Some(answer) = lookup.get(&path).await? else {
+            return Ok(None);
+        };
+        let policy: Value = match answer["Policy"].as_str() {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| format!("GetPolicy: the Policy is not JSON ({e}): {text}"))?,
+            None => return Err(format!("GetPolicy: no Policy in {answer}")),
+        };
+        let statements = match &policy["Statement"] {
+            Value::Array(items) => items.clone(),
+            single @ Value::Object(_) => vec![single.clone()],
+            _ => Vec::new(),
+        };
+        let held = statements.iter().any(|s| {
+            s["Sid"].as_str() == Some(sid.as_str())
+                && s["Resource"]
+                    .as_str()
+                    .and_then(qualifier_of)
+                    .filter(|q| q != "$LATEST")
+                    == qualifier
+        });
+        Ok(held.then(|| {
+            let message = format!(
+                "The statement id ({sid}) provided already exists. Please provide a new statement id, or remove the existing statement."
+            );
+            (
+                Refusal::DuplicateStatement,
+                super::error_answer(
+                    StatusCode::CONFLICT,
+                    Some("ResourceConflictException"),
+                    serde_json::json!({ "Type": "User", "Message": message }).to_string(),
+                ),
+            )
+        }))
+    }
+
+    /// The qualifier of a function name or ARN (`name:live`,
+    /// `arn:aws:lambda:REGION:ACCOUNT:function:name:live`).
+    fn qualifier_of(function: &str) -> Option<String> {
+        if function.starts_with("arn:") {
+            function.splitn(8, ':').nth(7).map(str::to_string)
+        } else {
+            function.split_once(':').map(|(_, q)| q.to_string())
+        }
+    }
+
+    /// `%XX` escapes decoded (invalid ones are kept as they are).
+    fn percent_decoded(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let escaped = (bytes[i] == b'%')
+                .then(|| bytes.get(i + 1..i + 3))
+                .flatten()
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            match escaped {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                }
+                None => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
 }
 
 /// Headers that describe one hop, not the message.
@@ -702,6 +1372,11 @@ pub fn operation_of(method: &str, path: &str) -> String {
                 _ => s,
             })
             .collect(),
+        Some("tags") => segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| if i == 1 { "{arn}" } else { s })
+            .collect(),
         _ => segs.clone(),
     };
     let shape = format!("/{}", shape.join("/"));
@@ -726,6 +1401,9 @@ pub fn operation_of(method: &str, path: &str) -> String {
         ("GET", "/restapis/{api}/stages/{stage}") => "apigateway:GetStage",
         ("PATCH", "/restapis/{api}/stages/{stage}") => "apigateway:UpdateStage",
         ("GET", "/restapis/{api}") => "apigateway:GetRestApi",
+        ("GET", "/tags/{arn}") => "apigateway:GetTags",
+        ("PUT", "/tags/{arn}") => "apigateway:TagResource",
+        ("DELETE", "/tags/{arn}") => "apigateway:UntagResource",
         ("GET", "/2015-03-31/functions/{fn}") => "lambda:GetFunction",
         ("GET", "/2015-03-31/functions/{fn}/policy") => "lambda:GetPolicy",
         ("POST", "/2015-03-31/functions/{fn}/policy") => "lambda:AddPermission",
@@ -779,6 +1457,16 @@ mod tests {
                 "apigateway:UpdateStage",
             ),
             ("GET", "/restapis/a1b2", "apigateway:GetRestApi"),
+            (
+                "PUT",
+                "/tags/arn%3Aaws%3Aapigateway%3Aeu-west-2%3A%3A%2Frestapis%2Fa1b2%2Fstages%2Fprod",
+                "apigateway:TagResource",
+            ),
+            (
+                "DELETE",
+                "/tags/arn%3Aaws%3Aapigateway%3Aeu-west-2%3A%3A%2Frestapis%2Fa1b2%2Fstages%2Fprod?tagKeys=k",
+                "apigateway:UntagResource",
+            ),
             (
                 "GET",
                 "/2015-03-31/functions/bench-fn-0001",
@@ -974,5 +1662,409 @@ mod tests {
             "{stats}"
         );
         assert!(proxy.calls().is_empty());
+    }
+
+    #[test]
+    fn answers_lost_after_forwarding_reach_the_upstream_first() {
+        let proxy = FaultProxy::start(
+            &echo_upstream(),
+            FaultConfig {
+                fault_rate: 0.0,
+                delay_rate: 0.0,
+                after_forward_rate: 0.5,
+                seed: 11,
+                ..FaultConfig::default()
+            },
+        );
+        let mut seen: BTreeMap<Fault, usize> = BTreeMap::new();
+        let mut answered = 0;
+        for i in 0..2 * BAG_SIZE {
+            let body = format!(r#"{{"pathPart":"p{i}"}}"#);
+            match send(
+                &proxy,
+                "POST",
+                "/restapis/a1/resources/r0",
+                APIGATEWAY_AUTH,
+                &body,
+            ) {
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                    *seen.entry(Fault::Reset).or_default() += 1;
+                }
+                Err(e) => panic!("unexpected error: {e}"),
+                Ok(answer) if answer.starts_with("HTTP/1.1 200") => {
+                    assert!(answer.ends_with(&body), "{answer}");
+                    answered += 1;
+                }
+                Ok(answer) if answer.starts_with("HTTP/1.1 500") => {
+                    *seen.entry(Fault::InternalError).or_default() += 1;
+                }
+                Ok(answer) if answer.starts_with("HTTP/1.1 503") => {
+                    *seen.entry(Fault::Unavailable).or_default() += 1;
+                }
+                Ok(answer) => panic!("not a lost answer: {answer}"),
+            }
+        }
+        // Reads are never lost.
+        for _ in 0..BAG_SIZE {
+            let a = send(&proxy, "GET", "/restapis/a1/resources", APIGATEWAY_AUTH, "")
+                .expect("GetResources answer");
+            assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+        }
+        let stats = proxy.stats();
+        // Exactly half of the writes, by the bag; every one reached the upstream.
+        assert_eq!(answered, BAG_SIZE, "{stats}");
+        assert_eq!(stats.lost_answers(), BAG_SIZE, "{stats}");
+        assert_eq!(stats.lost_of("apigateway:CreateResource"), BAG_SIZE);
+        assert_eq!(stats.forwarded, 3 * BAG_SIZE, "{stats}");
+        assert_eq!(proxy.calls().len(), 3 * BAG_SIZE);
+        assert_eq!(stats.faulted(), 0, "{stats}");
+        for kind in Fault::LOST {
+            assert_eq!(
+                seen.get(&kind).copied().unwrap_or(0),
+                stats.lost[&kind],
+                "{}: {stats}",
+                kind.name()
+            );
+        }
+        assert!(seen.len() >= 2, "one kind of loss only: {stats}");
+        // Not strict: nothing was looked up or refused.
+        assert_eq!((stats.strict_lookups, stats.refused()), (0, 0), "{stats}");
+    }
+
+    // ----- the strict layer, against moto ---------------------------------------
+
+    use super::super::Fixture;
+    use aws_sdk_apigateway::error::ProvideErrorMetadata;
+    use aws_sdk_apigateway::types::IntegrationType;
+
+    /// A strict proxy in front of the fixture's emulator, and SDK clients
+    /// going through it.
+    fn strict_proxy(
+        fx: &Fixture,
+        config: FaultConfig,
+    ) -> (
+        FaultProxy,
+        aws_sdk_apigateway::Client,
+        aws_sdk_lambda::Client,
+    ) {
+        let proxy = FaultProxy::start(&fx.endpoint(), config);
+        let sdk = fx
+            .sdk_config()
+            .to_builder()
+            .endpoint_url(proxy.url())
+            .build();
+        (
+            proxy,
+            aws_sdk_apigateway::Client::new(&sdk),
+            aws_sdk_lambda::Client::new(&sdk),
+        )
+    }
+
+    fn strict_only() -> FaultConfig {
+        FaultConfig {
+            fault_rate: 0.0,
+            delay_rate: 0.0,
+            strict: true,
+            ..FaultConfig::default()
+        }
+    }
+
+    /// The error code and message of a failed call, or panics.
+    #[track_caller]
+    fn refused<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::Debug>(
+        result: Result<T, E>,
+    ) -> (String, String) {
+        let e = result.expect_err("the strict layer should have refused the call");
+        (
+            e.code().unwrap_or_default().to_string(),
+            e.message().unwrap_or_default().to_string(),
+        )
+    }
+
+    fn refusals(pairs: &[(Refusal, usize)]) -> BTreeMap<Refusal, usize> {
+        Refusal::ALL
+            .iter()
+            .map(|r| {
+                let n = pairs.iter().find(|(k, _)| k == r).map_or(0, |(_, n)| *n);
+                (*r, n)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn strict_layer_answers_api_gateway_calls_as_aws() {
+        let fx = Fixture::start().await;
+        let (api, root) = fx.create_rest_api("strict-api").await;
+        let (proxy, ag, _) = strict_proxy(&fx, strict_only());
+        let create = |parent: &str, part: &str| {
+            ag.create_resource()
+                .rest_api_id(&api)
+                .parent_id(parent)
+                .path_part(part)
+                .send()
+        };
+
+        // CreateResource: a new name is fine, and so is the same name under
+        // another parent; a sibling's name is a 409.
+        let a = create(&root, "a").await.expect("create /a");
+        let a = a.id().expect("id").to_string();
+        let b = create(&root, "b").await.expect("create /b");
+        let b = b.id().expect("id").to_string();
+        create(&b, "a").await.expect("create /b/a");
+        let (code, message) = refused(create(&root, "a").await);
+        assert_eq!(code, "ConflictException");
+        assert_eq!(
+            message,
+            "Another resource with the same parent already has this name: a"
+        );
+        assert_eq!(fx.resource_paths(&api).await, ["/", "/a", "/b", "/b/a"]);
+
+        // PutMethod: a new method is fine; over an existing one, 409; an
+        // unknown verb, 400.
+        let put = |verb: &str| {
+            ag.put_method()
+                .rest_api_id(&api)
+                .resource_id(&a)
+                .http_method(verb)
+                .authorization_type("NONE")
+                .send()
+        };
+        put("GET").await.expect("PutMethod GET");
+        put("ANY").await.expect("PutMethod ANY");
+        let (code, message) = refused(put("GET").await);
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            (
+                "ConflictException",
+                "Method already exists for this resource"
+            )
+        );
+        let (code, message) = refused(put("FOO").await);
+        assert_eq!(code, "BadRequestException");
+        assert!(
+            message.starts_with("Invalid HttpMethod specified. Valid options are "),
+            "{message}"
+        );
+
+        // CreateDeployment while GET /a or ANY /a has no integration: 400.
+        let deploy = || ag.create_deployment().rest_api_id(&api).send();
+        let (code, message) = refused(deploy().await);
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("BadRequestException", "No integration defined for method")
+        );
+        assert!(fx.deployments(&api).await.is_empty());
+        for verb in ["GET", "ANY"] {
+            ag.put_integration()
+                .rest_api_id(&api)
+                .resource_id(&a)
+                .http_method(verb)
+                .r#type(IntegrationType::Mock)
+                .send()
+                .await
+                .expect("PutIntegration");
+            if verb == "GET" {
+                // ANY /a still has none.
+                refused(deploy().await);
+            }
+        }
+        deploy().await.expect("deployment with every integration");
+        assert_eq!(fx.deployments(&api).await.len(), 1);
+
+        // Deleting what is not there: 404; what is there: fine.
+        let (code, _) = refused(
+            ag.delete_method()
+                .rest_api_id(&api)
+                .resource_id(&a)
+                .http_method("POST")
+                .send()
+                .await,
+        );
+        assert_eq!(code, "NotFoundException");
+        let (code, _) = refused(
+            ag.delete_resource()
+                .rest_api_id(&api)
+                .resource_id("nosuch")
+                .send()
+                .await,
+        );
+        assert_eq!(code, "NotFoundException");
+        ag.delete_method()
+            .rest_api_id(&api)
+            .resource_id(&a)
+            .http_method("ANY")
+            .send()
+            .await
+            .expect("DeleteMethod ANY");
+
+        let stats = proxy.stats();
+        assert_eq!(
+            stats.refusals,
+            refusals(&[
+                (Refusal::DuplicateSibling, 1),
+                (Refusal::MethodExists, 1),
+                (Refusal::InvalidVerb, 1),
+                (Refusal::NoIntegration, 2),
+                (Refusal::DeleteMissing, 2),
+            ]),
+            "{stats}"
+        );
+        assert_eq!(stats.retry_refusals, refusals(&[]), "{stats}");
+        assert_eq!(stats.strict_lookup_errors, 0, "{stats}");
+        assert!(stats.strict_lookups >= 10, "{stats}");
+        // Refused calls never reached the emulator.
+        let calls = proxy.calls();
+        let count = |op: &str| calls.iter().filter(|(_, o)| o == op).count();
+        assert_eq!(count("apigateway:CreateResource"), 3);
+        assert_eq!(count("apigateway:PutMethod"), 2);
+        assert_eq!(count("apigateway:CreateDeployment"), 1);
+        assert_eq!(stats.forwarded + stats.refused(), stats.requests, "{stats}");
+    }
+
+    #[tokio::test]
+    async fn strict_layer_refuses_a_statement_id_the_policy_holds() {
+        let fx = Fixture::start().await;
+        let arn = fx.create_function("strict-fn").await;
+        fx.create_alias("strict-fn", "live").await;
+        let (proxy, _, lambda) = strict_proxy(&fx, strict_only());
+        let add = |sid: &str, qualifier: Option<&str>| {
+            lambda
+                .add_permission()
+                .function_name(&arn)
+                .set_qualifier(qualifier.map(str::to_string))
+                .statement_id(sid)
+                .action("lambda:InvokeFunction")
+                .principal("apigateway.amazonaws.com")
+                .source_arn("arn:aws:execute-api:eu-west-2:210987654321:api/*/*/x")
+                .send()
+        };
+        add("s1", None).await.expect("first s1");
+        add("s2", None).await.expect("s2");
+        let result = add("s1", None).await;
+        assert!(
+            result
+                .as_ref()
+                .err()
+                .and_then(|e| e.as_service_error())
+                .is_some_and(|e| e.is_resource_conflict_exception()),
+            "{result:?}"
+        );
+        let (_, message) = refused(result);
+        assert_eq!(
+            message,
+            "The statement id (s1) provided already exists. Please provide a new statement id, or remove the existing statement."
+        );
+        // The alias has a policy of its own (on AWS; moto keeps one).
+        add("s1", Some("live")).await.expect("s1 on the alias");
+        let (code, _) = refused(add("s1", Some("live")).await);
+        assert_eq!(code, "ResourceConflictException");
+        // A function name with the qualifier in it names the same policy.
+        let (code, _) = refused(
+            lambda
+                .add_permission()
+                .function_name(format!("{arn}:live"))
+                .statement_id("s1")
+                .action("lambda:InvokeFunction")
+                .principal("apigateway.amazonaws.com")
+                .send()
+                .await,
+        );
+        assert_eq!(code, "ResourceConflictException");
+
+        let sids: Vec<String> = fx
+            .all_policy_statements("strict-fn")
+            .await
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(
+            sids,
+            ["s1", "s2", "s1"],
+            "two on the function, one on the alias"
+        );
+        let stats = proxy.stats();
+        assert_eq!(
+            stats.refusals,
+            refusals(&[(Refusal::DuplicateStatement, 3)]),
+            "{stats}"
+        );
+        assert_eq!(stats.strict_lookup_errors, 0, "{stats}");
+    }
+
+    #[tokio::test]
+    async fn lost_answers_are_executed_and_their_retries_refused() {
+        const N: usize = 6;
+        let fx = Fixture::start().await;
+        let (api, root) = fx.create_rest_api("lost-api").await;
+        let arn = fx.create_function("lost-fn").await;
+        let (proxy, ag, lambda) = strict_proxy(
+            &fx,
+            FaultConfig {
+                after_forward_rate: 1.0,
+                seed: 5,
+                ..strict_only()
+            },
+        );
+        for i in 0..N {
+            // moto creates it, the answer is lost, the SDK retries, and the
+            // retry gets AWS's 409.
+            let (code, _) = refused(
+                ag.create_resource()
+                    .rest_api_id(&api)
+                    .parent_id(&root)
+                    .path_part(format!("lost-{i}"))
+                    .send()
+                    .await,
+            );
+            assert_eq!(code, "ConflictException");
+            let (code, _) = refused(
+                lambda
+                    .add_permission()
+                    .function_name(&arn)
+                    .statement_id(format!("lost-{i}"))
+                    .action("lambda:InvokeFunction")
+                    .principal("apigateway.amazonaws.com")
+                    .send()
+                    .await,
+            );
+            assert_eq!(code, "ResourceConflictException");
+        }
+        // Reads are never lost.
+        ag.get_resources()
+            .rest_api_id(&api)
+            .send()
+            .await
+            .expect("GetResources");
+
+        let mut want: Vec<String> = (0..N).map(|i| format!("/lost-{i}")).collect();
+        want.insert(0, "/".to_string());
+        assert_eq!(fx.resource_paths(&api).await, want, "each made once");
+        let sids: Vec<String> = fx
+            .all_policy_statements("lost-fn")
+            .await
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let want: Vec<String> = (0..N).map(|i| format!("lost-{i}")).collect();
+        assert_eq!(sids, want, "each added once");
+
+        let stats = proxy.stats();
+        assert_eq!(stats.lost_answers(), 2 * N, "{stats}");
+        assert_eq!(stats.lost_of("apigateway:CreateResource"), N, "{stats}");
+        assert_eq!(stats.lost_of("lambda:AddPermission"), N, "{stats}");
+        let both = refusals(&[
+            (Refusal::DuplicateSibling, N),
+            (Refusal::DuplicateStatement, N),
+        ]);
+        assert_eq!(stats.refusals, both, "{stats}");
+        assert_eq!(
+            stats.retry_refusals, both,
+            "every refusal was a retry: {stats}"
+        );
+        assert!(
+            stats.lost.values().filter(|n| **n > 0).count() >= 2,
+            "one kind of loss only: {stats}"
+        );
+        eprintln!("lost answers: {stats}");
     }
 }

@@ -13,6 +13,7 @@ mod daemon;
 mod emulator_smoke;
 mod localstack_smoke;
 mod neighbour;
+mod never_dark;
 mod resilience;
 mod schema;
 mod tenants;

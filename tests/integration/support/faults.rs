@@ -196,6 +196,67 @@ pub struct FaultConfig {
     /// faults, from a shuffled bag of [`BAG_SIZE`] decisions (a second bag,
     /// over forwarded writes only).
     pub after_forward_rate: f64,
+    /// Faults aimed at given requests, applied before the random ones (see
+    /// [`Rule`]); they can also be changed while the proxy runs.
+    pub rules: Vec<Rule>,
+}
+
+/// A fault aimed at the requests of one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The operation as [`operation_of`] names it (`apigateway:PutMethod`),
+    /// or the `X-Amz-Target` header of JSON protocols
+    /// (`DynamoDB_20120810.PutItem`).
+    pub operation: String,
+    /// Only requests whose path contains this.
+    pub path_contains: Option<String>,
+    pub action: RuleAction,
+    /// How many requests it applies to; `None`: every one.
+    pub times: Option<usize>,
+}
+
+/// What a [`Rule`] does to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    /// Answer with this fault, without forwarding.
+    Fail(Fault),
+    /// Forward after this delay.
+    Delay(Duration),
+    /// Forward, then lose the answer by this fault (see [`Fault::LOST`]).
+    LoseAnswer(Fault),
+}
+
+impl Rule {
+    /// Fails every request of `operation` with `fault`.
+    pub fn fail(operation: &str, fault: Fault) -> Rule {
+        Rule {
+            operation: operation.to_string(),
+            path_contains: None,
+            action: RuleAction::Fail(fault),
+            times: None,
+        }
+    }
+
+    /// Only requests whose path contains `part`.
+    pub fn on_path(mut self, part: &str) -> Rule {
+        self.path_contains = Some(part.to_string());
+        self
+    }
+
+    /// Loses the answer of every request of `operation` (forwarded, then
+    /// reset or answered 500/503 as `fault` says).
+    pub fn lose(operation: &str, fault: Fault) -> Rule {
+        Rule {
+            action: RuleAction::LoseAnswer(fault),
+            ..Rule::fail(operation, fault)
+        }
+    }
+
+    /// Only the next `n` matching requests.
+    pub fn times(mut self, n: usize) -> Rule {
+        self.times = Some(n);
+        self
+    }
 }
 
 impl Default for FaultConfig {
@@ -207,6 +268,7 @@ impl Default for FaultConfig {
             seed: 1,
             strict: false,
             after_forward_rate: 0.0,
+            rules: Vec::new(),
         }
     }
 }
@@ -450,6 +512,10 @@ struct Shared {
     lost_requests: Mutex<HashSet<String>>,
     /// Lost answers by operation.
     lost_operations: Mutex<BTreeMap<String, usize>>,
+    /// Aimed faults, with what is left of their counts.
+    rules: Mutex<Vec<Rule>>,
+    /// Requests an aimed rule acted on.
+    ruled: AtomicUsize,
 }
 
 /// The running proxy; stops on drop.
@@ -491,6 +557,8 @@ impl FaultProxy {
             write_lock: tokio::sync::Mutex::new(()),
             lost_requests: Mutex::new(HashSet::new()),
             lost_operations: Mutex::new(BTreeMap::new()),
+            rules: Mutex::new(config.rules.clone()),
+            ruled: AtomicUsize::new(0),
         });
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind proxy port");
         listener.set_nonblocking(true).expect("non-blocking");
@@ -528,6 +596,16 @@ impl FaultProxy {
     }
 
     /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    /// Replaces the aimed rules.
+    pub fn set_rules(&self, rules: Vec<Rule>) {
+        *self.shared.rules.lock().expect("rules lock") = rules;
+    }
+
+    /// How many requests aimed rules acted on.
+    pub fn ruled(&self) -> usize {
+        self.shared.ruled.load(Ordering::Relaxed)
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -636,6 +714,21 @@ enum Decision {
 }
 
 impl Shared {
+    /// What an aimed rule says of a request, using up one of its times.
+    fn aimed(&self, operation: &str, target: Option<&str>, path: &str) -> Option<RuleAction> {
+        let mut rules = self.rules.lock().expect("rules lock");
+        let rule = rules.iter_mut().find(|r| {
+            (r.operation == operation || Some(r.operation.as_str()) == target)
+                && r.path_contains.as_deref().is_none_or(|p| path.contains(p))
+                && r.times != Some(0)
+        })?;
+        if let Some(n) = &mut rule.times {
+            *n -= 1;
+        }
+        self.ruled.fetch_add(1, Ordering::Relaxed);
+        Some(rule.action)
+    }
+
     fn decide(&self, service: Service) -> Decision {
         let mut draws = self.draws.lock().expect("draws lock");
         let Draws { rng, bag, .. } = &mut *draws;
@@ -751,7 +844,27 @@ async fn handle(
         Service::Other => c.other_service.fetch_add(1, Ordering::Relaxed),
     };
 
-    match shared.decide(service) {
+    let target = head
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let aimed = shared.aimed(
+        &operation_of(head.method.as_str(), head.uri.path()),
+        target.as_deref(),
+        head.uri.path(),
+    );
+    let mut lose_aimed = None;
+    let decision = match aimed {
+        Some(RuleAction::Fail(f)) => Decision::Fault(f),
+        Some(RuleAction::Delay(d)) => Decision::Forward(Some(d)),
+        Some(RuleAction::LoseAnswer(f)) => {
+            lose_aimed = Some(f);
+            Decision::Forward(None)
+        }
+        None => shared.decide(service),
+    };
+    match decision {
         Decision::Fault(fault) => {
             c.faults[fault.index()].fetch_add(1, Ordering::Relaxed);
             match service {
@@ -816,7 +929,7 @@ async fn handle(
             if !write {
                 return Ok(answer);
             }
-            let Some(fault) = shared.lose() else {
+            let Some(fault) = lose_aimed.or_else(|| shared.lose()) else {
                 return Ok(answer);
             };
             // The emulator executed the request; its answer is lost.
@@ -1388,6 +1501,10 @@ pub fn operation_of(method: &str, path: &str) -> String {
         ("PUT", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:PutMethod",
         ("GET", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:GetMethod",
         ("DELETE", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:DeleteMethod",
+        ("PATCH", "/restapis/{api}/resources/{res}/methods/{verb}") => "apigateway:UpdateMethod",
+        ("PATCH", "/restapis/{api}/resources/{res}/methods/{verb}/integration") => {
+            "apigateway:UpdateIntegration"
+        }
         ("PUT", "/restapis/{api}/resources/{res}/methods/{verb}/integration") => {
             "apigateway:PutIntegration"
         }

@@ -1,0 +1,424 @@
+//! A failed change never takes a serving route offline, and one mount's
+//! failure never blocks another's deployment, judged by AWS's rules: on moto
+//! behind the strict layer of the fault proxy (which refuses what AWS
+//! refuses), and on LocalStack, whose stage serves what was deployed.
+
+use std::path::Path;
+use std::process::Output;
+
+use aws_sdk_apigateway::types::{Op, PatchOperation};
+
+use crate::support::faults::{Fault, FaultConfig, FaultProxy, Refusal, Rule};
+use crate::support::localstack::{self, LocalStackFixture};
+use crate::support::{manifest_dir, mount_yaml, show, write_manifest, Fixture};
+
+const STAGE: &str = "prod";
+
+fn strict(fx_endpoint: &str, rules: Vec<Rule>) -> FaultProxy {
+    FaultProxy::start(
+        fx_endpoint,
+        FaultConfig {
+            fault_rate: 0.0,
+            delay_rate: 0.0,
+            strict: true,
+            rules,
+            ..FaultConfig::default()
+        },
+    )
+}
+
+fn apply(fx: &Fixture, dir: &Path, api: &str, proxy: &FaultProxy) -> Output {
+    fx.apimount_with_env(
+        &[
+            "apply",
+            "--manifests",
+            dir.to_str().unwrap(),
+            "--rest-api-id",
+            api,
+            "--pacing",
+            "off",
+        ],
+        &[("AWS_ENDPOINT_URL", &proxy.url())],
+    )
+}
+
+async fn method_of(
+    fx: &Fixture,
+    api: &str,
+    path: &str,
+    verb: &str,
+) -> Option<crate::support::MethodView> {
+    fx.route_table(api).await.get(path)?.get(verb).cloned()
+}
+
+/// A method repaired by delete-and-put (moto cannot patch) whose put fails
+/// is put back as it was, and the other mounts' changes go live in the same
+/// pass.
+#[tokio::test]
+async fn a_failed_repair_puts_the_method_back_and_the_others_deploy() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("shared").await;
+    fx.create_function("nd-a").await;
+    fx.create_function("nd-c").await;
+    let dir = manifest_dir();
+    write_manifest(
+        dir.path(),
+        "a.yaml",
+        &mount_yaml("a", "/a", "nd-a", "  proxy: false\n"),
+    );
+    let proxy = strict(&fx.endpoint(), Vec::new());
+    let out = apply(&fx, dir.path(), &api, &proxy);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // A hand edit: the API key becomes required on /a (moto cannot patch,
+    // so it is made as a person with the SDK would on moto: delete, put).
+    let before = method_of(&fx, &api, "/a", "ANY").await.unwrap();
+    let rid = fx
+        .resource_at(&api, "/a")
+        .await
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    fx.apigateway
+        .delete_method()
+        .rest_api_id(&api)
+        .resource_id(&rid)
+        .http_method("ANY")
+        .send()
+        .await
+        .unwrap();
+    fx.apigateway
+        .put_method()
+        .rest_api_id(&api)
+        .resource_id(&rid)
+        .http_method("ANY")
+        .authorization_type("NONE")
+        .api_key_required(true)
+        .set_operation_name(before.operation_name.clone())
+        .send()
+        .await
+        .unwrap();
+    fx.apigateway
+        .put_integration()
+        .rest_api_id(&api)
+        .resource_id(&rid)
+        .http_method("ANY")
+        .r#type(aws_sdk_apigateway::types::IntegrationType::AwsProxy)
+        .integration_http_method("POST")
+        .uri(before.integration_uri.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let drifted = method_of(&fx, &api, "/a", "ANY").await.unwrap();
+    assert_eq!(drifted.api_key_required, Some(true));
+    // Another team's change in the same pass.
+    write_manifest(
+        dir.path(),
+        "c.yaml",
+        &mount_yaml("c", "/c", "nd-c", "  proxy: false\n"),
+    );
+    let deployed_before = fx.stage_deployment(&api, STAGE).await;
+
+    // The repair's PutMethod fails on every attempt of the SDK; the one after
+    // (putting the method back) goes through.
+    proxy.set_rules(vec![Rule::fail(
+        "apigateway:PutMethod",
+        Fault::InternalError,
+    )
+    .on_path(&format!("/resources/{rid}/"))
+    .times(5)]);
+    let out = apply(&fx, dir.path(), &api, &proxy);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        proxy.ruled() >= 5,
+        "the faults were not aimed at the repair"
+    );
+    assert_eq!(
+        method_of(&fx, &api, "/a", "ANY").await.as_ref(),
+        Some(&drifted),
+        "the method is back as it was before the pass\n{}",
+        show(&out)
+    );
+    assert!(method_of(&fx, &api, "/c", "ANY").await.is_some());
+    let deployed_after = fx.stage_deployment(&api, STAGE).await;
+    assert_ne!(
+        deployed_after,
+        deployed_before,
+        "c went live in the same pass\n{}",
+        show(&out)
+    );
+    let stats = proxy.stats();
+    assert_eq!(stats.refusals[&Refusal::NoIntegration], 0, "{stats}");
+
+    // Without faults the next pass repairs it.
+    proxy.set_rules(Vec::new());
+    let out = apply(&fx, dir.path(), &api, &proxy);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        method_of(&fx, &api, "/a", "ANY")
+            .await
+            .unwrap()
+            .api_key_required,
+        Some(false)
+    );
+}
+
+/// A mount whose PutIntegration keeps failing is rolled back, so the API
+/// stays deployable (AWS refuses a deployment while a method lacks an
+/// integration) and the other mount's change goes live.
+#[tokio::test]
+async fn a_mount_whose_integration_keeps_failing_does_not_block_the_others() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("shared").await;
+    fx.create_function("nd-x").await;
+    fx.create_function("nd-y").await;
+    let dir = manifest_dir();
+    write_manifest(
+        dir.path(),
+        "y.yaml",
+        &mount_yaml("y", "/y", "nd-y", "  proxy: false\n"),
+    );
+    let proxy = strict(&fx.endpoint(), Vec::new());
+    assert_eq!(apply(&fx, dir.path(), &api, &proxy).status.code(), Some(0));
+    let deployed_before = fx.stage_deployment(&api, STAGE).await;
+
+    write_manifest(
+        dir.path(),
+        "x.yaml",
+        &mount_yaml("x", "/x", "nd-x", "  proxy: false\n  methods: [PUT]\n"),
+    );
+    write_manifest(
+        dir.path(),
+        "y.yaml",
+        &mount_yaml("y", "/y", "nd-y", "  proxy: false\n  methods: [GET]\n"),
+    );
+    proxy.set_rules(vec![Rule::fail(
+        "apigateway:PutIntegration",
+        Fault::InternalError,
+    )
+    .on_path("/methods/PUT/")]);
+    let out = apply(&fx, dir.path(), &api, &proxy);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let table = fx.route_table(&api).await;
+    assert!(
+        table.get("/x").is_none_or(|m| m.is_empty()),
+        "x's half-made method is gone: {:?}\n{}",
+        table.get("/x"),
+        show(&out)
+    );
+    assert!(table["/y"].contains_key("GET") && !table["/y"].contains_key("ANY"));
+    let stats = proxy.stats();
+    assert_eq!(
+        stats.refusals[&Refusal::NoIntegration],
+        0,
+        "{stats}\n{}",
+        show(&out)
+    );
+    assert_ne!(
+        fx.stage_deployment(&api, STAGE).await,
+        deployed_before,
+        "y's change is deployed\n{}",
+        show(&out)
+    );
+}
+
+/// Answers lost after AWS executed a create: the SDK's retry gets the 409
+/// AWS gives, and apimount takes the object as its own, in the same pass.
+#[tokio::test]
+async fn lost_answers_to_creates_are_resolved_in_the_same_pass() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("shared").await;
+    fx.create_function("nd-l").await;
+    let dir = manifest_dir();
+    write_manifest(
+        dir.path(),
+        "l.yaml",
+        &mount_yaml("l", "/l/deep", "nd-l", ""),
+    );
+    let proxy = strict(
+        &fx.endpoint(),
+        vec![
+            Rule::lose("apigateway:CreateResource", Fault::Reset).times(1),
+            Rule::lose("apigateway:PutMethod", Fault::InternalError).times(1),
+            Rule::lose("lambda:AddPermission", Fault::Unavailable).times(1),
+        ],
+    );
+    let out = apply(&fx, dir.path(), &api, &proxy);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "one pass converges\n{}",
+        show(&out)
+    );
+    let stats = proxy.stats();
+    assert!(proxy.ruled() >= 3, "{stats}");
+    assert!(
+        stats.retry_refusals.values().sum::<usize>() >= 3,
+        "the retries met AWS's 409s: {stats}"
+    );
+    let paths = fx.resource_paths(&api).await;
+    assert_eq!(
+        paths,
+        ["/", "/l", "/l/deep", "/l/deep/{proxy+}"],
+        "no duplicates"
+    );
+    assert_eq!(fx.policy_statements("nd-l", None).await.len(), 2);
+    let plan = fx.apimount_with_env(
+        &[
+            "plan",
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+        ],
+        &[("AWS_ENDPOINT_URL", &proxy.url())],
+    );
+    assert_eq!(plan.status.code(), Some(0), "{}", show(&plan));
+}
+
+// ---- on LocalStack: what the live stage serves ----------------------------------------
+
+fn ls_apply(fx: &LocalStackFixture<'_>, dir: &Path, api: &str, endpoint: &str) -> Output {
+    let mut cmd = fx.apimount_command([
+        "apply",
+        "--manifests",
+        dir.to_str().unwrap(),
+        "--rest-api-id",
+        api,
+        "--pacing",
+        "off",
+    ]);
+    cmd.env("AWS_ENDPOINT_URL", endpoint);
+    cmd.output().unwrap()
+}
+
+/// The body of GET `path` on the stage says whether the stage has the route.
+fn served(fx: &LocalStackFixture<'_>, api: &str, path: &str) -> bool {
+    let (status, body) = fx
+        .localstack
+        .stage_get(api, STAGE, path)
+        .unwrap_or((0, String::new()));
+    // No route: 403 "Missing Authentication Token" (or 404). Anything else
+    // (the Lambda cannot run here: 5xx; an API key now required: 403
+    // "Forbidden") means the stage has the route.
+    !(status == 404 || (status == 403 && body.contains("Missing Authentication Token")))
+}
+
+#[tokio::test]
+async fn on_localstack_a_failed_repair_stays_served_and_healed_drift_is_served_again() {
+    let ls = localstack::shared();
+    let fx = ls.fixture("never-dark").await;
+    let (api, _) = fx.create_rest_api("never-dark").await;
+    fx.create_function("never-dark-a").await;
+    fx.create_function("never-dark-c").await;
+    let dir = manifest_dir();
+    write_manifest(
+        dir.path(),
+        "a.yaml",
+        &mount_yaml("a", "/a", "never-dark-a", "  proxy: false\n"),
+    );
+    let proxy = FaultProxy::start(
+        &fx.endpoint(),
+        FaultConfig {
+            fault_rate: 0.0,
+            delay_rate: 0.0,
+            ..FaultConfig::default()
+        },
+    );
+    let out = ls_apply(&fx, dir.path(), &api, &proxy.url());
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(served(&fx, &api, "/a"));
+
+    // Drift: the API key required on /a by hand (on the API, not deployed).
+    let rid = fx
+        .resources(&api)
+        .await
+        .into_iter()
+        .find(|r| r.path() == Some("/a"))
+        .and_then(|r| r.id().map(str::to_string))
+        .unwrap();
+    fx.apigateway
+        .update_method()
+        .rest_api_id(&api)
+        .resource_id(&rid)
+        .http_method("ANY")
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/apiKeyRequired")
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    write_manifest(
+        dir.path(),
+        "c.yaml",
+        &mount_yaml("c", "/c", "never-dark-c", "  proxy: false\n"),
+    );
+    // The repair fails on every attempt.
+    proxy.set_rules(vec![Rule::fail(
+        "apigateway:UpdateMethod",
+        Fault::InternalError,
+    )]);
+    let out = ls_apply(&fx, dir.path(), &api, &proxy.url());
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        proxy.ruled() > 0,
+        "the repair was tried in place\n{}",
+        show(&out)
+    );
+    assert!(
+        served(&fx, &api, "/a"),
+        "/a is still served after the failed repair\n{}",
+        show(&out)
+    );
+    assert!(
+        served(&fx, &api, "/c"),
+        "c went live in the same pass\n{}",
+        show(&out)
+    );
+
+    // Drift that takes the route off the stage (a hand deployment without
+    // the method) is healed and served again.
+    proxy.set_rules(Vec::new());
+    fx.apigateway
+        .delete_method()
+        .rest_api_id(&api)
+        .resource_id(&rid)
+        .http_method("ANY")
+        .send()
+        .await
+        .unwrap();
+    let d = fx
+        .apigateway
+        .create_deployment()
+        .rest_api_id(&api)
+        .send()
+        .await
+        .unwrap();
+    fx.apigateway
+        .update_stage()
+        .rest_api_id(&api)
+        .stage_name(STAGE)
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/deploymentId")
+                .value(d.id().unwrap())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(!served(&fx, &api, "/a"), "the hand deployment dropped /a");
+    let out = ls_apply(&fx, dir.path(), &api, &proxy.url());
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        served(&fx, &api, "/a"),
+        "/a is served again\n{}",
+        show(&out)
+    );
+}

@@ -20,6 +20,7 @@ use apimount::controller::budget::QuotaBudget;
 use apimount::controller::lease::Lease;
 use apimount::controller::metrics::Metrics;
 use apimount::controller::policy::PolicyFile;
+use apimount::controller::status_docs::StatusTarget;
 use apimount::controller::{self, LoopOptions, Parts};
 use apimount::manifest::tenants::{load_policy, TenantPolicy};
 use apimount::reconcile::{Mode, Reconciler};
@@ -51,6 +52,10 @@ enum Command {
     Run(RunArgs),
     /// Show each mount's state against the live gateway (read-only).
     Status(StatusArgs),
+    /// Wait until the live stage serves exactly the current version of one
+    /// manifest. Exit 0 once it does, 1 at once when it cannot without a
+    /// change (the reason is printed), 124 on timeout.
+    Wait(WaitArgs),
     /// Ask a running controller's /healthz; exit 0 when healthy (for container HEALTHCHECK).
     Healthcheck {
         /// Address of the admin endpoint.
@@ -92,9 +97,36 @@ struct RunArgs {
     /// Lease lifetime: a standby takes over at most this long after the leader dies.
     #[arg(long, env = "APIMOUNT_LEASE_DURATION", default_value = "15s", value_parser = |s: &str| LEASE_BOUNDS.parse(s))]
     lease_duration: Duration,
+    /// Write one status document (JSON, with the manifest's conditions) per
+    /// manifest into this folder, replaced atomically after every pass.
+    #[arg(long, env = "APIMOUNT_STATUS_DIR", conflicts_with = "status_prefix")]
+    status_dir: Option<PathBuf>,
+    /// Write the status documents as objects under s3://bucket/prefix/ (a
+    /// tenant's under its own sub-prefix).
+    #[arg(long, env = "APIMOUNT_STATUS_PREFIX")]
+    status_prefix: Option<String>,
     /// Log format: text or json.
     #[arg(long, env = "APIMOUNT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+}
+
+#[derive(Args, Clone)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["file", "name"])))]
+struct WaitArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The manifest file to wait for.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// The name of the manifest to wait for.
+    #[arg(long)]
+    name: Option<String>,
+    /// The tenant of `--name`, under a tenant policy.
+    #[arg(long, requires = "name")]
+    tenant: Option<String>,
+    /// How long to wait, e.g. 120s, 5m.
+    #[arg(long, default_value = "120s", value_parser = settings::parse_duration)]
+    timeout: Duration,
 }
 
 #[derive(Args, Clone)]
@@ -187,6 +219,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => run_pass(&args, Mode::Apply),
         Command::Run(args) => run_controller(&args),
         Command::Status(args) => status(&args),
+        Command::Wait(args) => wait(&args),
         Command::Healthcheck { admin_addr } => healthcheck(&admin_addr),
         Command::Schema => {
             print!("{}", apimount::manifest::schema::servicemount_schema_json());
@@ -360,6 +393,14 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
         if let Some(l) = &lease {
             tracing::info!(holder = l.holder(), "leader election on");
         }
+        let status = match (&args.status_dir, &args.status_prefix) {
+            (Some(dir), _) => Some(StatusTarget::Dir(dir.clone())),
+            (None, Some(url)) => Some(StatusTarget::S3 {
+                objects: S3Objects::new(&config),
+                location: S3Location::parse(url)?,
+            }),
+            (None, None) => None,
+        };
         controller::run(Parts {
             reconciler,
             source,
@@ -369,6 +410,7 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             health,
             shutdown: rx,
             lease,
+            status,
         })
         .await?;
         admin.abort();
@@ -419,6 +461,64 @@ fn status(args: &StatusArgs) -> anyhow::Result<u8> {
         }
         print!("{}", cli::status_output(&r, view, &args.target.owner));
         Ok(0)
+    })
+}
+
+/// Exit code of a wait that timed out, as timeout(1) has it.
+const TIMED_OUT: u8 = 124;
+/// How often `wait` looks: one read of the API and the stage, and one
+/// policy read, per look.
+const WAIT_POLL: Duration = Duration::from_secs(2);
+
+fn wait(args: &WaitArgs) -> anyhow::Result<u8> {
+    use apimount::cli::wait::{find, verdict, Verdict, WaitFor};
+    let api_id = check_target(&args.target)?;
+    let target = match (&args.file, &args.name) {
+        (Some(f), _) => WaitFor::File(f.clone()),
+        (None, Some(n)) => WaitFor::Name {
+            name: n.clone(),
+            tenant: args.tenant.clone(),
+        },
+        (None, None) => bail!("give --file or --name"),
+    };
+    runtime()?.block_on(async {
+        let config = AwsConfig::load(&ClientOptions::default()).await;
+        let reconciler = reconciler(&args.target, api_id, &config).await?;
+        let deadline = std::time::Instant::now() + args.timeout;
+        let mut last = String::new();
+        loop {
+            let snap = args.target.source.snapshot()?;
+            let verdict = match find(&snap, &target) {
+                Err(v) => v,
+                Ok((id, file)) => {
+                    let report = reconciler.pass_for(&snap, &id).await;
+                    verdict(&report, &id, &file)
+                }
+            };
+            match verdict {
+                Verdict::Served => {
+                    println!("served: the stage serves this version of the manifest");
+                    return Ok(0);
+                }
+                Verdict::Impossible(reason, message) => {
+                    println!("{reason}: {message}");
+                    return Ok(1);
+                }
+                Verdict::Pending(why) => {
+                    if why != last {
+                        eprintln!("waiting: {why}");
+                        last = why;
+                    }
+                }
+            }
+            // The last look is taken at the deadline itself.
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                println!("timed out after {}s: {last}", args.timeout.as_secs_f64());
+                return Ok(TIMED_OUT);
+            }
+            tokio::time::sleep(WAIT_POLL.min(deadline - now)).await;
+        }
     })
 }
 

@@ -1,15 +1,26 @@
-"""Arranges the demo world in the emulator: a REST API and two Lambda
-functions (account-service, payment-service). Prints the REST API id.
+"""Arranges the demo world in the emulator: a REST API named 'apimount-demo'
+and one Lambda function for every `spec.function` named by the manifests
+given as arguments. Prints the REST API id.
 
-Idempotent: reuses an API named 'apimount-demo' and existing functions.
-Runs with the boto3 that comes with moto in .venv; talks only to
-AWS_ENDPOINT_URL.
+Idempotent: reuses the API and any function that already exists. Runs with
+the boto3 that comes with moto in .venv; talks only to AWS_ENDPOINT_URL.
+Usage: demo_setup.py MANIFEST...
 """
 import io
 import json
+import sys
 import zipfile
 
 import boto3
+import yaml
+
+functions = set()
+for path in sys.argv[1:]:
+    with open(path, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
+    name = (doc.get("spec") or {}).get("function")
+    if isinstance(name, str) and ":" not in name:
+        functions.add(name)
 
 api_gw = boto3.client("apigateway")
 lam = boto3.client("lambda")
@@ -31,7 +42,7 @@ except iam.exceptions.NoSuchEntityException:
 buf = io.BytesIO()
 with zipfile.ZipFile(buf, "w") as z:
     z.writestr("handler.py", "def handler(event, context):\n    return {'statusCode': 200, 'body': 'ok'}\n")
-for name in ("account-service", "payment-service"):
+for name in sorted(functions):
     try:
         lam.get_function(FunctionName=name)
     except lam.exceptions.ResourceNotFoundException:

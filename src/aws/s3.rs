@@ -97,6 +97,34 @@ impl S3Objects {
     }
 }
 
+impl S3Objects {
+    /// Writes one object.
+    pub async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), AwsError> {
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| map_err("s3:PutObject", e))?;
+        Ok(())
+    }
+
+    /// Deletes one object (nothing when it is gone already).
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| map_err("s3:DeleteObject", e))?;
+        Ok(())
+    }
+}
+
 /// One level of a listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {

@@ -4,7 +4,8 @@
 //!
 //! - [`render`]: plans and pass reports for people;
 //! - [`status`]: `apimount status` as a table, JSON or a route tree;
-//! - [`logging`]: text log lines that no input can forge.
+//! - [`logging`]: text log lines that no input can forge;
+//! - [`wait`]: `apimount wait`, until the stage serves a manifest.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -18,6 +19,7 @@ use crate::source::{self, Layout, NameMemory, SourceError};
 pub mod logging;
 pub mod render;
 pub mod status;
+pub mod wait;
 
 /// `apimount validate`: the report to print and the exit code (0 valid,
 /// 1 problems). Under a tenant policy, each manifest must also be in its

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use crate::plan::model::ResolvedFunction;
 use crate::plan::names::Ownership;
 use crate::plan::State;
+use crate::reconcile::status::{statuses, Transitions};
 use crate::reconcile::{invalid_reason, PassReport};
 
 /// One row per mount and per rejected manifest, as `apimount status` shows them.
@@ -24,7 +25,7 @@ struct Row {
 fn rows(r: &PassReport) -> Vec<Row> {
     let mut out = Vec::new();
     for m in &r.mounts {
-        let state = match (m.state, r.deploy_pending) {
+        let state = match (m.state, r.stage_behind) {
             // In sync but the stage does not serve it yet.
             (State::Ready, true) => State::Progressing,
             (s, _) => s,
@@ -42,7 +43,7 @@ fn rows(r: &PassReport) -> Vec<Row> {
                 .map(|p| p.reason.to_string())
                 .unwrap_or_else(|| {
                     if state == State::Progressing {
-                        "ChangesPending".into()
+                        crate::plan::conditions::PENDING.into()
                     } else {
                         String::new()
                     }
@@ -125,28 +126,19 @@ pub fn render_status(r: &PassReport) -> String {
     s
 }
 
-/// The status as JSON for scripts.
+/// The status as JSON for scripts: the status document of every manifest
+/// (see `reconcile::status`), as `apimount run --status-dir` writes them.
 pub fn status_json(r: &PassReport, owner: &str) -> String {
-    let mounts: Vec<serde_json::Value> = rows(r)
+    let docs: Vec<serde_json::Value> = Transitions::default()
+        .documents(&statuses(r), std::time::SystemTime::now())
         .into_iter()
-        .map(|row| {
-            serde_json::json!({
-                "manifest": row.manifest,
-                "name": row.name,
-                "tenant": row.tenant,
-                "path": row.path,
-                "function": row.function,
-                "state": row.state,
-                "reason": row.reason,
-                "message": row.message,
-            })
-        })
+        .map(|(_, d)| d)
         .collect();
     let v = serde_json::json!({
         "owner": owner,
         "revision": r.revision,
         "deployPending": r.deploy_pending,
-        "mounts": mounts,
+        "mounts": docs,
     });
     let mut s = serde_json::to_string_pretty(&v).expect("json");
     s.push('\n');

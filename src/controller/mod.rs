@@ -2,7 +2,7 @@
 //!
 //! - [`trigger`]: why a pass runs; [`backoff`]: waiting before a retry;
 //! - [`budget`]: the share of the account's quotas steady resyncs may use;
-//! - [`retry`]: what a failure retries, and when;
+//! - [`retry`]: what a failure retries, and when; [`status_docs`]: documents for pipelines;
 //! - [`watcher`]: the folder watch; [`lease`]: leader election;
 //! - [`events`]: the pass's log lines and metrics; [`policy`]: the tenant policy file;
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`; [`metrics`]: the registry.
@@ -44,6 +44,7 @@ pub mod lease;
 pub mod metrics;
 pub mod policy;
 pub mod retry;
+pub mod status_docs;
 pub mod trigger;
 pub mod watcher;
 
@@ -62,6 +63,7 @@ use lease::{keep_lease, Lease};
 use metrics::{Metrics, ResultLabel};
 use policy::PolicyFile;
 use retry::{Due, Retries, Scope};
+use status_docs::{StatusTarget, StatusWriter};
 use trigger::Trigger;
 
 /// Why the controller could not run.
@@ -111,6 +113,8 @@ pub struct Parts {
     /// Turns true on SIGTERM/SIGINT.
     pub shutdown: watch::Receiver<bool>,
     pub lease: Option<Arc<Lease>>,
+    /// Where each manifest's status document goes, if anywhere.
+    pub status: Option<StatusTarget>,
 }
 
 /// Runs until `shutdown` turns true. Returns after the pass in flight stopped.
@@ -190,6 +194,7 @@ struct Controller {
     pending: Option<Snapshot>,
     /// The tenant policy the last pass ran under.
     last_tenancy: Option<Arc<TenantPolicy>>,
+    status: Option<StatusWriter>,
 }
 
 impl Controller {
@@ -203,6 +208,7 @@ impl Controller {
             health,
             shutdown,
             lease,
+            status,
         } = parts;
         let (wake_tx, wake) = mpsc::channel::<()>(1);
         let policy_dir = tenancy.as_ref().map(|t| match t.path().parent() {
@@ -255,6 +261,7 @@ impl Controller {
             memory: Memory::default(),
             pending: None,
             last_tenancy: None,
+            status: status.map(StatusWriter::start),
         })
     }
 
@@ -335,6 +342,9 @@ impl Controller {
                     self.health.ready.store(true, Ordering::Relaxed);
                 }
                 self.last_tenancy = snap.tenancy.clone();
+                if let Some(w) = &mut self.status {
+                    w.publish(&report, &snap);
+                }
                 Scope::of(&report)
             }
         };

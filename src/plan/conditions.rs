@@ -91,6 +91,31 @@ impl Reason {
         }
     }
 
+    /// The condition a failure of this reason is reported under.
+    pub fn condition(self) -> ConditionType {
+        use Reason::*;
+        match self {
+            InvalidManifest
+            | DuplicateManifest
+            | PathConflict
+            | NotDelegated
+            | FunctionNotAllowed
+            | AuthorizationNotAllowed
+            | AdoptNotAllowed
+            | OverBudget => ConditionType::Accepted,
+            FunctionNotFound => ConditionType::ResolvedRefs,
+            AccessDenied | Throttled | AwsError | InvalidRequest | LimitExceeded
+            | DeployBlocked => ConditionType::Programmed,
+        }
+    }
+
+    /// Whether the stage cannot come to serve the manifest without someone
+    /// changing something (the manifest, the policy, the gateway): `apimount
+    /// wait` gives up at once on these.
+    pub fn needs_a_change(self) -> bool {
+        !self.is_transient()
+    }
+
     /// Whether waiting and retrying may fix it without anyone changing anything.
     /// The others wait for a change to the manifests (or to the gateway, seen at
     /// the next resync) instead of retrying with backoff.
@@ -103,6 +128,116 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The conditions each manifest reports, in the Kubernetes style (as Gateway
+/// API routes report `Accepted` and `ResolvedRefs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConditionType {
+    /// Valid, not a losing duplicate, within what its tenant may do, and its
+    /// routes are free for it to take.
+    Accepted,
+    /// What it refers to exists: the function.
+    ResolvedRefs,
+    /// The live stage serves exactly this version of the manifest.
+    Programmed,
+}
+
+impl ConditionType {
+    pub const ALL: [ConditionType; 3] = [
+        ConditionType::Accepted,
+        ConditionType::ResolvedRefs,
+        ConditionType::Programmed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Accepted => "Accepted",
+            ConditionType::ResolvedRefs => "ResolvedRefs",
+            ConditionType::Programmed => "Programmed",
+        }
+    }
+
+    /// The reason of the condition when it holds.
+    pub fn true_reason(self) -> &'static str {
+        match self {
+            ConditionType::Accepted => ACCEPTED,
+            ConditionType::ResolvedRefs => RESOLVED_REFS,
+            ConditionType::Programmed => DEPLOYED,
+        }
+    }
+}
+
+/// `Accepted` holds.
+pub const ACCEPTED: &str = "Accepted";
+/// `ResolvedRefs` holds.
+pub const RESOLVED_REFS: &str = "ResolvedRefs";
+/// `Programmed` holds: the stage serves this version.
+pub const DEPLOYED: &str = "Deployed";
+/// `Programmed` does not hold yet: changes are to be made or deployed.
+pub const PENDING: &str = "Pending";
+/// A condition that cannot be told because an earlier one does not hold.
+pub const NOT_EVALUATED: &str = "NotEvaluated";
+
+/// Whether a condition holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl ConditionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+/// One condition of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub kind: ConditionType,
+    pub status: ConditionStatus,
+    /// A [`Reason`] name, or one of the named constants of this module.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The three conditions of a manifest, from what a pass found: its problem
+/// (if any), and whether it is in line but not yet served (`pending`).
+pub fn conditions(problem: Option<&Problem>, pending: bool) -> [Condition; 3] {
+    let failed_at = problem.map(|p| p.reason.condition());
+    ConditionType::ALL.map(|kind| {
+        let (status, reason, message) = match (problem, failed_at) {
+            (Some(p), Some(at)) if at == kind => {
+                (ConditionStatus::False, p.reason.as_str(), p.message.clone())
+            }
+            (Some(p), Some(at)) if at < kind => {
+                let why = format!("{} is False ({})", at.as_str(), p.reason);
+                if kind == ConditionType::Programmed {
+                    (ConditionStatus::False, p.reason.as_str(), why)
+                } else {
+                    (ConditionStatus::Unknown, NOT_EVALUATED, why)
+                }
+            }
+            _ if kind == ConditionType::Programmed && pending => (
+                ConditionStatus::False,
+                PENDING,
+                "changes are to be made or deployed".to_string(),
+            ),
+            _ => (ConditionStatus::True, kind.true_reason(), String::new()),
+        };
+        Condition {
+            kind,
+            status,
+            reason,
+            message,
+        }
+    })
 }
 
 /// A reason with a message a person can act on.
@@ -124,5 +259,65 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.reason, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_goes_to_its_condition() {
+        use ConditionType::*;
+        use Reason::*;
+        let table = [
+            (InvalidManifest, Accepted),
+            (DuplicateManifest, Accepted),
+            (PathConflict, Accepted),
+            (NotDelegated, Accepted),
+            (FunctionNotAllowed, Accepted),
+            (AuthorizationNotAllowed, Accepted),
+            (AdoptNotAllowed, Accepted),
+            (OverBudget, Accepted),
+            (FunctionNotFound, ResolvedRefs),
+            (AccessDenied, Programmed),
+            (Throttled, Programmed),
+            (AwsError, Programmed),
+            (InvalidRequest, Programmed),
+            (LimitExceeded, Programmed),
+            (DeployBlocked, Programmed),
+        ];
+        for (reason, want) in table {
+            assert_eq!(reason.condition(), want, "{reason}");
+            let conds = conditions(Some(&Problem::new(reason, "m")), false);
+            let c = &conds[want as usize];
+            assert_eq!(
+                (c.status, c.reason),
+                (ConditionStatus::False, reason.as_str()),
+                "{reason}"
+            );
+            // What comes before it holds; Programmed never holds after a failure.
+            for earlier in &conds[..want as usize] {
+                assert_eq!(earlier.status, ConditionStatus::True, "{reason}");
+            }
+            assert_eq!(conds[2].status, ConditionStatus::False, "{reason}");
+        }
+        assert_eq!(
+            (Throttled.needs_a_change(), DeployBlocked.needs_a_change()),
+            (false, true)
+        );
+    }
+
+    #[test]
+    fn a_mount_in_line_is_programmed_once_served() {
+        let ready = conditions(None, false);
+        assert!(ready.iter().all(|c| c.status == ConditionStatus::True));
+        assert_eq!(ready[2].reason, DEPLOYED);
+        let pending = conditions(None, true);
+        assert_eq!(
+            (pending[2].status, pending[2].reason),
+            (ConditionStatus::False, PENDING)
+        );
+        assert_eq!(pending[0].status, ConditionStatus::True);
     }
 }

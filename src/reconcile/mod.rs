@@ -6,6 +6,7 @@
 //! - [`lane`]: permission changes beside the API Gateway calls;
 //! - [`journal`]: the in-flight stage tag;
 //! - [`report`]: what a pass did, for the CLI and the controller;
+//! - [`status`]: each manifest's conditions, as status documents;
 //! - [`stop`]: when a pass must stop writing (shutdown, the lease).
 //!
 //! # Expected flow
@@ -72,6 +73,7 @@ pub mod functions;
 pub mod journal;
 pub mod lane;
 pub mod report;
+pub mod status;
 pub mod stop;
 
 pub use report::{invalid_reason, ChangeOutcome, MountReport, PassReport};
@@ -209,13 +211,48 @@ impl Reconciler {
 
     /// Runs one pass, reading the functions `reads` says.
     pub async fn pass_with(&self, snap: &Snapshot, mode: Mode, reads: Reads) -> PassReport {
+        self.pass_inner(snap, mode, reads, false).await
+    }
+
+    /// A plan-mode pass about one mount (for `apimount wait`): the manifests
+    /// that contend for its name or path are weighed as always, every other
+    /// mount is left as it is, and only its own function is read. So a
+    /// poll costs the reads of the API and the stage and one policy read,
+    /// however many mounts there are.
+    pub async fn pass_for(&self, snap: &Snapshot, mount: &MountId) -> PassReport {
+        let Some(target) = snap.mounts.iter().find(|m| &m.id() == mount) else {
+            return self.pass_inner(snap, Mode::Plan, Reads::All, true).await;
+        };
+        let mut focused = snap.clone();
+        focused.mounts = snap
+            .mounts
+            .iter()
+            .filter(|m| &m.id() == mount || m.path == target.path)
+            .cloned()
+            .collect();
+        for m in &snap.mounts {
+            if &m.id() != mount {
+                focused.retained.insert(m.id());
+            }
+        }
+        self.pass_inner(&focused, Mode::Plan, Reads::All, true)
+            .await
+    }
+
+    async fn pass_inner(
+        &self,
+        snap: &Snapshot,
+        mode: Mode,
+        reads: Reads,
+        focused: bool,
+    ) -> PassReport {
         let started = Instant::now();
         let mut report = PassReport {
             revision: snap.revision.clone(),
             invalid: snap.errors.clone(),
             ..PassReport::default()
         };
-        if let Err(p) = self.run(snap, mode, reads, &mut report).await {
+        if let Err(p) = self.run(snap, mode, reads, focused, &mut report).await {
             report.fatal = Some(p.message);
             report.fatal_reason = Some(p.reason);
         }
@@ -230,6 +267,7 @@ impl Reconciler {
         snap: &Snapshot,
         mode: Mode,
         reads: Reads,
+        focused: bool,
         report: &mut PassReport,
     ) -> Result<(), Problem> {
         let observed = self.observe(snap, reads).await?;
@@ -239,7 +277,7 @@ impl Reconciler {
             stage,
             functions,
         } = observed;
-        let policies = self.inventory(functions, &desired, &api).await;
+        let policies = self.inventory(functions, &desired, &api, focused).await;
         let planned = self
             .plan(snap, &api, &stage, &desired, &policies, report)
             .await;
@@ -327,6 +365,7 @@ impl Reconciler {
         functions: BTreeMap<&FunctionRef, Inspected>,
         desired: &Desired,
         api: &ObservedApi,
+        focused: bool,
     ) -> Policies {
         let owner = self.target.owner.as_str();
         let mut policies = Policies::default();
@@ -338,7 +377,7 @@ impl Reconciler {
             }
         }
         let mut others = BTreeMap::new();
-        for (_, _, m) in api.methods() {
+        for (_, _, m) in api.methods().filter(|_| !focused) {
             if !m.ownership().is(owner) {
                 continue;
             }
@@ -465,6 +504,7 @@ impl Reconciler {
             )
         };
         report.deploy_pending = deploy::decide(&facts).is_pending();
+        report.stage_behind = deploy::stage_is_behind(&facts);
         // What the stage would be given, were the plan applied.
         if report.deploy_pending {
             let mut projected = api.clone();
@@ -665,6 +705,7 @@ impl Reconciler {
             }
         };
         let (deployed, ()) = tokio::join!(deployed, exec.settle_journal());
+        report.stage_behind = decision == Deploy::Deferred;
         if let (Deploy::Blocked, Some(why)) = (decision, blocked) {
             tracing::warn!(reason = Reason::DeployBlocked.as_str(), detail = %why, "deployment blocked; the stage keeps serving its last deployment");
             report.deploy_pending = true;

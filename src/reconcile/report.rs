@@ -19,6 +19,8 @@ pub struct ChangeOutcome {
 pub struct MountReport {
     pub name: String,
     pub tenant: Option<String>,
+    /// The manifest's generation (a digest of its meaning).
+    pub generation: String,
     pub path: String,
     pub function: String,
     pub file: String,
@@ -44,6 +46,11 @@ pub struct PassReport {
     pub deploy_error: Option<String>,
     /// The deployment was blocked (see `Reason::DeployBlocked`).
     pub deploy_blocked: bool,
+    /// The stage does not serve this owner's routes as the API has them
+    /// (their fingerprint differs from the deployment's): what is in line
+    /// on the API is not served yet. Plan mode, and apply mode when the
+    /// deployment was left to the next start.
+    pub stage_behind: bool,
     pub notes: Vec<String>,
     /// The pass could not run at all (the API could not be read).
     pub fatal: Option<String>,
@@ -93,6 +100,7 @@ pub(crate) fn mount_report(m: &Mount, f: &Result<ResolvedFunction, Problem>) -> 
     MountReport {
         name: m.name.clone(),
         tenant: m.tenant.clone(),
+        generation: m.generation(),
         path: m.path.to_string(),
         function: match f {
             Ok(f) => f.arn(),

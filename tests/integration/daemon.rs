@@ -531,30 +531,8 @@ async fn s3_source_is_polled_for_new_changed_and_deleted_objects() {
     create_foreign_health_route(&fx, &api, &root).await;
 
     let s3 = fx.s3();
-    s3.create_bucket()
-        .bucket(BUCKET)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
-                    fx.region(),
-                ))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateBucket");
-    let put = |key: &'static str, body: String| {
-        let s3 = s3.clone();
-        async move {
-            s3.put_object()
-                .bucket(BUCKET)
-                .key(key)
-                .body(body.into_bytes().into())
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("PutObject {key}: {e:?}"));
-        }
-    };
+    fx.create_bucket(BUCKET).await;
+    let put = |key: &'static str, body: String| fx.put_object(BUCKET, key, body);
     put(
         "mounts/accounts.yaml",
         mount_yaml("accounts", "/accounts", "account-service", ""),
@@ -970,34 +948,10 @@ async fn an_invalid_manifest_is_reported_once_across_passes() {
 /// is killed, the other takes over within the lease duration.
 #[tokio::test]
 async fn with_a_lease_table_one_instance_leads_and_a_standby_takes_over() {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     let fx = Fixture::start().await;
     let (api, _) = fx.create_rest_api("lease").await;
     fx.create_function("account-service").await;
-    let dynamo = aws_sdk_dynamodb::Client::new(fx.sdk_config());
-    dynamo
-        .create_table()
-        .table_name("apimount-leases")
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create lease table");
+    fx.create_lease_table("apimount-leases").await;
     let dir = manifest_dir();
     support::write_manifest(
         dir.path(),

@@ -14,6 +14,7 @@ mod emulator_smoke;
 mod localstack_smoke;
 mod neighbour;
 mod never_dark;
+mod pipeline;
 mod resilience;
 mod schema;
 mod tenants;

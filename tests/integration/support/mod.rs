@@ -279,6 +279,35 @@ impl Fixture {
         self.emulator.endpoint()
     }
 
+    /// Creates a DynamoDB table with the string key `id`, as `--lease-table`
+    /// wants it.
+    pub async fn create_lease_table(&self, name: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        aws_sdk_dynamodb::Client::new(&self.sdk_config)
+            .create_table()
+            .table_name(name)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .expect("create lease table");
+    }
+
     pub fn region(&self) -> &'static str {
         self.emulator.region()
     }
@@ -879,6 +908,35 @@ impl Fixture {
             .force_path_style(true)
             .build();
         aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Creates `bucket` in the fixture's region.
+    pub async fn create_bucket(&self, bucket: &str) {
+        self.s3()
+            .create_bucket()
+            .bucket(bucket)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                        self.region(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateBucket {bucket}: {e:?}"));
+    }
+
+    /// Writes the object `bucket/key`.
+    pub async fn put_object(&self, bucket: &str, key: &str, body: String) {
+        self.s3()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into_bytes().into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutObject {bucket}/{key}: {e:?}"));
     }
 }
 

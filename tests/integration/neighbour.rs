@@ -370,3 +370,133 @@ async fn no_file_name_can_forge_a_log_line() {
         d.stderr()
     );
 }
+
+/// API Gateway writes in a proxy's call log, with their arrival times.
+fn writes(calls: &[(Instant, String)]) -> Vec<Instant> {
+    calls
+        .iter()
+        .filter(|(_, op)| {
+            op.strip_prefix("apigateway:")
+                .is_some_and(|name| !name.starts_with("Get"))
+        })
+        .map(|(at, _)| *at)
+        .collect()
+}
+
+/// The leader's lease renewals stall (DynamoDB answers ten seconds late)
+/// while teams keep adding manifests: the leader stops writing at its
+/// lease's safe end, the standby takes over once the lease has expired, and
+/// no write of one lands while the other may still write. Each instance
+/// talks to the emulator through its own proxy, whose call log times its
+/// writes on one clock.
+#[tokio::test]
+async fn a_leader_whose_renewals_stall_stops_writing_before_the_standby_starts() {
+    use crate::support::faults::{FaultConfig, FaultProxy, Rule, RuleAction};
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("shared").await;
+    fx.create_function("lease-fn").await;
+    fx.create_lease_table("apimount-leases").await;
+    let dir = manifest_dir();
+    write_manifest(
+        dir.path(),
+        "m0.yaml",
+        &mount_yaml("m0", "/m0", "lease-fn", ""),
+    );
+    let clean = || FaultConfig {
+        fault_rate: 0.0,
+        delay_rate: 0.0,
+        ..FaultConfig::default()
+    };
+    let (proxy_a, proxy_b) = (
+        FaultProxy::start(&fx.endpoint(), clean()),
+        FaultProxy::start(&fx.endpoint(), clean()),
+    );
+    let args = [
+        "--manifests",
+        dir.path().to_str().unwrap(),
+        "--rest-api-id",
+        &api,
+        "--lease-table",
+        "apimount-leases",
+        "--lease-duration",
+        "3s",
+        "--quota-share",
+        "100%",
+    ];
+    let through = |p: &FaultProxy| {
+        let mut cmd = fx.apimount_command(["run"]);
+        cmd.env("AWS_ENDPOINT_URL", p.url());
+        Daemon::start_command(cmd, &args)
+    };
+    let a = through(&proxy_a);
+    a.wait_for("the first instance to lead", DEADLINE, || async {
+        (!a.lines_with("pass finished").is_empty()).then_some(())
+    })
+    .await;
+    let b = through(&proxy_b);
+    b.wait_for("the second instance to stand by", DEADLINE, || async {
+        (!b.lines_with("standing by").is_empty()).then_some(())
+    })
+    .await;
+
+    // From now on every lease write of the leader arrives ten seconds late.
+    proxy_a.set_rules(vec![Rule {
+        operation: "DynamoDB_20120810.PutItem".into(),
+        path_contains: None,
+        action: RuleAction::Delay(Duration::from_secs(10)),
+        times: None,
+    }]);
+    let stalled_at = Instant::now();
+    // Teams keep adding manifests, so whoever leads has writes to make.
+    let mut i = 1;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        write_manifest(
+            dir.path(),
+            &format!("m{i}.yaml"),
+            &mount_yaml(&format!("m{i}"), &format!("/m{i}"), "lease-fn", ""),
+        );
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let b_writes = writes(&proxy_b.calls());
+        if b_writes.len() >= 3 && stalled_at.elapsed() > Duration::from_secs(8) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the standby never took over\n--- a ---\n{}\n--- b ---\n{}",
+            a.stderr(),
+            b.stderr()
+        );
+    }
+    let (a_writes, b_writes) = (writes(&proxy_a.calls()), writes(&proxy_b.calls()));
+    let a_last = *a_writes.iter().max().expect("the leader wrote");
+    let b_first = *b_writes.iter().min().expect("the standby wrote");
+    assert!(
+        a_last < b_first,
+        "the two instances' writes overlap: the leader's last write came {:?} after the standby's first\n--- a ---\n{}\n--- b ---\n{}",
+        a_last - b_first,
+        a.stderr(),
+        b.stderr()
+    );
+    assert!(
+        !a.lines_with("could not renew the lease").is_empty()
+            || !a.lines_with("lost the lease").is_empty(),
+        "{}",
+        a.stderr()
+    );
+    assert!(
+        !b.lines_with("acquired the lease").is_empty(),
+        "{}",
+        b.stderr()
+    );
+    assert!(proxy_a.ruled() > 0, "no renewal was delayed");
+    // Every manifest ends up mounted by the new leader.
+    let last = format!("/m{}", i - 1);
+    b.wait_for(
+        "the new leader to mount every manifest",
+        DEADLINE,
+        || async { fx.route_table(&api).await.contains_key(&last).then_some(()) },
+    )
+    .await;
+}

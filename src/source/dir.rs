@@ -194,15 +194,17 @@ fn read_inside(root: &Path, path: &Path) -> Result<Option<Vec<u8>>, String> {
         .open(path)
         .map_err(|e| describe_io(&e, path))?;
     let meta = file.metadata().map_err(|e| describe_io(&e, path))?;
-    if meta.is_dir() {
-        return Ok(None);
-    }
+    // Where the handle leads is checked first: a link to a folder outside
+    // is refused like a link to a file outside, not skipped as a folder.
     let target = opened_path(&file, path)?;
     if !target.starts_with(root) {
         return Err(format!(
             "is a symlink to {}, outside the manifest folder; only links that stay inside it are followed",
             target.display()
         ));
+    }
+    if meta.is_dir() {
+        return Ok(None);
     }
     if !meta.is_file() {
         return Err("is not a regular file (a FIFO, socket or device); it is not read".into());

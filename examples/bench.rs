@@ -1569,6 +1569,7 @@ async fn measure_plan(b: &Bench, api: &str, dir: &Path, iterations: usize) -> Re
             api_id: api,
             region: REGION,
             api: observed,
+            stage: None,
             mounts: &desired,
             retained: &retained,
             held: &BTreeSet::new(),

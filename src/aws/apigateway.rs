@@ -2,16 +2,29 @@
 //! tags, deployments, and the writes of a pass. Results are the planner's own
 //! types (`plan::model`).
 
-use aws_sdk_apigateway::types::{IntegrationType, Op, PatchOperation};
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_apigateway::types::{
+    Integration, IntegrationType, MethodResponse, MethodSetting, Op, PatchOperation,
+};
 
 use super::error::{ignore_not_found, map_err};
 use super::pacing::Op as Paced;
 use super::{Aws, AwsError, AwsErrorKind};
 use crate::manifest::HttpMethod;
 use crate::plan::model::{
-    MethodSettings, Methods, ObservedApi, ObservedIntegration, ObservedMethod, ObservedResource,
-    ObservedStage,
+    IntegrationResponse, MethodResponses, MethodSettings, Methods, ObservedApi,
+    ObservedIntegration, ObservedMethod, ObservedResource, ObservedStage, Rate, StageMethodSetting,
 };
+
+/// One patch operation on the stage's method settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StagePatch {
+    /// `replace {path} {value}`.
+    Replace(String, String),
+    /// `remove {path}`.
+    Remove(String),
+}
 
 impl Aws {
     /// The whole API: every resource with its methods and integrations, paged.
@@ -46,14 +59,8 @@ impl Aws {
                             authorizer_id: m.authorizer_id().map(str::to_string),
                             api_key_required: m.api_key_required().unwrap_or(false),
                             operation_name: m.operation_name().map(str::to_string),
-                            integration: m.method_integration().map(|i| ObservedIntegration {
-                                kind: i
-                                    .r#type()
-                                    .map(|t| t.as_str().to_string())
-                                    .unwrap_or_default(),
-                                http_method: i.http_method().map(str::to_string),
-                                uri: i.uri().map(str::to_string),
-                            }),
+                            integration: m.method_integration().map(observed_integration),
+                            responses: method_responses(m.method_responses()),
                         };
                         (verb.clone(), method)
                     })
@@ -96,6 +103,12 @@ impl Aws {
                     .tags()
                     .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default(),
+                method_settings: s
+                    .method_settings()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), stage_method_setting(v)))
+                    .collect(),
             })),
             Err(e) => {
                 let e = map_err("apigateway:GetStage", e);
@@ -213,14 +226,8 @@ impl Aws {
                 authorizer_id: m.authorizer_id().map(str::to_string),
                 api_key_required: m.api_key_required().unwrap_or(false),
                 operation_name: m.operation_name().map(str::to_string),
-                integration: m.method_integration().map(|i| ObservedIntegration {
-                    kind: i
-                        .r#type()
-                        .map(|t| t.as_str().to_string())
-                        .unwrap_or_default(),
-                    http_method: i.http_method().map(str::to_string),
-                    uri: i.uri().map(str::to_string),
-                }),
+                integration: m.method_integration().map(observed_integration),
+                responses: method_responses(m.method_responses()),
             })),
             Err(e) => {
                 let e = map_err("apigateway:GetMethod", e);
@@ -254,7 +261,9 @@ impl Aws {
         }
     }
 
-    /// Puts an integration (overwriting one that exists).
+    /// Puts an integration (overwriting one that exists), with its timeout
+    /// and request templates. Its integration responses are put separately
+    /// ([`Aws::put_integration_response`]).
     pub async fn put_integration(
         &self,
         api_id: &str,
@@ -263,6 +272,11 @@ impl Aws {
         integration: &ObservedIntegration,
     ) -> Result<(), AwsError> {
         self.pacer.take(Paced::ApiGateway).await;
+        let templates: HashMap<String, String> = integration
+            .request_templates
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         self.apigw
             .put_integration()
             .rest_api_id(api_id)
@@ -271,9 +285,103 @@ impl Aws {
             .r#type(IntegrationType::from(integration.kind.as_str()))
             .set_integration_http_method(integration.http_method.clone())
             .set_uri(integration.uri.clone())
+            .set_timeout_in_millis(integration.timeout_ms.map(|t| t as i32))
+            .set_request_templates((!templates.is_empty()).then_some(templates))
             .send()
             .await
             .map_err(|e| map_err("apigateway:PutIntegration", e))?;
+        Ok(())
+    }
+
+    /// Puts a method response: its status code and response parameters.
+    pub async fn put_method_response(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: HttpMethod,
+        status: &str,
+        parameters: &BTreeMap<String, bool>,
+    ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        let parameters: HashMap<String, bool> =
+            parameters.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        self.apigw
+            .put_method_response()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb.as_str())
+            .status_code(status)
+            .set_response_parameters((!parameters.is_empty()).then_some(parameters))
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:PutMethodResponse", e))?;
+        Ok(())
+    }
+
+    /// Puts an integration response (overwriting one of the same status code).
+    pub async fn put_integration_response(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: HttpMethod,
+        status: &str,
+        response: &IntegrationResponse,
+    ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        let parameters: HashMap<String, String> = response
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let templates: HashMap<String, String> = response
+            .templates
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.apigw
+            .put_integration_response()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb.as_str())
+            .status_code(status)
+            .set_response_parameters((!parameters.is_empty()).then_some(parameters))
+            .set_response_templates((!templates.is_empty()).then_some(templates))
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:PutIntegrationResponse", e))?;
+        Ok(())
+    }
+
+    /// Changes the stage's method settings: one UpdateStage whose patch
+    /// operations name only the keys given (never `*/*` or another key).
+    pub async fn patch_stage_settings(
+        &self,
+        api_id: &str,
+        stage: &str,
+        patches: &[StagePatch],
+    ) -> Result<(), AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        let ops: Vec<PatchOperation> = patches
+            .iter()
+            .map(|p| match p {
+                StagePatch::Replace(path, value) => PatchOperation::builder()
+                    .op(Op::Replace)
+                    .path(path)
+                    .value(value)
+                    .build(),
+                StagePatch::Remove(path) => {
+                    PatchOperation::builder().op(Op::Remove).path(path).build()
+                }
+            })
+            .collect();
+        self.apigw
+            .update_stage()
+            .rest_api_id(api_id)
+            .stage_name(stage)
+            .set_patch_operations(Some(ops))
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:UpdateStage", e))?;
         Ok(())
     }
 
@@ -417,6 +525,65 @@ impl Aws {
                 .map_err(|e| map_err("apigateway:CreateStage", e))?;
         }
         Ok(())
+    }
+}
+
+/// An integration as the planner sees it. A timeout of 0 means the backend
+/// showed none.
+fn observed_integration(i: &Integration) -> ObservedIntegration {
+    let strings = |m: Option<&HashMap<String, String>>| -> BTreeMap<String, String> {
+        m.into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    ObservedIntegration {
+        kind: i
+            .r#type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+        http_method: i.http_method().map(str::to_string),
+        uri: i.uri().map(str::to_string),
+        timeout_ms: u32::try_from(i.timeout_in_millis()).ok().filter(|t| *t > 0),
+        request_templates: strings(i.request_templates()),
+        responses: i
+            .integration_responses()
+            .into_iter()
+            .flatten()
+            .map(|(status, r)| {
+                let response = IntegrationResponse {
+                    parameters: strings(r.response_parameters()),
+                    templates: strings(r.response_templates()),
+                };
+                (status.clone(), response)
+            })
+            .collect(),
+    }
+}
+
+fn method_responses(m: Option<&HashMap<String, MethodResponse>>) -> MethodResponses {
+    m.into_iter()
+        .flatten()
+        .map(|(status, r)| {
+            let params = r
+                .response_parameters()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            (status.clone(), params)
+        })
+        .collect()
+}
+
+fn stage_method_setting(m: &MethodSetting) -> StageMethodSetting {
+    StageMethodSetting {
+        rate_limit: Rate(m.throttling_rate_limit()),
+        burst_limit: m.throttling_burst_limit(),
+        logging_level: m.logging_level().map(str::to_string),
+        data_trace: m.data_trace_enabled(),
+        metrics: m.metrics_enabled(),
+        caching: m.caching_enabled(),
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use crate::plan::model::ResolvedFunction;
 use crate::plan::names::Ownership;
+use crate::plan::route_options::tree_notes;
 use crate::plan::State;
 use crate::reconcile::status::{statuses, Transitions};
 use crate::reconcile::{invalid_reason, PassReport};
@@ -196,10 +197,19 @@ pub fn render_tree(r: &PassReport, owner: &str) -> String {
                         .map(|f| f.name)
                         .unwrap_or_else(|| u.to_string())
                 })
-                .unwrap_or_else(|| "(no integration)".into());
+                .unwrap_or_else(|| match m.integration.as_ref() {
+                    Some(i) if i.kind == "MOCK" => "(MOCK)".into(),
+                    _ => "(no integration)".into(),
+                });
+            let notes = tree_notes(&res.path, verb, m, r.stage_settings.as_ref());
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", notes.join("; "))
+            };
             let _ = writeln!(
                 s,
-                "{}{verb:<7} -> {target:<24} {who}",
+                "{}{verb:<7} -> {target:<24} {who}{notes}",
                 "  ".repeat(depth + 1)
             );
         }

@@ -83,6 +83,78 @@ pub struct SpecDoc {
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub adopt: Option<Spanned<bool>>,
+    /// Answer CORS preflights: an OPTIONS method (MOCK integration) on the path and on its
+    /// `{proxy+}` that returns these Access-Control-* headers. The headers of real responses
+    /// come from the function (Lambda proxy integration). Not with OPTIONS in `methods`.
+    #[serde(default)]
+    #[schemars(with = "Option<CorsDoc>")]
+    pub cors: Option<Spanned<CorsDoc>>,
+    /// Per-route throttling in the stage's method settings, for each route and method of
+    /// this mount; takes effect without a deployment.
+    #[serde(default)]
+    #[schemars(with = "Option<ThrottleDoc>")]
+    pub throttle: Option<Spanned<ThrottleDoc>>,
+    /// Integration timeout in milliseconds (50 to 29000); default 29000.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(min = 50, max = 29000))]
+    pub timeout_ms: Option<Spanned<i64>>,
+}
+
+/// The CORS preflight answer of a mount.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CorsDoc {
+    /// Origins allowed to call: `*`, or `scheme://host[:port]` such as `https://app.example.com`.
+    #[schemars(with = "Vec<String>", length(min = 1))]
+    pub allow_origins: Spanned<Vec<Spanned<String>>>,
+    /// Methods a browser may use; default: the mount's methods (all of them for ANY) and OPTIONS.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<CorsMethodSchema>>")]
+    pub allow_methods: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Request headers a browser may send; default: Content-Type, X-Amz-Date, Authorization,
+    /// X-Api-Key, X-Amz-Security-Token, X-Amz-User-Agent.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub allow_headers: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Response headers a browser may read (browsers take this header from real responses,
+    /// which the function sends).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub expose_headers: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Seconds a browser may cache the preflight answer (0 to 86400).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(min = 0, max = 86400))]
+    pub max_age: Option<Spanned<i64>>,
+    /// Allow credentials (cookies, Authorization); not with the origin `*`. Default false.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub allow_credentials: Option<Spanned<bool>>,
+}
+
+/// Per-route throttling, bounded by the account's limits (10,000 requests/s, burst 5,000 by
+/// default in most regions).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ThrottleDoc {
+    /// Steady requests per second each route and method may take (more than 0, at most 10000;
+    /// fractions allowed).
+    #[schemars(with = "f64", range(max = 10000), extend("exclusiveMinimum" = 0))]
+    pub rate_limit: Spanned<f64>,
+    /// Requests a burst may take at once (1 to 5000).
+    #[schemars(with = "u32", range(min = 1, max = 5000))]
+    pub burst_limit: Spanned<i64>,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+enum CorsMethodSchema {
+    GET,
+    PUT,
+    POST,
+    DELETE,
+    PATCH,
+    HEAD,
+    OPTIONS,
 }
 
 #[derive(JsonSchema)]

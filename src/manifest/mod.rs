@@ -11,6 +11,7 @@
 //!   the same name or path); which one wins needs the live gateway and is
 //!   decided by the reconciler;
 //! - [`schema`]: the JSON Schema for editors;
+//! - [`options`]: the route options (CORS preflight, throttling, timeout) and their rules;
 //! - [`tenants`]: the tenant policy, parsed and validated like a manifest.
 
 use std::fmt;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub mod duplicates;
 pub mod format;
+pub mod options;
 pub mod schema;
 pub mod tenants;
 pub mod validate;
@@ -25,6 +27,7 @@ pub mod yaml;
 
 pub use duplicates::{duplicate_error, find_duplicates, Duplicate};
 pub use format::ServiceMountDoc;
+pub use options::{Cors, RateLimit, Throttle};
 
 use yaml::{count_documents, strip_json_position, yaml_error, yaml_options};
 
@@ -453,6 +456,12 @@ pub struct Mount {
     pub api_key_required: bool,
     /// Adopt an existing route of the same shape instead of reporting a conflict.
     pub adopt: bool,
+    /// Answer CORS preflights with an OPTIONS method on each route.
+    pub cors: Option<Cors>,
+    /// Throttle each route and method in the stage's method settings.
+    pub throttle: Option<Throttle>,
+    /// The integration timeout; `None`: API Gateway's default (29,000 ms).
+    pub timeout_ms: Option<u32>,
     /// The file this mount came from, as shown to people.
     pub file: PathBuf,
     /// The file's key within its source: the path below the folder
@@ -475,10 +484,21 @@ impl Mount {
     /// comments, key order and formatting do not change it). Recorded in the
     /// ownership marker of every method the mount has, so the version a
     /// route serves can be told from AWS alone.
+    ///
+    /// The route options that shape routes, `cors` and `timeoutMs`, are part
+    /// of it, and only when they are set: a manifest without them keeps the
+    /// generation it had before they existed, so an upgrade rewrites no
+    /// marker. Because the marker is in what a deployment carries (and in
+    /// the deployment fingerprint), a change to them made just before a crash
+    /// is still deployed by the next pass. `throttle` is deliberately left
+    /// out: it lives in the stage's method settings, not on the routes, is
+    /// read back from the stage on every pass, and takes effect without a
+    /// deployment; were it in the generation, a throttle edit would rewrite
+    /// every method's marker and so deploy the stage.
     pub fn generation(&self) -> String {
         use sha2::{Digest, Sha256};
         let methods: Vec<&str> = self.methods.iter().map(|m| m.as_str()).collect();
-        let meaning = format!(
+        let mut meaning = format!(
             "path={}\nfunction={}\nmethods={}\nproxy={}\nauthorization={}\nauthorizer={}\napiKey={}\nadopt={}\n",
             self.path,
             self.function,
@@ -489,6 +509,28 @@ impl Mount {
             self.api_key_required,
             self.adopt,
         );
+        if let Some(c) = &self.cors {
+            let methods: Vec<&str> = c
+                .allow_methods
+                .iter()
+                .flatten()
+                .map(|m| m.as_str())
+                .collect();
+            meaning.push_str(&format!(
+                "cors.origins={}\ncors.methods={}{}\ncors.headers={}{}\ncors.expose={}\ncors.maxAge={}\ncors.credentials={}\n",
+                c.allow_origins.join(","),
+                if c.allow_methods.is_some() { "=" } else { "" },
+                methods.join(","),
+                if c.allow_headers.is_some() { "=" } else { "" },
+                c.allow_headers.iter().flatten().cloned().collect::<Vec<_>>().join(","),
+                c.expose_headers.join(","),
+                c.max_age.map(|a| a.to_string()).unwrap_or_default(),
+                c.allow_credentials,
+            ));
+        }
+        if let Some(ms) = self.timeout_ms {
+            meaning.push_str(&format!("timeoutMs={ms}\n"));
+        }
         Sha256::digest(meaning.as_bytes())[..4]
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -909,6 +951,219 @@ spec:
                 assert!(got.contains(w), "{file}: expected {w:?} in:\n{got}");
             }
         }
+    }
+
+    const OPTIONS: &str = "  cors:
+    allowOrigins: [\"https://app.example.com\", \"http://localhost:3000\"]
+    allowHeaders: [Content-Type, X-Trace]
+    exposeHeaders: [X-Request-Id]
+    maxAge: 600
+    allowCredentials: true
+  throttle:
+    rateLimit: 12.5
+    burstLimit: 40
+  timeoutMs: 5000
+";
+
+    #[test]
+    fn route_options_parse() {
+        let m = parse(Path::new("a.yaml"), with_spec(OPTIONS).as_bytes()).unwrap();
+        let cors = m.cors.as_ref().unwrap();
+        assert_eq!(
+            cors.allow_origins,
+            vec!["https://app.example.com", "http://localhost:3000"]
+        );
+        assert_eq!(cors.allow_methods, None);
+        assert_eq!(
+            cors.allow_headers.as_deref(),
+            Some(&["Content-Type".to_string(), "X-Trace".to_string()][..])
+        );
+        assert_eq!(cors.expose_headers, vec!["X-Request-Id"]);
+        assert_eq!((cors.max_age, cors.allow_credentials), (Some(600), true));
+        let t = m.throttle.unwrap();
+        assert_eq!((t.rate_limit.get(), t.burst_limit), (12.5, 40));
+        assert_eq!(m.timeout_ms, Some(5000));
+        let json = r#"{"apiVersion":"apimount/v1","kind":"ServiceMount","metadata":{"name":"p"},
+            "spec":{"path":"/p","function":"f","cors":{"allowOrigins":["*"],"allowMethods":["GET"]},
+            "throttle":{"rateLimit":100,"burstLimit":200},"timeoutMs":29000}}"#;
+        let m = parse(Path::new("p.json"), json.as_bytes()).unwrap();
+        assert_eq!(m.cors.unwrap().allow_methods, Some(vec![HttpMethod::Get]));
+        assert_eq!(m.throttle.unwrap().rate_limit.get(), 100.0);
+    }
+
+    #[test]
+    fn generation_follows_the_route_options_but_not_the_throttle() {
+        use sha2::{Digest, Sha256};
+        let plain = parse(Path::new("a.yaml"), GOOD.as_bytes()).unwrap();
+        // Without options, the generation is what it was before they existed.
+        let before = "path=/accounts\nfunction=account-service\nmethods=ANY\nproxy=true\nauthorization=NONE\nauthorizer=\napiKey=false\nadopt=false\n";
+        let want: String = Sha256::digest(before.as_bytes())[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(plain.generation(), want);
+        let gen = |extra: &str| {
+            parse(Path::new("a.yaml"), with_spec(extra).as_bytes())
+                .unwrap()
+                .generation()
+        };
+        let cors = gen("  cors:\n    allowOrigins: [\"*\"]\n");
+        assert_ne!(cors, want);
+        assert_ne!(
+            gen("  cors:\n    allowOrigins: [\"*\"]\n    maxAge: 5\n"),
+            cors
+        );
+        assert_ne!(gen("  timeoutMs: 5000\n"), want);
+        assert_ne!(gen("  timeoutMs: 5000\n"), gen("  timeoutMs: 6000\n"));
+        // A throttle edit is made on the stage alone: no marker changes.
+        assert_eq!(
+            gen("  throttle:\n    rateLimit: 10\n    burstLimit: 20\n"),
+            want
+        );
+    }
+
+    /// (extra spec lines, fragments the messages must contain)
+    #[test]
+    fn bad_route_options_table() {
+        let cors = |body: &str| format!("  cors:\n{body}");
+        let throttle = |rate: &str, burst: &str| {
+            format!("  throttle:\n    rateLimit: {rate}\n    burstLimit: {burst}\n")
+        };
+        let cases: Vec<(String, Vec<&str>)> = vec![
+            (
+                cors("    allowOrigins: []\n"),
+                vec!["spec.cors.allowOrigins: must list at least one origin"],
+            ),
+            (
+                cors("    allowOrigins: [app.example.com]\n"),
+                vec!["spec.cors.allowOrigins[0]: 'app.example.com' is not an origin"],
+            ),
+            (
+                cors("    allowOrigins: [\"https://a.example/\"]\n"),
+                vec!["spec.cors.allowOrigins[0]:", "does not name a host"],
+            ),
+            (
+                cors("    allowOrigins: [\"https://a.example:99999\"]\n"),
+                vec!["has the port '99999'"],
+            ),
+            (
+                cors("    allowOrigins: [\"https://a.example\", \"https://a.example\"]\n"),
+                vec!["spec.cors.allowOrigins[1]: https://a.example is listed twice"],
+            ),
+            (
+                cors("    allowOrigins: [\"*\", \"https://a.example\"]\n"),
+                vec!["list it alone"],
+            ),
+            (
+                cors("    allowOrigins: [\"*\"]\n    allowCredentials: true\n"),
+                vec!["spec.cors.allowCredentials: cannot be true with the origin \"*\""],
+            ),
+            (
+                cors("    allowOrigins: [\"*\"]\n    allowCredentials: \"true\"\n"),
+                vec!["spec.cors.allowCredentials: expected a boolean"],
+            ),
+            (
+                cors("    allowOrigins: [\"*\"]\n    allowMethods: [ANY]\n"),
+                vec!["spec.cors.allowMethods[0]: 'ANY' is not a method a browser sends"],
+            ),
+            (
+                cors("    allowOrigins: [\"*\"]\n    allowMethods: [GET, GET]\n"),
+                vec!["spec.cors.allowMethods[1]: GET is listed twice"],
+            ),
+            (
+                cors("    allowOrigins: [\"*\"]\n    allowMethods: []\n"),
+                vec!["spec.cors.allowMethods: must list at least one"],
+            ),
+            (
+                cors("    allowOrigins: [\"*\"]\n    allowHeaders: [\"Content Type\"]\n"),
+                vec!["spec.cors.allowHeaders[0]: 'Content Type' is not a header name"],
+            ),
+            (
+                cors("    allowOrigins: [\"*\"]\n    exposeHeaders: [\"X-'a'\"]\n"),
+                vec!["spec.cors.exposeHeaders[0]:", "is not a header name"],
+            ),
+            (
+                cors("    allowOrigins: [\"*\"]\n    maxAge: 86401\n"),
+                vec!["spec.cors.maxAge: 86401 is out of range: 0 to 86400"],
+            ),
+            (
+                cors("    allowOrigins: [\"*\"]\n    maxAge: -1\n"),
+                vec!["spec.cors.maxAge: -1 is out of range"],
+            ),
+            (
+                cors("    allowOrigins: [\"*\"]\n    colour: red\n"),
+                vec!["colour: unknown field"],
+            ),
+            (cors("    allowMethods: [GET]\n"), vec!["allowOrigins"]),
+            (
+                format!(
+                    "  methods: [GET, OPTIONS]\n{}",
+                    cors("    allowOrigins: [\"*\"]\n")
+                ),
+                vec!["spec.cors: cannot be used with OPTIONS in spec.methods"],
+            ),
+            (
+                throttle("0", "10"),
+                vec!["spec.throttle.rateLimit: 0 is not a rate"],
+            ),
+            (
+                throttle("-5", "10"),
+                vec!["spec.throttle.rateLimit: -5 is not a rate"],
+            ),
+            (
+                throttle("10001", "10"),
+                vec!["spec.throttle.rateLimit: 10001 is above 10000 requests per second"],
+            ),
+            (
+                throttle("\"100\"", "10"),
+                vec!["spec.throttle.rateLimit: expected a number"],
+            ),
+            (
+                throttle("100", "0"),
+                vec!["spec.throttle.burstLimit: 0 is out of range: 1 to 5000"],
+            ),
+            (
+                throttle("100", "5001"),
+                vec!["spec.throttle.burstLimit: 5001 is out of range: 1 to 5000"],
+            ),
+            (throttle("100", "2.5"), vec!["burstLimit"]),
+            (
+                "  throttle:\n    rateLimit: 100\n".into(),
+                vec!["burstLimit"],
+            ),
+            (
+                "  timeoutMs: 49\n".into(),
+                vec!["spec.timeoutMs: 49 is out of range: 50 to 29000 milliseconds"],
+            ),
+            (
+                "  timeoutMs: 29001\n".into(),
+                vec!["spec.timeoutMs: 29001 is out of range"],
+            ),
+            (
+                "  timeoutMs: \"5000\"\n".into(),
+                vec!["spec.timeoutMs: expected a number"],
+            ),
+            ("  timeoutMs: fast\n".into(), vec!["timeoutMs"]),
+        ];
+        for (extra, wants) in cases {
+            let got = errors("o.yaml", &with_spec(&extra)).join("\n");
+            for w in wants {
+                assert!(got.contains(w), "{extra}: expected {w:?} in:\n{got}");
+            }
+            assert!(got.starts_with("o.yaml:"), "{got}");
+        }
+        // Every problem of the options is listed at once.
+        let all = with_spec(&format!(
+            "{}{}  timeoutMs: 1\n",
+            cors("    allowOrigins: [nope]\n    maxAge: 999999\n"),
+            throttle("0", "0")
+        ));
+        assert_eq!(
+            parse(Path::new("o.yaml"), all.as_bytes())
+                .unwrap_err()
+                .len(),
+            5
+        );
     }
 
     #[test]

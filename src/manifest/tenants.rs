@@ -14,6 +14,10 @@
 //!     authorizations: [NONE, AWS_IAM]  # default: AWS_IAM, CUSTOM, COGNITO_USER_POOLS
 //!     adopt: false                     # default false
 //!     maxResources: 40                 # default: no budget of its own
+//!     cors: true                       # default true: may answer CORS preflights
+//!     maxRateLimit: 500                # default: no bound; each mount must then throttle,
+//!     maxBurstLimit: 1000              #   within these
+//!     maxTimeoutMs: 10000              # default: no bound (29,000 is the gateway's own)
 //! ```
 //!
 //! What the rules mean for a mount is decided in `plan::tenancy`.
@@ -25,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::options::{RateLimit, MAX_BURST_LIMIT, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS};
 use super::yaml::{quoted_at, yaml_error, yaml_options};
 use super::{check_tenant_name, Authorization, ErrorKind, ManifestError, MountPath, API_VERSION};
 
@@ -61,6 +66,17 @@ pub struct Tenant {
     pub adopt: bool,
     /// Most API resources its mounts may need in all.
     pub max_resources: Option<usize>,
+    /// Whether its mounts may answer CORS preflights (`spec.cors`).
+    pub cors: bool,
+    /// The highest `throttle.rateLimit` its mounts may set; with it (or
+    /// `max_burst_limit`) every mount must set `throttle`, since an
+    /// unthrottled route runs at the stage's and account's limits.
+    pub max_rate_limit: Option<RateLimit>,
+    /// The highest `throttle.burstLimit` its mounts may set.
+    pub max_burst_limit: Option<u32>,
+    /// The longest `timeoutMs` its mounts may set (a mount without one has
+    /// API Gateway's 29,000 ms).
+    pub max_timeout_ms: Option<u32>,
 }
 
 /// A function name glob (`accounts-*`) or function ARN glob
@@ -130,6 +146,14 @@ struct TenantDoc {
     adopt: Option<Spanned<bool>>,
     #[serde(default)]
     max_resources: Option<Spanned<u64>>,
+    #[serde(default)]
+    cors: Option<Spanned<bool>>,
+    #[serde(default)]
+    max_rate_limit: Option<Spanned<f64>>,
+    #[serde(default)]
+    max_burst_limit: Option<Spanned<i64>>,
+    #[serde(default)]
+    max_timeout_ms: Option<Spanned<i64>>,
 }
 
 fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
@@ -352,18 +376,55 @@ impl<'a> Check<'a> {
                 out
             }
         };
-        if let Some(a) = &t.adopt {
-            if let Some(quote) = quoted_at(self.text, pos(a)) {
-                self.fail(
-                    pos(a),
-                    &format!("{at}.adopt"),
-                    format!(
-                        "expected a boolean (true or false), found the string {quote}{}{quote}",
-                        a.value
-                    ),
-                );
+        for (name, flag) in [("adopt", &t.adopt), ("cors", &t.cors)] {
+            if let Some(a) = flag {
+                if let Some(quote) = quoted_at(self.text, pos(a)) {
+                    self.fail(
+                        pos(a),
+                        &format!("{at}.{name}"),
+                        format!(
+                            "expected a boolean (true or false), found the string {quote}{}{quote}",
+                            a.value
+                        ),
+                    );
+                }
             }
         }
+        let max_rate_limit = t.max_rate_limit.as_ref().and_then(|r| {
+            let field = format!("{at}.maxRateLimit");
+            if let Some(quote) = quoted_at(self.text, pos(r)) {
+                self.fail(
+                    pos(r),
+                    &field,
+                    format!(
+                        "expected a number, found the string {quote}{}{quote}",
+                        r.value
+                    ),
+                );
+                return None;
+            }
+            RateLimit::new(r.value)
+                .map_err(|m| self.fail(pos(r), &field, m))
+                .ok()
+        });
+        let max_burst_limit = t.max_burst_limit.as_ref().and_then(|b| {
+            self.whole(
+                b,
+                &format!("{at}.maxBurstLimit"),
+                1,
+                u64::from(MAX_BURST_LIMIT),
+                "requests",
+            )
+        });
+        let max_timeout_ms = t.max_timeout_ms.as_ref().and_then(|m| {
+            self.whole(
+                m,
+                &format!("{at}.maxTimeoutMs"),
+                u64::from(MIN_TIMEOUT_MS),
+                u64::from(MAX_TIMEOUT_MS),
+                "milliseconds",
+            )
+        });
         let max_resources = t.max_resources.as_ref().map(|m| m.value);
         if let Some(m) = &t.max_resources {
             if m.value == 0 {
@@ -381,7 +442,44 @@ impl<'a> Check<'a> {
             authorizations,
             adopt: t.adopt.as_ref().is_some_and(|a| a.value),
             max_resources: max_resources.map(|m| m as usize),
+            cors: t.cors.as_ref().is_none_or(|c| c.value),
+            max_rate_limit,
+            max_burst_limit: max_burst_limit.map(|b| b as u32),
+            max_timeout_ms: max_timeout_ms.map(|m| m as u32),
         })
+    }
+
+    /// A whole number within `min..=max`, or `None` after reporting why not.
+    fn whole(
+        &mut self,
+        v: &Spanned<i64>,
+        field: &str,
+        min: u64,
+        max: u64,
+        unit: &str,
+    ) -> Option<u64> {
+        if let Some(quote) = quoted_at(self.text, pos(v)) {
+            self.fail(
+                pos(v),
+                field,
+                format!(
+                    "expected a number, found the string {quote}{}{quote}",
+                    v.value
+                ),
+            );
+            return None;
+        }
+        match u64::try_from(v.value) {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.fail(
+                    pos(v),
+                    field,
+                    format!("{} is out of range: {min} to {max} {unit}", v.value),
+                );
+                None
+            }
+        }
     }
 }
 
@@ -428,6 +526,10 @@ tenants:
     authorizations: [NONE, AWS_IAM]
     adopt: true
     maxResources: 40
+    cors: false
+    maxRateLimit: 50.5
+    maxBurstLimit: 100
+    maxTimeoutMs: 10000
   - name: admin
     paths: [/accounts/admin, /admin]
     functions: [\"arn:aws:lambda:*:*:function:admin-?\"]
@@ -452,10 +554,21 @@ tenants:
         );
         assert!(a.adopt);
         assert_eq!(a.max_resources, Some(40));
+        assert!(!a.cors);
+        assert_eq!(a.max_rate_limit.map(|r| r.get()), Some(50.5));
+        assert_eq!(
+            (a.max_burst_limit, a.max_timeout_ms),
+            (Some(100), Some(10000))
+        );
         let b = &p.tenants[1];
         assert_eq!(b.authorizations, DEFAULT_AUTHORIZATIONS.to_vec());
         assert!(!b.adopt);
         assert_eq!(b.max_resources, None);
+        assert!(b.cors);
+        assert_eq!(
+            (b.max_rate_limit, b.max_burst_limit, b.max_timeout_ms),
+            (None, None, None)
+        );
         assert!(b.functions[0].is_arn());
     }
 
@@ -538,6 +651,36 @@ tenants:
                 "tenants[0].maxResources: must be at least 1",
             ),
             ("maxResources: 40", "maxResources: -1", "tenants.yaml:9:"),
+            (
+                "cors: false",
+                "cors: \"false\"",
+                "tenants[0].cors: expected a boolean",
+            ),
+            (
+                "maxRateLimit: 50.5",
+                "maxRateLimit: 0",
+                "tenants[0].maxRateLimit: 0 is not a rate",
+            ),
+            (
+                "maxRateLimit: 50.5",
+                "maxRateLimit: 20000",
+                "tenants[0].maxRateLimit: 20000 is above 10000",
+            ),
+            (
+                "maxBurstLimit: 100",
+                "maxBurstLimit: 5001",
+                "tenants[0].maxBurstLimit: 5001 is out of range: 1 to 5000",
+            ),
+            (
+                "maxTimeoutMs: 10000",
+                "maxTimeoutMs: 30000",
+                "tenants[0].maxTimeoutMs: 30000 is out of range: 50 to 29000",
+            ),
+            (
+                "maxTimeoutMs: 10000",
+                "maxTimeoutMs: \"100\"",
+                "tenants[0].maxTimeoutMs: expected a number",
+            ),
             ("adopt: true", "adopt: true\n    extra: 1", "unknown field"),
         ];
         for (from, to, want) in table {

@@ -5,12 +5,19 @@ use std::path::Path;
 
 use serde_saphyr::Spanned;
 
-use super::format::ServiceMountDoc;
+use super::format::{CorsDoc, ServiceMountDoc, ThrottleDoc};
+use super::options::{
+    check_header_name, check_origin, Cors, RateLimit, Throttle, MAX_BURST_LIMIT, MAX_CORS_MAX_AGE,
+    MAX_TIMEOUT_MS, MIN_TIMEOUT_MS,
+};
 use super::yaml::quoted_at;
 use super::{
     check_name, Authorization, ErrorKind, FunctionRef, HttpMethod, ManifestError, Mount, MountPath,
     API_VERSION, KIND,
 };
+
+/// Reports one problem: position, field, message.
+type Fail<'a> = dyn FnMut(Option<(u64, u64)>, &str, String) + 'a;
 
 fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
     let l = s.referenced;
@@ -190,6 +197,34 @@ pub(crate) fn validate(
         }
     }
 
+    let cors = doc.spec.cors.as_ref().and_then(|c| {
+        if methods.contains(&HttpMethod::Options) {
+            let at = doc.spec.methods.as_ref().and_then(pos).or(pos(c));
+            fail(
+                at,
+                "spec.cors",
+                "cannot be used with OPTIONS in spec.methods: the function answers preflights itself; drop OPTIONS from methods or drop cors".into(),
+            );
+        }
+        cors_of(text, &c.value, &mut fail)
+    });
+    let throttle = doc
+        .spec
+        .throttle
+        .as_ref()
+        .and_then(|t| throttle_of(text, &t.value, &mut fail));
+    let timeout_ms = doc.spec.timeout_ms.as_ref().and_then(|t| {
+        number_in(
+            text,
+            t,
+            "spec.timeoutMs",
+            u64::from(MIN_TIMEOUT_MS),
+            u64::from(MAX_TIMEOUT_MS),
+            "milliseconds: API Gateway's REST integrations time out after 50 ms at the least and 29,000 ms at the most",
+            &mut fail,
+        )
+    });
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -204,10 +239,232 @@ pub(crate) fn validate(
         authorizer_id,
         api_key_required: doc.spec.api_key_required.is_some_and(|b| b.value),
         adopt: doc.spec.adopt.is_some_and(|b| b.value),
+        cors,
+        throttle,
+        timeout_ms: timeout_ms.map(|t| t as u32),
         file: file.to_path_buf(),
         key: file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
+    })
+}
+
+/// A whole number within `min..=max`, or `None` after reporting why not.
+fn number_in(
+    text: &str,
+    v: &Spanned<i64>,
+    field: &str,
+    min: u64,
+    max: u64,
+    unit: &str,
+    fail: &mut Fail<'_>,
+) -> Option<u64> {
+    if let Some(quote) = quoted_at(text, pos(v)) {
+        fail(
+            pos(v),
+            field,
+            format!(
+                "expected a number, found the string {quote}{}{quote}",
+                v.value
+            ),
+        );
+        return None;
+    }
+    match u64::try_from(v.value) {
+        Ok(n) if (min..=max).contains(&n) => Some(n),
+        _ => {
+            fail(
+                pos(v),
+                field,
+                format!("{} is out of range: {min} to {max} {unit}", v.value),
+            );
+            None
+        }
+    }
+}
+
+/// A list of strings each `check` accepts, without repeats; `None` after
+/// reporting every bad entry.
+fn string_list(
+    list: &Spanned<Vec<Spanned<String>>>,
+    field: &str,
+    check: fn(&str) -> Result<(), String>,
+    fail: &mut Fail<'_>,
+) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for (i, item) in list.value.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        if let Err(m) = check(&item.value) {
+            fail(pos(item), &at, m);
+            ok = false;
+        } else if out.iter().any(|o| o.eq_ignore_ascii_case(&item.value)) {
+            fail(pos(item), &at, format!("{} is listed twice", item.value));
+            ok = false;
+        } else {
+            out.push(item.value.clone());
+        }
+    }
+    ok.then_some(out)
+}
+
+fn cors_of(text: &str, c: &CorsDoc, fail: &mut Fail<'_>) -> Option<Cors> {
+    let mut ok = true;
+    if let Some(b) = &c.allow_credentials {
+        if let Some(quote) = quoted_at(text, pos(b)) {
+            fail(
+                pos(b),
+                "spec.cors.allowCredentials",
+                format!(
+                    "expected a boolean (true or false), found the string {quote}{}{quote}",
+                    b.value
+                ),
+            );
+            ok = false;
+        }
+    }
+    let credentials = c.allow_credentials.as_ref().is_some_and(|b| b.value);
+    if c.allow_origins.value.is_empty() {
+        fail(
+            pos(&c.allow_origins),
+            "spec.cors.allowOrigins",
+            "must list at least one origin, or \"*\" for any".into(),
+        );
+        ok = false;
+    }
+    let origins = string_list(
+        &c.allow_origins,
+        "spec.cors.allowOrigins",
+        check_origin,
+        fail,
+    );
+    if let Some(origins) = &origins {
+        let star = origins.iter().any(|o| o == "*");
+        if star && origins.len() > 1 {
+            fail(
+                pos(&c.allow_origins),
+                "spec.cors.allowOrigins",
+                "\"*\" allows every origin; list it alone, or list the origins without it".into(),
+            );
+            ok = false;
+        }
+        if star && credentials {
+            fail(
+                c.allow_credentials.as_ref().and_then(pos),
+                "spec.cors.allowCredentials",
+                "cannot be true with the origin \"*\": browsers refuse credentials for any origin; list the origins".into(),
+            );
+            ok = false;
+        }
+    }
+    let methods = match &c.allow_methods {
+        None => Some(None),
+        Some(list) if list.value.is_empty() => {
+            fail(
+                pos(list),
+                "spec.cors.allowMethods",
+                "must list at least one method, or be left out for the mount's methods".into(),
+            );
+            None
+        }
+        Some(list) => {
+            let mut out = Vec::new();
+            let mut good = true;
+            for (i, m) in list.value.iter().enumerate() {
+                let field = format!("spec.cors.allowMethods[{i}]");
+                match HttpMethod::parse(&m.value) {
+                    Some(HttpMethod::Any) | None => {
+                        fail(
+                            pos(m),
+                            &field,
+                            format!(
+                                "'{}' is not a method a browser sends (GET, PUT, POST, DELETE, PATCH, HEAD, OPTIONS)",
+                                m.value.escape_debug()
+                            ),
+                        );
+                        good = false;
+                    }
+                    Some(v) if out.contains(&v) => {
+                        fail(pos(m), &field, format!("{v} is listed twice"));
+                        good = false;
+                    }
+                    Some(v) => out.push(v),
+                }
+            }
+            good.then_some(Some(out))
+        }
+    };
+    let headers = match &c.allow_headers {
+        None => Some(None),
+        Some(list) => {
+            string_list(list, "spec.cors.allowHeaders", check_header_name, fail).map(Some)
+        }
+    };
+    let expose = match &c.expose_headers {
+        None => Some(Vec::new()),
+        Some(list) => string_list(list, "spec.cors.exposeHeaders", check_header_name, fail),
+    };
+    let max_age = match &c.max_age {
+        None => Some(None),
+        Some(a) => number_in(
+            text,
+            a,
+            "spec.cors.maxAge",
+            0,
+            u64::from(MAX_CORS_MAX_AGE),
+            "seconds (browsers cache a preflight for a day at most)",
+            fail,
+        )
+        .map(|n| Some(n as u32)),
+    };
+    let (Some(origins), Some(methods), Some(headers), Some(expose), Some(max_age), true) =
+        (origins, methods, headers, expose, max_age, ok)
+    else {
+        return None;
+    };
+    Some(Cors {
+        allow_origins: origins,
+        allow_methods: methods,
+        allow_headers: headers,
+        expose_headers: expose,
+        max_age,
+        allow_credentials: credentials,
+    })
+}
+
+fn throttle_of(text: &str, t: &ThrottleDoc, fail: &mut Fail<'_>) -> Option<Throttle> {
+    let rate = match quoted_at(text, pos(&t.rate_limit)) {
+        Some(quote) => {
+            fail(
+                pos(&t.rate_limit),
+                "spec.throttle.rateLimit",
+                format!(
+                    "expected a number, found the string {quote}{}{quote}",
+                    t.rate_limit.value
+                ),
+            );
+            None
+        }
+        None => match RateLimit::new(t.rate_limit.value) {
+            Ok(r) => Some(r),
+            Err(m) => {
+                fail(pos(&t.rate_limit), "spec.throttle.rateLimit", m);
+                None
+            }
+        },
+    };
+    let burst = number_in(
+        text,
+        &t.burst_limit,
+        "spec.throttle.burstLimit",
+        1,
+        u64::from(MAX_BURST_LIMIT),
+        "requests (5,000 is the default account-level burst of API Gateway; a route cannot burst beyond its account)",
+        fail,
+    );
+    Some(Throttle {
+        rate_limit: rate?,
+        burst_limit: burst? as u32,
     })
 }

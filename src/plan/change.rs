@@ -5,7 +5,8 @@ use std::fmt;
 
 use super::model::{MethodSettings, ResolvedFunction};
 use super::model::{Methods, ObservedApi, ObservedIntegration, ObservedMethod, ObservedResource};
-use crate::manifest::HttpMethod;
+use super::route_options::{Inherited, Preflight};
+use crate::manifest::{HttpMethod, Throttle};
 
 /// One change to the gateway or to a function's policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +29,45 @@ pub enum Change {
         settings: MethodSettings,
         why: String,
     },
-    /// Create or overwrite the Lambda proxy integration of a method.
+    /// Create or overwrite the Lambda proxy integration of a method, with
+    /// its timeout (`None`: API Gateway's default).
     PutIntegration {
         path: String,
         verb: HttpMethod,
         uri: String,
+        timeout_ms: Option<u32>,
         why: Option<String>,
+    },
+    /// Give the OPTIONS method at `path` its CORS preflight answer: a method
+    /// response, a MOCK integration and an integration response with the
+    /// Access-Control-* headers. Nothing when it has them already (a method
+    /// repaired in place keeps them); made again whole when they differ.
+    PutPreflight {
+        path: String,
+        settings: MethodSettings,
+        preflight: Preflight,
+        why: Option<String>,
+    },
+    /// Set the throttling of one route and method in the stage's method
+    /// settings (`was`: what it had, when it had an entry). A new entry also
+    /// gets the stage default's logging and metrics (`inherit`). Takes effect
+    /// without a deployment.
+    PutThrottle {
+        path: String,
+        verb: HttpMethod,
+        throttle: Throttle,
+        inherit: Option<Inherited>,
+        was: Option<String>,
+    },
+    /// Take this owner's throttling off one route and method: the whole
+    /// method-settings entry when it overrides nothing else (`whole`), its
+    /// throttling only (reset to "no override") when it also carries
+    /// someone's logging or caching.
+    ClearThrottle {
+        path: String,
+        verb: String,
+        whole: bool,
+        was: String,
     },
     AddPermission {
         function: String,
@@ -74,14 +108,28 @@ impl Change {
             Change::CreateResource { .. }
             | Change::PutMethod { .. }
             | Change::AddPermission { .. } => ChangeKind::Create,
-            Change::PutIntegration { why: None, .. } => ChangeKind::Create,
+            Change::PutIntegration { why: None, .. }
+            | Change::PutPreflight { why: None, .. }
+            | Change::PutThrottle { was: None, .. } => ChangeKind::Create,
             Change::ReplaceMethod { .. }
             | Change::PutIntegration { .. }
+            | Change::PutPreflight { .. }
+            | Change::PutThrottle { .. }
             | Change::ReplacePermission { .. } => ChangeKind::Update,
             Change::RemovePermission { .. }
             | Change::DeleteMethod { .. }
-            | Change::DeleteResource { .. } => ChangeKind::Delete,
+            | Change::DeleteResource { .. }
+            | Change::ClearThrottle { .. } => ChangeKind::Delete,
         }
+    }
+
+    /// Whether the change is to the stage's method settings: made after the
+    /// routes, needs the stage, and is never deployed.
+    pub fn is_stage_setting(&self) -> bool {
+        matches!(
+            self,
+            Change::PutThrottle { .. } | Change::ClearThrottle { .. }
+        )
     }
 
     /// Whether the change gives a route its invoke permission.
@@ -94,12 +142,15 @@ impl Change {
 
     /// Whether the change, made on `api` as it is just before it, alters what
     /// a deployment would serve. Permissions are not part of a deployment,
-    /// and a bare resource (no method at or below it) serves nothing.
+    /// nor are the stage's method settings (throttling takes effect at
+    /// once), and a bare resource (no method at or below it) serves nothing.
     pub fn alters_routes(&self, api: &ObservedApi) -> bool {
         match self {
             Change::AddPermission { .. }
             | Change::ReplacePermission { .. }
             | Change::RemovePermission { .. }
+            | Change::PutThrottle { .. }
+            | Change::ClearThrottle { .. }
             | Change::CreateResource { .. } => false,
             Change::DeleteResource { path } => api.serves_at_or_below(path),
             _ => true,
@@ -150,14 +201,31 @@ impl Change {
                     );
             }
             Change::PutIntegration {
-                path, verb, uri, ..
+                path,
+                verb,
+                uri,
+                timeout_ms,
+                ..
             } => {
                 if let Some(m) = api
                     .resources
                     .get_mut(path)
                     .and_then(|r| r.methods.get_mut(verb.as_str()))
                 {
-                    m.integration = Some(ObservedIntegration::lambda_proxy(uri));
+                    m.integration =
+                        Some(ObservedIntegration::lambda_proxy(uri).with_timeout(*timeout_ms));
+                }
+            }
+            Change::PutPreflight {
+                path, preflight, ..
+            } => {
+                if let Some(m) = api
+                    .resources
+                    .get_mut(path)
+                    .and_then(|r| r.methods.get_mut(HttpMethod::Options.as_str()))
+                {
+                    m.integration = Some(preflight.integration());
+                    m.responses = preflight.method_responses();
                 }
             }
             Change::DeleteMethod { path, verb } => {
@@ -173,7 +241,9 @@ impl Change {
             }
             Change::AddPermission { .. }
             | Change::ReplacePermission { .. }
-            | Change::RemovePermission { .. } => {}
+            | Change::RemovePermission { .. }
+            | Change::PutThrottle { .. }
+            | Change::ClearThrottle { .. } => {}
         }
     }
 }
@@ -203,11 +273,57 @@ impl fmt::Display for Change {
                 path,
                 verb,
                 uri,
+                timeout_ms,
                 why,
+            } => {
+                let timeout = timeout_ms
+                    .map(|t| format!(" (timeout {t} ms)"))
+                    .unwrap_or_default();
+                match why {
+                    None => write!(
+                        f,
+                        "+ integration {verb} {path} -> {}{timeout}",
+                        short_uri(uri)
+                    ),
+                    Some(w) => write!(
+                        f,
+                        "~ integration {verb} {path} -> {}{timeout}: {w}",
+                        short_uri(uri)
+                    ),
+                }
+            }
+            Change::PutPreflight {
+                path,
+                preflight,
+                why,
+                ..
             } => match why {
-                None => write!(f, "+ integration {verb} {path} -> {}", short_uri(uri)),
-                Some(w) => write!(f, "~ integration {verb} {path} -> {}: {w}", short_uri(uri)),
+                None => write!(f, "+ CORS preflight OPTIONS {path}: {}", preflight.summary),
+                Some(w) => write!(f, "~ CORS preflight OPTIONS {path}: {w}"),
             },
+            Change::PutThrottle {
+                path,
+                verb,
+                throttle,
+                was,
+                ..
+            } => match was {
+                None => write!(f, "+ throttle {verb} {path}: {throttle}"),
+                Some(w) => write!(f, "~ throttle {verb} {path}: {throttle} (was {w})"),
+            },
+            Change::ClearThrottle {
+                path,
+                verb,
+                whole,
+                was,
+            } => {
+                let how = if *whole {
+                    ""
+                } else {
+                    "; its other method settings stay"
+                };
+                write!(f, "- throttle {verb} {path} (was {was}){how}")
+            }
             Change::AddPermission {
                 function,
                 sid,

@@ -64,6 +64,9 @@ pub enum Reason {
     AdoptNotAllowed,
     /// The mount would take its tenant over its resource budget.
     OverBudget,
+    /// A route option (`cors`, `throttle`, `timeoutMs`) is outside what the
+    /// manifest's tenant may set.
+    OptionNotAllowed,
     /// The stage cannot be deployed: a method lacks an integration (AWS
     /// refuses the whole deployment), or deploying would take a served
     /// route offline. The stage keeps serving its last deployment.
@@ -87,6 +90,7 @@ impl Reason {
             Reason::AuthorizationNotAllowed => "AuthorizationNotAllowed",
             Reason::AdoptNotAllowed => "AdoptNotAllowed",
             Reason::OverBudget => "OverBudget",
+            Reason::OptionNotAllowed => "OptionNotAllowed",
             Reason::DeployBlocked => "DeployBlocked",
         }
     }
@@ -102,7 +106,8 @@ impl Reason {
             | FunctionNotAllowed
             | AuthorizationNotAllowed
             | AdoptNotAllowed
-            | OverBudget => ConditionType::Accepted,
+            | OverBudget
+            | OptionNotAllowed => ConditionType::Accepted,
             FunctionNotFound => ConditionType::ResolvedRefs,
             AccessDenied | Throttled | AwsError | InvalidRequest | LimitExceeded
             | DeployBlocked => ConditionType::Programmed,

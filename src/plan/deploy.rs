@@ -233,6 +233,7 @@ mod tests {
             api_key_required: false,
             operation_name: Some("x".into()),
             integration: integration.then(|| ObservedIntegration::lambda_proxy("u")),
+            responses: Default::default(),
         };
         let api = |integration: bool| {
             ObservedApi::from_resources(vec![ObservedResource {

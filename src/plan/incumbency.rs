@@ -149,6 +149,7 @@ mod tests {
                 api_key_required: false,
                 operation_name: Some(operation_name),
                 integration: None,
+                responses: Default::default(),
             };
             resources.push(ObservedResource {
                 id: m.path.to_string(),

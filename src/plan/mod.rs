@@ -11,6 +11,7 @@
 //! - [`planner`]: the planner itself ([`plan()`]);
 //! - [`incumbency`]: which manifest a contested name or path goes to;
 //! - [`deploy`]: whether a pass deploys;
+//! - [`route_options`]: CORS preflights and per-route throttling as gateway objects;
 //! - [`tenancy`]: what a tenant policy allows a mount;
 //! - [`warnings`]: notes before per-API and per-function limits are hit;
 //! - [`conditions`]: mount states and the reasons vocabulary.
@@ -46,6 +47,7 @@ pub mod model;
 pub mod names;
 pub mod planner;
 pub mod policy;
+pub mod route_options;
 pub mod tenancy;
 pub mod warnings;
 
@@ -53,7 +55,7 @@ pub use change::{Change, ChangeKind};
 pub use conditions::{Problem, Reason, State};
 pub use planner::plan;
 
-use model::{ObservedApi, ResolvedFunction};
+use model::{ObservedApi, ObservedStage, ResolvedFunction};
 use names::Route;
 use policy::PolicyStatement;
 
@@ -72,6 +74,8 @@ pub struct PlanInput<'a> {
     /// Region of the REST API (and of the execute-api source ARNs).
     pub region: &'a str,
     pub api: &'a ObservedApi,
+    /// The stage, when it exists: its method settings hold per-route throttling.
+    pub stage: Option<&'a ObservedStage>,
     pub mounts: &'a [DesiredMount],
     /// Mounts whose manifest exists but is invalid (or misplaced): their routes stay.
     pub retained: &'a BTreeSet<MountId>,

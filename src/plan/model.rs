@@ -1,6 +1,8 @@
 //! The observed world, as the AWS adapter reads it and the planner sees it:
-//! the REST API's resources, methods and integrations, the stage, and
-//! resolved Lambda functions. Pure data; no I/O and no SDK type.
+//! the REST API's resources, methods (with their method responses),
+//! integrations (with their integration responses), the stage with its
+//! method settings, and resolved Lambda functions. Pure data; no I/O and no
+//! SDK type.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,6 +57,10 @@ impl MethodSettings {
     }
 }
 
+/// Method responses by status code: each response's parameters
+/// (`method.response.header.X`) and whether they are required.
+pub type MethodResponses = BTreeMap<String, BTreeMap<String, bool>>;
+
 /// A method as observed on the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedMethod {
@@ -64,6 +70,9 @@ pub struct ObservedMethod {
     pub api_key_required: bool,
     pub operation_name: Option<String>,
     pub integration: Option<ObservedIntegration>,
+    /// Empty for the Lambda proxy methods apimount makes; a CORS preflight
+    /// has one (200) with its Access-Control-* headers.
+    pub responses: MethodResponses,
 }
 
 impl ObservedMethod {
@@ -75,6 +84,7 @@ impl ObservedMethod {
             api_key_required: settings.api_key_required,
             operation_name: Some(settings.operation_name.clone()),
             integration: None,
+            responses: MethodResponses::new(),
         }
     }
 
@@ -105,28 +115,73 @@ impl ObservedMethod {
     }
 }
 
+/// An integration response as observed: its parameter mappings
+/// (`method.response.header.X` → `'static value'`) and templates by content type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntegrationResponse {
+    pub parameters: BTreeMap<String, String>,
+    /// An empty template is kept as `""` (AWS and the emulators show it as
+    /// an empty string or as null).
+    pub templates: BTreeMap<String, String>,
+}
+
 /// An integration as observed on the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedIntegration {
     pub kind: String,
     pub http_method: Option<String>,
     pub uri: Option<String>,
+    /// `timeoutInMillis`; `None` where the backend shows none (the default).
+    pub timeout_ms: Option<u32>,
+    /// Request templates by content type (a MOCK integration's `{"statusCode": 200}`).
+    pub request_templates: BTreeMap<String, String>,
+    /// Integration responses by status code (none for Lambda proxy integrations).
+    pub responses: BTreeMap<String, IntegrationResponse>,
 }
 
 impl ObservedIntegration {
-    /// The Lambda proxy integration apimount puts (POST to `uri`).
+    /// The Lambda proxy integration apimount puts (POST to `uri`), with the
+    /// default timeout.
     pub fn lambda_proxy(uri: &str) -> ObservedIntegration {
         ObservedIntegration {
             kind: "AWS_PROXY".into(),
             http_method: Some("POST".into()),
             uri: Some(uri.to_string()),
+            timeout_ms: None,
+            request_templates: BTreeMap::new(),
+            responses: BTreeMap::new(),
         }
     }
 
+    /// The same integration with the timeout `timeout_ms` (`None`: the default).
+    pub fn with_timeout(mut self, timeout_ms: Option<u32>) -> ObservedIntegration {
+        self.timeout_ms = timeout_ms;
+        self
+    }
+
+    /// The timeout in force: API Gateway's default when none is shown.
+    pub fn timeout(&self) -> u32 {
+        self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)
+    }
+
+    /// Whether `self` is `want`, a timeout left to the default being the default.
+    pub fn same_as(&self, want: &ObservedIntegration) -> bool {
+        self.kind == want.kind
+            && self.http_method == want.http_method
+            && self.uri == want.uri
+            && self.timeout() == want.timeout()
+            && self.request_templates == want.request_templates
+            && self.responses == want.responses
+    }
+
     /// The patch operations that turn `self` into `want`, when patching can
-    /// (same type); `None` when the integration must be put again.
+    /// (same type, no templates or responses to change); `None` when the
+    /// integration must be put again.
     pub fn patches_to(&self, want: &ObservedIntegration) -> Option<Vec<(&'static str, String)>> {
-        if self.kind != want.kind {
+        if self.kind != want.kind
+            || self.request_templates != want.request_templates
+            || self.responses != want.responses
+        {
             return None;
         }
         let mut out = Vec::new();
@@ -135,6 +190,9 @@ impl ObservedIntegration {
         }
         if self.uri != want.uri {
             out.push(("/uri", want.uri.clone()?));
+        }
+        if self.timeout() != want.timeout() {
+            out.push(("/timeoutInMillis", want.timeout().to_string()));
         }
         Some(out)
     }
@@ -145,6 +203,9 @@ impl ObservedIntegration {
             && self.uri.as_deref() == Some(uri)
     }
 }
+
+/// The timeout of an integration that sets none, in milliseconds.
+pub const DEFAULT_TIMEOUT_MS: u32 = crate::manifest::options::MAX_TIMEOUT_MS;
 
 /// A resource as observed on the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -403,6 +464,48 @@ pub struct ObservedStage {
     pub deployment_id: Option<String>,
     /// The stage's tags; apimount keeps its in-flight journal there.
     pub tags: BTreeMap<String, String>,
+    /// Method settings by key: `*/*` (the stage's default) and
+    /// `{resourcePath}/{httpMethod}` with the path's `/` written `~1`.
+    pub method_settings: BTreeMap<String, StageMethodSetting>,
+}
+
+/// The parts of one method-settings entry apimount reads. Every entry
+/// overrides the stage's default (`*/*`) for its method in all of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageMethodSetting {
+    /// Steady requests per second; negative (AWS shows -1) for no override.
+    pub rate_limit: Rate,
+    /// Burst; negative for no override.
+    pub burst_limit: i32,
+    /// `OFF`, `ERROR`, `INFO`; `None` where the backend shows none (off).
+    pub logging_level: Option<String>,
+    pub data_trace: bool,
+    pub metrics: bool,
+    pub caching: bool,
+}
+
+impl StageMethodSetting {
+    /// Whether the entry overrides throttling at all.
+    pub fn throttles(&self) -> bool {
+        self.rate_limit.0 >= 0.0 || self.burst_limit >= 0
+    }
+
+    /// The logging level, `OFF` when none is shown.
+    pub fn logging(&self) -> &str {
+        self.logging_level.as_deref().unwrap_or("OFF")
+    }
+}
+
+/// A requests-per-second figure as the stage shows it, compared by value.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Rate(pub f64);
+
+impl Eq for Rate {}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
 }
 
 #[cfg(test)]
@@ -436,6 +539,7 @@ mod tests {
             api_key_required: false,
             operation_name: Some(op.into()),
             integration: None,
+            responses: MethodResponses::new(),
         };
         let mut ms: Methods = [("POST", "p1"), ("GET", "g"), ("POST", "p2")]
             .into_iter()

@@ -12,12 +12,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::change::{short_uri, Change};
 use super::conditions::{Problem, Reason};
-use super::model::{MethodSettings, ObservedApi, ObservedMethod};
+use super::model::{
+    MethodSettings, ObservedApi, ObservedIntegration, ObservedMethod, Rate, StageMethodSetting,
+};
 use super::names::{is_statement_of, marker, Ownership, Route};
 use super::policy::PolicyStatement;
+use super::route_options::{
+    describe_throttling, only_throttles, settings_key, Inherited, Preflight,
+};
 use super::tenancy::{self, Budget};
 use super::{ancestors, routes, Cleanup, DesiredMount, MountAction, MountPlan, Plan, PlanInput};
-use crate::manifest::{Mount, MountId};
+use crate::manifest::{Authorization, HttpMethod, Mount, MountId, Throttle};
 
 /// A permission statement: (function ARN, statement id).
 type Statement = (String, String);
@@ -299,6 +304,11 @@ impl<'a> Claims<'a> {
                     });
                 }
             }
+            // Their throttling on the stage goes too (after the deployment:
+            // the stage serves the routes until then).
+            for (path, verb) in methods {
+                changes.extend(clear_throttle(input, path, verb));
+            }
             cleanups.push(Cleanup {
                 mount: Some(mount.clone()),
                 changes,
@@ -411,6 +421,71 @@ fn settings_for(owner: &str, mount: &Mount) -> MethodSettings {
     }
 }
 
+/// The settings of a mount's CORS preflight: no authorization (a browser
+/// sends no credentials with a preflight), no API key, the owner's marker.
+fn preflight_settings(owner: &str, mount: &Mount) -> MethodSettings {
+    MethodSettings {
+        authorization: Authorization::None,
+        authorizer_id: None,
+        api_key_required: false,
+        operation_name: marker(owner, mount),
+    }
+}
+
+/// The stage's method settings, when the stage exists.
+fn stage_settings<'a>(
+    input: &PlanInput<'a>,
+) -> Option<&'a std::collections::BTreeMap<String, StageMethodSetting>> {
+    input.stage.map(|s| &s.method_settings)
+}
+
+/// The change that gives one route and method `throttle` in the stage's
+/// method settings, if it does not have it.
+fn put_throttle(
+    input: &PlanInput<'_>,
+    path: &str,
+    verb: HttpMethod,
+    throttle: Throttle,
+) -> Option<Change> {
+    let settings = stage_settings(input);
+    let entry = settings.and_then(|s| s.get(&settings_key(path, verb.as_str())));
+    match entry {
+        None => Some(Change::PutThrottle {
+            path: path.to_string(),
+            verb,
+            throttle,
+            inherit: settings.and_then(Inherited::from_default),
+            was: None,
+        }),
+        Some(e)
+            if e.rate_limit == Rate(throttle.rate_limit.get())
+                && i64::from(e.burst_limit) == i64::from(throttle.burst_limit) =>
+        {
+            None
+        }
+        Some(e) => Some(Change::PutThrottle {
+            path: path.to_string(),
+            verb,
+            throttle,
+            inherit: None,
+            was: Some(describe_throttling(e)),
+        }),
+    }
+}
+
+/// The change that takes throttling off one route and method of this
+/// owner's, if the stage throttles it.
+fn clear_throttle(input: &PlanInput<'_>, path: &str, verb: &str) -> Option<Change> {
+    let settings = stage_settings(input)?;
+    let entry = settings.get(&settings_key(path, verb))?;
+    entry.throttles().then(|| Change::ClearThrottle {
+        path: path.to_string(),
+        verb: verb.to_string(),
+        whole: only_throttles(entry, settings),
+        was: describe_throttling(entry),
+    })
+}
+
 fn is_variable(path_part: &str) -> bool {
     path_part.starts_with('{')
 }
@@ -452,7 +527,7 @@ fn method_diff(observed: &ObservedMethod, want: &MethodSettings) -> String {
     parts.join(", ")
 }
 
-fn integration_diff(observed: &ObservedMethod) -> String {
+fn integration_diff(observed: &ObservedMethod, want: &ObservedIntegration) -> String {
     match &observed.integration {
         None => "integration missing".to_string(),
         Some(i) if i.kind != "AWS_PROXY" => format!("type {} -> AWS_PROXY", i.kind),
@@ -460,6 +535,9 @@ fn integration_diff(observed: &ObservedMethod) -> String {
             "integration method {} -> POST",
             i.http_method.as_deref().unwrap_or("(none)")
         ),
+        Some(i) if i.uri == want.uri && i.timeout() != want.timeout() => {
+            format!("timeout {} ms -> {} ms", i.timeout(), want.timeout())
+        }
         Some(i) => format!(
             "was {}",
             i.uri
@@ -559,6 +637,9 @@ fn plan_mount(
     let function = desired.function.clone()?;
     let uri = function.integration_uri(input.region);
     let want = settings_for(owner, m);
+    let want_integration = ObservedIntegration::lambda_proxy(&uri).with_timeout(m.timeout_ms);
+    let preflight = Preflight::of(m);
+    let want_preflight = preflight_settings(owner, m);
     let routes = routes(m);
 
     // Conflicts first: nothing is planned for a mount that cannot be applied whole.
@@ -639,6 +720,8 @@ fn plan_mount(
     let mut claimed = Vec::new();
     let mut statements = Vec::new();
     let mut repointed = Vec::new();
+    // Changes to the stage's method settings: last (see `Change::is_stage_setting`).
+    let mut stage_changes = Vec::new();
 
     // Resources, parents first.
     for route in &routes {
@@ -669,16 +752,16 @@ fn plan_mount(
                         path: route.0.clone(),
                         verb: *verb,
                         uri: uri.clone(),
+                        timeout_ms: m.timeout_ms,
                         why: None,
                     });
                 }
                 Some(method) => {
                     let adopt = adopting.contains(&(route.0.clone(), v.clone()));
                     let method_ok = method.matches(&want);
-                    let integration_ok = method
-                        .integration
-                        .as_ref()
-                        .is_some_and(|i| i.is_lambda_proxy_to(&uri));
+                    let integration_ok = method.integration.as_ref().is_some_and(|i| {
+                        i.is_lambda_proxy_to(&uri) && i.timeout() == want_integration.timeout()
+                    });
                     if !method_ok {
                         let why = if adopt {
                             "adopt: mark as owned by this manifest".to_string()
@@ -696,10 +779,11 @@ fn plan_mount(
                             path: route.0.clone(),
                             verb: *verb,
                             uri: uri.clone(),
+                            timeout_ms: m.timeout_ms,
                             why: Some(if integration_ok {
                                 "restored after the method was replaced".into()
                             } else {
-                                integration_diff(method)
+                                integration_diff(method, &want_integration)
                             }),
                         });
                     } else if !integration_ok {
@@ -707,7 +791,8 @@ fn plan_mount(
                             path: route.0.clone(),
                             verb: *verb,
                             uri: uri.clone(),
-                            why: Some(integration_diff(method)),
+                            timeout_ms: m.timeout_ms,
+                            why: Some(integration_diff(method, &want_integration)),
                         });
                     }
                     if let Some(old) = method.function() {
@@ -718,17 +803,87 @@ fn plan_mount(
                 }
             }
         }
-        // Our methods on this route that the manifest no longer lists.
+        // The CORS preflight, when the manifest asks for one.
+        if let Some(pf) = &preflight {
+            let verb = HttpMethod::Options;
+            let v = verb.as_str().to_string();
+            claimed.push((route.0.clone(), v.clone()));
+            match observed.and_then(|r| r.methods.get(&v)) {
+                None => {
+                    changes.push(Change::PutMethod {
+                        path: route.0.clone(),
+                        verb,
+                        settings: want_preflight.clone(),
+                    });
+                    changes.push(Change::PutPreflight {
+                        path: route.0.clone(),
+                        settings: want_preflight.clone(),
+                        preflight: pf.clone(),
+                        why: None,
+                    });
+                }
+                Some(method) => {
+                    let answers = pf.answered_by(method);
+                    if !method.matches(&want_preflight) {
+                        let why = if adopting.contains(&(route.0.clone(), v.clone())) {
+                            "adopt: mark as owned by this manifest".to_string()
+                        } else {
+                            method_diff(method, &want_preflight)
+                        };
+                        changes.push(Change::ReplaceMethod {
+                            path: route.0.clone(),
+                            verb,
+                            settings: want_preflight.clone(),
+                            why,
+                        });
+                        changes.push(Change::PutPreflight {
+                            path: route.0.clone(),
+                            settings: want_preflight.clone(),
+                            preflight: pf.clone(),
+                            why: Some(if answers {
+                                "restored after the method was replaced".into()
+                            } else {
+                                pf.diff(method)
+                            }),
+                        });
+                    } else if !answers {
+                        changes.push(Change::PutPreflight {
+                            path: route.0.clone(),
+                            settings: want_preflight.clone(),
+                            preflight: pf.clone(),
+                            why: Some(pf.diff(method)),
+                        });
+                    }
+                }
+            }
+        }
+
+        // Our methods on this route that the manifest no longer lists, and
+        // their throttling.
+        let listed = |verb: &str| {
+            m.methods.iter().any(|mv| mv.as_str() == verb)
+                || (preflight.is_some() && verb == HttpMethod::Options.as_str())
+        };
         if let Some(res) = observed {
             for (verb, method) in &res.methods {
-                if method.ownership().is(owner) && !m.methods.iter().any(|mv| mv.as_str() == verb) {
+                if method.ownership().is(owner) && !listed(verb) {
                     changes.push(Change::DeleteMethod {
                         path: route.0.clone(),
                         verb: verb.clone(),
                     });
                     claimed.push((route.0.clone(), verb.clone()));
+                    stage_changes.extend(clear_throttle(input, &route.0, verb));
                 }
             }
+        }
+
+        // The throttling of each of its methods (a preflight is not throttled).
+        for verb in &m.methods {
+            let change = match m.throttle {
+                Some(t) => put_throttle(input, &route.0, *verb, t),
+                None => clear_throttle(input, &route.0, verb.as_str()),
+            };
+            stage_changes.extend(change);
         }
 
         // The permission for this route.
@@ -769,10 +924,12 @@ fn plan_mount(
     }
 
     // Permissions go last within a route's changes so that a crash can never
-    // leave a statement that no method points at.
+    // leave a statement that no method points at; the stage's method
+    // settings after them.
     let (perms, mut rest): (Vec<Change>, Vec<Change>) =
         changes.into_iter().partition(Change::is_grant);
     rest.extend(perms);
+    rest.extend(stage_changes);
 
     Ok(MountChanges {
         changes: rest,
@@ -784,8 +941,17 @@ fn plan_mount(
 
 /// Whether a foreign method has exactly the shape the manifest asks for, so
 /// it can be adopted: a Lambda proxy integration to the same function, the
-/// same authorization, on a verb the manifest lists.
+/// same authorization, on a verb the manifest lists; or, for a manifest with
+/// `cors`, an OPTIONS method with a MOCK integration (another tool's CORS
+/// preflight, answered as the manifest says once adopted).
 fn adoptable(method: &ObservedMethod, verb: &str, m: &Mount, uri: &str) -> bool {
+    if m.cors.is_some() && verb == HttpMethod::Options.as_str() {
+        return method.authorization_type == Authorization::None.as_str()
+            && method
+                .integration
+                .as_ref()
+                .is_some_and(|i| i.kind == "MOCK");
+    }
     m.methods.iter().any(|v| v.as_str() == verb)
         && method.authorization_type == m.authorization.as_str()
         && method.authorizer() == m.authorizer_id.as_deref()
@@ -801,7 +967,9 @@ mod tests {
     use super::*;
     use crate::manifest::tenants::{parse_policy, TenantPolicy};
     use crate::manifest::{parse, Authorization};
-    use crate::plan::model::{Methods, ObservedIntegration, ObservedResource, ResolvedFunction};
+    use crate::plan::model::{
+        Methods, ObservedIntegration, ObservedResource, ObservedStage, ResolvedFunction,
+    };
     use std::path::Path;
 
     const API: &str = "api0000001";
@@ -846,13 +1014,26 @@ mod tests {
         /// What the journal says an interrupted pass left.
         abandoned: BTreeSet<String>,
         tenancy: Option<TenantPolicy>,
+        /// The stage, with its method settings (it exists from the start).
+        stage: Option<ObservedStage>,
     }
 
     impl World {
         fn new() -> World {
-            let mut w = World::default();
+            let mut w = World {
+                stage: Some(ObservedStage {
+                    deployment_id: None,
+                    tags: BTreeMap::new(),
+                    method_settings: BTreeMap::new(),
+                }),
+                ..World::default()
+            };
             w.add_resource("/");
             w
+        }
+
+        fn settings(&mut self) -> &mut BTreeMap<String, StageMethodSetting> {
+            &mut self.stage.as_mut().unwrap().method_settings
         }
 
         fn add_resource(&mut self, path: &str) {
@@ -886,7 +1067,9 @@ mod tests {
                         kind: "HTTP_PROXY".into(),
                         http_method: Some("GET".into()),
                         uri: Some("https://example.com".into()),
+                        ..ObservedIntegration::lambda_proxy("")
                     }),
+                    responses: Default::default(),
                 },
             );
         }
@@ -945,6 +1128,50 @@ mod tests {
                             "deleting {path} before its children"
                         );
                     }
+                    Change::PutPreflight { path, .. } => {
+                        let r = self.api.get(path).expect("resource exists");
+                        assert!(r.methods.contains_key("OPTIONS"), "method exists");
+                    }
+                    // Stage method settings, as UpdateStage changes them.
+                    Change::PutThrottle {
+                        path,
+                        verb,
+                        throttle,
+                        inherit,
+                        ..
+                    } => {
+                        let e = self
+                            .settings()
+                            .entry(settings_key(path, verb.as_str()))
+                            .or_insert(StageMethodSetting {
+                                rate_limit: Rate(-1.0),
+                                burst_limit: -1,
+                                logging_level: None,
+                                data_trace: false,
+                                metrics: false,
+                                caching: false,
+                            });
+                        e.rate_limit = Rate(throttle.rate_limit.get());
+                        e.burst_limit = throttle.burst_limit as i32;
+                        if let Some(i) = inherit {
+                            e.logging_level = Some(i.logging_level.clone());
+                            e.data_trace = i.data_trace;
+                            e.metrics = i.metrics;
+                        }
+                    }
+                    Change::ClearThrottle {
+                        path, verb, whole, ..
+                    } => {
+                        let key = settings_key(path, verb);
+                        if *whole {
+                            // AWS: 400 "no method setting for this method" when absent.
+                            assert!(self.settings().remove(&key).is_some(), "{key}");
+                        } else {
+                            let e = self.settings().get_mut(&key).expect("entry exists");
+                            e.rate_limit = Rate(-1.0);
+                            e.burst_limit = -1;
+                        }
+                    }
                 }
                 c.apply_to(&mut self.api);
             }
@@ -958,6 +1185,7 @@ mod tests {
                 api_id: API,
                 region: REGION,
                 api: &self.api,
+                stage: self.stage.as_ref(),
                 mounts,
                 retained: &retained,
                 held: &held,
@@ -1197,11 +1425,9 @@ mod tests {
                 .methods
                 .get_mut("ANY")
                 .unwrap();
-            mm.integration = Some(ObservedIntegration {
-                kind: "AWS_PROXY".into(),
-                http_method: Some("POST".into()),
-                uri: Some(func("acct").integration_uri(REGION)),
-            });
+            mm.integration = Some(ObservedIntegration::lambda_proxy(
+                &func("acct").integration_uri(REGION),
+            ));
         }
         let p = w.converge(&[desired(m.clone())]);
         assert!(p.changes().any(|c| c.to_string().contains("adopt")));
@@ -1350,6 +1576,7 @@ mod tests {
                 api_id: API,
                 region: REGION,
                 api: &w.api,
+                stage: w.stage.as_ref(),
                 mounts,
                 retained: &retained,
                 held: &BTreeSet::new(),
@@ -1528,6 +1755,7 @@ tenants:
             api_id: API,
             region: REGION,
             api: &w.api,
+            stage: w.stage.as_ref(),
             mounts: &kept,
             retained: &retained,
             held,
@@ -1613,5 +1841,374 @@ tenants:
         assert!(m
             .ownership()
             .is_mount(OWNER, &id(Some("accounts"), "accounts")));
+    }
+
+    // ---- route options -------------------------------------------------------------
+
+    const CORS: &str = "  cors:\n    allowOrigins: [\"https://app.example\"]\n";
+    const THROTTLE: &str = "  throttle:\n    rateLimit: 100\n    burstLimit: 200\n";
+
+    fn entry(rate: f64, burst: i32, logging: Option<&str>) -> StageMethodSetting {
+        StageMethodSetting {
+            rate_limit: Rate(rate),
+            burst_limit: burst,
+            logging_level: logging.map(str::to_string),
+            data_trace: false,
+            metrics: logging.is_some(),
+            caching: false,
+        }
+    }
+
+    fn lines(p: &Plan) -> Vec<String> {
+        p.changes().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn a_cors_preflight_is_made_healed_and_removed() {
+        let mut w = world();
+        let ms = vec![desired(mount("accounts", "/accounts", "acct", CORS))];
+        let p = w.converge(&ms);
+        let l = lines(&p);
+        for path in ["/accounts", "/accounts/{proxy+}"] {
+            assert!(
+                l.contains(&format!("+ method OPTIONS {path} (authorization NONE)")),
+                "{l:?}"
+            );
+            assert!(
+                l.contains(&format!(
+                    "+ CORS preflight OPTIONS {path}: origins https://app.example"
+                )),
+                "{l:?}"
+            );
+        }
+        let options = &w.api.get("/accounts").unwrap().methods["OPTIONS"];
+        assert!(options.ownership().is_mount(OWNER, &id(None, "accounts")));
+        assert_eq!(options.integration.as_ref().unwrap().kind, "MOCK");
+        // Only the Lambda routes get permissions: two statements, as before.
+        assert_eq!(w.statements("acct"), 2);
+        // Drift: a header changed by hand.
+        {
+            let m = w
+                .api
+                .resources
+                .get_mut("/accounts/{proxy+}")
+                .unwrap()
+                .methods
+                .get_mut("OPTIONS")
+                .unwrap();
+            let r = m
+                .integration
+                .as_mut()
+                .unwrap()
+                .responses
+                .get_mut("200")
+                .unwrap();
+            r.parameters.insert(
+                "method.response.header.Access-Control-Allow-Origin".into(),
+                "'*'".into(),
+            );
+        }
+        let p = w.plan(&ms, &[], false);
+        assert_eq!(
+            lines(&p),
+            vec!["~ CORS preflight OPTIONS /accounts/{proxy+}: Access-Control-Allow-Origin '*' -> 'https://app.example'"]
+        );
+        assert!(p.changes().all(|c| c.alters_routes(&w.api)));
+        w.converge(&ms);
+        // The field removed: the preflights go, nothing else.
+        let plain = vec![desired(mount("accounts", "/accounts", "acct", ""))];
+        let p = w.plan(&plain, &[], false);
+        let l = lines(&p);
+        assert!(
+            l.contains(&"- method OPTIONS /accounts".to_string()),
+            "{l:?}"
+        );
+        assert!(
+            l.contains(&"- method OPTIONS /accounts/{proxy+}".to_string()),
+            "{l:?}"
+        );
+        assert!(!l.iter().any(|l| l.starts_with('+')), "{l:?}");
+        w.converge(&plain);
+        assert!(!w
+            .api
+            .get("/accounts")
+            .unwrap()
+            .methods
+            .contains_key("OPTIONS"));
+    }
+
+    #[test]
+    fn another_tools_preflight_is_adopted_with_cors() {
+        let mut w = world();
+        w.foreign("/accounts", "OPTIONS", Some("serverless-cors"));
+        w.api
+            .resources
+            .get_mut("/accounts")
+            .unwrap()
+            .methods
+            .get_mut("OPTIONS")
+            .unwrap()
+            .integration = Some(ObservedIntegration {
+            kind: "MOCK".into(),
+            http_method: None,
+            uri: None,
+            ..ObservedIntegration::lambda_proxy("")
+        });
+        let without = vec![desired(mount(
+            "accounts",
+            "/accounts",
+            "acct",
+            "  adopt: true\n  proxy: false\n",
+        ))];
+        assert_eq!(w.plan(&without, &[], false).blocked().count(), 1);
+        let with = vec![desired(mount(
+            "accounts",
+            "/accounts",
+            "acct",
+            &format!("  adopt: true\n  proxy: false\n{CORS}"),
+        ))];
+        let p = w.converge(&with);
+        assert!(
+            lines(&p).contains(
+                &"~ method OPTIONS /accounts: adopt: mark as owned by this manifest".to_string()
+            ),
+            "{:?}",
+            lines(&p)
+        );
+    }
+
+    #[test]
+    fn the_timeout_is_set_healed_and_reset() {
+        let mut w = world();
+        let ms = vec![desired(mount(
+            "accounts",
+            "/accounts",
+            "acct",
+            "  timeoutMs: 5000\n",
+        ))];
+        let p = w.converge(&ms);
+        assert!(
+            lines(&p)
+                .iter()
+                .any(|l| l.starts_with("+ integration ANY /accounts -> ")
+                    && l.ends_with("(timeout 5000 ms)")),
+            "{:?}",
+            lines(&p)
+        );
+        let i = w.api.get("/accounts").unwrap().methods["ANY"]
+            .integration
+            .clone()
+            .unwrap();
+        assert_eq!(i.timeout_ms, Some(5000));
+        // Drift: changed by hand.
+        w.api
+            .resources
+            .get_mut("/accounts")
+            .unwrap()
+            .methods
+            .get_mut("ANY")
+            .unwrap()
+            .integration
+            .as_mut()
+            .unwrap()
+            .timeout_ms = Some(29_000);
+        let p = w.plan(&ms, &[], false);
+        let l = lines(&p);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(
+            l[0].ends_with("(timeout 5000 ms): timeout 29000 ms -> 5000 ms"),
+            "{l:?}"
+        );
+        w.converge(&ms);
+        // Without the field, the default again; an integration that shows no
+        // timeout has the default.
+        let plain = vec![desired(mount("accounts", "/accounts", "acct", ""))];
+        w.converge(&plain);
+        let i = w.api.get("/accounts").unwrap().methods["ANY"]
+            .integration
+            .clone()
+            .unwrap();
+        assert_eq!(i.timeout(), 29_000);
+    }
+
+    #[test]
+    fn throttling_touches_only_this_mounts_entries_and_never_deploys() {
+        let mut w = world();
+        let plain = vec![
+            desired(mount("accounts", "/accounts", "acct", "")),
+            desired(mount("payments", "/payments", "pay", THROTTLE)),
+        ];
+        w.converge(&plain[..1]);
+        // The stage default logs; another team's route has its own entry.
+        w.settings()
+            .insert("*/*".into(), entry(-1.0, -1, Some("INFO")));
+        w.settings()
+            .insert("~1other/GET".into(), entry(7.0, 8, None));
+        let foreign = w.stage.clone();
+        let ms = vec![
+            desired(mount("accounts", "/accounts", "acct", THROTTLE)),
+            plain[1].clone(),
+        ];
+        let before = w.api.clone();
+        let p = w.plan(&ms, &[], false);
+        let accounts: Vec<String> = match &p.mounts[0].action {
+            MountAction::Apply(c) => c.iter().map(|c| c.to_string()).collect(),
+            other => panic!("{other:?}"),
+        };
+        // A throttle edit is made on the stage alone: no marker is rewritten.
+        assert_eq!(
+            accounts,
+            vec![
+                "+ throttle ANY /accounts: 100 requests/s, burst 200",
+                "+ throttle ANY /accounts/{proxy+}: 100 requests/s, burst 200",
+            ]
+        );
+        assert!(p.mounts[0].action != MountAction::Apply(vec![]));
+        for c in p.changes().filter(|c| c.is_stage_setting()) {
+            assert!(!c.alters_routes(&w.api), "{c}");
+        }
+        w.converge(&ms);
+        assert_eq!(w.api, {
+            let mut api = before.clone();
+            for c in p.changes().filter(|c| !c.is_stage_setting()) {
+                c.apply_to(&mut api);
+            }
+            api
+        });
+        let settings = w.settings().clone();
+        let ours = &settings["~1accounts/ANY"];
+        assert_eq!((ours.rate_limit, ours.burst_limit), (Rate(100.0), 200));
+        // The new entry keeps logging as the stage default does.
+        assert_eq!(ours.logging(), "INFO");
+        for key in ["*/*", "~1other/GET"] {
+            assert_eq!(
+                settings[key],
+                foreign.as_ref().unwrap().method_settings[key],
+                "{key}"
+            );
+        }
+        // Drift: changed by hand.
+        w.settings()
+            .get_mut("~1accounts~1{proxy+}/ANY")
+            .unwrap()
+            .rate_limit = Rate(5000.0);
+        assert_eq!(
+            lines(&w.plan(&ms, &[], false)),
+            vec!["~ throttle ANY /accounts/{proxy+}: 100 requests/s, burst 200 (was 5000 requests/s, burst 200)"]
+        );
+        w.converge(&ms);
+        // Someone set logging on one of our entries: it stays when the
+        // throttle goes; the other entry goes whole.
+        w.settings()
+            .get_mut("~1accounts/ANY")
+            .unwrap()
+            .logging_level = Some("ERROR".into());
+        let p = w.plan(&plain, &[], false);
+        assert_eq!(
+            lines(&p),
+            vec![
+                "- throttle ANY /accounts (was 100 requests/s, burst 200); its other method settings stay",
+                "- throttle ANY /accounts/{proxy+} (was 100 requests/s, burst 200)",
+            ]
+        );
+        w.converge(&plain);
+        let settings = w.settings().clone();
+        assert!(!settings["~1accounts/ANY"].throttles());
+        assert!(!settings.contains_key("~1accounts~1{proxy+}/ANY"));
+        // The mount removed: its entries go with it, in its cleanup.
+        let p = w.plan(&plain[..1], &[], false);
+        let cleanup: Vec<String> = p.cleanups[0]
+            .changes
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert!(
+            cleanup
+                .contains(&"- throttle ANY /payments (was 100 requests/s, burst 200)".to_string()),
+            "{cleanup:?}"
+        );
+        w.converge(&plain[..1]);
+        let settings = w.settings().clone();
+        assert!(
+            !settings.keys().any(|k| k.starts_with("~1payments")),
+            "{settings:?}"
+        );
+        for key in ["*/*", "~1other/GET"] {
+            assert_eq!(
+                settings[key],
+                foreign.as_ref().unwrap().method_settings[key]
+            );
+        }
+    }
+
+    #[test]
+    fn narrowed_methods_lose_their_throttling_and_a_first_stage_is_planned_for() {
+        let mut w = world();
+        w.stage = None;
+        let ms = vec![desired(mount(
+            "accounts",
+            "/accounts",
+            "acct",
+            &format!("  methods: [GET, POST]\n  proxy: false\n{THROTTLE}"),
+        ))];
+        let p = w.plan(&ms, &[], false);
+        assert!(p.changes().any(|c| matches!(
+            c,
+            Change::PutThrottle {
+                inherit: None,
+                was: None,
+                ..
+            }
+        )));
+        w.stage = World::new().stage;
+        w.converge(&ms);
+        assert_eq!(w.settings().len(), 2);
+        let get_only = vec![desired(mount(
+            "accounts",
+            "/accounts",
+            "acct",
+            &format!("  methods: [GET]\n  proxy: false\n{THROTTLE}"),
+        ))];
+        let l = lines(&w.plan(&get_only, &[], false));
+        assert!(l.contains(&"- method POST /accounts".to_string()), "{l:?}");
+        assert!(
+            l.contains(&"- throttle POST /accounts (was 100 requests/s, burst 200)".to_string()),
+            "{l:?}"
+        );
+        w.converge(&get_only);
+        assert_eq!(
+            w.settings().keys().collect::<Vec<_>>(),
+            vec!["~1accounts/GET"]
+        );
+    }
+
+    #[test]
+    fn a_tenant_outside_its_option_bounds_is_refused_before_any_change() {
+        let policy = POLICY.replace(
+            "    maxResources: 4\n",
+            "    maxResources: 4\n    cors: false\n    maxRateLimit: 50\n",
+        );
+        let w = tenanted(&policy);
+        let ms = vec![
+            tmount("payments", "open", "/payments", "pay", ""),
+            tmount("payments", "fast", "/payments/fast", "pay", THROTTLE),
+            tmount(
+                "accounts",
+                "fine",
+                "/accounts",
+                "acct",
+                &format!("{CORS}{THROTTLE}"),
+            ),
+        ];
+        let p = w.plan(&ms, &[], false);
+        assert_eq!(
+            blocked(&p),
+            vec![
+                ("payments/open".to_string(), Reason::OptionNotAllowed),
+                ("payments/fast".to_string(), Reason::OptionNotAllowed),
+            ]
+        );
+        assert!(!touches(&p, "/payments"), "{p:#?}");
+        assert!(touches(&p, "+ CORS preflight OPTIONS /accounts"), "{p:#?}");
     }
 }

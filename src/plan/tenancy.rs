@@ -15,12 +15,19 @@
 //! - The resources a tenant's mounts need (their paths, `{proxy+}` children
 //!   and parents) stay within its `maxResources` (`OverBudget`), so one team
 //!   cannot use up the API's resource quota for everyone.
+//! - Route options within the tenant's bounds (`OptionNotAllowed`): `cors`
+//!   only where the tenant may answer preflights; with `maxRateLimit` or
+//!   `maxBurstLimit`, every mount throttles, within them (an unthrottled
+//!   route runs at the stage's and the account's limits, shared by every
+//!   team); with `maxTimeoutMs`, the timeout (29,000 ms when the manifest
+//!   sets none) stays within it.
 
 use std::collections::BTreeSet;
 
 use super::conditions::{Problem, Reason};
 use super::model::ResolvedFunction;
 use super::{ancestors, routes};
+use crate::manifest::options::MAX_TIMEOUT_MS;
 use crate::manifest::tenants::{Tenant, TenantPolicy};
 use crate::manifest::{FunctionRef, Mount};
 
@@ -65,7 +72,8 @@ pub fn check(
     if !function_allowed(tenant, function) {
         return Err(function_not_allowed(tenant, &function.arn()));
     }
-    check_authorization(tenant, mount)
+    check_authorization(tenant, mount)?;
+    check_options(tenant, mount)
 }
 
 /// What can be checked without AWS (for `apimount validate`): the
@@ -94,7 +102,60 @@ pub fn check_static(policy: &TenantPolicy, tenant: &Tenant, mount: &Mount) -> Re
     if by_reference == Some(false) {
         return Err(function_not_allowed(tenant, &mount.function.to_string()));
     }
-    check_authorization(tenant, mount)
+    check_authorization(tenant, mount)?;
+    check_options(tenant, mount)
+}
+
+/// The route options within the tenant's bounds.
+fn check_options(tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
+    let refuse = |message: String| Err(Problem::new(Reason::OptionNotAllowed, message));
+    let name = &tenant.name;
+    if mount.cors.is_some() && !tenant.cors {
+        return refuse(format!(
+            "tenant '{name}' may not answer CORS preflights (cors: false in the tenant policy); drop spec.cors"
+        ));
+    }
+    if tenant.max_rate_limit.is_some() || tenant.max_burst_limit.is_some() {
+        let bounds = match (tenant.max_rate_limit, tenant.max_burst_limit) {
+            (Some(r), Some(b)) => format!("at most {r} requests/s, burst {b}"),
+            (Some(r), None) => format!("at most {r} requests/s"),
+            (None, Some(b)) => format!("a burst of at most {b}"),
+            (None, None) => unreachable!("checked above"),
+        };
+        let Some(t) = mount.throttle else {
+            return refuse(format!(
+                "tenant '{name}' must throttle its routes ({bounds}): without spec.throttle they run at the stage's and the account's limits, shared by every team"
+            ));
+        };
+        if tenant.max_rate_limit.is_some_and(|max| t.rate_limit > max) {
+            return refuse(format!(
+                "throttle.rateLimit {} is above what tenant '{name}' may set ({bounds})",
+                t.rate_limit
+            ));
+        }
+        if tenant
+            .max_burst_limit
+            .is_some_and(|max| t.burst_limit > max)
+        {
+            return refuse(format!(
+                "throttle.burstLimit {} is above what tenant '{name}' may set ({bounds})",
+                t.burst_limit
+            ));
+        }
+    }
+    if let Some(max) = tenant.max_timeout_ms {
+        let timeout = mount.timeout_ms.unwrap_or(MAX_TIMEOUT_MS);
+        if timeout > max {
+            let which = match mount.timeout_ms {
+                Some(_) => format!("timeoutMs {timeout}"),
+                None => format!("the default timeout of {timeout} ms (no spec.timeoutMs)"),
+            };
+            return refuse(format!(
+                "{which} is above the {max} ms tenant '{name}' may use; set spec.timeoutMs"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_delegation(policy: &TenantPolicy, tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
@@ -353,6 +414,92 @@ tenants:
         for (t, m, f, want) in table {
             let got = check(&p, t, m, f).err().map(|e| e.reason);
             assert_eq!(got, *want, "{} {} {}", t.name, m.path, f);
+        }
+    }
+
+    #[test]
+    fn route_options_within_the_tenants_bounds() {
+        let p = parse_policy(
+            Path::new("tenants.yaml"),
+            b"apiVersion: apimount/v1
+kind: TenantPolicy
+tenants:
+  - name: bounded
+    paths: [/]
+    functions: [\"*\"]
+    authorizations: [NONE]
+    cors: false
+    maxRateLimit: 100
+    maxBurstLimit: 50
+    maxTimeoutMs: 10000
+  - name: free
+    paths: [/free]
+    functions: [\"*\"]
+    authorizations: [NONE]
+",
+        )
+        .unwrap();
+        let bounded = tenant(&p, "bounded").unwrap();
+        let free = tenant(&p, "free").unwrap();
+        let f = function("f", None);
+        let ok = "  throttle:\n    rateLimit: 100\n    burstLimit: 50\n  timeoutMs: 10000\n";
+        let table: &[(&Tenant, &str, &str, Option<&str>)] = &[
+            (bounded, "/a", ok, None),
+            (
+                bounded,
+                "/a",
+                "  timeoutMs: 100\n",
+                Some("must throttle its routes (at most 100 requests/s, burst 50)"),
+            ),
+            (
+                bounded,
+                "/a",
+                "  throttle:\n    rateLimit: 100.5\n    burstLimit: 50\n  timeoutMs: 100\n",
+                Some("throttle.rateLimit 100.5 is above"),
+            ),
+            (
+                bounded,
+                "/a",
+                "  throttle:\n    rateLimit: 1\n    burstLimit: 51\n  timeoutMs: 100\n",
+                Some("throttle.burstLimit 51 is above"),
+            ),
+            (
+                bounded,
+                "/a",
+                "  throttle:\n    rateLimit: 1\n    burstLimit: 1\n",
+                Some("the default timeout of 29000 ms (no spec.timeoutMs) is above the 10000 ms"),
+            ),
+            (
+                bounded,
+                "/a",
+                "  throttle:\n    rateLimit: 1\n    burstLimit: 1\n  timeoutMs: 10001\n",
+                Some("timeoutMs 10001 is above"),
+            ),
+            (
+                bounded,
+                "/a",
+                &format!("{ok}  cors:\n    allowOrigins: [\"*\"]\n"),
+                Some("may not answer CORS preflights"),
+            ),
+            (free, "/free", "  cors:\n    allowOrigins: [\"*\"]\n", None),
+        ];
+        for (t, path, extra, want) in table {
+            let m = mount(path, "f", extra);
+            let got = check(&p, t, &m, &f).err();
+            match want {
+                None => assert_eq!(got, None, "{extra}"),
+                Some(w) => {
+                    let got = got.unwrap_or_else(|| panic!("{extra}: allowed"));
+                    assert_eq!(got.reason, Reason::OptionNotAllowed, "{extra}");
+                    assert!(got.message.contains(w), "{extra}: {}", got.message);
+                }
+            }
+            // `apimount validate` says the same.
+            assert_eq!(
+                check_static(&p, t, &m).err().map(|e| e.reason),
+                want.map(|_| Reason::OptionNotAllowed),
+                "{extra}"
+            );
         }
     }
 

@@ -8,12 +8,14 @@ use std::collections::BTreeSet;
 use super::journal;
 use super::report::ChangeOutcome;
 use super::stop::Stop;
+use crate::aws::apigateway::StagePatch;
 use crate::aws::{Aws, AwsError, AwsErrorKind};
 use crate::errors::chain;
 use crate::manifest::HttpMethod;
 use crate::plan::model::{
     MethodSettings, ObservedApi, ObservedIntegration, ObservedMethod, ResolvedFunction,
 };
+use crate::plan::route_options::{settings_key, Preflight};
 use crate::plan::{Change, Problem, Reason};
 
 /// The outcomes of a run of changes, and the failure that ended it.
@@ -44,6 +46,8 @@ pub(crate) struct Executor<'a> {
     pub(crate) aws: &'a Aws,
     pub(crate) api_id: &'a str,
     pub(crate) owner: &'a str,
+    /// The stage whose method settings hold the routes' throttling.
+    pub(crate) stage_name: &'a str,
     /// The API as observed at the start of the pass, with every change made since.
     pub(crate) api: ObservedApi,
     /// Whether any change altered what a deployment would contain.
@@ -264,8 +268,24 @@ impl Executor<'_> {
                 ..
             } => return self.repair_method(path, *verb, settings).await,
             Change::PutIntegration {
-                path, verb, uri, ..
-            } => return self.put_integration(path, *verb, uri).await,
+                path,
+                verb,
+                uri,
+                timeout_ms,
+                ..
+            } => {
+                let want = ObservedIntegration::lambda_proxy(uri).with_timeout(*timeout_ms);
+                return self.put_integration(path, *verb, &want).await;
+            }
+            Change::PutPreflight {
+                path,
+                settings,
+                preflight,
+                ..
+            } => return self.put_preflight(path, settings, preflight).await,
+            Change::PutThrottle { .. } | Change::ClearThrottle { .. } => {
+                return self.patch_stage(c).await
+            }
             Change::AddPermission { .. }
             | Change::ReplacePermission { .. }
             | Change::RemovePermission { .. } => apply_permission(self.aws, c).await?,
@@ -336,8 +356,10 @@ impl Executor<'_> {
                 Ok(()) => {
                     let m = self.method_mut(path, verb).expect("seen above");
                     let integration = m.integration.take();
+                    let responses = std::mem::take(&mut m.responses);
                     *m = ObservedMethod {
                         integration,
+                        responses,
                         ..ObservedMethod::from_settings(settings)
                     };
                     return Ok(());
@@ -387,19 +409,20 @@ impl Executor<'_> {
         }
     }
 
-    /// Gives a method the Lambda proxy integration to `uri`: patched in
-    /// place when only its target changed, put otherwise; nothing when it
-    /// has it already (a method repaired in place keeps its integration).
+    /// Gives a method the Lambda proxy integration `want`: patched in
+    /// place when only its target or timeout changed, put otherwise;
+    /// nothing when it has it already (a method repaired in place keeps its
+    /// integration).
     async fn put_integration(
         &mut self,
         path: &str,
         verb: HttpMethod,
-        uri: &str,
+        want: &ObservedIntegration,
     ) -> Result<(), Problem> {
         let id = self.id_of(path)?;
-        let want = ObservedIntegration::lambda_proxy(uri);
+        let want = want.clone();
         let have = self.method(path, verb).and_then(|m| m.integration.clone());
-        if have.as_ref() == Some(&want) {
+        if have.as_ref().is_some_and(|h| h.same_as(&want)) {
             return Ok(());
         }
         let what = format!("integrating {verb} {path}");
@@ -430,7 +453,145 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Puts a method back as it was observed, integration included.
+    /// Gives the OPTIONS method at `path` its CORS preflight answer. A
+    /// method just put (or put again after a delete) gets the method
+    /// response, the MOCK integration and the integration response; one that
+    /// answers otherwise is deleted and made again whole, which is safe for
+    /// a MOCK (nothing is live before the deployment, and a preflight that
+    /// cannot be made again keeps the deployment from going ahead).
+    async fn put_preflight(
+        &mut self,
+        path: &str,
+        settings: &MethodSettings,
+        preflight: &Preflight,
+    ) -> Result<(), Problem> {
+        let verb = HttpMethod::Options;
+        let id = self.id_of(path)?;
+        let what = format!("answering CORS preflights on {path}");
+        let have = self.method(path, verb).cloned().ok_or_else(|| {
+            Problem::new(
+                Reason::AwsError,
+                format!("OPTIONS {path} disappeared during the pass"),
+            )
+        })?;
+        if preflight.answered_by(&have) {
+            return Ok(());
+        }
+        if have.integration.is_some() || !have.responses.is_empty() {
+            self.aws
+                .delete_method(self.api_id, &id, verb.as_str())
+                .await
+                .map_err(|e| problem_from(&e, &what))?;
+            if let Some(r) = self.api.resources.get_mut(path) {
+                r.methods.remove(verb.as_str());
+            }
+            self.aws
+                .put_method(self.api_id, &id, verb, settings)
+                .await
+                .map_err(|e| problem_from(&e, &what))?;
+            self.insert_method(path, verb, ObservedMethod::from_settings(settings));
+        }
+        let (responses, integration) = (preflight.method_responses(), preflight.integration());
+        // On a failure the model keeps the bare method: the pass re-reads
+        // the API before deploying after a failed change.
+        self.put_parts(&id, verb, &responses, &integration)
+            .await
+            .map_err(|e| problem_from(&e, &what))?;
+        if let Some(m) = self.method_mut(path, verb) {
+            m.responses = responses;
+            m.integration = Some(integration);
+        }
+        Ok(())
+    }
+
+    /// Puts a method's responses and its integration with its integration
+    /// responses, in the order AWS needs (a method response before the
+    /// integration response that maps to it).
+    async fn put_parts(
+        &self,
+        id: &str,
+        verb: HttpMethod,
+        responses: &crate::plan::model::MethodResponses,
+        integration: &ObservedIntegration,
+    ) -> Result<(), AwsError> {
+        for (status, params) in responses {
+            self.aws
+                .put_method_response(self.api_id, id, verb, status, params)
+                .await?;
+        }
+        self.aws
+            .put_integration(self.api_id, id, verb, integration)
+            .await?;
+        for (status, r) in &integration.responses {
+            self.aws
+                .put_integration_response(self.api_id, id, verb, status, r)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Changes one route's throttling in the stage's method settings: one
+    /// UpdateStage naming only that route's entry.
+    async fn patch_stage(&mut self, c: &Change) -> Result<(), Problem> {
+        let (patches, what) = match c {
+            Change::PutThrottle {
+                path,
+                verb,
+                throttle,
+                inherit,
+                ..
+            } => {
+                let key = format!("/{}", settings_key(path, verb.as_str()));
+                let mut p = vec![
+                    StagePatch::Replace(
+                        format!("{key}/throttling/rateLimit"),
+                        throttle.rate_limit.to_string(),
+                    ),
+                    StagePatch::Replace(
+                        format!("{key}/throttling/burstLimit"),
+                        throttle.burst_limit.to_string(),
+                    ),
+                ];
+                if let Some(i) = inherit {
+                    p.push(StagePatch::Replace(
+                        format!("{key}/logging/loglevel"),
+                        i.logging_level.clone(),
+                    ));
+                    p.push(StagePatch::Replace(
+                        format!("{key}/logging/dataTrace"),
+                        i.data_trace.to_string(),
+                    ));
+                    p.push(StagePatch::Replace(
+                        format!("{key}/metrics/enabled"),
+                        i.metrics.to_string(),
+                    ));
+                }
+                (p, format!("throttling {verb} {path}"))
+            }
+            Change::ClearThrottle {
+                path, verb, whole, ..
+            } => {
+                let key = format!("/{}", settings_key(path, verb));
+                let p = if *whole {
+                    vec![StagePatch::Remove(key)]
+                } else {
+                    vec![
+                        StagePatch::Replace(format!("{key}/throttling/rateLimit"), "-1".into()),
+                        StagePatch::Replace(format!("{key}/throttling/burstLimit"), "-1".into()),
+                    ]
+                };
+                (p, format!("taking the throttling off {verb} {path}"))
+            }
+            other => unreachable!("not a stage setting: {other}"),
+        };
+        self.aws
+            .patch_stage_settings(self.api_id, self.stage_name, &patches)
+            .await
+            .map_err(|e| problem_from(&e, &what))
+    }
+
+    /// Puts a method back as it was observed, integration and responses
+    /// included.
     async fn put_back(
         &mut self,
         path: &str,
@@ -454,17 +615,44 @@ impl Executor<'_> {
             .map_err(|e| problem_from(&e, &what))?;
         let mut restored = ObservedMethod {
             integration: None,
+            responses: Default::default(),
             ..was.clone()
         };
+        for (status, params) in &was.responses {
+            let put = self
+                .aws
+                .put_method_response(self.api_id, &id, verb, status, params)
+                .await;
+            if let Err(e) = put {
+                self.insert_method(path, verb, restored);
+                return Err(problem_from(&e, &what));
+            }
+            restored.responses.insert(status.clone(), params.clone());
+        }
         if let Some(i) = &was.integration {
-            let put = self.aws.put_integration(self.api_id, &id, verb, i).await;
-            match put {
-                Ok(()) => restored.integration = Some(i.clone()),
-                Err(e) => {
+            if let Err(e) = self.aws.put_integration(self.api_id, &id, verb, i).await {
+                self.insert_method(path, verb, restored);
+                return Err(problem_from(&e, &what));
+            }
+            let mut put = ObservedIntegration {
+                responses: Default::default(),
+                ..i.clone()
+            };
+            for (status, r) in &i.responses {
+                let result = self
+                    .aws
+                    .put_integration_response(self.api_id, &id, verb, status, r)
+                    .await;
+                if let Err(e) = result {
+                    // The integration is there without all of its responses:
+                    // the next pass sees that and repairs it.
+                    restored.integration = Some(put);
                     self.insert_method(path, verb, restored);
                     return Err(problem_from(&e, &what));
                 }
+                put.responses.insert(status.clone(), r.clone());
             }
+            restored.integration = Some(put);
         }
         self.insert_method(path, verb, restored);
         Ok(())

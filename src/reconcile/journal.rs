@@ -145,6 +145,7 @@ mod tests {
                     api_key_required: false,
                     operation_name: None,
                     integration: None,
+                    responses: Default::default(),
                 };
                 r.methods.insert("GET".into(), m);
             }

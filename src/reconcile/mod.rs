@@ -160,6 +160,22 @@ pub struct Planned {
 /// Phase 4: the changes made; the executor holds the API as it is now.
 pub struct Applied<'a> {
     exec: Executor<'a>,
+    /// Changes to the stage's method settings, made after the deployment
+    /// step (see [`StageSettings`]).
+    stage_settings: Vec<(StageSettings, Vec<plan::Change>)>,
+}
+
+/// Whose changes to the stage's method settings (per-route throttling) wait
+/// for the deployment step: they need the stage, which the first deployment
+/// makes; the throttling of a removed route stays until the stage no longer
+/// serves it; and they take effect without a deployment, so nothing else
+/// waits for them.
+#[derive(Debug, Clone, Copy)]
+enum StageSettings {
+    /// Of the mount whose report is at this index.
+    Mount(usize),
+    /// Of the removal whose report is at this index.
+    Cleanup(usize),
 }
 
 impl Reconciler {
@@ -436,6 +452,7 @@ impl Reconciler {
             api_id: &t.rest_api_id,
             region: &t.region,
             api,
+            stage: stage.as_ref(),
             mounts: &desired.mounts,
             retained: &desired.retained,
             held: &snap.held,
@@ -521,6 +538,7 @@ impl Reconciler {
             }
         }
         report.api = Some(api);
+        report.stage_settings = stage.as_ref().map(|s| s.method_settings.clone());
     }
 
     /// Applies the plan mount by mount, then the removals, journaling what a
@@ -548,6 +566,7 @@ impl Reconciler {
             aws: &self.aws,
             api_id: &t.rest_api_id,
             owner: &t.owner,
+            stage_name: &t.stage,
             api: api.clone(),
             wrote_routes: false,
             stop: &self.stop,
@@ -560,6 +579,8 @@ impl Reconciler {
             },
         };
         let mut lane = PermissionLane::default();
+        let mut stage_settings = Vec::new();
+        let failed = "skipped: an earlier change of this mount failed";
         for (mp, d) in plan.mounts.iter().zip(&desired.mounts) {
             let mut mr = mount_report(&d.mount, &d.function);
             match &mp.action {
@@ -567,18 +588,26 @@ impl Reconciler {
                     mr.state = State::Failed;
                     mr.problem = Some(p.clone());
                 }
-                MountAction::Apply(changes) => {
+                MountAction::Apply(all) => {
+                    let (settings, changes): (Vec<plan::Change>, Vec<plan::Change>) = all
+                        .iter()
+                        .cloned()
+                        .partition(plan::Change::is_stage_setting);
                     let (outcomes, problem) = self
-                        .apply_mount(&mut exec, &mut lane, &mut report.mounts, changes)
+                        .apply_mount(&mut exec, &mut lane, &mut report.mounts, &changes)
                         .await;
                     mr.changes = outcomes;
                     if let Some(p) = problem {
                         if !self.stop.requested() {
-                            let note = roll_back(&mut exec, api, &mr.id(), changes).await;
+                            let note = roll_back(&mut exec, api, &mr.id(), &changes).await;
                             report.notes.extend(note);
                         }
                         mr.state = State::Failed;
                         mr.problem = Some(p);
+                        mr.changes.extend(skipped(&settings, failed));
+                    } else if !settings.is_empty() {
+                        let at = StageSettings::Mount(report.mounts.len());
+                        stage_settings.push((at, settings));
                     }
                 }
             }
@@ -587,7 +616,18 @@ impl Reconciler {
         // Cleanups remove statements too: one writer per policy at a time.
         lane.finish(&mut report.mounts).await;
         for c in &plan.cleanups {
-            let (outcomes, problem) = exec.run_group(&c.changes).await;
+            let (settings, changes): (Vec<plan::Change>, Vec<plan::Change>) = c
+                .changes
+                .iter()
+                .cloned()
+                .partition(plan::Change::is_stage_setting);
+            let (mut outcomes, problem) = exec.run_group(&changes).await;
+            if problem.is_some() {
+                outcomes.extend(skipped(&settings, "skipped: the removal did not finish"));
+            } else if !settings.is_empty() {
+                let at = StageSettings::Cleanup(report.cleanups.len());
+                stage_settings.push((at, settings));
+            }
             if let Some(p) = problem {
                 report.notes.push(format!(
                     "removing {} did not finish: {p}; the next pass tries again",
@@ -599,7 +639,64 @@ impl Reconciler {
             }
             report.cleanups.push((c.mount.clone(), outcomes));
         }
-        Applied { exec }
+        Applied {
+            exec,
+            stage_settings,
+        }
+    }
+
+    /// Makes the changes to the stage's method settings once the deployment
+    /// step is over: the stage exists then (unless its first deployment
+    /// failed), and a removed route's throttling goes only once the stage no
+    /// longer serves the route. Outcomes go to their mount or removal; a
+    /// failure fails the mount (its routes stay as they are).
+    async fn apply_stage_settings(
+        &self,
+        exec: &mut Executor<'_>,
+        deferred: Vec<(StageSettings, Vec<plan::Change>)>,
+        stage_exists: bool,
+        report: &mut PassReport,
+    ) {
+        // A failed or blocked deployment leaves removed routes served.
+        let still_served = report.deploy_error.is_some();
+        for (at, changes) in deferred {
+            let skip = if !stage_exists {
+                Some("skipped: the stage does not exist yet (its first deployment makes it)")
+            } else if matches!(at, StageSettings::Cleanup(_)) && still_served {
+                Some("skipped: the stage still serves these routes until a deployment removes them")
+            } else {
+                None
+            };
+            let (outcomes, problem) = match skip {
+                Some(why) => (skipped(&changes, why), None),
+                None => exec.run_all(&changes).await,
+            };
+            match at {
+                StageSettings::Mount(i) => {
+                    let mr = &mut report.mounts[i];
+                    mr.changes.extend(outcomes);
+                    if let Some(p) = problem {
+                        if mr.state != State::Failed {
+                            mr.state = State::Failed;
+                            mr.problem = Some(p);
+                        }
+                    }
+                }
+                StageSettings::Cleanup(i) => {
+                    let (mount, outcomes_of) = &mut report.cleanups[i];
+                    outcomes_of.extend(outcomes);
+                    if let Some(p) = problem {
+                        let whose = mount
+                            .as_ref()
+                            .map(|m| format!("mount '{m}'"))
+                            .unwrap_or_else(|| "leftovers".into());
+                        report.notes.push(format!(
+                            "removing the throttling of {whose} did not finish: {p}; the next pass tries again"
+                        ));
+                    }
+                }
+            }
+        }
     }
 
     /// Makes one mount's changes; its report goes to `reports.len()`.
@@ -652,7 +749,10 @@ impl Reconciler {
         report: &mut PassReport,
     ) {
         let owner = self.target.owner.as_str();
-        let mut exec = applied.exec;
+        let Applied {
+            mut exec,
+            stage_settings,
+        } = applied;
         let stopping = self.stop.requested();
         let facts = |exec: &Executor<'_>, current: &str, blocked: bool| -> Deploy {
             deploy::decide(&DeployFacts {
@@ -732,6 +832,9 @@ impl Reconciler {
             }
             None => {}
         }
+        let stage_exists = stage.is_some() || report.deployment.is_some();
+        self.apply_stage_settings(&mut exec, stage_settings, stage_exists, report)
+            .await;
         // Statements only the old deployment needed.
         let after = &planned.plan.after_deploy;
         if report.deploy_error.is_none() && !after.is_empty() {
@@ -814,8 +917,10 @@ fn lost_routes(
         if !matches!(mp.action, MountAction::Apply(_)) {
             continue;
         }
+        // The CORS preflight is a route too.
+        let preflight = d.mount.cors.is_some().then_some(HttpMethod::Options);
         for route in plan::routes(&d.mount) {
-            for verb in &d.mount.methods {
+            for verb in d.mount.methods.iter().chain(&preflight) {
                 let had = observed
                     .get(&route.0)
                     .and_then(|r| r.methods.get(verb.as_str()))
@@ -848,6 +953,7 @@ async fn roll_back(
             Change::PutMethod { path, verb, .. }
             | Change::ReplaceMethod { path, verb, .. }
             | Change::PutIntegration { path, verb, .. } => Some((path.clone(), *verb)),
+            Change::PutPreflight { path, .. } => Some((path.clone(), HttpMethod::Options)),
             Change::DeleteMethod { path, verb } => {
                 HttpMethod::parse(verb).map(|v| (path.clone(), v))
             }

@@ -1,10 +1,11 @@
 //! What a pass did (or, in plan mode, would do): per mount, per removal, the
 //! deployment and the notes. The CLI renders it; the controller logs it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::manifest::{ErrorKind, ManifestError, Mount, MountId};
-use crate::plan::model::{ObservedApi, ResolvedFunction};
+use crate::plan::model::{ObservedApi, ResolvedFunction, StageMethodSetting};
 use crate::plan::{Change, DesiredMount, MountAction, Plan, Problem, Reason, State};
 
 /// The outcome of one change.
@@ -58,6 +59,9 @@ pub struct PassReport {
     pub duration: Duration,
     /// The gateway as observed (plan mode only), for `status --tree`.
     pub api: Option<ObservedApi>,
+    /// The stage's method settings as observed (plan mode only, when the
+    /// stage exists), for the throttling shown by `status --tree`.
+    pub stage_settings: Option<BTreeMap<String, StageMethodSetting>>,
 }
 
 impl MountReport {

@@ -1,0 +1,477 @@
+//! The route options as gateway objects, and how they are told from what
+//! AWS shows. Pure.
+//!
+//! - A CORS preflight ([`Preflight`]) is an OPTIONS method with a MOCK
+//!   integration (request template `{"statusCode": 200}`), a method response
+//!   200 declaring the `Access-Control-*` headers, and an integration
+//!   response 200 mapping them to static values. With more than one allowed
+//!   origin, `Access-Control-Allow-Origin` (which holds one) is the first,
+//!   and a response template puts the request's `Origin` there instead when
+//!   it is one of the list (`Vary: Origin` tells caches). All of it comes
+//!   back in GetResources(embed=methods), so drift is seen in the one read a
+//!   pass makes.
+//! - Throttling lives in the stage's method settings, one entry per route and
+//!   method, keyed `{resourcePath}/{httpMethod}` with `/` written `~1`
+//!   ([`settings_key`]). An entry overrides the stage default (`*/*`) in
+//!   everything, not only throttling, and AWS starts a new entry from its own
+//!   defaults (logging off), so apimount copies the default's logging,
+//!   data trace and metrics into an entry it creates ([`Inherited`]). When a
+//!   mount stops throttling a route, the entry goes if it overrides nothing
+//!   but throttling ([`only_throttles`]); otherwise (someone set logging or
+//!   caching on it) only its throttling is reset to "no override" (-1).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::model::{
+    IntegrationResponse, MethodResponses, ObservedIntegration, ObservedMethod, StageMethodSetting,
+};
+use crate::manifest::{HttpMethod, Mount};
+
+/// The stage's default method settings.
+pub const STAGE_DEFAULT_KEY: &str = "*/*";
+
+/// The request template of a MOCK integration that answers 200.
+pub const MOCK_REQUEST_TEMPLATE: &str = "{\"statusCode\": 200}";
+
+const JSON: &str = "application/json";
+const STATUS: &str = "200";
+const HEADER: &str = "method.response.header.";
+
+/// The CORS preflight answer of one mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preflight {
+    /// Response headers and their static values, sorted by name.
+    pub headers: BTreeMap<String, String>,
+    /// Origins to echo back, when there are several.
+    pub echo: Vec<String>,
+    /// For plans and the route tree.
+    pub summary: String,
+}
+
+impl Preflight {
+    /// The preflight a mount asks for, if it asks for one.
+    pub fn of(mount: &Mount) -> Option<Preflight> {
+        let cors = mount.cors.as_ref()?;
+        let mut headers = BTreeMap::new();
+        headers.insert(
+            "Access-Control-Allow-Origin".to_string(),
+            cors.allow_origins[0].clone(),
+        );
+        headers.insert(
+            "Access-Control-Allow-Methods".to_string(),
+            cors.methods_header(&mount.methods),
+        );
+        headers.insert(
+            "Access-Control-Allow-Headers".to_string(),
+            cors.headers_header(),
+        );
+        if !cors.expose_headers.is_empty() {
+            headers.insert(
+                "Access-Control-Expose-Headers".to_string(),
+                cors.expose_headers.join(","),
+            );
+        }
+        if let Some(age) = cors.max_age {
+            headers.insert("Access-Control-Max-Age".to_string(), age.to_string());
+        }
+        if cors.allow_credentials {
+            headers.insert(
+                "Access-Control-Allow-Credentials".to_string(),
+                "true".to_string(),
+            );
+        }
+        let echo = if cors.echoes_origin() {
+            headers.insert("Vary".to_string(), "Origin".to_string());
+            cors.allow_origins.clone()
+        } else {
+            Vec::new()
+        };
+        Some(Preflight {
+            headers,
+            echo,
+            summary: cors.summary(),
+        })
+    }
+
+    /// The method response it declares.
+    pub fn method_responses(&self) -> MethodResponses {
+        let params = self
+            .headers
+            .keys()
+            .map(|h| (format!("{HEADER}{h}"), false))
+            .collect();
+        [(STATUS.to_string(), params)].into()
+    }
+
+    /// Its MOCK integration, integration response included.
+    pub fn integration(&self) -> ObservedIntegration {
+        let parameters = self
+            .headers
+            .iter()
+            .map(|(h, v)| (format!("{HEADER}{h}"), format!("'{v}'")))
+            .collect();
+        let templates = match self.template() {
+            Some(t) => [(JSON.to_string(), t)].into(),
+            None => BTreeMap::new(),
+        };
+        ObservedIntegration {
+            kind: "MOCK".into(),
+            http_method: None,
+            uri: None,
+            timeout_ms: None,
+            request_templates: [(JSON.to_string(), MOCK_REQUEST_TEMPLATE.to_string())].into(),
+            responses: [(
+                STATUS.to_string(),
+                IntegrationResponse {
+                    parameters,
+                    templates,
+                },
+            )]
+            .into(),
+        }
+    }
+
+    /// The response template that echoes an allowed `Origin` (several origins only).
+    fn template(&self) -> Option<String> {
+        if self.echo.is_empty() {
+            return None;
+        }
+        let test: Vec<String> = self
+            .echo
+            .iter()
+            .map(|o| format!("$origin == \"{o}\""))
+            .collect();
+        Some(format!(
+            "#set($origin = $input.params().header.get(\"Origin\"))\n#if(\"$!origin\" == \"\")#set($origin = $input.params().header.get(\"origin\"))#end\n#if({})\n#set($context.responseOverride.header.Access-Control-Allow-Origin = $origin)\n#end\n",
+            test.join(" || ")
+        ))
+    }
+
+    /// Whether an observed OPTIONS method answers as this preflight (its
+    /// method settings are compared apart).
+    pub fn answered_by(&self, m: &ObservedMethod) -> bool {
+        m.responses == self.method_responses()
+            && m.integration
+                .as_ref()
+                .is_some_and(|i| i.same_as(&self.integration()))
+    }
+
+    /// How an observed OPTIONS method differs from this preflight, in words.
+    pub fn diff(&self, m: &ObservedMethod) -> String {
+        let want = self.integration();
+        match &m.integration {
+            None => return "integration missing".into(),
+            Some(i) if i.kind != want.kind => return format!("type {} -> MOCK", i.kind),
+            Some(i) if i.request_templates != want.request_templates => {
+                return "request template differs".into()
+            }
+            _ => {}
+        }
+        if m.responses != self.method_responses() {
+            return "method response headers differ".into();
+        }
+        let have = m
+            .integration
+            .as_ref()
+            .and_then(|i| i.responses.get(STATUS))
+            .cloned()
+            .unwrap_or_default();
+        let want = &want.responses[STATUS];
+        for (name, value) in &want.parameters {
+            match have.parameters.get(name) {
+                Some(v) if v == value => {}
+                Some(v) => {
+                    let short = name.trim_start_matches(HEADER);
+                    return format!("{short} {v} -> {value}");
+                }
+                None => {
+                    let short = name.trim_start_matches(HEADER);
+                    return format!("{short} missing");
+                }
+            }
+        }
+        "integration response differs".into()
+    }
+}
+
+/// The method-settings key of a route and method: `~1accounts~1{proxy+}/ANY`.
+pub fn settings_key(path: &str, verb: &str) -> String {
+    format!("{}/{verb}", path.replace('~', "~0").replace('/', "~1"))
+}
+
+/// What an entry apimount creates copies from the stage default, so the
+/// route is logged and measured as before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inherited {
+    pub logging_level: String,
+    pub data_trace: bool,
+    pub metrics: bool,
+}
+
+impl Inherited {
+    /// What to copy from the stage default, when there is one.
+    pub fn from_default(settings: &BTreeMap<String, StageMethodSetting>) -> Option<Inherited> {
+        let d = settings.get(STAGE_DEFAULT_KEY)?;
+        Some(Inherited {
+            logging_level: d.logging().to_string(),
+            data_trace: d.data_trace,
+            metrics: d.metrics,
+        })
+    }
+}
+
+/// Whether removing `entry` would change nothing but throttling: its
+/// logging, data trace and metrics are the stage default's (AWS's defaults
+/// when there is none: off), and it does not turn caching on by itself.
+pub fn only_throttles(
+    entry: &StageMethodSetting,
+    settings: &BTreeMap<String, StageMethodSetting>,
+) -> bool {
+    let (logging, trace, metrics, caching) = match settings.get(STAGE_DEFAULT_KEY) {
+        Some(d) => (d.logging().to_string(), d.data_trace, d.metrics, d.caching),
+        None => ("OFF".to_string(), false, false, false),
+    };
+    entry.logging() == logging
+        && entry.data_trace == trace
+        && entry.metrics == metrics
+        && (!entry.caching || caching)
+}
+
+/// The throttling an entry has, for plans: `12.5 requests/s, burst 40`.
+pub fn describe_throttling(entry: &StageMethodSetting) -> String {
+    let part = |n: f64| {
+        if n < 0.0 {
+            "no override".to_string()
+        } else {
+            format!("{n}")
+        }
+    };
+    format!(
+        "{} requests/s, burst {}",
+        part(entry.rate_limit.0),
+        part(f64::from(entry.burst_limit))
+    )
+}
+
+/// Notes for the route tree (`status --tree`) about one method: its
+/// preflight, timeout and throttling. `settings` are the stage's method
+/// settings, when the stage was read.
+pub fn tree_notes(
+    path: &str,
+    verb: &str,
+    m: &ObservedMethod,
+    settings: Option<&BTreeMap<String, StageMethodSetting>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(i) = &m.integration {
+        if verb == HttpMethod::Options.as_str() && i.kind == "MOCK" {
+            let origin = i
+                .responses
+                .get(STATUS)
+                .and_then(|r| {
+                    r.parameters
+                        .get(&format!("{HEADER}Access-Control-Allow-Origin"))
+                })
+                .map(|v| v.trim_matches('\'').to_string());
+            if let Some(origin) = origin {
+                out.push(format!("CORS preflight for {origin}"));
+            }
+        }
+        if let Some(t) = i
+            .timeout_ms
+            .filter(|t| *t != super::model::DEFAULT_TIMEOUT_MS)
+        {
+            out.push(format!("timeout {t} ms"));
+        }
+    }
+    if let Some(entry) = settings.and_then(|s| s.get(&settings_key(path, verb))) {
+        if entry.throttles() {
+            out.push(format!("throttle {}", describe_throttling(entry)));
+        }
+    }
+    out
+}
+
+impl fmt::Display for Inherited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "logging {}, data trace {}, metrics {}",
+            self.logging_level, self.data_trace, self.metrics
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::model::Rate;
+    use std::path::Path;
+
+    fn mount(extra: &str) -> Mount {
+        crate::manifest::parse(
+            Path::new("m.yaml"),
+            format!(
+                "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: m\nspec:\n  path: /accounts\n  function: f\n{extra}"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn entry(rate: f64, burst: i32, logging: Option<&str>, metrics: bool) -> StageMethodSetting {
+        StageMethodSetting {
+            rate_limit: Rate(rate),
+            burst_limit: burst,
+            logging_level: logging.map(str::to_string),
+            data_trace: false,
+            metrics,
+            caching: false,
+        }
+    }
+
+    #[test]
+    fn keys_escape_the_path() {
+        assert_eq!(settings_key("/accounts", "ANY"), "~1accounts/ANY");
+        assert_eq!(
+            settings_key("/v1/accounts/{proxy+}", "GET"),
+            "~1v1~1accounts~1{proxy+}/GET"
+        );
+    }
+
+    #[test]
+    fn one_origin_is_static_several_are_echoed() {
+        assert_eq!(Preflight::of(&mount("")), None);
+        let p = Preflight::of(&mount(
+            "  cors:\n    allowOrigins: [\"https://a.example\"]\n    maxAge: 600\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            p.headers.keys().collect::<Vec<_>>(),
+            vec![
+                "Access-Control-Allow-Headers",
+                "Access-Control-Allow-Methods",
+                "Access-Control-Allow-Origin",
+                "Access-Control-Max-Age"
+            ]
+        );
+        let i = p.integration();
+        assert_eq!(i.kind, "MOCK");
+        assert_eq!(i.request_templates[JSON], MOCK_REQUEST_TEMPLATE);
+        let r = &i.responses[STATUS];
+        assert_eq!(
+            r.parameters[&format!("{HEADER}Access-Control-Allow-Origin")],
+            "'https://a.example'"
+        );
+        assert_eq!(
+            r.parameters[&format!("{HEADER}Access-Control-Allow-Methods")],
+            "'DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT'"
+        );
+        assert!(r.templates.is_empty());
+        assert!(p.method_responses()[STATUS]
+            .values()
+            .all(|required| !required));
+
+        let several = Preflight::of(&mount(
+            "  methods: [GET]\n  cors:\n    allowOrigins: [\"https://a.example\", \"https://b.example\"]\n    allowCredentials: true\n",
+        ))
+        .unwrap();
+        assert_eq!(several.headers["Vary"], "Origin");
+        assert_eq!(several.headers["Access-Control-Allow-Credentials"], "true");
+        assert_eq!(
+            several.headers["Access-Control-Allow-Methods"],
+            "GET,OPTIONS"
+        );
+        let t = &several.integration().responses[STATUS].templates[JSON];
+        assert!(
+            t.contains("$origin == \"https://a.example\" || $origin == \"https://b.example\""),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn drift_of_a_preflight_is_seen() {
+        let p = Preflight::of(&mount("  cors:\n    allowOrigins: [\"*\"]\n")).unwrap();
+        let mut m = ObservedMethod {
+            authorization_type: "NONE".into(),
+            authorizer_id: None,
+            api_key_required: false,
+            operation_name: None,
+            integration: Some(p.integration()),
+            responses: p.method_responses(),
+        };
+        assert!(p.answered_by(&m));
+        m.integration
+            .as_mut()
+            .unwrap()
+            .responses
+            .get_mut(STATUS)
+            .unwrap()
+            .parameters
+            .insert(
+                format!("{HEADER}Access-Control-Allow-Origin"),
+                "'https://evil.example'".into(),
+            );
+        assert!(!p.answered_by(&m));
+        assert_eq!(
+            p.diff(&m),
+            "Access-Control-Allow-Origin 'https://evil.example' -> '*'"
+        );
+        m.integration = None;
+        assert_eq!(p.diff(&m), "integration missing");
+        // What the route tree says of it.
+        m.integration = Some(p.integration().with_timeout(Some(29_000)));
+        assert_eq!(
+            tree_notes("/accounts", "OPTIONS", &m, None),
+            vec!["CORS preflight for *"]
+        );
+    }
+
+    #[test]
+    fn entries_that_only_throttle() {
+        let mut settings = BTreeMap::new();
+        let ours = entry(10.0, 20, None, false);
+        assert!(only_throttles(&ours, &settings));
+        assert!(!only_throttles(
+            &entry(10.0, 20, Some("INFO"), false),
+            &settings
+        ));
+        // With a stage default, an entry that copies it only throttles.
+        settings.insert(
+            STAGE_DEFAULT_KEY.into(),
+            entry(-1.0, -1, Some("INFO"), true),
+        );
+        assert!(!only_throttles(&ours, &settings));
+        assert!(only_throttles(
+            &entry(10.0, 20, Some("INFO"), true),
+            &settings
+        ));
+        assert_eq!(
+            Inherited::from_default(&settings),
+            Some(Inherited {
+                logging_level: "INFO".into(),
+                data_trace: false,
+                metrics: true
+            })
+        );
+        assert!(!entry(-1.0, -1, None, false).throttles());
+        assert_eq!(
+            describe_throttling(&entry(12.5, -1, None, false)),
+            "12.5 requests/s, burst no override"
+        );
+        settings.insert(settings_key("/accounts", "ANY"), ours);
+        let m = ObservedMethod {
+            authorization_type: "NONE".into(),
+            authorizer_id: None,
+            api_key_required: false,
+            operation_name: None,
+            integration: Some(ObservedIntegration::lambda_proxy("u").with_timeout(Some(5000))),
+            responses: MethodResponses::new(),
+        };
+        assert_eq!(
+            tree_notes("/accounts", "ANY", &m, Some(&settings)),
+            vec!["timeout 5000 ms", "throttle 10 requests/s, burst 20"]
+        );
+    }
+}

@@ -12,8 +12,13 @@ for r in sorted(items, key=lambda r: r["path"]):
     line = "  " * depth + (r["path"] if r["path"] == "/" else "/" + r.get("pathPart", ""))
     methods = r.get("resourceMethods", {})
     for verb, m in sorted(methods.items()):
-        target = m.get("methodIntegration", {}).get("uri", "")
-        fn = target.split("/functions/")[-1].split("/invocations")[0] if "/functions/" in target else target
+        integration = m.get("methodIntegration", {})
+        target = integration.get("uri", "")
+        if "/functions/" in target:
+            fn = target.split("/functions/")[-1].split("/invocations")[0]
+        else:
+            # A MOCK integration (a CORS preflight) answers by itself.
+            fn = target or integration.get("type", "no integration")
         line += f"\n{'  ' * (depth + 1)}{verb} -> {fn}  [{m.get('operationName', '')}]"
     print(line)
 try:

@@ -44,12 +44,12 @@ pub fn validate(dir: &Path, tenancy: Option<&TenantPolicy>) -> Result<(String, u
                 .map(|t| tenancy::check_static(policy, t, m));
             if let Some(Err(p)) = checked {
                 refused += 1;
-                let field = match p.reason {
+                let field = p.field.unwrap_or(match p.reason {
                     Reason::NotDelegated => "spec.path",
                     Reason::FunctionNotAllowed => "spec.function",
                     Reason::AuthorizationNotAllowed => "spec.authorization",
                     _ => "spec.adopt",
-                };
+                });
                 errors.push(ManifestError {
                     file: m.file.clone(),
                     position: None,

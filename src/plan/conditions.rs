@@ -250,6 +250,9 @@ pub fn conditions(problem: Option<&Problem>, pending: bool) -> [Condition; 3] {
 pub struct Problem {
     pub reason: Reason,
     pub message: String,
+    /// The manifest field the problem is about, where one field is
+    /// (`spec.throttle.rateLimit`), for `apimount validate`'s wording.
+    pub field: Option<&'static str>,
 }
 
 impl Problem {
@@ -257,7 +260,14 @@ impl Problem {
         Problem {
             reason,
             message: message.into(),
+            field: None,
         }
+    }
+
+    /// The same problem, about `field`.
+    pub fn at(mut self, field: &'static str) -> Problem {
+        self.field = Some(field);
+        self
     }
 }
 

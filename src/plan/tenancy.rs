@@ -108,12 +108,16 @@ pub fn check_static(policy: &TenantPolicy, tenant: &Tenant, mount: &Mount) -> Re
 
 /// The route options within the tenant's bounds.
 fn check_options(tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
-    let refuse = |message: String| Err(Problem::new(Reason::OptionNotAllowed, message));
+    let refuse = |field: &'static str, message: String| {
+        Err(Problem::new(Reason::OptionNotAllowed, message).at(field))
+    };
     let name = &tenant.name;
     if mount.cors.is_some() && !tenant.cors {
-        return refuse(format!(
-            "tenant '{name}' may not answer CORS preflights (cors: false in the tenant policy); drop spec.cors"
-        ));
+        let why = "(cors: false in the tenant policy); drop spec.cors";
+        return refuse(
+            "spec.cors",
+            format!("tenant '{name}' may not answer CORS preflights {why}"),
+        );
     }
     if tenant.max_rate_limit.is_some() || tenant.max_burst_limit.is_some() {
         let bounds = match (tenant.max_rate_limit, tenant.max_burst_limit) {
@@ -123,24 +127,32 @@ fn check_options(tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
             (None, None) => unreachable!("checked above"),
         };
         let Some(t) = mount.throttle else {
-            return refuse(format!(
-                "tenant '{name}' must throttle its routes ({bounds}): without spec.throttle they run at the stage's and the account's limits, shared by every team"
-            ));
+            let why = "without spec.throttle they run at the stage's and the account's limits, shared by every team";
+            return refuse(
+                "spec.throttle",
+                format!("tenant '{name}' must throttle its routes ({bounds}): {why}"),
+            );
         };
         if tenant.max_rate_limit.is_some_and(|max| t.rate_limit > max) {
-            return refuse(format!(
-                "throttle.rateLimit {} is above what tenant '{name}' may set ({bounds})",
-                t.rate_limit
-            ));
+            return refuse(
+                "spec.throttle.rateLimit",
+                format!(
+                    "throttle.rateLimit {} is above what tenant '{name}' may set ({bounds})",
+                    t.rate_limit
+                ),
+            );
         }
         if tenant
             .max_burst_limit
             .is_some_and(|max| t.burst_limit > max)
         {
-            return refuse(format!(
-                "throttle.burstLimit {} is above what tenant '{name}' may set ({bounds})",
-                t.burst_limit
-            ));
+            return refuse(
+                "spec.throttle.burstLimit",
+                format!(
+                    "throttle.burstLimit {} is above what tenant '{name}' may set ({bounds})",
+                    t.burst_limit
+                ),
+            );
         }
     }
     if let Some(max) = tenant.max_timeout_ms {
@@ -150,9 +162,12 @@ fn check_options(tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
                 Some(_) => format!("timeoutMs {timeout}"),
                 None => format!("the default timeout of {timeout} ms (no spec.timeoutMs)"),
             };
-            return refuse(format!(
-                "{which} is above the {max} ms tenant '{name}' may use; set spec.timeoutMs"
-            ));
+            return refuse(
+                "spec.timeoutMs",
+                format!(
+                    "{which} is above the {max} ms tenant '{name}' may use; set spec.timeoutMs"
+                ),
+            );
         }
     }
     Ok(())
@@ -443,43 +458,57 @@ tenants:
         let free = tenant(&p, "free").unwrap();
         let f = function("f", None);
         let ok = "  throttle:\n    rateLimit: 100\n    burstLimit: 50\n  timeoutMs: 10000\n";
-        let table: &[(&Tenant, &str, &str, Option<&str>)] = &[
+        // (tenant, path, manifest lines, refusal: (field, message part))
+        type Row<'a> = (&'a Tenant, &'a str, &'a str, Option<(&'a str, &'a str)>);
+        let table: &[Row] = &[
             (bounded, "/a", ok, None),
             (
                 bounded,
                 "/a",
                 "  timeoutMs: 100\n",
-                Some("must throttle its routes (at most 100 requests/s, burst 50)"),
+                Some((
+                    "spec.throttle",
+                    "must throttle its routes (at most 100 requests/s, burst 50)",
+                )),
             ),
             (
                 bounded,
                 "/a",
                 "  throttle:\n    rateLimit: 100.5\n    burstLimit: 50\n  timeoutMs: 100\n",
-                Some("throttle.rateLimit 100.5 is above"),
+                Some((
+                    "spec.throttle.rateLimit",
+                    "throttle.rateLimit 100.5 is above",
+                )),
             ),
             (
                 bounded,
                 "/a",
                 "  throttle:\n    rateLimit: 1\n    burstLimit: 51\n  timeoutMs: 100\n",
-                Some("throttle.burstLimit 51 is above"),
+                Some((
+                    "spec.throttle.burstLimit",
+                    "throttle.burstLimit 51 is above",
+                )),
             ),
             (
                 bounded,
                 "/a",
                 "  throttle:\n    rateLimit: 1\n    burstLimit: 1\n",
-                Some("the default timeout of 29000 ms (no spec.timeoutMs) is above the 10000 ms"),
+                Some((
+                    "spec.timeoutMs",
+                    "the default timeout of 29000 ms (no spec.timeoutMs) is above the 10000 ms",
+                )),
             ),
             (
                 bounded,
                 "/a",
                 "  throttle:\n    rateLimit: 1\n    burstLimit: 1\n  timeoutMs: 10001\n",
-                Some("timeoutMs 10001 is above"),
+                Some(("spec.timeoutMs", "timeoutMs 10001 is above")),
             ),
             (
                 bounded,
                 "/a",
                 &format!("{ok}  cors:\n    allowOrigins: [\"*\"]\n"),
-                Some("may not answer CORS preflights"),
+                Some(("spec.cors", "may not answer CORS preflights")),
             ),
             (free, "/free", "  cors:\n    allowOrigins: [\"*\"]\n", None),
         ];
@@ -488,9 +517,10 @@ tenants:
             let got = check(&p, t, &m, &f).err();
             match want {
                 None => assert_eq!(got, None, "{extra}"),
-                Some(w) => {
+                Some((field, w)) => {
                     let got = got.unwrap_or_else(|| panic!("{extra}: allowed"));
                     assert_eq!(got.reason, Reason::OptionNotAllowed, "{extra}");
+                    assert_eq!(got.field, Some(*field), "{extra}");
                     assert!(got.message.contains(w), "{extra}: {}", got.message);
                 }
             }

@@ -572,15 +572,42 @@ impl Executor<'_> {
                 path, verb, whole, ..
             } => {
                 let key = format!("/{}", settings_key(path, verb));
-                let p = if *whole {
-                    vec![StagePatch::Remove(key)]
+                let what = format!("taking the throttling off {verb} {path}");
+                let reset = vec![
+                    StagePatch::Replace(format!("{key}/throttling/rateLimit"), "-1".into()),
+                    StagePatch::Replace(format!("{key}/throttling/burstLimit"), "-1".into()),
+                ];
+                if !*whole || self.aws.setting_removal_unsupported() {
+                    (reset, what)
                 } else {
-                    vec![
-                        StagePatch::Replace(format!("{key}/throttling/rateLimit"), "-1".into()),
-                        StagePatch::Replace(format!("{key}/throttling/burstLimit"), "-1".into()),
-                    ]
-                };
-                (p, format!("taking the throttling off {verb} {path}"))
+                    let removed = self
+                        .aws
+                        .patch_stage_settings(
+                            self.api_id,
+                            self.stage_name,
+                            &[StagePatch::Remove(key)],
+                        )
+                        .await;
+                    match removed {
+                        Ok(()) => return Ok(()),
+                        // Gone already (removed by hand since the read): done.
+                        Err(e)
+                            if e.kind == AwsErrorKind::BadRequest
+                                && e.message.contains("no method setting") =>
+                        {
+                            return Ok(())
+                        }
+                        // AWS removes keys; the emulators cannot, and say so.
+                        Err(e)
+                            if e.kind == AwsErrorKind::BadRequest
+                                && e.message.contains("Invalid method setting path") =>
+                        {
+                            self.aws.note_setting_removal_unsupported();
+                            (reset, what)
+                        }
+                        Err(e) => return Err(problem_from(&e, &what)),
+                    }
+                }
             }
             other => unreachable!("not a stage setting: {other}"),
         };

@@ -16,5 +16,6 @@ mod neighbour;
 mod never_dark;
 mod pipeline;
 mod resilience;
+mod route_options;
 mod schema;
 mod tenants;

@@ -141,16 +141,24 @@ pub enum Refusal {
     /// DeleteResource or DeleteMethod of something that does not exist: 404
     /// `NotFoundException` (moto answers 500, or 204 for a method).
     DeleteMissing,
+    /// UpdateStage removing a method-settings key (`remove /~1a/GET`): AWS
+    /// answers 400 when the key is absent and removes it otherwise; moto
+    /// answers 200 and removes nothing. Absent: refused as AWS refuses it.
+    /// Present: refused as LocalStack refuses it (400 "Invalid method
+    /// setting path"), since moto cannot do it either, rather than let a
+    /// silent no-op pass for a removal.
+    SettingRemoval,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 6] = [
+    pub const ALL: [Refusal; 7] = [
         Refusal::DuplicateSibling,
         Refusal::MethodExists,
         Refusal::InvalidVerb,
         Refusal::DuplicateStatement,
         Refusal::NoIntegration,
         Refusal::DeleteMissing,
+        Refusal::SettingRemoval,
     ];
 
     fn index(self) -> usize {
@@ -168,6 +176,7 @@ impl Refusal {
             Refusal::DuplicateStatement => "409-duplicate-statement-id",
             Refusal::NoIntegration => "400-no-integration",
             Refusal::DeleteMissing => "404-delete-missing",
+            Refusal::SettingRemoval => "400-method-setting-removal",
         }
     }
 }
@@ -293,9 +302,9 @@ struct Counters {
     /// Forwarded requests whose response could not be read from the emulator.
     upstream_errors: AtomicUsize,
     /// Requests the strict layer answered itself, by rule.
-    refusals: [AtomicUsize; 6],
+    refusals: [AtomicUsize; 7],
     /// Of those, the ones repeating a request whose answer the proxy lost.
-    retry_refusals: [AtomicUsize; 6],
+    retry_refusals: [AtomicUsize; 7],
     /// GETs the strict layer sent to the emulator, and those that failed.
     strict_lookups: AtomicUsize,
     strict_lookup_errors: AtomicUsize,
@@ -1101,6 +1110,9 @@ mod strict {
             (Service::Lambda, "lambda:AddPermission") => {
                 add_permission(&lookup, head, &segs, body).await
             }
+            (Service::ApiGateway, "apigateway:UpdateStage") => {
+                setting_removal(&lookup, segs[1], segs[3], body).await
+            }
             _ => Ok(None),
         };
         match decided {
@@ -1285,6 +1297,50 @@ mod strict {
                 ),
             )
         }))
+    }
+
+    /// `PATCH /restapis/{api}/stages/{stage}` with `remove /{key}/{verb}`
+    /// operations (see [`Refusal::SettingRemoval`]).
+    async fn setting_removal(lookup: &Lookup<'_>, api: &str, stage: &str, body: &Bytes) -> Decided {
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return Ok(None);
+        };
+        let removed: Vec<String> = v["patchOperations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|op| op["op"].as_str() == Some("remove"))
+            .filter_map(|op| op["path"].as_str())
+            .filter_map(|path| {
+                let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+                let setting =
+                    parts.len() == 2 && !matches!(parts[0], "accessLogSettings" | "variables");
+                setting.then(|| parts.join("/"))
+            })
+            .collect();
+        let Some(key) = removed.first() else {
+            return Ok(None);
+        };
+        let Some(stage) = lookup
+            .get(&format!("/restapis/{api}/stages/{stage}"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let present = stage["methodSettings"].get(key.as_str()).is_some();
+        let message = if present {
+            format!("Invalid method setting path: /{key}. moto cannot remove a method setting (it would answer 200 and keep it)")
+        } else {
+            format!("Cannot remove method setting {key} because there is no method setting for this method ")
+        };
+        Ok(Some((
+            Refusal::SettingRemoval,
+            json(
+                StatusCode::BAD_REQUEST,
+                Some("BadRequestException"),
+                &message,
+            ),
+        )))
     }
 
     /// DeleteResource or DeleteMethod: 404 when `path` is not there.
@@ -1852,7 +1908,7 @@ mod tests {
 
     use super::super::Fixture;
     use aws_sdk_apigateway::error::ProvideErrorMetadata;
-    use aws_sdk_apigateway::types::IntegrationType;
+    use aws_sdk_apigateway::types::{IntegrationType, Op, PatchOperation};
 
     /// A strict proxy in front of the fixture's emulator, and SDK clients
     /// going through it.
@@ -1985,8 +2041,47 @@ mod tests {
                 refused(deploy().await);
             }
         }
-        deploy().await.expect("deployment with every integration");
+        let deployment = deploy().await.expect("deployment with every integration");
         assert_eq!(fx.deployments(&api).await.len(), 1);
+
+        // Removing a stage's method-settings key: refused whether it is
+        // there (moto would keep it) or not (AWS refuses); other stage
+        // patches pass.
+        ag.create_stage()
+            .rest_api_id(&api)
+            .stage_name("s")
+            .deployment_id(deployment.id().unwrap())
+            .send()
+            .await
+            .expect("CreateStage");
+        let patch = |op: Op, path: &str, value: Option<&str>| {
+            ag.update_stage()
+                .rest_api_id(&api)
+                .stage_name("s")
+                .patch_operations(
+                    PatchOperation::builder()
+                        .op(op)
+                        .path(path)
+                        .set_value(value.map(str::to_string))
+                        .build(),
+                )
+                .send()
+        };
+        let (code, message) = refused(patch(Op::Remove, "/~1a/GET", None).await);
+        assert_eq!(code, "BadRequestException");
+        assert!(
+            message.contains("no method setting for this method"),
+            "{message}"
+        );
+        patch(Op::Replace, "/~1a/GET/throttling/rateLimit", Some("5"))
+            .await
+            .expect("a method setting replaced");
+        let (code, message) = refused(patch(Op::Remove, "/~1a/GET", None).await);
+        assert_eq!(code, "BadRequestException");
+        assert!(
+            message.starts_with("Invalid method setting path"),
+            "{message}"
+        );
 
         // Deleting what is not there: 404; what is there: fine.
         let (code, _) = refused(
@@ -2023,6 +2118,7 @@ mod tests {
                 (Refusal::InvalidVerb, 1),
                 (Refusal::NoIntegration, 2),
                 (Refusal::DeleteMissing, 2),
+                (Refusal::SettingRemoval, 2),
             ]),
             "{stats}"
         );

@@ -1,0 +1,651 @@
+//! Route options on a real emulator: a CORS preflight, per-route throttling
+//! in the stage's method settings and the integration timeout, each applied,
+//! in sync on the next plan, healed when changed by hand, and removed with
+//! the field or the mount without touching anything that is not the mount's.
+//!
+//! moto (behind the strict layer, which refuses what AWS refuses) shows the
+//! gateway objects; LocalStack also serves the deployed stage, so the
+//! preflight's answer is asked of the stage itself.
+//!
+//! The limit: neither emulator can remove a stage's method-settings key.
+//! moto answers 200 and keeps it (AWS-NOTES.md), which the strict layer
+//! refuses rather than let pass ([`Refusal::SettingRemoval`]); LocalStack
+//! answers 400 "Invalid method setting path". AWS removes the key. apimount
+//! asks for the removal and, where the backend says it cannot, resets the
+//! entry's throttling to "no override" (an entry that changes nothing). So
+//! these tests check that this mount's keys no longer throttle, not that
+//! they are gone; that every other key is left byte for byte is checked
+//! either way.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+
+use aws_sdk_apigateway::types::{MethodSetting, Op, PatchOperation};
+use aws_sdk_apigateway::Client;
+
+use crate::support::faults::{FaultConfig, FaultProxy, Refusal};
+use crate::support::localstack::{self, LocalStackFixture};
+use crate::support::{
+    http_request, manifest_dir, mount_yaml, show, stdout, write_manifest, Fixture,
+};
+
+const STAGE: &str = "prod";
+
+const OPTIONS: &str = "  cors:
+    allowOrigins: [\"https://app.example.com\", \"http://localhost:3000\"]
+    allowHeaders: [Content-Type, X-Trace-Id]
+    exposeHeaders: [X-Request-Id]
+    maxAge: 600
+    allowCredentials: true
+  throttle:
+    rateLimit: 100
+    burstLimit: 200
+  timeoutMs: 5000
+";
+
+const OUR_KEYS: [&str; 2] = ["~1accounts/ANY", "~1accounts~1{proxy+}/ANY"];
+
+fn strict(endpoint: &str) -> FaultProxy {
+    FaultProxy::start(
+        endpoint,
+        FaultConfig {
+            fault_rate: 0.0,
+            delay_rate: 0.0,
+            strict: true,
+            ..FaultConfig::default()
+        },
+    )
+}
+
+fn run(mut cmd: std::process::Command, endpoint: &str) -> Output {
+    cmd.env("AWS_ENDPOINT_URL", endpoint);
+    cmd.output().expect("run apimount")
+}
+
+fn args<'a>(verb: &'a str, dir: &'a Path, api: &'a str) -> Vec<&'a str> {
+    vec![
+        verb,
+        "--manifests",
+        dir.to_str().unwrap(),
+        "--rest-api-id",
+        api,
+        "--pacing",
+        "off",
+    ]
+}
+
+async fn resource_id(apigw: &Client, api: &str, path: &str) -> String {
+    let page = apigw
+        .get_resources()
+        .rest_api_id(api)
+        .limit(500)
+        .send()
+        .await
+        .unwrap();
+    page.items()
+        .iter()
+        .find(|r| r.path() == Some(path))
+        .and_then(|r| r.id().map(str::to_string))
+        .unwrap_or_else(|| panic!("no resource {path}"))
+}
+
+/// The stage's method settings by key.
+async fn method_settings(apigw: &Client, api: &str) -> BTreeMap<String, MethodSetting> {
+    let stage = apigw
+        .get_stage()
+        .rest_api_id(api)
+        .stage_name(STAGE)
+        .send()
+        .await
+        .unwrap();
+    stage
+        .method_settings()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+async fn patch_stage(apigw: &Client, api: &str, ops: &[(Op, &str, Option<&str>)]) {
+    let ops = ops
+        .iter()
+        .map(|(op, path, value)| {
+            PatchOperation::builder()
+                .op(op.clone())
+                .path(*path)
+                .set_value(value.map(str::to_string))
+                .build()
+        })
+        .collect();
+    apigw
+        .update_stage()
+        .rest_api_id(api)
+        .stage_name(STAGE)
+        .set_patch_operations(Some(ops))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A route made by hand, as another team's would be (MOCK GET).
+async fn foreign_route(apigw: &Client, api: &str, part: &str) {
+    let root = resource_id(apigw, api, "/").await;
+    let r = apigw
+        .create_resource()
+        .rest_api_id(api)
+        .parent_id(root)
+        .path_part(part)
+        .send()
+        .await
+        .unwrap();
+    let id = r.id().unwrap();
+    apigw
+        .put_method()
+        .rest_api_id(api)
+        .resource_id(id)
+        .http_method("GET")
+        .authorization_type("NONE")
+        .send()
+        .await
+        .unwrap();
+    apigw
+        .put_integration()
+        .rest_api_id(api)
+        .resource_id(id)
+        .http_method("GET")
+        .r#type(aws_sdk_apigateway::types::IntegrationType::Mock)
+        .request_templates("application/json", "{\"statusCode\": 200}")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The header values the preflight's integration response maps, by header.
+async fn preflight_headers(
+    apigw: &Client,
+    api: &str,
+    path: &str,
+) -> Option<BTreeMap<String, String>> {
+    let id = resource_id(apigw, api, path).await;
+    let r = apigw
+        .get_integration_response()
+        .rest_api_id(api)
+        .resource_id(id)
+        .http_method("OPTIONS")
+        .status_code("200")
+        .send()
+        .await
+        .ok()?;
+    Some(
+        r.response_parameters()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| {
+                (
+                    k.trim_start_matches("method.response.header.").to_string(),
+                    v.clone(),
+                )
+            })
+            .collect(),
+    )
+}
+
+async fn timeout_of(apigw: &Client, api: &str, path: &str) -> i32 {
+    let id = resource_id(apigw, api, path).await;
+    apigw
+        .get_integration()
+        .rest_api_id(api)
+        .resource_id(id)
+        .http_method("ANY")
+        .send()
+        .await
+        .unwrap()
+        .timeout_in_millis()
+}
+
+fn throttling(s: &MethodSetting) -> (f64, i32) {
+    (s.throttling_rate_limit(), s.throttling_burst_limit())
+}
+
+/// Whether none of this mount's keys throttles any more: gone (AWS), or
+/// left with "no override" (-1) where the backend cannot remove a key.
+fn none_of_ours_throttles(settings: &BTreeMap<String, MethodSetting>) -> bool {
+    settings
+        .iter()
+        .filter(|(k, _)| k.starts_with("~1accounts"))
+        .all(|(_, s)| throttling(s) == (-1.0, -1))
+}
+
+/// A plan with changes pending that names each of `lines`.
+fn plan_shows(out: &Output, lines: &[&str]) {
+    assert_eq!(out.status.code(), Some(2), "{}", show(out));
+    let text = stdout(out);
+    for line in lines {
+        assert!(text.contains(line), "plan lacks {line:?}\n{}", show(out));
+    }
+}
+
+#[tokio::test]
+async fn each_option_is_applied_in_sync_and_healed_on_moto() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("options").await;
+    fx.create_function("account-service").await;
+    let proxy = strict(&fx.endpoint());
+    let dir = manifest_dir();
+    write_manifest(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml("accounts", "/accounts", "account-service", OPTIONS),
+    );
+    let apply = || {
+        run(
+            fx.apimount_command(args("apply", dir.path(), &api)),
+            &proxy.url(),
+        )
+    };
+    let plan = || {
+        run(
+            fx.apimount_command(args("plan", dir.path(), &api)),
+            &proxy.url(),
+        )
+    };
+
+    // The plan names each option.
+    plan_shows(
+        &plan(),
+        &[
+        "+ method OPTIONS /accounts (authorization NONE)",
+        "+ CORS preflight OPTIONS /accounts: origins https://app.example.com http://localhost:3000, credentials, max age 600s",
+        "+ CORS preflight OPTIONS /accounts/{proxy+}:",
+        "(timeout 5000 ms)",
+        "+ throttle ANY /accounts: 100 requests/s, burst 200",
+        "+ throttle ANY /accounts/{proxy+}: 100 requests/s, burst 200",
+        ],
+    );
+    let out = apply();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(proxy.stats().refused(), 0, "nothing AWS would refuse");
+
+    // The preflight: MOCK, owned, on both routes, with the headers.
+    let table = fx.route_table(&api).await;
+    for path in ["/accounts", "/accounts/{proxy+}"] {
+        let m = &table[path]["OPTIONS"];
+        assert_eq!(m.integration_type.as_deref(), Some("MOCK"), "{path}");
+        assert_eq!(m.authorization_type.as_deref(), Some("NONE"), "{path}");
+        assert!(
+            m.operation_name
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("apimount:"),
+            "owned: {m:?}"
+        );
+        let h = preflight_headers(&fx.apigateway, &api, path).await.unwrap();
+        assert_eq!(
+            h["Access-Control-Allow-Origin"],
+            "'https://app.example.com'"
+        );
+        assert_eq!(h["Access-Control-Allow-Credentials"], "'true'");
+        assert_eq!(
+            h["Access-Control-Allow-Headers"],
+            "'Content-Type,X-Trace-Id'"
+        );
+        assert_eq!(h["Access-Control-Expose-Headers"], "'X-Request-Id'");
+        assert_eq!(h["Access-Control-Max-Age"], "'600'");
+        assert_eq!(
+            h["Access-Control-Allow-Methods"],
+            "'DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT'"
+        );
+        assert_eq!(h["Vary"], "'Origin'");
+        assert_eq!(timeout_of(&fx.apigateway, &api, path).await, 5000, "{path}");
+    }
+    let settings = method_settings(&fx.apigateway, &api).await;
+    for key in OUR_KEYS {
+        assert_eq!(
+            throttling(&settings[key]),
+            (100.0, 200),
+            "{key}: {settings:?}"
+        );
+    }
+    assert!(
+        !settings.keys().any(|k| k.contains("OPTIONS")),
+        "a preflight is not throttled: {settings:?}"
+    );
+
+    // In sync.
+    let out = plan();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let tree = run(
+        fx.apimount_command([
+            "status",
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--tree",
+        ]),
+        &proxy.url(),
+    );
+    let tree_text = stdout(&tree);
+    for note in [
+        "CORS preflight for https://app.example.com",
+        "timeout 5000 ms",
+        "throttle 100 requests/s, burst 200",
+    ] {
+        assert!(
+            tree_text.contains(note),
+            "tree lacks {note:?}\n{}",
+            show(&tree)
+        );
+    }
+
+    // Drift on each, by hand: a preflight header, the timeout, the throttle.
+    let pid = resource_id(&fx.apigateway, &api, "/accounts/{proxy+}").await;
+    fx.apigateway
+        .put_integration_response()
+        .rest_api_id(&api)
+        .resource_id(&pid)
+        .http_method("OPTIONS")
+        .status_code("200")
+        .response_parameters("method.response.header.Access-Control-Allow-Origin", "'*'")
+        .send()
+        .await
+        .unwrap();
+    let aid = resource_id(&fx.apigateway, &api, "/accounts").await;
+    let uri = fx.lambda_uri(&fx.function_arn("account-service"));
+    // moto has no UpdateIntegration: a hand edit puts the integration again.
+    fx.apigateway
+        .put_integration()
+        .rest_api_id(&api)
+        .resource_id(&aid)
+        .http_method("ANY")
+        .r#type(aws_sdk_apigateway::types::IntegrationType::AwsProxy)
+        .integration_http_method("POST")
+        .uri(&uri)
+        .timeout_in_millis(29_000)
+        .send()
+        .await
+        .unwrap();
+    patch_stage(
+        &fx.apigateway,
+        &api,
+        &[(
+            Op::Replace,
+            "/~1accounts/ANY/throttling/rateLimit",
+            Some("9000"),
+        )],
+    )
+    .await;
+    plan_shows(
+        &plan(),
+        &[
+            // The hand edit put the response again with one header: the others are missing.
+            "~ CORS preflight OPTIONS /accounts/{proxy+}: Access-Control-Allow-Credentials missing",
+            "timeout 29000 ms -> 5000 ms",
+            "~ throttle ANY /accounts: 100 requests/s, burst 200 (was 9000 requests/s, burst 200)",
+        ],
+    );
+    let out = apply();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        preflight_headers(&fx.apigateway, &api, "/accounts/{proxy+}")
+            .await
+            .unwrap()["Access-Control-Allow-Origin"],
+        "'https://app.example.com'"
+    );
+    assert_eq!(timeout_of(&fx.apigateway, &api, "/accounts").await, 5000);
+    let settings = method_settings(&fx.apigateway, &api).await;
+    assert_eq!(throttling(&settings["~1accounts/ANY"]), (100.0, 200));
+    let out = plan();
+    assert_eq!(out.status.code(), Some(0), "healed: {}", show(&out));
+
+    // The manifest rewritten with `extra`, then applied.
+    let rewrite = |extra: &str| {
+        write_manifest(
+            dir.path(),
+            "accounts.yaml",
+            &mount_yaml("accounts", "/accounts", "account-service", extra),
+        );
+        let out = apply();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        out
+    };
+
+    // A throttle edit alone is made on the stage and deploys nothing.
+    let deployments = fx.deployment_ids(&api).await;
+    let edited = OPTIONS.replace("rateLimit: 100", "rateLimit: 50");
+    let out = rewrite(&edited);
+    let settings = method_settings(&fx.apigateway, &api).await;
+    for key in OUR_KEYS {
+        assert_eq!(throttling(&settings[key]), (50.0, 200), "{key}");
+    }
+    assert_eq!(
+        fx.deployment_ids(&api).await,
+        deployments,
+        "a throttle edit made a deployment\n{}",
+        show(&out)
+    );
+    // A timeout edit changes what is served: it is deployed.
+    let edited = edited.replace("timeoutMs: 5000", "timeoutMs: 6000");
+    rewrite(&edited);
+    assert_eq!(timeout_of(&fx.apigateway, &api, "/accounts").await, 6000);
+    assert_eq!(fx.deployment_ids(&api).await.len(), deployments.len() + 1);
+
+    // The throttle removed: moto cannot remove the keys (the strict layer
+    // says so instead of answering 200), so their throttling is reset; the
+    // plan is in sync after it.
+    let before = proxy.stats();
+    let without: String = edited
+        .lines()
+        .filter(|l| !l.contains("throttle") && !l.contains("Limit"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let out = rewrite(&without);
+    let refused = proxy.stats().since(&before).refusals[&Refusal::SettingRemoval];
+    assert_eq!(
+        refused,
+        1,
+        "one removal asked for, then the reset\n{}",
+        show(&out)
+    );
+    let settings = method_settings(&fx.apigateway, &api).await;
+    assert!(none_of_ours_throttles(&settings), "{settings:?}");
+    let out = plan();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+/// An HTTP request to the deployed stage: status and headers (lowercased names).
+fn stage_request(
+    fx: &LocalStackFixture<'_>,
+    api: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, BTreeMap<String, String>) {
+    let path = path.trim_start_matches('/');
+    let (status, head, _) = http_request(
+        &format!("127.0.0.1:{}", fx.localstack.port()),
+        method,
+        &format!("/restapis/{api}/{STAGE}/_user_request_/{path}"),
+        headers,
+    )
+    .unwrap_or_else(|| panic!("the stage did not answer {method} /{path}"));
+    (status, head)
+}
+
+#[tokio::test]
+async fn on_localstack_the_stage_answers_preflights_and_removal_leaves_only_others_settings() {
+    let ls = localstack::shared();
+    let fx = ls.fixture("route-options").await;
+    let (api, _) = fx.create_rest_api("route-options").await;
+    fx.create_function("options-accounts").await;
+    let dir = manifest_dir();
+    let write = |extra: &str| {
+        write_manifest(
+            dir.path(),
+            "accounts.yaml",
+            &mount_yaml("accounts", "/accounts", "options-accounts", extra),
+        )
+    };
+    let apply = || {
+        let out = run(
+            fx.apimount_command(args("apply", dir.path(), &api)),
+            &fx.endpoint(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        out
+    };
+    let in_sync = || {
+        let out = run(
+            fx.apimount_command(args("plan", dir.path(), &api)),
+            &fx.endpoint(),
+        );
+        assert_eq!(out.status.code(), Some(0), "not in sync: {}", show(&out));
+    };
+
+    // Another team's route and a stage-wide default, both set by hand.
+    foreign_route(&fx.apigateway, &api, "other").await;
+    write("  proxy: false\n");
+    apply();
+    patch_stage(
+        &fx.apigateway,
+        &api,
+        &[
+            (Op::Replace, "/*/*/throttling/rateLimit", Some("1000")),
+            (Op::Replace, "/*/*/throttling/burstLimit", Some("500")),
+            (Op::Replace, "/~1other/GET/throttling/rateLimit", Some("7")),
+            (Op::Replace, "/~1other/GET/throttling/burstLimit", Some("8")),
+        ],
+    )
+    .await;
+    let others = method_settings(&fx.apigateway, &api).await;
+    assert_eq!(
+        others.keys().collect::<Vec<_>>(),
+        vec!["*/*", "~1other/GET"],
+        "{others:?}"
+    );
+    let others_only = |settings: &BTreeMap<String, MethodSetting>| {
+        for key in ["*/*", "~1other/GET"] {
+            assert_eq!(
+                format!("{:?}", settings.get(key)),
+                format!("{:?}", others.get(key)),
+                "{key} changed"
+            );
+        }
+    };
+
+    // All three options: the stage answers the preflight at once.
+    write(OPTIONS);
+    apply();
+    in_sync();
+    for path in ["/accounts", "/accounts/some/thing"] {
+        let (status, h) = stage_request(
+            &fx,
+            &api,
+            "OPTIONS",
+            path,
+            &[
+                ("Origin", "http://localhost:3000"),
+                ("Access-Control-Request-Method", "POST"),
+            ],
+        );
+        assert_eq!(status, 200, "{path}: {h:?}");
+        assert_eq!(
+            h.get("access-control-allow-origin").map(String::as_str),
+            Some("http://localhost:3000"),
+            "{path}: a listed origin is echoed: {h:?}"
+        );
+        assert_eq!(
+            h.get("access-control-allow-credentials")
+                .map(String::as_str),
+            Some("true"),
+            "{path}: {h:?}"
+        );
+        assert_eq!(
+            h.get("access-control-max-age").map(String::as_str),
+            Some("600")
+        );
+    }
+    let (_, h) = stage_request(
+        &fx,
+        &api,
+        "OPTIONS",
+        "/accounts",
+        &[("Origin", "https://evil.example")],
+    );
+    assert_eq!(
+        h.get("access-control-allow-origin").map(String::as_str),
+        Some("https://app.example.com"),
+        "an origin not listed is not echoed: {h:?}"
+    );
+    let settings = method_settings(&fx.apigateway, &api).await;
+    for key in OUR_KEYS {
+        assert_eq!(throttling(&settings[key]), (100.0, 200), "{key}");
+    }
+    others_only(&settings);
+    assert_eq!(timeout_of(&fx.apigateway, &api, "/accounts").await, 5000);
+
+    // Throttle drift healed in place (UpdateStage), then the field removed:
+    // our keys go, byte for byte nothing else changes.
+    patch_stage(
+        &fx.apigateway,
+        &api,
+        &[(
+            Op::Replace,
+            "/~1accounts~1{proxy+}/ANY/throttling/burstLimit",
+            Some("4000"),
+        )],
+    )
+    .await;
+    apply();
+    in_sync();
+    assert_eq!(
+        throttling(&method_settings(&fx.apigateway, &api).await["~1accounts~1{proxy+}/ANY"]),
+        (100.0, 200)
+    );
+    let without_throttle: String = OPTIONS
+        .lines()
+        .filter(|l| !l.contains("throttle") && !l.contains("Limit"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write(&without_throttle);
+    apply();
+    in_sync();
+    let settings = method_settings(&fx.apigateway, &api).await;
+    assert!(none_of_ours_throttles(&settings), "{settings:?}");
+    others_only(&settings);
+
+    // CORS and the timeout removed: the preflight goes, the default timeout is back.
+    write("");
+    apply();
+    in_sync();
+    let table = fx.route_table(&api).await;
+    assert!(!table["/accounts"].contains_key("OPTIONS"), "{table:?}");
+    assert!(!table["/accounts/{proxy+}"].contains_key("OPTIONS"));
+    assert_eq!(timeout_of(&fx.apigateway, &api, "/accounts").await, 29_000);
+    let (status, _) = stage_request(&fx, &api, "OPTIONS", "/accounts", &[]);
+    assert_ne!(status, 200, "the stage no longer answers the preflight");
+
+    // The mount removed with all its options: its settings go with it.
+    write(OPTIONS);
+    apply();
+    std::fs::remove_file(dir.path().join("accounts.yaml")).unwrap();
+    // The only mount going is a mass deletion: asked for as such.
+    let mut removal = args("apply", dir.path(), &api);
+    removal.push("--allow-mass-delete");
+    let out = run(fx.apimount_command(removal), &fx.endpoint());
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let settings = method_settings(&fx.apigateway, &api).await;
+    assert!(
+        none_of_ours_throttles(&settings),
+        "{settings:?}\n{}",
+        show(&out)
+    );
+    others_only(&settings);
+    let table = fx.route_table(&api).await;
+    assert!(!table.contains_key("/accounts"), "{table:?}");
+    assert_eq!(
+        table["/other"]["GET"].integration_type.as_deref(),
+        Some("MOCK")
+    );
+}

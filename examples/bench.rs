@@ -36,6 +36,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
+use apimount::aws::pacing::{
+    APIGW_TOTAL_PER_SEC, GET_FUNCTION_PER_SEC, GET_RESOURCES_PER_SEC, LAMBDA_PER_SEC,
+};
+use apimount::controller::budget::QuotaBudget;
 use aws_config::BehaviorVersion;
 use aws_sdk_apigateway::types::{IntegrationType, Op as PatchOp, PatchOperation};
 use futures::StreamExt;
@@ -67,6 +71,11 @@ struct Sizes {
     footprint_trials: usize,
     idle: Duration,
     plan_iterations: usize,
+    /// Mount counts (one function each) whose steady daemon is held to the
+    /// quota budget; the last also times the healing of a removed permission.
+    budget_counts: Vec<usize>,
+    /// Steady passes each budget window spans.
+    budget_passes: usize,
 }
 
 impl Sizes {
@@ -86,6 +95,8 @@ impl Sizes {
             footprint_trials: 5,
             idle: Duration::from_secs(60),
             plan_iterations: 20,
+            budget_counts: vec![10, 100, 300],
+            budget_passes: 3,
         }
     }
 
@@ -105,6 +116,8 @@ impl Sizes {
             footprint_trials: 1,
             idle: Duration::from_secs(5),
             plan_iterations: 5,
+            budget_counts: vec![10],
+            budget_passes: 1,
         }
     }
 }
@@ -541,6 +554,18 @@ impl Bench {
     }
 
     fn start_daemon(&self, api: &str, dir: &Path, resync: &str, endpoint: &str) -> Result<Daemon> {
+        self.start_daemon_with(api, dir, resync, endpoint, &[])
+    }
+
+    /// [`Bench::start_daemon`] with more arguments for `apimount run`.
+    fn start_daemon_with(
+        &self,
+        api: &str,
+        dir: &Path,
+        resync: &str,
+        endpoint: &str,
+        extra: &[&str],
+    ) -> Result<Daemon> {
         let admin = support::free_loopback_addr();
         let log = self.scratch.path().join(format!(
             "daemon-{api}-{}.log",
@@ -552,6 +577,7 @@ impl Bench {
             .arg(dir)
             .args(["--pacing", "off", "--debounce", &format!("{DEBOUNCE_MS}ms")])
             .args(["--resync-interval", resync, "--admin-addr", &admin])
+            .args(extra)
             .stdout(Stdio::from(log_file.try_clone()?))
             .stderr(Stdio::from(log_file));
         let child = cmd.spawn()?;
@@ -925,13 +951,14 @@ impl Report {
 
 /// Apply from empty for each count: apimount vs baseline, fresh API per trial.
 /// The measurements `--only` can pick, in the order they run.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "convergence",
     "latency",
     "burst",
     "steady",
     "pacing",
     "footprint",
+    "budget",
 ];
 
 /// The one-mount baseline alone, for a run that measures latency without the
@@ -1535,6 +1562,201 @@ fn fmt_ops<V: std::fmt::Display>(m: &BTreeMap<String, V>) -> String {
 
 /// Times `plan::plan` on a converged input read from the emulator and on an
 /// empty API; `(empty, converged)`.
+/// The control-plane quotas a steady daemon draws on (per account and
+/// region), and which calls count against each.
+/// A quota's name, its rate per second, and whether a call counts against it.
+type BudgetQuota = (&'static str, f64, fn(&str) -> bool);
+
+const BUDGET_QUOTAS: [BudgetQuota; 4] = [
+    ("GetResources", GET_RESOURCES_PER_SEC, |op| {
+        op == "apigateway:GetResources"
+    }),
+    ("API Gateway total", APIGW_TOTAL_PER_SEC, |op| {
+        op.starts_with("apigateway:")
+    }),
+    ("Lambda control plane", LAMBDA_PER_SEC, |op| {
+        op.starts_with("lambda:") && op != "lambda:GetFunction"
+    }),
+    ("GetFunction", GET_FUNCTION_PER_SEC, |op| {
+        op == "lambda:GetFunction"
+    }),
+];
+
+/// Measurement 8, the quota budget: a converged daemon's steady calls per
+/// second for each quota at several sizes, against `--quota-share 5%`;
+/// then, at the largest size, the time until a permission removed by hand
+/// is back.
+async fn measure_budget(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()> {
+    const SHARE: f64 = 0.05;
+    let budget = QuotaBudget::new(SHARE);
+    let max = *s.budget_counts.iter().max().unwrap_or(&1);
+    b.ensure_functions(max).await?;
+    let mut body = format!(
+        "n mounts, one function each, converged by a one-shot apply; then `apimount run \
+         --quota-share 5% --resync-interval 1s` (the budget stretches the interval). The rate is \
+         the daemon's own `apimount_aws_calls_total` over {} steady passes, from the end of one \
+         pass to the end of the last, divided by that time. Budget = 5 % of the quota.\n\n\
+         | mounts | pass interval | {} |\n|---:|---:|{}\n",
+        s.budget_passes,
+        BUDGET_QUOTAS
+            .iter()
+            .map(|(name, quota, _)| format!("{name} calls/s (budget {:.3}/s)", quota * SHARE))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---:|".repeat(BUDGET_QUOTAS.len())
+    );
+    let mut worst: Vec<(String, f64)> = Vec::new();
+    let mut heal_daemon = None;
+    for &n in &s.budget_counts {
+        let api = b.new_api().await?;
+        let dir = b.manifest_dir("budget")?;
+        for i in 0..n {
+            write_mount(&dir, i)?;
+        }
+        b.apimount_once(&api.0, &dir, "off", &b.moto.endpoint())?;
+        let daemon = b.start_daemon_with(
+            &api.0,
+            &dir,
+            "1s",
+            &b.moto.endpoint(),
+            &["--quota-share", "5%"],
+        )?;
+        // The first pass after start reads everything; steady ones follow.
+        let first = daemon.passes();
+        let wait = Duration::from_secs(900);
+        daemon.wait_for_passes(first + 1.0, wait)?;
+        let m0 = daemon.metrics();
+        let t0 = Instant::now();
+        let p0 = sum_of(&m0, "apimount_passes_total");
+        daemon.wait_for_passes(p0 + s.budget_passes as f64, wait)?;
+        let m1 = daemon.metrics();
+        let secs = t0.elapsed().as_secs_f64();
+        let (c0, c1) = (aws_calls(&m0), aws_calls(&m1));
+        let delta =
+            |op: &str| c1.get(op).copied().unwrap_or(0.0) - c0.get(op).copied().unwrap_or(0.0);
+        let interval = secs / s.budget_passes as f64;
+        let mut cells = Vec::new();
+        for (name, quota, counts) in BUDGET_QUOTAS {
+            let calls: f64 = c1.keys().filter(|op| counts(op)).map(|op| delta(op)).sum();
+            // `+ 0.0`: no calls at all prints 0, not -0.
+            let rate = calls / secs + 0.0;
+            cells.push(format!(
+                "{rate:.3} ({:.0} % of budget)",
+                100.0 * rate / (quota * SHARE)
+            ));
+            let used = rate / (quota * SHARE);
+            match worst.iter_mut().find(|(q, _)| q == name) {
+                Some((_, w)) => *w = w.max(used),
+                None => worst.push((name.to_string(), used)),
+            }
+        }
+        println!(
+            "bench: budget {n} mounts: interval {interval:.1} s, {}",
+            cells.join(", ")
+        );
+        let _ = writeln!(body, "| {n} | {interval:.1} s | {} |", cells.join(" | "));
+        if n == max {
+            heal_daemon = Some((daemon, api.0, n, interval));
+        }
+    }
+    for (name, used) in &worst {
+        r.target(
+            &format!("8. steady daemon within --quota-share 5 %: {name}"),
+            "≤ 100 % of the budget at every size",
+            format!("at most {:.0} % of the budget", used * 100.0),
+            *used <= 1.0,
+        );
+    }
+
+    // Healing: every policy of one function removed by hand, then timed
+    // until the daemon's rolling verification has put them back.
+    if let Some((daemon, api, n, interval)) = heal_daemon {
+        let function = fn_name(n / 2);
+        let sids = policy_sids(&b.lambda, &function).await?;
+        if sids.is_empty() {
+            bail!(
+                "{function} has no permission to remove; log {}",
+                daemon.log.display()
+            );
+        }
+        for sid in &sids {
+            b.lambda
+                .remove_permission()
+                .function_name(&function)
+                .statement_id(sid)
+                .send()
+                .await?;
+        }
+        let removed = Instant::now();
+        let resync = Duration::from_secs_f64(interval);
+        let bound = budget.verification_time(n, resync) + resync;
+        let give_up = bound * 2 + Duration::from_secs(60);
+        let healed = loop {
+            if policy_sids(&b.lambda, &function).await? == sids {
+                break Some(removed.elapsed());
+            }
+            if removed.elapsed() > give_up {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        drop(daemon);
+        let stated = format!(
+            "≤ {:.0} s (every function verified within {n} ÷ {} reads a pass × {interval:.0} s, plus one pass)",
+            bound.as_secs_f64(),
+            budget.policy_reads(resync)
+        );
+        let _ = write!(
+            body,
+            "\nHealing at {n} functions (API `{api}`): every permission of `{function}` removed by \
+             hand with RemovePermission, then GetPolicy polled every 0.5 s until they were back: \
+             {}; the stated bound is {stated}. Where in the rotation the function stands decides \
+             the time: anything from one pass to the whole rotation.\n",
+            match healed {
+                Some(t) => format!("{:.0} s", t.as_secs_f64()),
+                None => format!("not back after {:.0} s", give_up.as_secs_f64()),
+            }
+        );
+        r.target(
+            &format!("8. permission removed by hand, {n} functions: back within"),
+            &stated,
+            match healed {
+                Some(t) => format!("{:.0} s", t.as_secs_f64()),
+                None => format!("not back after {:.0} s", give_up.as_secs_f64()),
+            },
+            healed.is_some_and(|t| t <= bound),
+        );
+    }
+    r.section(
+        "8. Quota budget: steady calls per second and healing",
+        &body,
+    );
+    Ok(())
+}
+
+/// The statement ids of a function's resource policy, sorted.
+async fn policy_sids(lambda: &aws_sdk_lambda::Client, function: &str) -> Result<Vec<String>> {
+    let policy = match lambda.get_policy().function_name(function).send().await {
+        Ok(out) => out.policy.unwrap_or_default(),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            return Ok(Vec::new())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let v: serde_json::Value = serde_json::from_str(&policy)?;
+    let mut sids: Vec<String> = v["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|st| st["Sid"].as_str().map(str::to_string))
+        .collect();
+    sids.sort();
+    Ok(sids)
+}
+
 async fn measure_plan(b: &Bench, api: &str, dir: &Path, iterations: usize) -> Result<(Stat, Stat)> {
     use apimount::plan::model::ObservedApi;
     use apimount::plan::{plan, DesiredMount, PlanInput};
@@ -1798,6 +2020,9 @@ async fn bench_main(args: &[String]) -> Result<()> {
     }
     if wants("footprint") {
         measure_footprint(&mut b, &s, &mut r).await?;
+    }
+    if wants("budget") {
+        measure_budget(&mut b, &s, &mut r).await?;
     }
 
     let mut md = format!(

@@ -108,7 +108,8 @@ async fn steady_quota_use_stays_within_the_budget_and_drift_is_still_healed() {
     assert!(lambda >= 6.0, "policies are still verified: {lambda}");
 
     // A permission removed by hand is restored within the stated time:
-    // 24 functions at 6 a pass, passes 4 s apart (±10 %): 4 passes, 16 s.
+    // 24 functions at 6 a pass, passes 4 s apart plus up to 10 % jitter:
+    // 4 passes and the one under way, 5 × 4.4 s, plus a second for the poll.
     let victim = "svc-007";
     let sid = fx.policy_statements(victim, None).await[0]["Sid"]
         .as_str()
@@ -129,10 +130,7 @@ async fn steady_quota_use_stays_within_the_budget_and_drift_is_still_healed() {
     )
     .await;
     let took = removed.elapsed();
-    assert!(
-        took <= Duration::from_secs(16 + 4 + 2),
-        "healed after {took:?}"
-    );
+    assert!(took <= Duration::from_secs(23), "healed after {took:?}");
 }
 
 #[tokio::test]

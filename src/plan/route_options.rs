@@ -62,10 +62,13 @@ impl Preflight {
             "Access-Control-Allow-Methods".to_string(),
             cors.methods_header(&mount.methods),
         );
-        headers.insert(
-            "Access-Control-Allow-Headers".to_string(),
-            cors.headers_header(),
-        );
+        // An empty list allows no request headers beyond the simple ones: the
+        // header is left out, as an empty expose list is, rather than sent as
+        // an empty static value.
+        let allow_headers = cors.headers_header();
+        if !allow_headers.is_empty() {
+            headers.insert("Access-Control-Allow-Headers".to_string(), allow_headers);
+        }
         if !cors.expose_headers.is_empty() {
             headers.insert(
                 "Access-Control-Expose-Headers".to_string(),
@@ -306,6 +309,7 @@ impl fmt::Display for Inherited {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::options::DEFAULT_ALLOW_HEADERS;
     use crate::plan::model::Rate;
     use std::path::Path;
 
@@ -388,6 +392,44 @@ mod tests {
             t.contains("$origin == \"https://a.example\" || $origin == \"https://b.example\""),
             "{t}"
         );
+    }
+
+    #[test]
+    fn empty_header_lists_leave_their_header_out() {
+        let cases = [
+            ("", Some(DEFAULT_ALLOW_HEADERS.join(",")), None),
+            ("    allowHeaders: []\n", None, None),
+            (
+                "    exposeHeaders: []\n",
+                Some(DEFAULT_ALLOW_HEADERS.join(",")),
+                None,
+            ),
+            (
+                "    allowHeaders: [X-One]\n    exposeHeaders: [X-Two]\n",
+                Some("X-One".to_string()),
+                Some("X-Two".to_string()),
+            ),
+        ];
+        for (lists, allow, expose) in cases {
+            let p = Preflight::of(&mount(&format!(
+                "  cors:\n    allowOrigins: [\"*\"]\n{lists}"
+            )))
+            .unwrap();
+            assert_eq!(
+                p.headers.get("Access-Control-Allow-Headers"),
+                allow.as_ref(),
+                "{lists}"
+            );
+            assert_eq!(
+                p.headers.get("Access-Control-Expose-Headers"),
+                expose.as_ref(),
+                "{lists}"
+            );
+            assert!(p.integration().responses[STATUS]
+                .parameters
+                .values()
+                .all(|v| v != "''"));
+        }
     }
 
     #[test]

@@ -25,7 +25,8 @@ use apimount::controller::{self, LoopOptions, Parts};
 use apimount::manifest::tenants::{load_policy, TenantPolicy};
 use apimount::reconcile::{Mode, Reconciler};
 use apimount::settings::{
-    self, DeleteLimit, Target, DEBOUNCE_BOUNDS, LEASE_BOUNDS, POLL_BOUNDS, RESYNC_BOUNDS,
+    self, DeleteLimit, Target, DEBOUNCE_BOUNDS, LEASE_BOUNDS, LIVENESS_BOUNDS, POLL_BOUNDS,
+    RESYNC_BOUNDS,
 };
 use apimount::source::{self, Layout, NameMemory, S3Location, S3Source, Snapshot, Source};
 
@@ -90,6 +91,11 @@ struct RunArgs {
     /// Address of the admin endpoint (/healthz, /readyz, /metrics).
     #[arg(long, env = "APIMOUNT_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
     admin_addr: String,
+    /// How long /healthz tolerates a loop that makes no progress (no AWS call
+    /// finished, no pass ended, no idle beat); default: 3 × the resync
+    /// interval (at least 60 s) + 5 min.
+    #[arg(long, env = "APIMOUNT_LIVENESS_TIMEOUT", value_parser = |s: &str| LIVENESS_BOUNDS.parse(s))]
+    liveness_timeout: Option<Duration>,
     /// DynamoDB table (string key `id`) holding the leader lease; lets several
     /// instances of one owner run, with exactly one writing. Without it, run one instance.
     #[arg(long, env = "APIMOUNT_LEASE_TABLE")]
@@ -358,8 +364,9 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             .await
             .with_context(|| format!("cannot listen on --admin-addr {}", args.admin_addr))?;
         tracing::info!(addr = %listener.local_addr()?, "admin endpoint listening");
-        let max_silence =
-            args.resync_interval.max(Duration::from_secs(60)) * 3 + Duration::from_secs(300);
+        let max_silence = args
+            .liveness_timeout
+            .unwrap_or_else(|| settings::default_liveness_timeout(args.resync_interval));
         let admin = tokio::spawn(admin::serve(
             listener,
             health.clone(),
@@ -379,6 +386,7 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             debounce: args.debounce,
             poll_interval: args.poll_interval,
             quota: QuotaBudget::new(args.quota_share),
+            heartbeat: settings::idle_heartbeat(max_silence),
             ..LoopOptions::default()
         };
         let lease = args.lease_table.as_deref().map(|table| {

@@ -121,6 +121,27 @@ pub const LEASE_BOUNDS: DurationBounds = DurationBounds {
     max: Duration::from_secs(600),
     why_min: "the lease is renewed every third of it, within a DynamoDB call",
 };
+/// `--liveness-timeout`: how long `/healthz` tolerates a loop that makes no
+/// progress; an idle loop beats every third of it (at most every 10 s).
+pub const LIVENESS_BOUNDS: DurationBounds = DurationBounds {
+    flag: "--liveness-timeout",
+    min: Duration::from_secs(3),
+    max: Duration::from_secs(24 * 3600),
+    why_min: "an idle loop beats every third of it",
+};
+
+/// The liveness timeout without `--liveness-timeout`: three resyncs (of at
+/// least a minute) and five minutes more, so a slow pass under the quotas,
+/// whose AWS calls each take up to a minute, is never taken for a stuck one.
+pub fn default_liveness_timeout(resync_interval: Duration) -> Duration {
+    resync_interval.max(Duration::from_secs(60)) * 3 + Duration::from_secs(300)
+}
+
+/// How often an idle loop beats, for a liveness timeout.
+pub fn idle_heartbeat(liveness_timeout: Duration) -> Duration {
+    (liveness_timeout / 3).min(Duration::from_secs(10))
+}
+
 /// `--debounce`: the quiet time after a folder change.
 pub const DEBOUNCE_BOUNDS: DurationBounds = DurationBounds {
     flag: "--debounce",
@@ -251,6 +272,25 @@ mod tests {
     }
 
     #[test]
+    fn the_liveness_timeout_outlasts_resyncs_and_idle_beats() {
+        let s = Duration::from_secs;
+        let table = [
+            // resync, default timeout
+            (s(1), s(480)),
+            (s(60), s(480)),
+            (s(600), s(2100)),
+        ];
+        for (resync, timeout) in table {
+            assert_eq!(default_liveness_timeout(resync), timeout, "{resync:?}");
+        }
+        let beats = [(s(3), s(1)), (s(30), s(10)), (s(480), s(10))];
+        for (timeout, beat) in beats {
+            assert_eq!(idle_heartbeat(timeout), beat, "{timeout:?}");
+            assert!(idle_heartbeat(timeout) * 3 <= timeout);
+        }
+    }
+
+    #[test]
     fn durations_are_bounded() {
         let table: &[(&DurationBounds, &str, bool)] = &[
             (&RESYNC_BOUNDS, "0s", false),
@@ -264,6 +304,11 @@ mod tests {
             (&LEASE_BOUNDS, "11m", false),
             (&POLL_BOUNDS, "0", false),
             (&POLL_BOUNDS, "15s", true),
+            (&LIVENESS_BOUNDS, "0s", false),
+            (&LIVENESS_BOUNDS, "2s", false),
+            (&LIVENESS_BOUNDS, "3s", true),
+            (&LIVENESS_BOUNDS, "8m", true),
+            (&LIVENESS_BOUNDS, "25h", false),
             (&DEBOUNCE_BOUNDS, "0ms", true),
             (&DEBOUNCE_BOUNDS, "2m", false),
             (&RESYNC_BOUNDS, "ten", false),

@@ -11,7 +11,7 @@
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use http_body_util::{Empty, Full};
 use hyper::body::Bytes;
@@ -28,21 +28,42 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
 /// Liveness and readiness, shared between the loop and the endpoint.
-#[derive(Default)]
 pub struct Health {
-    /// Unix seconds of the loop's last heartbeat.
-    pub heartbeat: AtomicU64,
+    /// Milliseconds from `epoch` to the loop's last heartbeat (a monotonic
+    /// clock: a step of the wall clock neither kills nor revives the loop).
+    heartbeat: AtomicU64,
+    epoch: Instant,
     pub ready: AtomicBool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            heartbeat: AtomicU64::new(0),
+            epoch: Instant::now(),
+            ready: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Health {
     pub fn beat(&self) {
-        self.heartbeat.store(now_secs(), Ordering::Relaxed);
+        self.heartbeat.store(self.now_ms(), Ordering::Relaxed);
     }
 
     /// Alive when the loop has beaten within `max_silence`.
     pub fn alive(&self, max_silence: Duration) -> bool {
-        now_secs().saturating_sub(self.heartbeat.load(Ordering::Relaxed)) <= max_silence.as_secs()
+        self.silence() <= max_silence
+    }
+
+    /// Time since the last heartbeat.
+    pub fn silence(&self) -> Duration {
+        let last = self.heartbeat.load(Ordering::Relaxed);
+        Duration::from_millis(self.now_ms().saturating_sub(last))
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -59,13 +80,6 @@ impl crate::aws::CallSink for Progress {
         self.health.beat();
         self.metrics.record(service, operation, outcome);
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Serves until the task is dropped.

@@ -86,6 +86,8 @@ pub struct LoopOptions {
     pub backoff_max: Duration,
     /// The share of the account's quotas steady resyncs may use.
     pub quota: QuotaBudget,
+    /// How often the loop beats while it waits (liveness between passes).
+    pub heartbeat: Duration,
 }
 
 impl Default for LoopOptions {
@@ -97,6 +99,7 @@ impl Default for LoopOptions {
             backoff_min: Duration::from_millis(800),
             backoff_max: Duration::from_secs(300),
             quota: QuotaBudget::new(0.05),
+            heartbeat: Duration::from_secs(10),
         }
     }
 }
@@ -294,6 +297,20 @@ impl Controller {
         Leadership::Acquired
     }
 
+    /// Sleeps, beating as an idle loop does (a debounce can outlast a short
+    /// `--liveness-timeout`).
+    async fn wait_beating(&self, d: Duration) {
+        let until = Instant::now() + d;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            tokio::time::sleep(left.min(self.opts.heartbeat)).await;
+            self.health.beat();
+        }
+    }
+
     /// Reads the source and runs one pass. Returns what it left to retry.
     async fn pass(&mut self, trigger: Trigger, reads: Reads) -> Scope {
         // Passes are kept apart, so a manifest rewritten many times a
@@ -405,7 +422,7 @@ impl Controller {
             .flatten()
             .min()
             .expect("resync is always set");
-            let heartbeat = tokio::time::sleep(Duration::from_secs(10));
+            let heartbeat = tokio::time::sleep(self.opts.heartbeat);
             tokio::select! {
                 _ = self.shutdown.changed() => {
                     self.stopper.shut_down();
@@ -415,7 +432,7 @@ impl Controller {
                 }
                 Some(()) = self.wake.recv() => {
                     // Debounce: let the burst finish, then take everything that came.
-                    tokio::time::sleep(self.opts.debounce).await;
+                    self.wait_beating(self.opts.debounce).await;
                     while self.wake.try_recv().is_ok() {}
                     if let Some(t) = &mut self.tenancy {
                         t.refresh();

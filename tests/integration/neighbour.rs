@@ -1,8 +1,8 @@
 //! The controller as a good neighbour, against the emulator: its steady use
 //! of the account's shared quotas stays within its budget, churn and junk
 //! in the source cost little, one mount's refused request does not make the
-//! daemon re-read everything, bad durations are refused, and no input can
-//! forge a log line.
+//! daemon re-read everything, bad durations are refused, no input can
+//! forge a log line, and `/healthz` follows the loop's progress.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -307,6 +307,110 @@ async fn a_mount_aws_refuses_waits_without_making_the_others_re_read() {
         .unwrap_or(0.0)
             > 0.0
     );
+}
+
+/// `/healthz` follows progress: through a proxy that holds every AWS call
+/// for 1.5 s, a first pass far longer than `--liveness-timeout 3s` stays
+/// healthy while its calls finish; a call held for 12 s (under the SDK's 15 s
+/// attempt timeout) leaves the loop silent, and `/healthz` says so until the
+/// call returns.
+#[tokio::test]
+async fn liveness_follows_a_long_pass_and_flags_a_stuck_one() {
+    use crate::support::faults::{FaultConfig, FaultProxy, Rule, RuleAction};
+    let fx = Fixture::start().await;
+    let dir = manifest_dir();
+    let api = api_with_functions(&fx, dir.path(), 4).await;
+    fx.create_function("late-fn").await;
+    let proxy = FaultProxy::start(
+        &fx.endpoint(),
+        FaultConfig {
+            fault_rate: 0.0,
+            delay_rate: 1.0,
+            delay_ms: (1500, 1500),
+            ..FaultConfig::default()
+        },
+    );
+    let timeout = Duration::from_secs(3);
+    let mut cmd = fx.apimount_command(["run"]);
+    cmd.env("AWS_ENDPOINT_URL", proxy.url());
+    let d = Daemon::start_command(
+        cmd,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--resync-interval",
+            "10m",
+            "--liveness-timeout",
+            "3s",
+        ],
+    );
+    let healthz = |d: &Daemon| d.get("/healthz").map(|(status, _)| status);
+
+    // 1. The first pass: every answer of /healthz is 200 until it is ready.
+    let (mut answers, mut first_answer) = (Vec::new(), None);
+    let ready_at = d
+        .wait_for("the first pass to finish", Duration::from_secs(90), || {
+            if let Some(status) = healthz(&d) {
+                first_answer.get_or_insert_with(Instant::now);
+                answers.push(status);
+            }
+            let ready = matches!(d.get("/readyz"), Some((200, _)));
+            async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                ready.then(Instant::now)
+            }
+        })
+        .await;
+    let pass = ready_at - first_answer.expect("/healthz answered during the first pass");
+    assert!(
+        pass >= timeout * 2,
+        "the first pass took {pass:?}, too short to show liveness over a pass longer than --liveness-timeout {timeout:?}"
+    );
+    assert!(
+        answers.iter().all(|&s| s == 200),
+        "/healthz during a first pass of {pass:?} that kept making calls: {answers:?}\n{}",
+        d.stderr()
+    );
+
+    // 2. One call that hangs: the loop is silent, and /healthz reports it.
+    proxy.set_rules(vec![Rule {
+        operation: "lambda:GetFunction".into(),
+        path_contains: Some("late-fn".into()),
+        action: RuleAction::Delay(Duration::from_secs(12)),
+        times: Some(1),
+    }]);
+    write_manifest(
+        dir.path(),
+        "late.yaml",
+        &mount_yaml("late", "/late", "late-fn", "  proxy: false\n"),
+    );
+    let mut seen = Vec::new();
+    d.wait_for(
+        "/healthz to fail while the call hangs, then recover",
+        Duration::from_secs(40),
+        || {
+            if let Some(status) = healthz(&d) {
+                if seen.last() != Some(&status) {
+                    seen.push(status);
+                }
+            }
+            let done = seen.ends_with(&[503, 200]);
+            async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                done.then_some(())
+            }
+        },
+    )
+    .await;
+    let (status, body) = d.get("/healthz").expect("/healthz answers");
+    assert_eq!(status, 200, "{body}");
+    d.wait_for("the late mount's route", DEADLINE, || async {
+        let paths = fx.resource_paths(&api).await;
+        paths.iter().any(|p| p == "/late").then_some(())
+    })
+    .await;
 }
 
 #[test]

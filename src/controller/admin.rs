@@ -57,7 +57,7 @@ impl Health {
     }
 
     /// Time since the last heartbeat.
-    pub fn silence(&self) -> Duration {
+    fn silence(&self) -> Duration {
         let last = self.heartbeat.load(Ordering::Relaxed);
         Duration::from_millis(self.now_ms().saturating_sub(last))
     }

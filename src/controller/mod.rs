@@ -92,14 +92,17 @@ pub struct LoopOptions {
 
 impl Default for LoopOptions {
     fn default() -> Self {
+        let resync_interval = Duration::from_secs(60);
         LoopOptions {
-            resync_interval: Duration::from_secs(60),
+            resync_interval,
             debounce: Duration::from_millis(200),
             poll_interval: Duration::from_secs(15),
             backoff_min: Duration::from_millis(800),
             backoff_max: Duration::from_secs(300),
             quota: QuotaBudget::new(0.05),
-            heartbeat: Duration::from_secs(10),
+            heartbeat: crate::settings::idle_heartbeat(crate::settings::default_liveness_timeout(
+                resync_interval,
+            )),
         }
     }
 }

@@ -83,6 +83,39 @@ impl Aws {
         Ok(ObservedApi::from_resources(out))
     }
 
+    /// The API's authorizers, id → name (paged).
+    pub async fn authorizer_names(
+        &self,
+        api_id: &str,
+    ) -> Result<BTreeMap<String, String>, AwsError> {
+        let mut out = BTreeMap::new();
+        let mut position: Option<String> = None;
+        loop {
+            self.pacer.take(Paced::ApiGateway).await;
+            let page = self
+                .apigw
+                .get_authorizers()
+                .rest_api_id(api_id)
+                .limit(500)
+                .set_position(position.clone())
+                .send()
+                .await
+                .map_err(|e| map_err("apigateway:GetAuthorizers", e))?;
+            for a in page.items() {
+                if let (Some(id), Some(name)) = (a.id(), a.name()) {
+                    out.insert(id.to_string(), name.to_string());
+                }
+            }
+            match page.position() {
+                Some(p) if !p.is_empty() && Some(p) != position.as_deref() => {
+                    position = Some(p.to_string())
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn get_stage(
         &self,
         api_id: &str,

@@ -12,6 +12,8 @@
 //!     paths: [/accounts]               # subtrees it may mount at or below
 //!     functions: ["accounts-*"]        # function names, or full ARNs, as globs
 //!     authorizations: [NONE, AWS_IAM]  # default: AWS_IAM, CUSTOM, COGNITO_USER_POOLS
+//!     authorizers: [abc123, team-jwt]  # authorizers (id or name) its CUSTOM and
+//!                                      #   COGNITO_USER_POOLS mounts may use; default none
 //!     adopt: false                     # default false
 //!     maxResources: 40                 # default: no budget of its own
 //!     cors: true                       # default true: may answer CORS preflights
@@ -62,6 +64,11 @@ pub struct Tenant {
     /// Functions its mounts may name.
     pub functions: Vec<FunctionPattern>,
     pub authorizations: Vec<Authorization>,
+    /// The authorizers (by id or by name) its `CUSTOM` and
+    /// `COGNITO_USER_POOLS` mounts may name: an authorizer decides who gets
+    /// in, so one that lets everyone in would be `NONE` under another name,
+    /// and another team's would let this team's routes ride on it.
+    pub authorizers: Vec<String>,
     /// Whether its mounts may take over routes of their shape made by other tools.
     pub adopt: bool,
     /// Most API resources its mounts may need in all.
@@ -101,19 +108,28 @@ impl FunctionPattern {
     }
 }
 
-/// `*` matches any run (possibly empty), `?` any one byte; all else itself.
+/// Whether a wildcard may stand for this byte: never for the separators of
+/// an ARN (`:`) or a path (`/`), so `arn:…:function:*-team` cannot reach
+/// into the qualifier (`payments:x-team`) or another field.
+fn wild(c: u8) -> bool {
+    c != b':' && c != b'/'
+}
+
+/// `*` matches any run (possibly empty), `?` any one byte, neither across
+/// `:` or `/`; all else itself.
 fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     // Where the last `*` was, and the text position it is trying to cover.
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+        if p < pattern.len() && ((pattern[p] == b'?' && wild(text[t])) || pattern[p] == text[t]) {
             p += 1;
             t += 1;
         } else if p < pattern.len() && pattern[p] == b'*' {
             star = Some((p, t));
             p += 1;
-        } else if let Some((sp, st)) = star {
+        } else if let Some((sp, st)) = star.filter(|&(_, st)| wild(text[st])) {
+            // The star takes one more byte, if it may.
             p = sp + 1;
             t = st + 1;
             star = Some((sp, st + 1));
@@ -142,6 +158,8 @@ struct TenantDoc {
     functions: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     authorizations: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    authorizers: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     adopt: Option<Spanned<bool>>,
     #[serde(default)]
@@ -376,6 +394,33 @@ impl<'a> Check<'a> {
                 out
             }
         };
+        let mut authorizers: Vec<String> = Vec::new();
+        for (j, a) in t
+            .authorizers
+            .iter()
+            .flat_map(|l| l.value.iter())
+            .enumerate()
+        {
+            let field = format!("{at}.authorizers[{j}]");
+            let v = a.value.as_str();
+            if v.is_empty()
+                || v.chars().count() > 128
+                || v.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                self.fail(
+                    pos(a),
+                    &field,
+                    format!(
+                        "'{}' is not an authorizer id or name (1 to 128 characters, no spaces or control characters)",
+                        v.escape_debug()
+                    ),
+                );
+            } else if authorizers.iter().any(|x| x == v) {
+                self.fail(pos(a), &field, format!("'{v}' is listed twice"));
+            } else {
+                authorizers.push(v.to_string());
+            }
+        }
         for (name, flag) in [("adopt", &t.adopt), ("cors", &t.cors)] {
             if let Some(a) = flag {
                 if let Some(quote) = quoted_at(self.text, pos(a)) {
@@ -440,6 +485,7 @@ impl<'a> Check<'a> {
             paths,
             functions,
             authorizations,
+            authorizers,
             adopt: t.adopt.as_ref().is_some_and(|a| a.value),
             max_resources: max_resources.map(|m| m as usize),
             cors: t.cors.as_ref().is_none_or(|c| c.value),
@@ -711,6 +757,29 @@ tenants:
             ("a*b*c", "aXXbYY", false),
             ("exact", "exact", true),
             ("exact", "exactly", false),
+            // Wildcards never cross ':' or '/'.
+            (
+                "arn:aws:lambda:r:1:function:*-team",
+                "arn:aws:lambda:r:1:function:payments:x-team",
+                false,
+            ),
+            (
+                "arn:aws:lambda:r:1:function:*-team",
+                "arn:aws:lambda:r:1:function:a-team",
+                true,
+            ),
+            (
+                "arn:aws:lambda:*:1:function:f",
+                "arn:aws:lambda:r:x:1:function:f",
+                false,
+            ),
+            (
+                "arn:aws:lambda:?:1:function:f",
+                "arn:aws:lambda:::1:function:f",
+                false,
+            ),
+            ("a*", "a/b", false),
+            ("*", "a:b", false),
         ];
         for (pattern, text, want) in table {
             assert_eq!(

@@ -9,6 +9,7 @@
 //! - [`policy`]: Lambda resource policy statements;
 //! - [`change`]: one change to the gateway or a policy;
 //! - [`planner`]: the planner itself ([`plan()`]);
+//! - [`admission`]: which manifests take part in a pass, tenant first;
 //! - [`incumbency`]: which manifest a contested name or path goes to;
 //! - [`deploy`]: whether a pass deploys;
 //! - [`route_options`]: CORS preflights and per-route throttling as gateway objects;
@@ -39,6 +40,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::manifest::tenants::TenantPolicy;
 use crate::manifest::{Mount, MountId};
 
+pub mod admission;
 pub mod change;
 pub mod conditions;
 pub mod deploy;

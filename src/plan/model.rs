@@ -324,12 +324,16 @@ impl std::ops::Index<&str> for Methods {
 pub struct ObservedApi {
     /// Keyed by full path.
     pub resources: BTreeMap<String, ObservedResource>,
+    /// The API's authorizers, id → name; read only when a tenant policy
+    /// delegates authorizers by name (see `plan::tenancy`).
+    pub authorizers: BTreeMap<String, String>,
 }
 
 impl ObservedApi {
     pub fn from_resources(list: Vec<ObservedResource>) -> ObservedApi {
         ObservedApi {
             resources: list.into_iter().map(|r| (r.path.clone(), r)).collect(),
+            authorizers: BTreeMap::new(),
         }
     }
 

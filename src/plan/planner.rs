@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::admission;
 use super::change::{short_uri, Change};
 use super::conditions::{Problem, Reason};
 use super::model::{
@@ -20,8 +21,9 @@ use super::policy::PolicyStatement;
 use super::route_options::{
     describe_throttling, only_throttles, settings_key, Inherited, Preflight,
 };
-use super::tenancy::{self, Budget};
+use super::tenancy;
 use super::{ancestors, routes, Cleanup, DesiredMount, MountAction, MountPlan, Plan, PlanInput};
+use crate::manifest::tenants::{Tenant, TenantPolicy};
 use crate::manifest::{Authorization, HttpMethod, Mount, MountId, Throttle};
 
 /// A permission statement: (function ARN, statement id).
@@ -35,8 +37,8 @@ type Orphans = BTreeMap<MountId, Vec<MethodKey>>;
 pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut claims = Claims::new(input);
     let mut plan = Plan::default();
-    for desired in input.mounts {
-        let planned = claims.plan_mount(desired);
+    for (i, desired) in input.mounts.iter().enumerate() {
+        let planned = claims.plan_mount(i, desired);
         plan.mounts.push(planned);
     }
     let orphans = claims.orphans(&mut plan.notes);
@@ -53,8 +55,9 @@ struct Claims<'a> {
     /// Mounts whose existing routes stay as they are: invalid manifests,
     /// blocked mounts, and removals the mass-deletion guard holds back.
     kept: BTreeSet<MountId>,
-    /// Per tenant, the resources its mounts planned so far need.
-    budgets: BTreeMap<String, Budget>,
+    /// Desired mounts (by index) that would take their tenant over its
+    /// `maxResources`, decided for all of them first (see [`over_budget`]).
+    over_budget: BTreeMap<usize, Problem>,
     /// Mounts refused as outside their tenant's delegation: their paths
     /// are not theirs to keep.
     undelegated: BTreeSet<MountId>,
@@ -74,7 +77,7 @@ impl<'a> Claims<'a> {
         Claims {
             input,
             kept: input.retained.clone(),
-            budgets: BTreeMap::new(),
+            over_budget: over_budget(input),
             undelegated: BTreeSet::new(),
             creating: BTreeSet::new(),
             claimed: BTreeSet::new(),
@@ -85,10 +88,10 @@ impl<'a> Claims<'a> {
 
     /// Plans one desired mount and records what it claims; a mount that
     /// cannot be planned keeps its routes.
-    fn plan_mount(&mut self, desired: &DesiredMount) -> MountPlan {
+    fn plan_mount(&mut self, index: usize, desired: &DesiredMount) -> MountPlan {
         let m = &desired.mount;
         let planned = self
-            .within_tenancy(desired)
+            .within_tenancy(index, desired)
             .and_then(|()| plan_mount(self.input, desired, &mut self.creating));
         let action = match planned {
             Ok(p) => {
@@ -115,30 +118,18 @@ impl<'a> Claims<'a> {
     /// Under a tenant policy: whether the mount stays within what its tenant
     /// may do, its resource budget included. Decided before any change is
     /// planned, so a refused mount costs no write call.
-    fn within_tenancy(&mut self, desired: &DesiredMount) -> Result<(), Problem> {
+    fn within_tenancy(&self, index: usize, desired: &DesiredMount) -> Result<(), Problem> {
         let Some(policy) = self.input.tenancy else {
             return Ok(());
         };
-        let m = &desired.mount;
-        let function = desired.function.as_ref().map_err(Clone::clone)?;
-        let tenant = m
-            .tenant
-            .as_deref()
-            .and_then(|t| tenancy::tenant(policy, t))
-            .ok_or_else(|| {
-                Problem::new(
-                    Reason::NotDelegated,
-                    format!(
-                        "{} is not in the folder of a tenant of the policy",
-                        m.file.display()
-                    ),
-                )
-            })?;
-        tenancy::check(policy, tenant, m, function)?;
-        self.budgets
-            .entry(tenant.name.clone())
-            .or_default()
-            .take(tenant, m)
+        desired.function.as_ref().map_err(Clone::clone)?;
+        if let Some(p) = tenant_refusal(policy, self.input, desired) {
+            return Err(p);
+        }
+        match self.over_budget.get(&index) {
+            Some(p) => Err(p.clone()),
+            None => Ok(()),
+        }
     }
 
     /// Whether a method of this owner, marked as `mount`'s, lies outside
@@ -248,12 +239,14 @@ impl<'a> Claims<'a> {
                 .or_default()
                 .insert(verb.clone());
         }
-        let no_abandoned = BTreeSet::new();
-        let abandoned = if !input.held.is_empty() {
-            &no_abandoned
-        } else {
-            input.abandoned
-        };
+        // Resources only the journal names stay while their tenant is held.
+        let abandoned: BTreeSet<String> = input
+            .abandoned
+            .iter()
+            .filter(|p| !self.held_at(p))
+            .cloned()
+            .collect();
+        let abandoned = &abandoned;
         let desired: Vec<Route> = input
             .mounts
             .iter()
@@ -359,10 +352,29 @@ impl<'a> Claims<'a> {
         (cleanups, after_deploy)
     }
 
+    /// Whether removals at `path` wait: the tenant it is delegated to (or,
+    /// without a policy, the source) has a manifest of unknown name that
+    /// could not be read. One tenant's hold never holds another's.
+    fn held_at(&self, path: &str) -> bool {
+        let held = self.input.held;
+        if held.is_empty() {
+            return false;
+        }
+        if held.contains(&None) {
+            return true;
+        }
+        self.input
+            .tenancy
+            .and_then(|p| tenancy::delegate_of(p, path))
+            .is_some_and(|t| held.contains(&Some(t.name.clone())))
+    }
+
     /// Statements of this owner that nothing wants (crash leftovers, routes
     /// re-pointed to another function, or removed by hand): removed now, or
-    /// after the deployment for re-pointed routes. None while a manifest of
-    /// unknown name could not be read.
+    /// after the deployment for re-pointed routes. While a tenant's manifest
+    /// of unknown name could not be read, the statements its live routes
+    /// name stay (that manifest may be one of them); without a policy, a
+    /// hold keeps every statement.
     fn leftover_statements(
         &self,
         kept: &BTreeSet<Statement>,
@@ -370,9 +382,19 @@ impl<'a> Claims<'a> {
     ) -> (Vec<Change>, Vec<Change>) {
         let input = self.input;
         let (mut now, mut after_deploy) = (Vec::new(), Vec::new());
-        if !input.held.is_empty() {
+        if input.held.contains(&None) {
             return (now, after_deploy);
         }
+        let held: BTreeSet<Statement> = input
+            .api
+            .methods()
+            .filter(|(_, _, m)| {
+                m.ownership()
+                    .of(input.owner)
+                    .is_some_and(|mk| input.held.contains(&mk.mount.tenant))
+            })
+            .filter_map(|(path, _, m)| Some((m.function()?.arn(), statement_id(input, path))))
+            .collect();
         for (function, statements) in input.policies {
             let Some(statements) = statements else {
                 continue;
@@ -382,7 +404,11 @@ impl<'a> Claims<'a> {
                     continue;
                 }
                 let key = (function.clone(), s.sid.clone());
-                if self.wanted.contains(&key) || kept.contains(&key) || removed.contains(&key) {
+                if self.wanted.contains(&key)
+                    || kept.contains(&key)
+                    || removed.contains(&key)
+                    || held.contains(&key)
+                {
                     continue;
                 }
                 let change = Change::RemovePermission {
@@ -398,6 +424,157 @@ impl<'a> Claims<'a> {
         }
         (now, after_deploy)
     }
+}
+
+/// Why the mount's own tenant refuses it (all but the budget), if it does.
+fn tenant_refusal(
+    policy: &TenantPolicy,
+    input: &PlanInput<'_>,
+    desired: &DesiredMount,
+) -> Option<Problem> {
+    let f = desired.function.as_ref().ok();
+    admission::refusal(policy, input.api, &desired.mount, &|_| f)
+}
+
+/// The resources (paths with their parents) each of this owner's mounts
+/// occupies on the API now, by the mount in its methods' markers.
+fn live_resources(input: &PlanInput<'_>) -> BTreeMap<MountId, BTreeSet<String>> {
+    let mut live: BTreeMap<MountId, BTreeSet<String>> = BTreeMap::new();
+    for (path, _, m) in input.api.methods() {
+        if let Some(mk) = m.ownership().of(input.owner) {
+            let used = live.entry(mk.mount.clone()).or_default();
+            used.extend(ancestors(path));
+            used.insert(path.to_string());
+        }
+    }
+    live
+}
+
+/// The resource budget (`maxResources`), decided for every desired mount of
+/// every tenant that has one, before anything is planned: which mounts
+/// would take their tenant over it.
+///
+/// What a tenant occupies is what its routes use on the API after the pass:
+/// the live routes that stay (mounts whose manifests are invalid, refused or
+/// cannot be applied, and removals the pass holds back) count first; then
+/// the live mounts whose manifests apply, each for what its manifest needs
+/// now (a live mount that does not grow keeps its place, even over a budget
+/// lowered since); then newcomers, in file order, while they fit. So no
+/// newcomer can push a live mount out, and a tenant is never above its
+/// budget after a pass it was within before.
+fn over_budget(input: &PlanInput<'_>) -> BTreeMap<usize, Problem> {
+    let mut out = BTreeMap::new();
+    let Some(policy) = input.tenancy else {
+        return out;
+    };
+    let budgeted: Vec<&Tenant> = policy
+        .tenants
+        .iter()
+        .filter(|t| t.max_resources.is_some())
+        .collect();
+    if budgeted.is_empty() {
+        return out;
+    }
+    let live = live_resources(input);
+    let desired_ids: BTreeSet<MountId> = input.mounts.iter().map(|d| d.mount.id()).collect();
+    let no_resources = BTreeSet::new();
+    let live_of = |id: &MountId| live.get(id).unwrap_or(&no_resources);
+    for tenant in budgeted {
+        let max = tenant.max_resources.unwrap_or(usize::MAX);
+        let ours = |id: &MountId| id.tenant.as_deref() == Some(tenant.name.as_str());
+        // Live mounts no manifest asks for: kept, or removed by this pass
+        // unless a hold or the mass-deletion guard keeps them (counted
+        // generously, so the guess errs towards keeping).
+        let gone: Vec<&MountId> = live
+            .keys()
+            .filter(|id| ours(id) && !desired_ids.contains(*id))
+            .collect();
+        let removable = gone
+            .iter()
+            .filter(|id| !input.retained.contains(**id))
+            .count();
+        let key = Some(tenant.name.clone());
+        let removal_held = input.held.contains(&key)
+            || input
+                .delete_limits
+                .get(&key)
+                .is_some_and(|&limit| removable > limit);
+        let mut used: BTreeSet<String> = BTreeSet::new();
+        for id in gone {
+            if removal_held || input.retained.contains(id) {
+                used.extend(live_of(id).iter().cloned());
+            }
+        }
+        // Desired mounts that cannot apply keep what they have.
+        let mut scratch = BTreeSet::new();
+        let (mut incumbents, mut newcomers) = (Vec::new(), Vec::new());
+        for (i, d) in input.mounts.iter().enumerate() {
+            let id = d.mount.id();
+            if !ours(&id) {
+                continue;
+            }
+            let applies = tenant_refusal(policy, input, d).is_none()
+                && plan_mount(input, d, &mut scratch).is_ok();
+            if !applies {
+                used.extend(live_of(&id).iter().cloned());
+            } else if live.contains_key(&id) {
+                incumbents.push(i);
+            } else {
+                newcomers.push(i);
+            }
+        }
+        // What the live mounts not decided yet hold now, counted per resource.
+        let mut held_later: BTreeMap<&String, usize> = BTreeMap::new();
+        for &i in &incumbents {
+            for r in live_of(&input.mounts[i].mount.id()) {
+                *held_later.entry(r).or_default() += 1;
+            }
+        }
+        let refuse = |m: &Mount, total: usize, in_use: usize| {
+            Problem::new(
+                Reason::OverBudget,
+                format!(
+                    "tenant '{}' may use {max} API resources; with {} its routes would need {total} ({in_use} in use by routes that stay)",
+                    tenant.name,
+                    m.file.display()
+                ),
+            )
+        };
+        for &i in &incumbents {
+            let m = &input.mounts[i].mount;
+            let old = live_of(&m.id());
+            for r in old {
+                if let Some(n) = held_later.get_mut(r) {
+                    *n -= 1;
+                    if *n == 0 {
+                        held_later.remove(r);
+                    }
+                }
+            }
+            let reserved: BTreeSet<&String> =
+                used.iter().chain(held_later.keys().copied()).collect();
+            let new = tenancy::resources_needed(m);
+            let with_new = reserved.len() + new.iter().filter(|r| !reserved.contains(r)).count();
+            let with_old = reserved.len() + old.iter().filter(|r| !reserved.contains(r)).count();
+            if with_new <= max.max(with_old) {
+                used.extend(new);
+            } else {
+                out.insert(i, refuse(m, with_new, reserved.len()));
+                used.extend(old.iter().cloned());
+            }
+        }
+        for &i in &newcomers {
+            let m = &input.mounts[i].mount;
+            let new = tenancy::resources_needed(m);
+            let total = used.len() + new.iter().filter(|r| !used.contains(*r)).count();
+            if total <= max {
+                used.extend(new);
+            } else {
+                out.insert(i, refuse(m, total, used.len()));
+            }
+        }
+    }
+    out
 }
 
 /// Resource deletions, deepest first.

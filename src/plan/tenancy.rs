@@ -10,7 +10,11 @@
 //!   name (an alias or version of an allowed function is allowed) or, for
 //!   ARN patterns, by its ARN (`FunctionNotAllowed`).
 //! - An authorization type must be one the tenant may use; NONE only when
-//!   listed (`AuthorizationNotAllowed`).
+//!   listed (`AuthorizationNotAllowed`). A `CUSTOM` or `COGNITO_USER_POOLS`
+//!   mount must name one of the authorizers delegated to its tenant (by id,
+//!   or by the name the API gives that id): an authorizer decides who gets
+//!   in, so another team's, or one that lets everyone in, is not the
+//!   tenant's to choose.
 //! - `adopt` only where the tenant may adopt (`AdoptNotAllowed`).
 //! - The resources a tenant's mounts need (their paths, `{proxy+}` children
 //!   and parents) stay within its `maxResources` (`OverBudget`), so one team
@@ -22,7 +26,7 @@
 //!   team); with `maxTimeoutMs`, the timeout (29,000 ms when the manifest
 //!   sets none) stays within it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::conditions::{Problem, Reason};
 use super::model::ResolvedFunction;
@@ -62,17 +66,26 @@ pub fn tenant<'p>(policy: &'p TenantPolicy, name: &str) -> Option<&'p Tenant> {
 
 /// Checks a mount of `tenant` against what the tenant may do (all but the
 /// resource budget, which needs the tenant's other mounts).
+///
+/// `function` is `None` when the mount's function could not be resolved
+/// (then only what the manifest's reference tells is checked);
+/// `authorizer_names` maps the API's authorizer ids to their names.
 pub fn check(
     policy: &TenantPolicy,
     tenant: &Tenant,
     mount: &Mount,
-    function: &ResolvedFunction,
+    function: Option<&ResolvedFunction>,
+    authorizer_names: &BTreeMap<String, String>,
 ) -> Result<(), Problem> {
     check_delegation(policy, tenant, mount)?;
-    if !function_allowed(tenant, function) {
-        return Err(function_not_allowed(tenant, &function.arn()));
+    match function {
+        Some(f) if !function_allowed(tenant, f) => {
+            return Err(function_not_allowed(tenant, &f.arn()));
+        }
+        Some(_) => {}
+        None => check_function_reference(tenant, mount)?,
     }
-    check_authorization(tenant, mount)?;
+    check_authorization(tenant, mount, Some(authorizer_names))?;
     check_options(tenant, mount)
 }
 
@@ -82,6 +95,14 @@ pub fn check(
 /// against every pattern).
 pub fn check_static(policy: &TenantPolicy, tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
     check_delegation(policy, tenant, mount)?;
+    check_function_reference(tenant, mount)?;
+    check_authorization(tenant, mount, None)?;
+    check_options(tenant, mount)
+}
+
+/// The function as far as the manifest's reference tells: by name against
+/// name patterns, by ARN against every pattern.
+fn check_function_reference(tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
     let by_reference = match &mount.function {
         FunctionRef::Arn { .. } => ResolvedFunction::from_arn(&mount.function.to_string())
             .map(|f| function_allowed(tenant, &f)),
@@ -102,8 +123,7 @@ pub fn check_static(policy: &TenantPolicy, tenant: &Tenant, mount: &Mount) -> Re
     if by_reference == Some(false) {
         return Err(function_not_allowed(tenant, &mount.function.to_string()));
     }
-    check_authorization(tenant, mount)?;
-    check_options(tenant, mount)
+    Ok(())
 }
 
 /// The route options within the tenant's bounds.
@@ -214,7 +234,14 @@ fn function_not_allowed(tenant: &Tenant, function: &str) -> Problem {
     )
 }
 
-fn check_authorization(tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
+/// The authorization type, the authorizer and adoption. `names` maps the
+/// API's authorizer ids to their names; `None` when the API is not read
+/// (`apimount validate`): an authorizer listed by name is then not refused.
+fn check_authorization(
+    tenant: &Tenant,
+    mount: &Mount,
+    names: Option<&BTreeMap<String, String>>,
+) -> Result<(), Problem> {
     if !tenant.authorizations.contains(&mount.authorization) {
         let allowed: Vec<&str> = tenant.authorizations.iter().map(|a| a.as_str()).collect();
         return Err(Problem::new(
@@ -226,6 +253,40 @@ fn check_authorization(tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
                 allowed.join(", ")
             ),
         ));
+    }
+    if let Some(id) = mount
+        .authorization
+        .needs_authorizer()
+        .then_some(mount.authorizer_id.as_deref())
+        .flatten()
+    {
+        let name = names.and_then(|n| n.get(id));
+        let listed = tenant
+            .authorizers
+            .iter()
+            .any(|a| a == id || Some(a) == name);
+        // Without the API's names, an entry that is not this id may still be its name.
+        let unknown = names.is_none() && !tenant.authorizers.is_empty();
+        if !listed && !unknown {
+            let allowed = if tenant.authorizers.is_empty() {
+                "none are delegated to it; list them under authorizers: in the tenant policy"
+                    .to_string()
+            } else {
+                format!("it may use {}", tenant.authorizers.join(", "))
+            };
+            let shown = match name {
+                Some(n) => format!("{id} ({n})"),
+                None => id.to_string(),
+            };
+            return Err(Problem::new(
+                Reason::AuthorizationNotAllowed,
+                format!(
+                    "authorizer {shown} is not one tenant '{}' may use: {allowed}",
+                    tenant.name
+                ),
+            )
+            .at("spec.authorizerId"));
+        }
     }
     if mount.adopt && !tenant.adopt {
         return Err(Problem::new(
@@ -249,35 +310,6 @@ pub fn resources_needed(mount: &Mount) -> BTreeSet<String> {
             v
         })
         .collect()
-}
-
-/// The resource budget of one tenant: the resources its mounts planned so far need.
-#[derive(Debug, Default)]
-pub struct Budget {
-    used: BTreeSet<String>,
-}
-
-impl Budget {
-    /// Takes what `mount` needs, unless that would take the tenant over its
-    /// `maxResources`; then nothing is taken.
-    pub fn take(&mut self, tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
-        let Some(max) = tenant.max_resources else {
-            return Ok(());
-        };
-        let needed = resources_needed(mount);
-        let total = self.used.union(&needed).count();
-        if total > max {
-            return Err(Problem::new(
-                Reason::OverBudget,
-                format!(
-                    "tenant '{}' may use {max} API resources; with this mount its mounts would need {total}",
-                    tenant.name
-                ),
-            ));
-        }
-        self.used.extend(needed);
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -427,7 +459,9 @@ tenants:
             ),
         ];
         for (t, m, f, want) in table {
-            let got = check(&p, t, m, f).err().map(|e| e.reason);
+            let got = check(&p, t, m, Some(f), &BTreeMap::new())
+                .err()
+                .map(|e| e.reason);
             assert_eq!(got, *want, "{} {} {}", t.name, m.path, f);
         }
     }
@@ -514,7 +548,7 @@ tenants:
         ];
         for (t, path, extra, want) in table {
             let m = mount(path, "f", extra);
-            let got = check(&p, t, &m, &f).err();
+            let got = check(&p, t, &m, Some(&f), &BTreeMap::new()).err();
             match want {
                 None => assert_eq!(got, None, "{extra}"),
                 Some((field, w)) => {
@@ -534,30 +568,111 @@ tenants:
     }
 
     #[test]
-    fn the_budget_counts_parents_and_proxies_once() {
-        let p = policy();
-        let accounts = tenant(&p, "accounts").unwrap();
-        let mut b = Budget::default();
-        // /accounts, /accounts/{proxy+}
-        b.take(accounts, &mount("/accounts", "accounts-api", ""))
-            .unwrap();
-        // + /accounts/v2, /accounts/v2/{proxy+}: 4 in all.
-        b.take(accounts, &mount("/accounts/v2", "accounts-api", ""))
-            .unwrap();
-        let over = b
-            .take(
-                accounts,
-                &mount("/accounts/v3", "accounts-api", "  proxy: false\n"),
-            )
-            .unwrap_err();
-        assert_eq!(over.reason, Reason::OverBudget);
-        assert!(over.message.contains("would need 5"), "{over}");
-        // A refused mount takes nothing: what fits still fits.
-        b.take(
-            accounts,
-            &mount("/accounts", "accounts-api", "  proxy: false\n"),
+    fn arn_patterns_allow_aliases_by_their_function_only() {
+        let p = parse_policy(
+            Path::new("tenants.yaml"),
+            b"apiVersion: apimount/v1
+kind: TenantPolicy
+tenants:
+  - name: team
+    paths: [/team]
+    functions: [\"arn:aws:lambda:eu-west-2:111122223333:function:*-team\"]
+    authorizations: [NONE]
+",
         )
         .unwrap();
+        let t = tenant(&p, "team").unwrap();
+        let none = BTreeMap::new();
+        let m = mount("/team", "payments:x-team", "");
+        // An alias named like an allowed function does not make its function allowed.
+        let got = check(
+            &p,
+            t,
+            &m,
+            Some(&function("payments", Some("x-team"))),
+            &none,
+        );
+        assert_eq!(got.map_err(|e| e.reason), Err(Reason::FunctionNotAllowed));
+        // An alias of an allowed function is allowed.
+        let m = mount("/team", "a-team:live", "");
+        assert_eq!(
+            check(&p, t, &m, Some(&function("a-team", Some("live"))), &none),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn authorizers_are_delegated_by_id_or_name() {
+        let p = parse_policy(
+            Path::new("tenants.yaml"),
+            b"apiVersion: apimount/v1
+kind: TenantPolicy
+tenants:
+  - name: team
+    paths: [/team]
+    functions: [\"*\"]
+    authorizations: [CUSTOM, COGNITO_USER_POOLS, AWS_IAM]
+    authorizers: [abc123, team-jwt]
+  - name: bare
+    paths: [/bare]
+    functions: [\"*\"]
+    authorizations: [CUSTOM]
+",
+        )
+        .unwrap();
+        let team = tenant(&p, "team").unwrap();
+        let bare = tenant(&p, "bare").unwrap();
+        let names: BTreeMap<String, String> = [
+            ("abc123".to_string(), "team-lambda".to_string()),
+            ("zzz999".to_string(), "team-jwt".to_string()),
+            ("open00".to_string(), "allow-all".to_string()),
+        ]
+        .into();
+        let f = function("f", None);
+        let custom = |path: &str, id: &str| {
+            mount(
+                path,
+                "f",
+                &format!("  authorization: CUSTOM\n  authorizerId: {id}\n"),
+            )
+        };
+        // (tenant, mount, allowed)
+        let table: &[(&Tenant, Mount, bool)] = &[
+            (team, custom("/team", "abc123"), true),
+            // By the name the API gives the id.
+            (team, custom("/team", "zzz999"), true),
+            // Another team's, or one that lets everyone in.
+            (team, custom("/team", "open00"), false),
+            (team, custom("/team", "nope01"), false),
+            // No authorizer delegated: none may be named.
+            (bare, custom("/bare", "abc123"), false),
+            // AWS_IAM names no authorizer.
+            (
+                team,
+                mount("/team", "f", "  authorization: AWS_IAM\n"),
+                true,
+            ),
+        ];
+        for (t, m, allowed) in table {
+            let got = check(&p, t, m, Some(&f), &names);
+            if *allowed {
+                assert_eq!(got, Ok(()), "{} {:?}", t.name, m.authorizer_id);
+            } else {
+                let e = got.expect_err("refused");
+                assert_eq!(e.reason, Reason::AuthorizationNotAllowed);
+                assert_eq!(e.field, Some("spec.authorizerId"));
+            }
+        }
+        // `apimount validate` cannot read names: only a tenant with none is refused.
+        assert!(check_static(&p, team, &custom("/team", "open00")).is_ok());
+        assert_eq!(
+            check_static(&p, bare, &custom("/bare", "abc123")).map_err(|e| e.reason),
+            Err(Reason::AuthorizationNotAllowed)
+        );
+    }
+
+    #[test]
+    fn a_mount_needs_its_parents_and_proxy() {
         assert_eq!(
             resources_needed(&mount("/a/b/c", "f", "")),
             ["/a", "/a/b", "/a/b/c", "/a/b/c/{proxy+}"]

@@ -63,7 +63,7 @@ use crate::plan::names::{
 };
 use crate::plan::warnings::quota_warnings;
 use crate::plan::{
-    self, incumbency, DesiredMount, MountAction, Plan, PlanInput, Problem, Reason, State,
+    self, admission, DesiredMount, MountAction, Plan, PlanInput, Problem, Reason, State,
 };
 use crate::settings::Target;
 use crate::source::Snapshot;
@@ -322,12 +322,29 @@ impl Reconciler {
             .map(|f| async move { (f, self.inspect_with(f, reads).await) })
             .buffered(4)
             .collect::<BTreeMap<&FunctionRef, Inspected>>();
-        let (api, stage, functions) = tokio::join!(
+        // Authorizer names are read only where a tenant delegates authorizers.
+        let names = snap
+            .tenancy
+            .as_ref()
+            .is_some_and(|p| p.tenants.iter().any(|t| !t.authorizers.is_empty()));
+        let authorizers = async {
+            match names {
+                true => self.aws.authorizer_names(&t.rest_api_id).await.map(Some),
+                false => Ok(None),
+            }
+        };
+        let (api, stage, functions, authorizers) = tokio::join!(
             self.aws.observe_api(&t.rest_api_id),
             self.aws.get_stage(&t.rest_api_id, &t.stage),
-            functions
+            functions,
+            authorizers
         );
-        let api = api.map_err(|e| problem_from(&e, "reading the REST API"))?;
+        let mut api = api.map_err(|e| problem_from(&e, "reading the REST API"))?;
+        if let Some(names) =
+            authorizers.map_err(|e| problem_from(&e, "reading the API's authorizers"))?
+        {
+            api.authorizers = names;
+        }
         if api.get("/").is_none() {
             return Err(Problem::new(
                 Reason::AwsError,
@@ -345,11 +362,20 @@ impl Reconciler {
         })
     }
 
-    /// Settles contested names and paths (see `plan::incumbency`): a live
-    /// mount stays with the file that made it; the others are reported.
+    /// Settles contested names and paths, inside each tenant first (see
+    /// `plan::admission`): a live mount stays with the file that made it;
+    /// the others are reported.
     fn desire(&self, snap: &Snapshot, observed: &Observed<'_>, report: &mut PassReport) -> Desired {
         let owner = self.target.owner.as_str();
-        let settled = incumbency::settle(&observed.api, owner, &snap.mounts, &snap.keys);
+        let function = |m: &crate::manifest::Mount| observed.functions[&m.function].0.as_ref().ok();
+        let settled = admission::admit(
+            &observed.api,
+            owner,
+            &snap.mounts,
+            &snap.keys,
+            snap.tenancy.as_deref(),
+            &function,
+        );
         report.invalid.extend(settled.losers);
         let mut retained = snap.retained.clone();
         retained.extend(settled.retained);

@@ -20,7 +20,7 @@ use apimount::controller::budget::QuotaBudget;
 use apimount::controller::lease::Lease;
 use apimount::controller::metrics::Metrics;
 use apimount::controller::policy::PolicyFile;
-use apimount::controller::status_docs::StatusTarget;
+use apimount::controller::status_docs::{self, StatusTarget};
 use apimount::controller::{self, LoopOptions, Parts};
 use apimount::manifest::tenants::{load_policy, TenantPolicy};
 use apimount::reconcile::{Mode, Reconciler};
@@ -289,6 +289,7 @@ fn init_tracing(json: bool, default_level: &str) {
         builder
             .with_writer(|| apimount::cli::logging::EscapedStderr)
             .with_ansi(false)
+            .fmt_fields(apimount::cli::logging::QuotedFields)
             .init();
     }
 }
@@ -409,6 +410,9 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             }),
             (None, None) => None,
         };
+        if let Some(target) = &status {
+            status_docs::check_outside_source(target, &source).map_err(anyhow::Error::msg)?;
+        }
         controller::run(Parts {
             reconciler,
             source,

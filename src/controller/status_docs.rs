@@ -7,7 +7,7 @@
 //! never holds a pass up, and a failure is logged and tried again with the
 //! next pass.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -18,7 +18,7 @@ use crate::aws::s3::S3Objects;
 use crate::errors::chain;
 use crate::reconcile::status::{statuses, Transitions};
 use crate::reconcile::PassReport;
-use crate::source::{S3Location, Snapshot};
+use crate::source::{S3Location, Snapshot, Source};
 
 /// Where status documents go.
 pub enum StatusTarget {
@@ -30,15 +30,81 @@ pub enum StatusTarget {
 }
 
 /// The name of a manifest's status document: its key in the source with
-/// `.status.json` after it (`accounts/api.yaml.status.json`).
-pub fn document_name(key: &str) -> String {
-    format!("{key}.status.json")
+/// `.status.json` after it (`accounts/api.yaml.status.json`, a tenant's in
+/// its own sub-folder). A key that could lead anywhere else (a leading `/`,
+/// an empty, `.` or `..` segment, a backslash or a control character) gets
+/// no document: the reason is returned instead.
+pub fn document_name(key: &str) -> Result<String, String> {
+    let bad = key.starts_with('/')
+        || key.is_empty()
+        || key
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        || key.chars().any(|c| c == '\\' || c.is_control());
+    if bad {
+        return Err(format!(
+            "the manifest key {:?} has an empty, '.' or '..' segment or a leading '/', so it gets no status document",
+            key
+        ));
+    }
+    Ok(format!("{key}.status.json"))
+}
+
+/// Refuses a status target inside the manifest source: its documents
+/// would be read back as manifests.
+pub fn check_outside_source(target: &StatusTarget, source: &Source) -> Result<(), String> {
+    match (target, source) {
+        (StatusTarget::Dir(status), Source::Dir(manifests)) => {
+            let (status, manifests) = (resolved(status), resolved(manifests));
+            if status.starts_with(&manifests) {
+                return Err(format!(
+                    "--status-dir {} is inside the manifest folder {}: its documents would be read as manifests; choose a folder outside it",
+                    status.display(),
+                    manifests.display()
+                ));
+            }
+            Ok(())
+        }
+        (StatusTarget::S3 { location, .. }, Source::S3(s3)) => {
+            let source = s3.location();
+            if location.bucket == source.bucket && location.prefix.starts_with(&source.prefix) {
+                return Err(format!(
+                    "--status-prefix s3://{}/{} is inside the manifest source s3://{}/{}: its documents would be read as manifests; choose a prefix outside it",
+                    location.bucket, location.prefix, source.bucket, source.prefix
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A path with its longest existing part resolved (links followed), the
+/// rest as given: where a folder that may not exist yet would be.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut rest = Vec::new();
+    let mut at = absolute.as_path();
+    loop {
+        if let Ok(real) = at.canonicalize() {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return absolute,
+        }
+    }
 }
 
 /// Feeds the writer task.
 pub struct StatusWriter {
     latest: watch::Sender<Arc<BTreeMap<String, String>>>,
     transitions: Transitions,
+    /// Keys refused a document, reported once each.
+    refused: BTreeSet<String>,
 }
 
 impl StatusWriter {
@@ -49,6 +115,7 @@ impl StatusWriter {
         StatusWriter {
             latest,
             transitions: Transitions::default(),
+            refused: BTreeSet::new(),
         }
     }
 
@@ -63,15 +130,26 @@ impl StatusWriter {
         let docs = self
             .transitions
             .documents(&statuses(report), SystemTime::now());
-        let named: BTreeMap<String, String> = docs
-            .into_iter()
-            .filter_map(|(shown, doc)| {
-                let key = key_of.get(&shown)?;
-                let mut text = serde_json::to_string_pretty(&doc).ok()?;
-                text.push('\n');
-                Some((document_name(key), text))
-            })
-            .collect();
+        let mut named: BTreeMap<String, String> = BTreeMap::new();
+        for (shown, doc) in docs {
+            let Some(key) = key_of.get(&shown) else {
+                continue;
+            };
+            let name = match document_name(key) {
+                Ok(name) => name,
+                Err(why) => {
+                    if self.refused.insert(key.to_string()) {
+                        tracing::warn!(manifest = %shown, "{why}");
+                    }
+                    continue;
+                }
+            };
+            let Ok(mut text) = serde_json::to_string_pretty(&doc) else {
+                continue;
+            };
+            text.push('\n');
+            named.insert(name, text);
+        }
         let _ = self.latest.send(Arc::new(named));
     }
 }
@@ -159,4 +237,51 @@ fn write_atomically(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
     let tmp = parent.join(format!(".{file_name}.tmp"));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, &path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_stays_where_its_key_says() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("a.yaml", Some("a.yaml.status.json")),
+            ("payments/a.yaml", Some("payments/a.yaml.status.json")),
+            ("m/../x.yaml", None),
+            ("../x.yaml", None),
+            ("m//x.yaml", None),
+            ("/etc/x.yaml", None),
+            ("./x.yaml", None),
+            ("m/./x.yaml", None),
+            ("m/", None),
+            ("", None),
+            ("a\\..\\x.yaml", None),
+            ("a\nb.yaml", None),
+        ];
+        for (key, want) in table {
+            assert_eq!(document_name(key).ok().as_deref(), *want, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn a_status_folder_inside_the_manifest_folder_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let manifests = root.path().join("m");
+        std::fs::create_dir(&manifests).unwrap();
+        std::os::unix::fs::symlink(&manifests, root.path().join("link")).unwrap();
+        let source = Source::Dir(manifests.clone());
+        let table: &[(PathBuf, bool)] = &[
+            (root.path().join("status"), true),
+            (manifests.join("status"), false),
+            (manifests.clone(), false),
+            // Through a link, and not yet existing.
+            (root.path().join("link/new/deeper"), false),
+            (manifests.join("../status"), true),
+        ];
+        for (dir, ok) in table {
+            let got = check_outside_source(&StatusTarget::Dir(dir.clone()), &source);
+            assert_eq!(got.is_ok(), *ok, "{}: {got:?}", dir.display());
+        }
+    }
 }

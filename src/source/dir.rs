@@ -1,12 +1,17 @@
 //! A folder of manifests (not recursive). Hidden files (including Kubernetes
 //! ConfigMap `..data` directories), editor leftovers and non-manifest files
-//! are ignored; symlinks are followed only when they stay inside the folder.
+//! are ignored; symlinks are followed only when they stay inside the folder
+//! (under a tenant policy: inside the file's own tenant folder, and a tenant
+//! folder that is a link must lead inside the manifest folder and to no
+//! other tenant's folder).
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::{
-    build_snapshot, Budget, FileEntry, Layout, NameMemory, Placement, Snapshot, SourceError,
+    build_snapshot, within_caps, FileEntry, Layout, Listed, NameMemory, Placement, Snapshot,
+    SourceError,
 };
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
 
@@ -26,21 +31,36 @@ pub fn load_dir(
     let mut entries = Vec::new();
     let mut files = Vec::new();
     match layout {
-        Layout::Flat => manifest_files(dir, "", &listing, &Placement::Flat, &mut files),
+        Layout::Flat => manifest_files(dir, "", &listing, &Placement::Flat, &root, &mut files),
         Layout::Tenants(tenants) => {
-            manifest_files(dir, "", &listing, &Placement::TopLevel, &mut files);
+            manifest_files(dir, "", &listing, &Placement::TopLevel, &root, &mut files);
+            let folders = tenant_folders(&root, &listing, tenants);
             for item in &listing {
                 let Ok(name) = &item.name else { continue };
-                if name.starts_with('.') || !is_dir_inside(&root, &item.path) {
+                if name.starts_with('.') {
                     continue;
                 }
                 let shown = dir.join(name);
                 let prefix = format!("{name}/");
                 if tenants.contains(name) {
                     let placement = Placement::Tenant(name.clone());
-                    match list(&item.path) {
+                    let folder = match folders.get(name) {
+                        Some(Ok(folder)) => folder,
+                        Some(Err(why)) => {
+                            // Its manifests are unknown: the tenant's removals are held.
+                            entries.push(FileEntry {
+                                shown,
+                                key: prefix,
+                                placement,
+                                content: Err(why.clone()),
+                            });
+                            continue;
+                        }
+                        None => continue, // not a folder
+                    };
+                    match list(folder) {
                         Ok(inner) => {
-                            manifest_files(&shown, &prefix, &inner, &placement, &mut files)
+                            manifest_files(&shown, &prefix, &inner, &placement, folder, &mut files)
                         }
                         // Its manifests are unknown: the tenant's removals are held.
                         Err(e) => entries.push(FileEntry {
@@ -50,6 +70,8 @@ pub fn load_dir(
                             content: Err(format!("is a tenant's folder that cannot be read: {e}")),
                         }),
                     }
+                } else if !is_dir_inside(&root, &item.path) {
+                    continue;
                 } else if let Ok(inner) = list(&item.path) {
                     for f in inner.iter().filter(|f| f.is_manifest()) {
                         let file = f.shown_name();
@@ -64,59 +86,91 @@ pub fn load_dir(
             }
         }
     }
-    entries.extend(read_within_budget(&root, files));
-    Ok(build_snapshot(entries, memory))
+    let (read, over_caps) = within_caps(files);
+    entries.extend(read.into_iter().filter_map(read_one));
+    Ok(build_snapshot(entries, over_caps, memory))
 }
 
-/// A manifest file found in a listing, not read yet.
-struct Found {
-    shown: PathBuf,
-    key: String,
-    placement: Placement,
-    /// `None` when the file's name is not UTF-8.
-    path: Option<PathBuf>,
-}
-
-/// Reads the files found, smallest first, as long as the source's caps on
-/// files and bytes allow (see [`super::MAX_SOURCE_FILES`]): a folder filled
-/// with junk neither exhausts memory nor keeps the real manifests, which are
-/// small, from being read. A file over the caps is reported and not read.
-fn read_within_budget(root: &Path, files: Vec<Found>) -> Vec<FileEntry> {
-    let mut sized: Vec<(u64, Found)> = files
-        .into_iter()
-        .map(|f| {
-            let size = f
-                .path
-                .as_ref()
-                .and_then(|p| std::fs::metadata(p).ok())
-                .map_or(0, |m| m.len());
-            (size, f)
-        })
-        .collect();
-    sized.sort_by(|(a, fa), (b, fb)| a.cmp(b).then_with(|| fa.key.cmp(&fb.key)));
-    let mut budget = Budget::default();
-    let mut out = Vec::with_capacity(sized.len());
-    for (size, f) in sized {
-        let content = match &f.path {
-            // Never skip silently: a manifest we cannot name might be a live mount.
-            None => Err("has a file name that is not UTF-8; rename it".to_string()),
-            Some(path) => match budget.take(size) {
-                Err(why) => Err(why),
-                Ok(()) => match read_inside(root, path) {
-                    Ok(Some(b)) => Ok(b),
-                    Ok(None) => continue, // a directory named like a manifest
-                    Err(message) => Err(message),
-                },
-            },
-        };
-        out.push(FileEntry {
-            shown: f.shown,
-            key: f.key,
-            placement: f.placement,
-            content,
+/// Where each tenant's folder really is, or why it is refused: a tenant
+/// folder that is a link must lead to a folder inside the manifest folder
+/// (not the folder itself) that is neither another tenant's folder nor
+/// inside or around one, so no tenant reads another's files. Entries that
+/// are not folders are left out.
+fn tenant_folders(
+    root: &Path,
+    listing: &[Item],
+    tenants: &std::collections::BTreeSet<String>,
+) -> BTreeMap<String, Result<PathBuf, String>> {
+    let mut real: BTreeMap<String, (PathBuf, bool)> = BTreeMap::new();
+    for item in listing {
+        let Ok(name) = &item.name else { continue };
+        if !tenants.contains(name) {
+            continue;
+        }
+        let is_link = item
+            .path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        match item.path.canonicalize() {
+            Ok(target) if target.is_dir() => {
+                real.insert(name.clone(), (target, is_link));
+            }
+            Ok(_) => {}
+            Err(_) if is_link => {
+                real.insert(name.clone(), (PathBuf::new(), true));
+            }
+            Err(_) => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (name, (target, is_link)) in &real {
+        if !is_link {
+            out.insert(name.clone(), Ok(target.clone()));
+            continue;
+        }
+        let inside = target.starts_with(root) && target != root;
+        let shared = real.iter().any(|(other, (t, _))| {
+            other != name && (t == target || t.starts_with(target) || target.starts_with(t))
         });
+        let verdict = if inside && !shared {
+            Ok(target.clone())
+        } else {
+            Err(format!(
+                "is a link that does not lead to a folder of tenant '{name}''s own inside the manifest folder; it is not read, and the tenant's routes stay as they are until it does"
+            ))
+        };
+        out.insert(name.clone(), verdict);
     }
     out
+}
+
+/// How a listed file is read: its path (`None` when the name is not UTF-8)
+/// and the folder its content must lie in.
+struct ToRead {
+    path: Option<PathBuf>,
+    allowed: PathBuf,
+}
+
+/// Reads one file within the caps. A file over the caps was reported by
+/// [`within_caps`] and is not read: a folder filled with junk neither
+/// exhausts memory nor keeps the real manifests, which are small, from
+/// being read.
+fn read_one(f: Listed<ToRead>) -> Option<FileEntry> {
+    let content = match &f.item.path {
+        // Never skip silently: a manifest we cannot name might be a live mount.
+        None => Err("has a file name that is not UTF-8; rename it".to_string()),
+        Some(path) => match read_inside(&f.item.allowed, path, &f.placement) {
+            Ok(Some(b)) => Ok(b),
+            Ok(None) => return None, // a directory named like a manifest
+            Err(message) => Err(message),
+        },
+    };
+    Some(FileEntry {
+        shown: f.shown,
+        key: f.key,
+        placement: f.placement,
+        content,
+    })
 }
 
 /// One entry of a folder.
@@ -162,31 +216,48 @@ fn is_dir_inside(root: &Path, path: &Path) -> bool {
         .is_ok_and(|target| target.starts_with(root) && target.is_dir())
 }
 
-/// The manifest files of one folder listing, as `placement`.
+/// The manifest files of one folder listing, as `placement`; their content
+/// must lie in `allowed`.
 fn manifest_files(
     shown_dir: &Path,
     key_prefix: &str,
     listing: &[Item],
     placement: &Placement,
-    files: &mut Vec<Found>,
+    allowed: &Path,
+    files: &mut Vec<Listed<ToRead>>,
 ) {
     for item in listing.iter().filter(|i| i.is_manifest()) {
         let file = item.shown_name();
-        files.push(Found {
+        let path = item.name.is_ok().then(|| item.path.clone());
+        let size = path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len());
+        files.push(Listed {
+            size,
             shown: shown_dir.join(&file),
             key: format!("{key_prefix}{file}"),
             placement: placement.clone(),
-            path: item.name.is_ok().then(|| item.path.clone()),
+            item: ToRead {
+                path,
+                allowed: allowed.to_path_buf(),
+            },
         });
     }
 }
 
-/// Reads a file that must be a regular file inside `root`, refusing
+/// Reads a file that must be a regular file inside `allowed` (the manifest
+/// folder, or under a tenant policy the file's tenant folder), refusing
 /// anything over the size cap. `Ok(None)` for directories. The checks are
 /// made on the opened handle, not the path, so a link swapped in between
 /// cannot lead out of the folder; the file is opened without blocking, so a
-/// FIFO or a device cannot hold the read up.
-fn read_inside(root: &Path, path: &Path) -> Result<Option<Vec<u8>>, String> {
+/// FIFO or a device cannot hold the read up. A refusal never names where a
+/// link leads: that may be another tenant's file.
+fn read_inside(
+    allowed: &Path,
+    path: &Path,
+    placement: &Placement,
+) -> Result<Option<Vec<u8>>, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -197,10 +268,13 @@ fn read_inside(root: &Path, path: &Path) -> Result<Option<Vec<u8>>, String> {
     // Where the handle leads is checked first: a link to a folder outside
     // is refused like a link to a file outside, not skipped as a folder.
     let target = opened_path(&file, path)?;
-    if !target.starts_with(root) {
+    if !target.starts_with(allowed) {
+        let folder = match placement {
+            Placement::Tenant(t) => format!("the folder of tenant '{t}'"),
+            _ => "the manifest folder".to_string(),
+        };
         return Err(format!(
-            "is a symlink to {}, outside the manifest folder; only links that stay inside it are followed",
-            target.display()
+            "is a symlink that leads outside {folder}; only links that stay inside it are followed"
         ));
     }
     if meta.is_dir() {
@@ -350,21 +424,21 @@ mod tests {
         assert!(
             messages
                 .iter()
-                .any(|m| m.contains("zero.yaml") && m.contains("outside the manifest folder")),
+                .any(|m| m.contains("zero.yaml") && m.contains("leads outside the manifest folder")),
             "{messages:?}"
         );
     }
 
     #[test]
     fn the_caps_bound_files_and_bytes() {
-        use super::super::MAX_SOURCE_BYTES;
+        use super::super::{Budget, MAX_SOURCE_BYTES};
         let mut b2 = Budget::default();
         let mut taken = 0;
-        while b2.take(MAX_MANIFEST_BYTES).is_ok() {
+        while b2.take(MAX_MANIFEST_BYTES) {
             taken += 1;
         }
         assert_eq!(taken as u64, MAX_SOURCE_BYTES / MAX_MANIFEST_BYTES);
-        assert!(b2.take(0).is_ok(), "an empty file still fits");
+        assert!(b2.take(0), "an empty file still fits");
     }
 
     #[test]

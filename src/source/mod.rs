@@ -25,14 +25,18 @@ pub mod s3;
 pub use dir::load_dir;
 pub use s3::{S3Location, S3Source};
 
-/// Most manifest files one read of a source takes (the benchmark runs a
-/// thousand mounts); more are reported and not read.
+/// Most manifest files one read takes from one folder (a tenant's, or a
+/// single-tenant source's; the benchmark runs a thousand mounts); more are
+/// reported and not read.
 pub const MAX_SOURCE_FILES: usize = 5000;
-/// Most bytes one read of a source takes, smallest files first: a manifest
-/// is a few hundred bytes, so real manifests are read even beside junk.
+/// Most bytes one read takes from one folder, smallest files first: a
+/// manifest is a few hundred bytes, so real manifests are read even beside
+/// junk.
 pub const MAX_SOURCE_BYTES: u64 = 16 * 1024 * 1024;
+/// Files over the caps named in a folder's summary; the rest are counted.
+const OVER_CAPS_NAMED: usize = 5;
 
-/// The caps of one read of a source, in files and bytes.
+/// The caps of one folder's read, in files and bytes.
 #[derive(Default)]
 pub(crate) struct Budget {
     files: usize,
@@ -41,19 +45,62 @@ pub(crate) struct Budget {
 
 impl Budget {
     /// Takes a file of `size` bytes, unless that would go over a cap.
-    pub(crate) fn take(&mut self, size: u64) -> Result<(), String> {
+    pub(crate) fn take(&mut self, size: u64) -> bool {
         if self.files >= MAX_SOURCE_FILES
             || self.bytes + size.min(MAX_MANIFEST_BYTES) > MAX_SOURCE_BYTES
         {
-            return Err(format!(
-                "not read: one read of a source takes at most {MAX_SOURCE_FILES} manifest files and {} MiB, smallest first, and this file is over the caps",
-                MAX_SOURCE_BYTES / (1024 * 1024)
-            ));
+            return false;
         }
         self.files += 1;
         self.bytes += size.min(MAX_MANIFEST_BYTES);
-        Ok(())
+        true
     }
+}
+
+/// A manifest file a listing found, not read yet.
+#[derive(Debug, Clone)]
+pub(crate) struct Listed<T> {
+    pub size: u64,
+    pub shown: PathBuf,
+    pub key: String,
+    pub placement: Placement,
+    /// What the source needs to read it.
+    pub item: T,
+}
+
+/// Which listed files are read: each folder (a tenant's, or the source's
+/// own level) has its own caps, taken smallest file first, so one tenant's
+/// folder at its caps cannot push another's manifests out of the read.
+/// Returns the files to read and those over their folder's caps.
+pub(crate) fn within_caps<T>(mut found: Vec<Listed<T>>) -> (Vec<Listed<T>>, Vec<Unread>) {
+    found.sort_by(|a, b| a.size.cmp(&b.size).then_with(|| a.key.cmp(&b.key)));
+    let mut budgets: BTreeMap<Option<String>, Budget> = BTreeMap::new();
+    let (mut read, mut over) = (Vec::new(), Vec::new());
+    for f in found {
+        if budgets
+            .entry(f.placement.tenant())
+            .or_default()
+            .take(f.size)
+        {
+            read.push(f);
+        } else {
+            over.push(Unread {
+                shown: f.shown,
+                key: f.key,
+                placement: f.placement,
+            });
+        }
+    }
+    (read, over)
+}
+
+/// A manifest file over its folder's caps: not read, reported once per
+/// folder with the others, and it keeps what it made (see [`build_snapshot`]).
+#[derive(Debug, Clone)]
+pub struct Unread {
+    pub shown: PathBuf,
+    pub key: String,
+    pub placement: Placement,
 }
 
 /// A source that could not be read as a whole. The pass is skipped: nothing
@@ -186,7 +233,8 @@ pub enum Placement {
 }
 
 impl Placement {
-    fn tenant(&self) -> Option<String> {
+    /// The tenant whose folder it is in, if any.
+    pub fn tenant(&self) -> Option<String> {
         match self {
             Placement::Tenant(t) => Some(t.clone()),
             _ => None,
@@ -206,11 +254,72 @@ pub struct FileEntry {
     pub content: Result<Vec<u8>, String>,
 }
 
-/// Parses a set of files into a snapshot. Used by every source.
-pub fn build_snapshot(mut entries: Vec<FileEntry>, memory: &mut NameMemory) -> Snapshot {
+/// Parses a set of files into a snapshot, with the files that were over
+/// their folder's caps. Used by every source.
+pub fn build_snapshot(
+    mut entries: Vec<FileEntry>,
+    mut over_caps: Vec<Unread>,
+    memory: &mut NameMemory,
+) -> Snapshot {
     entries.sort_by(|a, b| a.shown.cmp(&b.shown));
+    over_caps.sort_by(|a, b| a.shown.cmp(&b.shown));
     let mut snap = Snapshot::default();
     let mut hasher = Sha256::new();
+    // Files over the caps keep the routes they made (by remembered name,
+    // else by holding their tenant's removals), and are reported once per
+    // folder: a count and the first few names.
+    let mut unread_kept: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut summaries: BTreeMap<Option<String>, (PathBuf, Vec<String>)> = BTreeMap::new();
+    for u in over_caps {
+        let tenant = u.placement.tenant();
+        snap.files += 1;
+        snap.keys.insert(u.key.clone(), u.shown.clone());
+        hasher.update(u.shown.display().to_string().as_bytes());
+        hasher.update(b"\0over caps\0");
+        if matches!(u.placement, Placement::Flat | Placement::Tenant(_)) {
+            *snap.files_by_tenant.entry(tenant.clone()).or_default() += 1;
+            retain(&mut snap, memory, &u.shown, tenant.clone(), None);
+            unread_kept.insert(u.shown.clone());
+        }
+        let folder = u.shown.parent().map(Path::to_path_buf).unwrap_or_default();
+        let name = u
+            .shown
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        summaries
+            .entry(tenant)
+            .or_insert_with(|| (folder, Vec::new()))
+            .1
+            .push(name);
+    }
+    for (tenant, (folder, names)) in summaries {
+        let whose = match &tenant {
+            Some(t) => format!("the folder of tenant '{t}'"),
+            None => "one folder".to_string(),
+        };
+        let named: Vec<&str> = names
+            .iter()
+            .take(OVER_CAPS_NAMED)
+            .map(String::as_str)
+            .collect();
+        let more = match names.len().saturating_sub(OVER_CAPS_NAMED) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        snap.errors.push(ManifestError {
+            file: folder,
+            position: None,
+            field: None,
+            message: format!(
+                "{} manifest files not read: one read takes at most {MAX_SOURCE_FILES} files and {} MiB from {whose}, smallest first ({}{more}); what they made stays until they are read",
+                names.len(),
+                MAX_SOURCE_BYTES / (1024 * 1024),
+                named.join(", ")
+            ),
+            kind: ErrorKind::Unreadable,
+        });
+    }
     for entry in entries {
         let shown = entry.shown;
         let name = shown.display().to_string();
@@ -292,6 +401,7 @@ pub fn build_snapshot(mut entries: Vec<FileEntry>, memory: &mut NameMemory) -> S
         .iter()
         .map(|m| m.file.clone())
         .chain(snap.errors.iter().map(|e| e.file.clone()))
+        .chain(unread_kept)
         .collect();
     memory.retain(|p, _| present.contains(p));
     snap.revision = hasher.finalize()[..6]

@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::{
-    build_snapshot, Budget, FileEntry, Layout, NameMemory, Placement, Snapshot, SourceError,
+    build_snapshot, within_caps, FileEntry, Layout, Listed, NameMemory, Placement, Snapshot,
+    SourceError,
 };
 use futures::stream::{self, StreamExt};
 
@@ -71,6 +72,10 @@ impl S3Source {
             location,
             cache: HashMap::new(),
         }
+    }
+
+    pub fn location(&self) -> &S3Location {
+        &self.location
     }
 
     pub fn describe(&self) -> String {
@@ -139,27 +144,48 @@ impl S3Source {
                 }
             }
         }
-        found.sort_by(|(a, ka, _), (b, kb, _)| a.size.cmp(&b.size).then_with(|| ka.cmp(kb)));
-        let mut budget = Budget::default();
+        let mut listed = Vec::new();
+        for (o, key, placement) in found {
+            if placement == Placement::Elsewhere {
+                entries.push(FileEntry {
+                    shown: shown(&o.key),
+                    key,
+                    placement,
+                    content: Err(String::new()),
+                });
+                continue;
+            }
+            listed.push(Listed {
+                size: o.size,
+                shown: shown(&o.key),
+                key,
+                placement,
+                item: o,
+            });
+        }
+        // An object over the size cap counts as the cap: it is refused
+        // below without being read.
+        for l in &mut listed {
+            l.size = l.size.min(MAX_MANIFEST_BYTES + 1);
+        }
+        let (read, over_caps) = within_caps(listed);
         let mut downloads = Vec::new();
         let mut seen = HashSet::new();
-        for (o, key, placement) in found {
+        for l in read {
+            let o = l.item;
             seen.insert(o.key.clone());
+            let (shown, key, placement) = (l.shown, l.key, l.placement);
             let entry = |content| FileEntry {
-                shown: shown(&o.key),
+                shown: shown.clone(),
                 key: key.clone(),
                 placement: placement.clone(),
                 content,
             };
-            if placement == Placement::Elsewhere {
-                entries.push(entry(Err(String::new())));
-            } else if o.size > MAX_MANIFEST_BYTES {
+            if o.size > MAX_MANIFEST_BYTES {
                 entries.push(entry(Err(format!(
                     "object is {} bytes; manifests are limited to {MAX_MANIFEST_BYTES} bytes",
                     o.size
                 ))));
-            } else if let Err(why) = budget.take(o.size) {
-                entries.push(entry(Err(why)));
             } else if let Some(body) = self
                 .cache
                 .get(&o.key)
@@ -170,6 +196,10 @@ impl S3Source {
             } else {
                 downloads.push((o, key, placement));
             }
+        }
+        for u in &over_caps {
+            // Still listed: its cached body stays for when it fits again.
+            seen.insert(format!("{}{}", loc.prefix, u.key));
         }
         let objects = &self.objects;
         let bucket = loc.bucket.as_str();
@@ -200,7 +230,7 @@ impl S3Source {
             });
         }
         self.cache.retain(|k, _| seen.contains(k));
-        Ok(build_snapshot(entries, memory))
+        Ok(build_snapshot(entries, over_caps, memory))
     }
 }
 

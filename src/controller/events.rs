@@ -205,6 +205,22 @@ pub(crate) fn log_pass(
                 *n += 1;
             }
         }
+        // A file that failed counts against the tenant whose folder holds it.
+        let tenant_of_file: BTreeMap<&std::path::Path, &str> = snap
+            .keys
+            .iter()
+            .filter_map(|(key, shown)| Some((shown.as_path(), key.split_once('/')?.0)))
+            .collect();
+        let failed_files: BTreeSet<&std::path::Path> =
+            snap.errors.iter().map(|e| e.file.as_path()).collect();
+        for file in failed_files {
+            if let Some(n) = tenant_of_file
+                .get(file)
+                .and_then(|t| by_tenant.get_mut(&(*t, State::Failed.as_str())))
+            {
+                *n += 1;
+            }
+        }
         for ((tenant, state), n) in by_tenant {
             metrics
                 .tenant_mounts

@@ -65,13 +65,15 @@ use crate::plan::warnings::quota_warnings;
 use crate::plan::{
     self, admission, DesiredMount, MountAction, Plan, PlanInput, Problem, Reason, State,
 };
-use crate::settings::Target;
+use crate::settings::{DeleteLimit, Target};
 use crate::source::Snapshot;
 
 pub mod executor;
 pub mod functions;
 pub mod journal;
 pub mod lane;
+#[cfg(test)]
+mod noninterference;
 pub mod report;
 pub mod status;
 pub mod stop;
@@ -499,29 +501,9 @@ impl Reconciler {
         }
     }
 
-    /// The mass-deletion guard's limit for each tenant (and for routes of no
-    /// tenant): a share of the mounts it manages, nothing when its folder
-    /// holds no manifest at all. Routes made before a policy count against
-    /// the whole source.
+    /// The mass-deletion guard's limit for each tenant (see [`delete_limits`]).
     fn delete_limits(&self, api: &ObservedApi, snap: &Snapshot) -> BTreeMap<Option<String>, usize> {
-        let mut managed: BTreeMap<Option<String>, usize> = BTreeMap::new();
-        for id in managed_mounts(api, &self.target.owner) {
-            *managed.entry(id.tenant).or_default() += 1;
-        }
-        for tenant in snap.files_by_tenant.keys() {
-            managed.entry(tenant.clone()).or_default();
-        }
-        managed
-            .into_iter()
-            .filter_map(|(tenant, n)| {
-                let files = match (&tenant, &snap.tenancy) {
-                    (None, Some(_)) => snap.files,
-                    _ => snap.files_by_tenant.get(&tenant).copied().unwrap_or(0),
-                };
-                let limit = self.target.delete_limit.allowed(n, files)?;
-                Some((tenant, limit))
-            })
-            .collect()
+        delete_limits(api, &self.target.owner, snap, &self.target.delete_limit)
     }
 
     /// Plan mode ends here: the report says what a pass would do.
@@ -931,6 +913,36 @@ impl Reconciler {
 
 /// Routes served before the pass (methods of this owner), still wanted by a
 /// mount the plan applies, that have no method now.
+/// The mass-deletion guard's limit for each tenant (and for routes of no
+/// tenant): a share of the mounts it manages, nothing when its folder holds
+/// no manifest at all. Routes made before a policy count against the whole
+/// source.
+pub(crate) fn delete_limits(
+    api: &ObservedApi,
+    owner: &str,
+    snap: &Snapshot,
+    limit: &DeleteLimit,
+) -> BTreeMap<Option<String>, usize> {
+    let mut managed: BTreeMap<Option<String>, usize> = BTreeMap::new();
+    for id in managed_mounts(api, owner) {
+        *managed.entry(id.tenant).or_default() += 1;
+    }
+    for tenant in snap.files_by_tenant.keys() {
+        managed.entry(tenant.clone()).or_default();
+    }
+    managed
+        .into_iter()
+        .filter_map(|(tenant, n)| {
+            let files = match (&tenant, &snap.tenancy) {
+                (None, Some(_)) => snap.files,
+                _ => snap.files_by_tenant.get(&tenant).copied().unwrap_or(0),
+            };
+            let limit = limit.allowed(n, files)?;
+            Some((tenant, limit))
+        })
+        .collect()
+}
+
 fn lost_routes(
     observed: &ObservedApi,
     now: &ObservedApi,

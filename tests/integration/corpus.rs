@@ -388,14 +388,14 @@ const SPECIALS: &[(&str, Maker)] = &[
         std::os::unix::fs::symlink(&target, dir.join("link-outside.yaml")).unwrap();
         Made::Case(Case::bad(
             "link-outside.yaml",
-            &[": is a symlink to …elsewhere.yaml, outside the manifest folder"],
+            &[": is a symlink that leads outside the manifest folder; only links that stay inside it are followed"],
         ))
     }),
     ("link-outside-dir.yaml", |dir, outside| {
         std::os::unix::fs::symlink(outside, dir.join("link-outside-dir.yaml")).unwrap();
         Made::Case(Case::bad(
             "link-outside-dir.yaml",
-            &[": is a symlink to …, outside the manifest folder"],
+            &[": is a symlink that leads outside the manifest folder; only links that stay inside it are followed"],
         ))
     }),
     ("link-loop.yaml", |dir, _| {

@@ -828,6 +828,26 @@ impl Reconciler {
         }
         match deployed {
             Some(Ok(id)) => report.deployment = Some(id),
+            // AWS refused the deployment as invalid (a private API without a
+            // resource policy, a method it will not publish): retrying the
+            // same request cannot help, so it waits for a change, as a
+            // deployment apimount blocks itself does.
+            Some(Err(e))
+                if e.kind == AwsErrorKind::BadRequest
+                    && e.operation == "apigateway:CreateDeployment" =>
+            {
+                let why = format!("AWS refused the deployment: {}", chain(&e));
+                tracing::warn!(reason = Reason::DeployBlocked.as_str(), detail = %why, "deployment refused; the stage keeps serving its last deployment");
+                report.deploy_pending = true;
+                report.deploy_blocked = true;
+                report.deploy_error = Some(format!("{}: {why}", Reason::DeployBlocked));
+                for m in &mut report.mounts {
+                    if m.state == State::Ready {
+                        m.state = State::Progressing;
+                        m.problem = Some(Problem::new(Reason::DeployBlocked, why.clone()));
+                    }
+                }
+            }
             Some(Err(e)) => {
                 report.deploy_pending = true;
                 report.deploy_error = Some(chain(&e));
@@ -911,8 +931,6 @@ impl Reconciler {
     }
 }
 
-/// Routes served before the pass (methods of this owner), still wanted by a
-/// mount the plan applies, that have no method now.
 /// The mass-deletion guard's limit for each tenant (and for routes of no
 /// tenant): a share of the mounts it manages, nothing when its folder holds
 /// no manifest at all. Routes made before a policy count against the whole
@@ -943,6 +961,8 @@ pub(crate) fn delete_limits(
         .collect()
 }
 
+/// Routes served before the pass (methods of this owner), still wanted by a
+/// mount the plan applies, that have no method now.
 fn lost_routes(
     observed: &ObservedApi,
     now: &ObservedApi,

@@ -422,3 +422,89 @@ async fn on_localstack_a_failed_repair_stays_served_and_healed_drift_is_served_a
         show(&out)
     );
 }
+
+/// A deployment AWS refuses as invalid (400, as for a private API without a
+/// resource policy) is `DeployBlocked` with AWS's message: the daemon does
+/// not retry it as transient, the stage keeps its deployment, and the next
+/// change deploys once AWS accepts.
+#[tokio::test]
+async fn a_deployment_aws_refuses_is_blocked_not_retried() {
+    use crate::support::daemon::{Daemon, DEADLINE};
+    use crate::support::logs::{metric, parse_metrics};
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("shared").await;
+    fx.create_function("nd-d").await;
+    let dir = manifest_dir();
+    write_manifest(
+        dir.path(),
+        "d.yaml",
+        &mount_yaml("d", "/d", "nd-d", "  proxy: false\n"),
+    );
+    let proxy = strict(&fx.endpoint(), Vec::new());
+    assert_eq!(apply(&fx, dir.path(), &api, &proxy).status.code(), Some(0));
+    let deployed_before = fx.stage_deployment(&api, STAGE).await;
+    assert!(deployed_before.is_some());
+
+    proxy.set_rules(vec![Rule::fail(
+        "apigateway:CreateDeployment",
+        Fault::BadRequest,
+    )]);
+    let mut cmd = fx.apimount_command(["run"]);
+    cmd.env("AWS_ENDPOINT_URL", proxy.url());
+    let mut d = Daemon::start_command(
+        cmd,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--resync-interval",
+            "600s",
+        ],
+    );
+    d.wait_ready().await;
+    write_manifest(
+        dir.path(),
+        "e.yaml",
+        &mount_yaml("e", "/e", "nd-d", "  proxy: false\n"),
+    );
+    let line = d
+        .wait_for("the refusal reported", DEADLINE, || async {
+            d.lines_with("deployment refused").into_iter().next()
+        })
+        .await;
+    assert!(
+        line.contains("DeployBlocked") && line.contains("resource policy"),
+        "{line}"
+    );
+    let passes = |d: &Daemon| {
+        let (_, body) = d.get("/metrics").expect("/metrics");
+        metric(&parse_metrics(&body), "apimount_passes_total", &[]).unwrap_or(0.0)
+    };
+    let refused = proxy.ruled();
+    let before = passes(&d);
+    // A transient failure would be retried within a few seconds (backoff
+    // from 800 ms); a refusal waits for a change.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(passes(&d), before, "no retry pass\n{}", d.stderr());
+    assert_eq!(proxy.ruled(), refused, "no second CreateDeployment");
+    assert_eq!(fx.stage_deployment(&api, STAGE).await, deployed_before);
+
+    // AWS accepts again; the next change deploys both.
+    proxy.set_rules(Vec::new());
+    write_manifest(
+        dir.path(),
+        "f.yaml",
+        &mount_yaml("f", "/f", "nd-d", "  proxy: false\n"),
+    );
+    d.wait_for("a new deployment", DEADLINE, || async {
+        let now = fx.stage_deployment(&api, STAGE).await;
+        (now != deployed_before).then_some(())
+    })
+    .await;
+    let table = fx.route_table(&api).await;
+    assert!(table.contains_key("/e") && table.contains_key("/f"));
+    let status = d.terminate();
+    assert!(status.success(), "{status}");
+    assert_eq!(proxy.stats().refused(), 0, "{}", proxy.stats());
+}

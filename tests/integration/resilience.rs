@@ -744,7 +744,7 @@ async fn faults_converge_to_exact_state() {
         "faults_converge_to_exact_state: {:.1}s under faults; proxy totals: {total}",
         started.elapsed().as_secs_f64()
     );
-    for kind in Fault::ALL {
+    for kind in Fault::RANDOM {
         assert!(
             total.faults[&kind] > 0,
             "the proxy never injected {}: {total}",

@@ -86,10 +86,26 @@ pub enum Fault {
     Unavailable,
     /// The connection is reset (RST) without an answer.
     Reset,
+    /// 400 `BadRequestException`: AWS refuses the request as invalid (as it
+    /// refuses CreateDeployment for a private API without a resource
+    /// policy). Only by rule: never drawn at random, since retrying cannot
+    /// cure it.
+    BadRequest,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 7] = [
+        Fault::Throttled,
+        Fault::InternalError,
+        Fault::ConcurrentModification,
+        Fault::BadGateway,
+        Fault::Unavailable,
+        Fault::Reset,
+        Fault::BadRequest,
+    ];
+
+    /// The faults drawn at random: the transient ones, which a retry cures.
+    pub const RANDOM: [Fault; 6] = [
         Fault::Throttled,
         Fault::InternalError,
         Fault::ConcurrentModification,
@@ -116,6 +132,7 @@ impl Fault {
             Fault::BadGateway => "502-bad-gateway",
             Fault::Unavailable => "503-unavailable",
             Fault::Reset => "connection-reset",
+            Fault::BadRequest => "400-bad-request",
         }
     }
 }
@@ -291,7 +308,7 @@ struct Counters {
     other_service: AtomicUsize,
     forwarded: AtomicUsize,
     delayed: AtomicUsize,
-    faults: [AtomicUsize; 6],
+    faults: [AtomicUsize; 7],
     apigateway_faults: AtomicUsize,
     lambda_faults: AtomicUsize,
     /// Connections closed before a whole request arrived (idle pool
@@ -309,7 +326,7 @@ struct Counters {
     strict_lookups: AtomicUsize,
     strict_lookup_errors: AtomicUsize,
     /// Answers lost after forwarding, by kind (indexed like `faults`).
-    lost: [AtomicUsize; 6],
+    lost: [AtomicUsize; 7],
 }
 
 /// A snapshot of the proxy's counters.
@@ -742,7 +759,7 @@ impl Shared {
         let mut draws = self.draws.lock().expect("draws lock");
         let Draws { rng, bag, .. } = &mut *draws;
         if draw(bag, self.fault_ppm, rng) {
-            let kinds: Vec<Fault> = Fault::ALL
+            let kinds: Vec<Fault> = Fault::RANDOM
                 .iter()
                 .copied()
                 .filter(|f| *f != Fault::ConcurrentModification || service == Service::ApiGateway)
@@ -1027,6 +1044,11 @@ fn injected(fault: Fault) -> Option<Answer> {
             "Service unavailable (injected by the fault proxy)",
         ),
         Fault::Reset => return None,
+        Fault::BadRequest => (
+            StatusCode::BAD_REQUEST,
+            Some("BadRequestException"),
+            "Private REST API doesn't have a resource policy attached to it (injected by the fault proxy)",
+        ),
     };
     Some(json(status, error_type, message))
 }

@@ -3,12 +3,24 @@
 
 use std::collections::BTreeMap;
 
-/// The value of `key=value` in a text log line (quotes removed).
+/// The value of `key=value` in a text log line: up to the next space, or
+/// a whole quoted value without its quotes (escapes left as they are).
 pub fn text_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let needle = format!(" {key}=");
     let start = line.find(&needle)? + needle.len();
-    let value = line[start..].split_whitespace().next().unwrap_or("");
-    Some(value.trim_matches('"'))
+    let rest = &line[start..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => return Some(&quoted[..i]),
+                _ => escaped = false,
+            }
+        }
+        return Some(quoted);
+    }
+    Some(rest.split_whitespace().next().unwrap_or(""))
 }
 
 /// One sample of a Prometheus/OpenMetrics text exposition.

@@ -66,6 +66,8 @@ pub(crate) struct Journal<'a> {
     pub(crate) next_group: usize,
     /// The hashes the tag holds now.
     pub(crate) in_force: BTreeSet<String>,
+    /// Why writing the tag failed, if it did this pass (a note of the pass).
+    pub(crate) failed: Option<String>,
 }
 
 impl Executor<'_> {
@@ -100,7 +102,8 @@ impl Executor<'_> {
                     // Going on is safe: at worst a crash now leaves an empty
                     // resource behind, never a deleted route.
                     Err(e) => {
-                        tracing::warn!(error = %e, "could not write the in-flight journal (stage tag)")
+                        tracing::warn!(error = %e, "could not write the in-flight journal (stage tag)");
+                        self.journal.failed = Some(chain(&e));
                     }
                 }
             }
@@ -109,13 +112,11 @@ impl Executor<'_> {
     }
 
     /// Ends the journal: removes the tag when nothing it names is left
-    /// method-less, or narrows it to what is.
-    pub(crate) async fn settle_journal(&self) {
-        let Some(stage) = self.journal.stage else {
-            return;
-        };
+    /// method-less, or narrows it to what is. Says why, when it could not.
+    pub(crate) async fn settle_journal(&self) -> Option<String> {
+        let stage = self.journal.stage?;
         if self.journal.in_force.is_empty() {
-            return;
+            return None;
         }
         let left: BTreeSet<String> = journal::abandoned(&self.api, &self.journal.in_force)
             .iter()
@@ -137,8 +138,12 @@ impl Executor<'_> {
         } else {
             Ok(())
         };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not update the in-flight journal (stage tag)");
+        match result {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not update the in-flight journal (stage tag)");
+                Some(chain(&e))
+            }
         }
     }
 

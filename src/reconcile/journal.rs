@@ -27,9 +27,13 @@ use sha2::{Digest, Sha256};
 use crate::plan::model::ObservedApi;
 use crate::plan::{ancestors, Change};
 
-/// Hashes per tag value: 28 × 8 hex digits with 27 separating spaces = 251
+/// Hashes per tag value: 28 × 8 hex digits with 27 separators = 251
 /// characters, under API Gateway's 256-character tag value limit.
 pub const CAPACITY: usize = 28;
+
+/// Between two hashes: a character of the set API Gateway documents for tag
+/// values (letters, digits, `+ - = . _ : /`), which has no space.
+const SEPARATOR: char = '.';
 
 /// The stage tag holding this owner's journal.
 pub fn key(owner: &str) -> String {
@@ -44,12 +48,18 @@ pub fn path_hash(path: &str) -> String {
 }
 
 pub fn encode(hashes: &BTreeSet<String>) -> String {
-    hashes.iter().cloned().collect::<Vec<_>>().join(" ")
+    hashes
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(&SEPARATOR.to_string())
 }
 
+/// The hashes of a tag value; values written by earlier versions, joined
+/// with spaces, read the same.
 pub fn decode(value: &str) -> BTreeSet<String> {
     value
-        .split_whitespace()
+        .split(|c: char| c == SEPARATOR || c.is_whitespace())
         .filter(|h| h.len() == 8 && h.chars().all(|c| c.is_ascii_hexdigit()))
         .map(str::to_string)
         .collect()
@@ -163,8 +173,18 @@ mod tests {
         let value = encode(&set);
         assert!(value.len() <= 256, "{} characters", value.len());
         assert_eq!(decode(&value), set);
+        // Only characters API Gateway documents for tag values.
+        assert!(
+            value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-=._:/".contains(c)),
+            "{value}"
+        );
         assert!(decode("not-a-hash 0123abcd").contains("0123abcd"));
         assert_eq!(decode("not-a-hash 0123abcd").len(), 1);
+        // Values an earlier version wrote (space-separated) read the same.
+        let old = set.iter().cloned().collect::<Vec<_>>().join(" ");
+        assert_eq!(decode(&old), set);
     }
 
     #[test]

@@ -584,6 +584,7 @@ impl Reconciler {
                 chunks: journal::chunks(&needs),
                 next_group: 0,
                 in_force: planned.journaled.clone(),
+                failed: None,
             },
         };
         let mut lane = PermissionLane::default();
@@ -812,7 +813,13 @@ impl Reconciler {
                 Deploy::UpToDate | Deploy::Deferred | Deploy::Blocked => None,
             }
         };
-        let (deployed, ()) = tokio::join!(deployed, exec.settle_journal());
+        let (deployed, unsettled) = tokio::join!(deployed, exec.settle_journal());
+        if let Some(e) = exec.journal.failed.take().or(unsettled) {
+            report.notes.push(format!(
+                "the in-flight journal (stage tag {}) could not be written: {e}; if this pass is cut short, resources it leaves without methods are not removed by a later pass",
+                exec.journal.key
+            ));
+        }
         report.stage_behind = decision == Deploy::Deferred;
         if let (Deploy::Blocked, Some(why)) = (decision, blocked) {
             tracing::warn!(reason = Reason::DeployBlocked.as_str(), detail = %why, "deployment blocked; the stage keeps serving its last deployment");

@@ -165,10 +165,14 @@ pub enum Refusal {
     /// setting path"), since moto cannot do it either, rather than let a
     /// silent no-op pass for a removal.
     SettingRemoval,
+    /// TagResource with a tag key or value holding a character outside the
+    /// set API Gateway documents for tags (letters, digits, `+ - = . _ : /`
+    /// and `@`; no space): 400 `BadRequestException`. moto takes any.
+    TagCharacters,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 7] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::DuplicateSibling,
         Refusal::MethodExists,
         Refusal::InvalidVerb,
@@ -176,6 +180,7 @@ impl Refusal {
         Refusal::NoIntegration,
         Refusal::DeleteMissing,
         Refusal::SettingRemoval,
+        Refusal::TagCharacters,
     ];
 
     fn index(self) -> usize {
@@ -194,6 +199,7 @@ impl Refusal {
             Refusal::NoIntegration => "400-no-integration",
             Refusal::DeleteMissing => "404-delete-missing",
             Refusal::SettingRemoval => "400-method-setting-removal",
+            Refusal::TagCharacters => "400-tag-characters",
         }
     }
 }
@@ -319,9 +325,9 @@ struct Counters {
     /// Forwarded requests whose response could not be read from the emulator.
     upstream_errors: AtomicUsize,
     /// Requests the strict layer answered itself, by rule.
-    refusals: [AtomicUsize; 7],
+    refusals: [AtomicUsize; 8],
     /// Of those, the ones repeating a request whose answer the proxy lost.
-    retry_refusals: [AtomicUsize; 7],
+    retry_refusals: [AtomicUsize; 8],
     /// GETs the strict layer sent to the emulator, and those that failed.
     strict_lookups: AtomicUsize,
     strict_lookup_errors: AtomicUsize,
@@ -1135,6 +1141,7 @@ mod strict {
             (Service::ApiGateway, "apigateway:UpdateStage") => {
                 setting_removal(&lookup, segs[1], segs[3], body).await
             }
+            (Service::ApiGateway, "apigateway:TagResource") => Ok(tag_characters(body)),
             _ => Ok(None),
         };
         match decided {
@@ -1363,6 +1370,31 @@ mod strict {
                 &message,
             ),
         )))
+    }
+
+    /// TagResource: every tag key and value within the documented
+    /// characters (see [`Refusal::TagCharacters`]).
+    fn tag_characters(body: &Bytes) -> Option<(Refusal, Answer)> {
+        let v = serde_json::from_slice::<Value>(body).ok()?;
+        let allowed = |s: &str| {
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-=._:/@".contains(c))
+        };
+        let bad = v["tags"]
+            .as_object()?
+            .iter()
+            .find(|(k, v)| !allowed(k) || !v.as_str().is_some_and(allowed))?;
+        Some((
+            Refusal::TagCharacters,
+            json(
+                StatusCode::BAD_REQUEST,
+                Some("BadRequestException"),
+                &format!(
+                    "Invalid tag {}={}: tags may contain letters, digits and + - = . _ : / @",
+                    bad.0, bad.1
+                ),
+            ),
+        ))
     }
 
     /// DeleteResource or DeleteMethod: 404 when `path` is not there.
@@ -2224,6 +2256,46 @@ mod tests {
             "{stats}"
         );
         assert_eq!(stats.strict_lookup_errors, 0, "{stats}");
+    }
+
+    #[tokio::test]
+    async fn strict_layer_refuses_tags_outside_the_documented_characters() {
+        let fx = Fixture::start().await;
+        let (api, root) = fx.create_rest_api("strict-tags").await;
+        fx.put_foreign_method(
+            &api,
+            &root,
+            "GET",
+            None,
+            crate::support::Integration::HttpProxy("GET", "https://example.com/"),
+        )
+        .await;
+        fx.apigateway
+            .create_deployment()
+            .rest_api_id(&api)
+            .stage_name("prod")
+            .send()
+            .await
+            .expect("a stage");
+        let (proxy, ag, _) = strict_proxy(&fx, strict_only());
+        let arn = format!(
+            "arn:aws:apigateway:{}::/restapis/{api}/stages/prod",
+            fx.region()
+        );
+        let tag =
+            |key: &str, value: &str| ag.tag_resource().resource_arn(&arn).tags(key, value).send();
+        tag("apimount:o:inflight", "0123abcd.89abcdef")
+            .await
+            .expect("dots are documented");
+        let (code, message) = refused(tag("apimount:o:inflight", "0123abcd 89abcdef").await);
+        assert_eq!(code, "BadRequestException");
+        assert!(message.contains("Invalid tag"), "{message}");
+        let stats = proxy.stats();
+        assert_eq!(
+            stats.refusals,
+            refusals(&[(Refusal::TagCharacters, 1)]),
+            "{stats}"
+        );
     }
 
     #[tokio::test]

@@ -70,7 +70,13 @@ pub fn load_dir(
                             content: Err(format!("is a tenant's folder that cannot be read: {e}")),
                         }),
                     }
-                } else if !is_dir_inside(&root, &item.path) {
+                } else if !is_dir_inside(&root, &item.path)
+                    || item
+                        .path
+                        .canonicalize()
+                        .is_ok_and(|t| folders.values().any(|f| f.as_ref().is_ok_and(|f| *f == t)))
+                {
+                    // Not a folder, or the real folder behind a tenant's link.
                     continue;
                 } else if let Ok(inner) = list(&item.path) {
                     for f in inner.iter().filter(|f| f.is_manifest()) {
@@ -128,10 +134,16 @@ fn tenant_folders(
             out.insert(name.clone(), Ok(target.clone()));
             continue;
         }
-        let inside = target.starts_with(root) && target != root;
+        let inside = |t: &PathBuf| t.starts_with(root) && t != root;
+        // Another tenant's folder (or a link some other tenant could use)
+        // at, inside or around the target; links that lead nowhere usable
+        // are refused on their own and shadow nothing.
         let shared = real.iter().any(|(other, (t, _))| {
-            other != name && (t == target || t.starts_with(target) || target.starts_with(t))
+            other != name
+                && inside(t)
+                && (t == target || t.starts_with(target) || target.starts_with(t))
         });
+        let inside = inside(target);
         let verdict = if inside && !shared {
             Ok(target.clone())
         } else {
@@ -439,6 +451,67 @@ mod tests {
         }
         assert_eq!(taken as u64, MAX_SOURCE_BYTES / MAX_MANIFEST_BYTES);
         assert!(b2.take(0), "an empty file still fits");
+    }
+
+    #[test]
+    fn under_a_policy_links_stay_inside_their_tenants_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for t in ["a", "b"] {
+            std::fs::create_dir(root.join(t)).unwrap();
+        }
+        std::fs::write(root.join("b/secret.yaml"), GOOD).unwrap();
+        std::fs::write(root.join("a/own.yaml"), GOOD.replace("accounts", "own")).unwrap();
+        // A link in a's folder to b's manifest, and one to a's own.
+        std::os::unix::fs::symlink("../b/secret.yaml", root.join("a/0-peek.yaml")).unwrap();
+        std::os::unix::fs::symlink("own.yaml", root.join("a/alias.yaml")).unwrap();
+        // Tenant folders that are links: c to b's folder, d to the root,
+        // e to a folder of its own inside the root.
+        std::fs::create_dir(root.join("e-real")).unwrap();
+        std::fs::write(root.join("e-real/e.yaml"), GOOD.replace("accounts", "e")).unwrap();
+        std::os::unix::fs::symlink("b", root.join("c")).unwrap();
+        std::os::unix::fs::symlink(".", root.join("d")).unwrap();
+        std::os::unix::fs::symlink("e-real", root.join("e")).unwrap();
+        let layout = Layout::Tenants(["a", "b", "c", "d", "e"].map(String::from).into());
+        let snap = load_dir(root, &layout, &mut NameMemory::new()).unwrap();
+        let errors: Vec<String> = snap.errors.iter().map(|e| e.to_string()).collect();
+        let peek = errors
+            .iter()
+            .find(|e| e.contains("0-peek.yaml"))
+            .expect("the link into b is refused");
+        assert!(
+            peek.contains("leads outside the folder of tenant 'a'") && !peek.contains("secret"),
+            "says nothing of where it leads: {peek}"
+        );
+        for t in ["c", "d"] {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains(&format!("/{t}:"))
+                        && e.contains("does not lead to a folder")),
+                "{t}: {errors:?}"
+            );
+            assert!(
+                snap.held.contains(&Some(t.to_string())),
+                "{t}'s removals held"
+            );
+        }
+        let read: Vec<(Option<&str>, &str)> = snap
+            .mounts
+            .iter()
+            .map(|m| (m.tenant.as_deref(), m.name.as_str()))
+            .collect();
+        // b's manifest is read once, as b's; a's link to its own file is followed.
+        assert_eq!(
+            read,
+            vec![
+                (Some("a"), "own"),
+                (Some("a"), "own"),
+                (Some("b"), "accounts"),
+                (Some("e"), "e")
+            ],
+            "{errors:?}"
+        );
     }
 
     #[test]

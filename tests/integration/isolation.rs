@@ -316,11 +316,29 @@ async fn a_hostile_tenant_cannot_block_read_or_crowd_out_another_in_a_folder() {
         "payment-service",
         "",
     );
+    // And re-points its first route: the old function's statements for it
+    // go, though accounts' FIFO (a file of unknown name) is still there.
+    b.fx.create_function("payment-v2").await;
+    b.write("payments/api.yaml", "api", "/payments", "payment-v2", "");
     let out = b.run("apply", &[]);
     assert_exit_code(&out, 1);
     let all = format!("{}\n{}", stdout(&out), stderr(&out));
     assert!(b.route("/payments/orders").await.is_none(), "{all}");
     assert!(b.route("/payments/refunds").await.is_some(), "{all}");
+    assert_eq!(b.route("/payments").await.unwrap().0, "payment-v2");
+    let sids = |statements: Vec<serde_json::Value>| -> std::collections::BTreeSet<String> {
+        statements
+            .iter()
+            .filter_map(|s| s["Sid"].as_str().map(str::to_string))
+            .collect()
+    };
+    let old = sids(b.fx.policy_statements("payment-service", None).await);
+    let new = sids(b.fx.policy_statements("payment-v2", None).await);
+    assert_eq!(new.len(), 2, "{new:?}\n{all}");
+    assert!(
+        old.is_disjoint(&new),
+        "the re-pointed routes' statements left on the old function: {old:?}\n{all}"
+    );
     let summary = lines_with(&all, "manifest files not read");
     assert_eq!(summary.len(), 1, "one summary\n{all}");
     assert!(summary[0].contains("tenant 'accounts'"), "{}", summary[0]);

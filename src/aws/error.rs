@@ -226,6 +226,29 @@ mod tests {
     }
 
     #[test]
+    fn only_a_server_error_with_a_web_page_is_taken_for_a_missing_operation() {
+        use aws_smithy_runtime_api::http::StatusCode;
+        use aws_smithy_types::body::SdkBody;
+        let table: &[(u16, &str, bool)] = &[
+            (501, "<html><body>Not implemented</body></html>", true),
+            (500, "\n  <!DOCTYPE html><html></html>", true),
+            (502, "<html>Bad Gateway</html>", true),
+            // AWS's own errors are JSON, whatever the status.
+            (500, "{\"message\": \"Internal server error\"}", false),
+            (503, "", false),
+            // A client error is AWS refusing the request, never a missing operation.
+            (400, "<html>Bad request</html>", false),
+            (404, "<html>Not found</html>", false),
+            (200, "<html></html>", false),
+        ];
+        for (status, body, want) in table {
+            let resp =
+                HttpResponse::new(StatusCode::try_from(*status).unwrap(), SdkBody::from(*body));
+            assert_eq!(is_web_page(&resp), *want, "{status} {body:?}");
+        }
+    }
+
+    #[test]
     fn people_read_operation_code_and_message() {
         let e = AwsError {
             code: Some("BadRequestException".into()),

@@ -516,6 +516,152 @@ impl fmt::Display for Rate {
 mod tests {
     use super::*;
 
+    fn observed(
+        auth: &str,
+        authorizer: Option<&str>,
+        key: bool,
+        op: Option<&str>,
+    ) -> ObservedMethod {
+        ObservedMethod {
+            authorization_type: auth.into(),
+            authorizer_id: authorizer.map(str::to_string),
+            api_key_required: key,
+            operation_name: op.map(str::to_string),
+            integration: None,
+            responses: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_method_is_patched_field_by_field() {
+        let want = |auth: Authorization, authorizer: Option<&str>, key: bool| MethodSettings {
+            authorization: auth,
+            authorizer_id: authorizer.map(str::to_string),
+            api_key_required: key,
+            operation_name: "apimount:o:m".into(),
+        };
+        type Row<'a> = (ObservedMethod, MethodSettings, &'a [(&'a str, &'a str)]);
+        let table: Vec<Row> = vec![
+            // In line: nothing to patch.
+            (
+                observed("NONE", None, false, Some("apimount:o:m")),
+                want(Authorization::None, None, false),
+                &[],
+            ),
+            (
+                observed("NONE", None, false, Some("apimount:o:m")),
+                want(Authorization::AwsIam, None, true),
+                &[
+                    ("/authorizationType", "AWS_IAM"),
+                    ("/apiKeyRequired", "true"),
+                ],
+            ),
+            // Onto an authorizer: the type and the id.
+            (
+                observed("NONE", None, false, Some("apimount:o:m")),
+                want(Authorization::Custom, Some("abc123"), false),
+                &[
+                    ("/authorizationType", "CUSTOM"),
+                    ("/authorizerId", "abc123"),
+                ],
+            ),
+            // Another authorizer of the same type: the id only.
+            (
+                observed("CUSTOM", Some("abc123"), false, Some("apimount:o:m")),
+                want(Authorization::Custom, Some("def456"), false),
+                &[("/authorizerId", "def456")],
+            ),
+            // Off an authorizer.
+            (
+                observed("CUSTOM", Some("abc123"), false, Some("apimount:o:m")),
+                want(Authorization::AwsIam, None, false),
+                &[("/authorizationType", "AWS_IAM"), ("/authorizerId", "")],
+            ),
+            // A marker changed by hand, or missing.
+            (
+                observed("NONE", None, false, Some("getThings")),
+                want(Authorization::None, None, false),
+                &[("/operationName", "apimount:o:m")],
+            ),
+            (
+                observed("NONE", None, false, None),
+                want(Authorization::None, None, false),
+                &[("/operationName", "apimount:o:m")],
+            ),
+        ];
+        for (from, to, patches) in table {
+            let got = to.patches_from(&from);
+            let got: Vec<(&str, &str)> = got.iter().map(|(p, v)| (*p, v.as_str())).collect();
+            assert_eq!(got, patches, "{from:?} -> {to:?}");
+        }
+    }
+
+    #[test]
+    fn an_integration_is_patched_or_put_again() {
+        let uri = |f: &str| {
+            format!("arn:aws:apigateway:r:lambda:path/2015-03-31/functions/arn:aws:lambda:r:1:function:{f}/invocations")
+        };
+        let proxy =
+            |f: &str, t: Option<u32>| ObservedIntegration::lambda_proxy(&uri(f)).with_timeout(t);
+        let mock = ObservedIntegration {
+            kind: "MOCK".into(),
+            http_method: None,
+            uri: None,
+            timeout_ms: None,
+            request_templates: [(
+                "application/json".to_string(),
+                "{\"statusCode\": 200}".to_string(),
+            )]
+            .into(),
+            responses: Default::default(),
+        };
+        let get = ObservedIntegration {
+            http_method: Some("GET".into()),
+            ..proxy("f", None)
+        };
+        let b = uri("b");
+        type Row<'a> = (
+            ObservedIntegration,
+            ObservedIntegration,
+            Option<Vec<(&'a str, &'a str)>>,
+        );
+        let table: Vec<Row> = vec![
+            (proxy("f", None), proxy("f", None), Some(vec![])),
+            // The default timeout, shown or not, is the same.
+            (proxy("f", Some(29000)), proxy("f", None), Some(vec![])),
+            (
+                proxy("a", None),
+                proxy("b", None),
+                Some(vec![("/uri", b.as_str())]),
+            ),
+            (
+                proxy("f", None),
+                proxy("f", Some(5000)),
+                Some(vec![("/timeoutInMillis", "5000")]),
+            ),
+            (
+                proxy("f", Some(5000)),
+                proxy("f", None),
+                Some(vec![("/timeoutInMillis", "29000")]),
+            ),
+            (get, proxy("f", None), Some(vec![("/httpMethod", "POST")])),
+            // Another type, or templates to change: put again.
+            (mock.clone(), proxy("f", None), None),
+            (proxy("f", None), mock, None),
+        ];
+        for (from, to, want) in table {
+            let got = from.patches_to(&to);
+            let got: Option<Vec<(&str, &str)>> = got
+                .as_ref()
+                .map(|v| v.iter().map(|(p, x)| (*p, x.as_str())).collect());
+            assert_eq!(got, want, "{from:?} -> {to:?}");
+            // Patched as planned, the integration is the one wanted.
+            if want.is_some() {
+                assert!(from.same_as(&to) == (got.as_ref().unwrap().is_empty()));
+            }
+        }
+    }
+
     #[test]
     fn function_arn_and_uri() {
         let f = ResolvedFunction::from_arn(

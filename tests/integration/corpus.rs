@@ -423,7 +423,7 @@ const SPECIALS: &[(&str, Maker)] = &[
         if fs::read(&p).is_ok() {
             // Root (or CAP_DAC_OVERRIDE) reads it anyway: then it is a valid manifest.
             return Made::Skipped(
-                "unreadable.yaml: mode 000 files are readable here (running as root?); the permission-denied check is skipped"
+                "unreadable.yaml: mode 000 files are readable here (running as root); the permission-denied check runs as an unprivileged user in corpus::an_unreadable_manifest_is_reported_even_when_tests_run_as_root"
                     .into(),
                 true,
             );
@@ -684,4 +684,44 @@ fn check_dir(dir: &Path, cases: &[Case]) -> Vec<String> {
             run.dump()
         )]
     }
+}
+
+/// The permission-denied case, run as an unprivileged user when the tests
+/// run as root (as CI does), where mode 000 files are readable and the
+/// corpus cannot check it.
+#[test]
+fn an_unreadable_manifest_is_reported_even_when_tests_run_as_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let p = dir.path().join("unreadable.yaml");
+    fs::write(&p, manifest("unreadable")).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).unwrap();
+    fs::write(dir.path().join("fine.yaml"), manifest("fine")).unwrap();
+    let binary = env!("CARGO_BIN_EXE_apimount");
+    let args = ["validate", "--manifests", dir.path().to_str().unwrap()];
+    let as_root = fs::read(&p).is_ok();
+    let out = if as_root {
+        // As nobody: the file is refused as it would be for a real user.
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", binary])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("the tests run as root and need setpriv to drop privileges for this check ({e}); install it with `apt-get install util-linux`")
+            })
+    } else {
+        Command::new(binary).args(args).output().unwrap()
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("unreadable.yaml: cannot be read: permission denied"),
+        "{text}"
+    );
+    assert!(!text.contains("fine.yaml"), "{text}");
 }

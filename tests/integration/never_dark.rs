@@ -508,3 +508,50 @@ async fn a_deployment_aws_refuses_is_blocked_not_retried() {
     assert!(status.success(), "{status}");
     assert_eq!(proxy.stats().refused(), 0, "{}", proxy.stats());
 }
+
+/// A pass that finds the gateway in line with the manifests makes no write
+/// call at all: every call the strict layer sees is a read.
+#[tokio::test]
+async fn a_pass_that_finds_nothing_to_do_writes_nothing() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("shared").await;
+    fx.create_function("nd-q").await;
+    let dir = manifest_dir();
+    for (name, extra) in [
+        ("q", ""),
+        ("r", "  methods: [GET, POST]\n  proxy: false\n"),
+        (
+            "s",
+            "  cors:\n    allowOrigins: [\"https://app.example.com\"]\n  timeoutMs: 5000\n",
+        ),
+    ] {
+        write_manifest(
+            dir.path(),
+            &format!("{name}.yaml"),
+            &mount_yaml(name, &format!("/{name}"), "nd-q", extra),
+        );
+    }
+    let proxy = strict(&fx.endpoint(), Vec::new());
+    assert_eq!(apply(&fx, dir.path(), &api, &proxy).status.code(), Some(0));
+    let made = proxy.take_calls();
+    assert!(
+        made.iter()
+            .any(|(_, op)| op == "apigateway:CreateDeployment"),
+        "the first pass wrote: {made:?}"
+    );
+    let out = apply(&fx, dir.path(), &api, &proxy);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let calls = proxy.take_calls();
+    assert!(!calls.is_empty(), "the second pass read the API");
+    let writes: Vec<&String> = calls
+        .iter()
+        .map(|(_, op)| op)
+        .filter(|op| !(op.contains(":Get") || op.contains(":List")))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "a pass with nothing to do wrote: {writes:?}\n{}",
+        show(&out)
+    );
+    assert_eq!(proxy.stats().refused(), 0, "{}", proxy.stats());
+}

@@ -20,8 +20,9 @@
 //!
 //! State is always verified directly against moto, never through the proxy.
 //!
-//! The random choices are seeded; the seed is printed (run with
-//! `--nocapture` to see it) and can be fixed with `APIMOUNT_RESILIENCE_SEED`.
+//! The random choices are seeded, by a fixed seed for each test unless
+//! `APIMOUNT_RESILIENCE_SEED` gives another; the seed is printed (run with
+//! `--nocapture` to see it).
 
 use crate::support::faults;
 
@@ -103,11 +104,16 @@ fn ancestors(path: &str) -> Vec<String> {
         .collect()
 }
 
+/// The seed of a test's random choices: fixed by default (from the test's
+/// name), so a run is repeatable; `APIMOUNT_RESILIENCE_SEED` picks others.
 fn seed(test: &str) -> u64 {
+    let fixed = test.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     let seed = std::env::var("APIMOUNT_RESILIENCE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+        .unwrap_or(fixed);
     eprintln!(
         "{test}: seed {seed} (set APIMOUNT_RESILIENCE_SEED={seed} to repeat the random choices)"
     );

@@ -294,6 +294,7 @@ mod tests {
             (AuthorizationNotAllowed, Accepted),
             (AdoptNotAllowed, Accepted),
             (OverBudget, Accepted),
+            (OptionNotAllowed, Accepted),
             (FunctionNotFound, ResolvedRefs),
             (AccessDenied, Programmed),
             (Throttled, Programmed),
@@ -302,6 +303,10 @@ mod tests {
             (LimitExceeded, Programmed),
             (DeployBlocked, Programmed),
         ];
+        // One row per reason: each name appears once.
+        let names: std::collections::BTreeSet<&str> =
+            table.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(names.len(), 16, "a row for every reason");
         for (reason, want) in table {
             assert_eq!(reason.condition(), want, "{reason}");
             let conds = conditions(Some(&Problem::new(reason, "m")), false);

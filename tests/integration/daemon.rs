@@ -856,17 +856,55 @@ async fn admin_endpoint_serves_metrics_health_and_readiness() {
         .is_some_and(|t| t > 1.0e9),
         "{text}"
     );
+    // Nothing corrected or removed yet: the counters say 0, not just exist.
     for name in [
         "apimount_drift_corrections_total",
         "apimount_orphans_removed_total",
     ] {
-        assert!(metric(&samples, name, &[]).is_some(), "no {name}:\n{text}");
+        assert_eq!(metric(&samples, name, &[]), Some(0.0), "{name}:\n{text}");
     }
     assert_eq!(
         metric(&samples, "apimount_mounts", &[("state", "Failed")]),
         Some(0.0),
         "{text}"
     );
+    let counter = |name: &'static str| {
+        let (_, body) = daemon.get("/metrics").expect("/metrics");
+        metric(&parse_metrics(&body), name, &[]).unwrap_or(-1.0)
+    };
+    // A hand edit, found by the pass a new manifest starts: one correction.
+    let elsewhere = fx.create_function("elsewhere").await;
+    let accounts = fx.resource_at(&api, "/accounts").await.unwrap();
+    fx.apigateway
+        .put_integration()
+        .rest_api_id(&api)
+        .resource_id(accounts.id.unwrap())
+        .http_method("ANY")
+        .r#type(aws_sdk_apigateway::types::IntegrationType::AwsProxy)
+        .integration_http_method("POST")
+        .uri(fx.lambda_uri(&elsewhere))
+        .send()
+        .await
+        .unwrap();
+    support::write_manifest(
+        dir.path(),
+        "extra.yaml",
+        &mount_yaml("extra", "/extra", "account-service", "  proxy: false\n"),
+    );
+    daemon
+        .wait_for("the drift corrected", DEADLINE, || async {
+            (counter("apimount_drift_corrections_total") >= 1.0).then_some(())
+        })
+        .await;
+    assert_eq!(counter("apimount_orphans_removed_total"), 0.0);
+    // A manifest removed: its route's objects are counted as they go.
+    std::fs::remove_file(dir.path().join("extra.yaml")).unwrap();
+    daemon
+        .wait_for("the orphan removed", DEADLINE, || async {
+            (counter("apimount_orphans_removed_total") >= 1.0).then_some(())
+        })
+        .await;
+    assert!(fx.resource_at(&api, "/extra").await.is_none());
 
     let (status, body) = daemon.get("/healthz").expect("/healthz answers");
     assert_eq!((status, body.trim()), (200, "ok"));

@@ -506,7 +506,7 @@ async fn a_deployment_aws_refuses_is_blocked_not_retried() {
     assert!(table.contains_key("/e") && table.contains_key("/f"));
     let status = d.terminate();
     assert!(status.success(), "{status}");
-    assert_eq!(proxy.stats().refused(), 0, "{}", proxy.stats());
+    proxy.stats().assert_nothing_refused();
 }
 
 /// A pass that finds the gateway in line with the manifests makes no write
@@ -553,5 +553,5 @@ async fn a_pass_that_finds_nothing_to_do_writes_nothing() {
         "a pass with nothing to do wrote: {writes:?}\n{}",
         show(&out)
     );
-    assert_eq!(proxy.stats().refused(), 0, "{}", proxy.stats());
+    proxy.stats().assert_nothing_refused();
 }

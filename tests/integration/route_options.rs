@@ -265,7 +265,7 @@ async fn each_option_is_applied_in_sync_and_healed_on_moto() {
     );
     let out = apply();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(proxy.stats().refused(), 0, "nothing AWS would refuse");
+    proxy.stats().assert_nothing_refused();
 
     // The preflight: MOCK, owned, on both routes, with the headers.
     let table = fx.route_table(&api).await;

@@ -382,6 +382,21 @@ impl FaultStats {
         self.refusals.values().sum()
     }
 
+    /// That the strict layer judged the run and found nothing AWS would
+    /// refuse: it looked (lookups > 0), every look succeeded (a failed one
+    /// waves the call through unchecked), and it refused nothing.
+    pub fn assert_nothing_refused(&self) {
+        assert!(
+            self.strict_lookups > 0,
+            "the strict layer never looked: {self}"
+        );
+        assert_eq!(
+            self.strict_lookup_errors, 0,
+            "calls went through unchecked: {self}"
+        );
+        assert_eq!(self.refused(), 0, "refused what AWS refuses: {self}");
+    }
+
     /// Answers lost after forwarding.
     pub fn lost_answers(&self) -> usize {
         self.lost.values().sum()

@@ -295,10 +295,13 @@ fn ls_apply(fx: &LocalStackFixture<'_>, dir: &Path, api: &str, endpoint: &str) -
 
 /// The body of GET `path` on the stage says whether the stage has the route.
 fn served(fx: &LocalStackFixture<'_>, api: &str, path: &str) -> bool {
-    let (status, body) = fx
-        .localstack
-        .stage_get(api, STAGE, path)
-        .unwrap_or((0, String::new()));
+    // No answer at all says nothing about the route: it fails the test.
+    let Some((status, body)) = fx.localstack.stage_get(api, STAGE, path) else {
+        panic!(
+            "LocalStack did not answer GET {path} on stage {STAGE}; log tail:\n{}",
+            fx.localstack.log_tail(30)
+        )
+    };
     // No route: 403 "Missing Authentication Token" (or 404). Anything else
     // (the Lambda cannot run here: 5xx; an API key now required: 403
     // "Forbidden") means the stage has the route.

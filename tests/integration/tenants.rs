@@ -196,6 +196,8 @@ async fn a_copy_never_displaces_the_live_mount_and_a_rename_takes_over() {
     );
     let plan = w.run("plan", false);
     assert_exit_code(&plan, 0);
+    // All of it was judged by AWS's rules: the strict layer looked.
+    assert!(w.fx.strict_stats().strict_lookups > 0);
 }
 
 #[tokio::test]

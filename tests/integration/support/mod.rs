@@ -237,6 +237,37 @@ pub struct Fixture {
     role_arn: OnceCell<String>,
     // AWS config/credentials paths handed to apimount; never created.
     no_such_aws_dir: PathBuf,
+    /// The strict layer apimount talks to by default: it refuses what AWS
+    /// refuses and moto accepts (see `faults::Refusal`). The test's own SDK
+    /// clients talk to moto directly.
+    strict: faults::FaultProxy,
+}
+
+impl Drop for Fixture {
+    /// A test that passed must not have been judged by moto's rules: the
+    /// strict layer refused nothing apimount sent (but the removal of a
+    /// method setting, which moto cannot do and apimount works around), and
+    /// no call went through unchecked because a look-up failed.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let stats = self.strict.stats();
+        let refused: usize = stats
+            .refusals
+            .iter()
+            .filter(|(r, _)| **r != faults::Refusal::SettingRemoval)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(
+            refused, 0,
+            "apimount sent what AWS refuses (the strict layer said no): {stats}"
+        );
+        assert_eq!(
+            stats.strict_lookup_errors, 0,
+            "calls went to moto unchecked: {stats}"
+        );
+    }
 }
 
 impl Fixture {
@@ -259,7 +290,17 @@ impl Fixture {
             .load()
             .await;
         let no_such_aws_dir = emulator.scratch_dir().join("no-such-aws-config");
+        let strict = faults::FaultProxy::start(
+            &emulator.endpoint(),
+            faults::FaultConfig {
+                fault_rate: 0.0,
+                delay_rate: 0.0,
+                strict: true,
+                ..faults::FaultConfig::default()
+            },
+        );
         Fixture {
+            strict,
             apigateway: aws_sdk_apigateway::Client::new(&sdk_config),
             lambda: aws_sdk_lambda::Client::new(&sdk_config),
             iam: aws_sdk_iam::Client::new(&sdk_config),
@@ -275,8 +316,21 @@ impl Fixture {
         &self.sdk_config
     }
 
+    /// The emulator itself (moto's rules): for the test's own clients and
+    /// proxies.
     pub fn endpoint(&self) -> String {
         self.emulator.endpoint()
+    }
+
+    /// What apimount talks to by default: the strict layer in front of the
+    /// emulator (AWS's rules).
+    pub fn strict_endpoint(&self) -> String {
+        self.strict.url()
+    }
+
+    /// What the default strict layer saw so far.
+    pub fn strict_stats(&self) -> faults::FaultStats {
+        self.strict.stats()
     }
 
     /// Creates a DynamoDB table with the string key `id`, as `--lease-table`
@@ -703,7 +757,7 @@ impl Fixture {
                 cmd.env_remove(&key);
             }
         }
-        cmd.env("AWS_ENDPOINT_URL", self.endpoint())
+        cmd.env("AWS_ENDPOINT_URL", self.strict_endpoint())
             .env("AWS_REGION", REGION)
             .env("AWS_DEFAULT_REGION", REGION)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)

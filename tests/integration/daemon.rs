@@ -1364,3 +1364,189 @@ async fn a_manifest_change_reads_only_new_functions_and_a_resync_reads_all() {
         )
         .await;
 }
+
+/// SIGTERM or SIGINT while a pass is held half-way (every PutMethod held
+/// 2 s by the proxy): the daemon stops between two calls and exits 0, and
+/// the next start converges and deploys what is left.
+#[tokio::test]
+async fn a_signal_during_a_pass_stops_it_cleanly_and_the_next_start_converges() {
+    use crate::support::faults::{FaultConfig, FaultProxy, Rule, RuleAction};
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("signals").await;
+    fx.create_function("sig-fn").await;
+    let dir = manifest_dir();
+    for signal in ["TERM", "INT"] {
+        for i in 0..4 {
+            support::write_manifest(
+                dir.path(),
+                &format!("{signal}-{i}.yaml"),
+                &mount_yaml(
+                    &format!("{}-{i}", signal.to_lowercase()),
+                    &format!("/{}/{i}", signal.to_lowercase()),
+                    "sig-fn",
+                    "",
+                ),
+            );
+        }
+        let proxy = FaultProxy::start(
+            &fx.endpoint(),
+            FaultConfig {
+                fault_rate: 0.0,
+                delay_rate: 0.0,
+                strict: true,
+                rules: vec![Rule {
+                    operation: "apigateway:PutMethod".into(),
+                    path_contains: None,
+                    action: RuleAction::Delay(Duration::from_secs(2)),
+                    times: None,
+                }],
+                ..FaultConfig::default()
+            },
+        );
+        let mut cmd = fx.apimount_command(["run"]);
+        cmd.env("AWS_ENDPOINT_URL", proxy.url());
+        let mut d = Daemon::start_command(
+            cmd,
+            &[
+                "--manifests",
+                dir.path().to_str().unwrap(),
+                "--rest-api-id",
+                &api,
+                "--resync-interval",
+                "600s",
+            ],
+        );
+        d.wait_for("a PutMethod held", DEADLINE, || async {
+            (proxy.ruled() >= 1).then_some(())
+        })
+        .await;
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &d.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let started = Instant::now();
+        let status = d
+            .wait_for_exit(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("no exit after SIG{signal}\n{}", d.stderr()));
+        assert_eq!(status.code(), Some(0), "SIG{signal}\n{}", d.stderr());
+        // Between two calls: at most the held call and one more.
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "stopped after {:?}",
+            started.elapsed()
+        );
+        let held = proxy.ruled();
+        assert!(
+            held < 8,
+            "the pass went on after SIG{signal}: {held} PutMethods"
+        );
+        proxy.stats().assert_nothing_refused();
+        // The next start (a one-shot pass here) finishes the job.
+        let out = fx.apimount(&[
+            "apply",
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--pacing",
+            "off",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", support::show(&out));
+        let table = routes(&fx, &api).await;
+        for i in 0..4 {
+            let path = format!("/{}/{i}", signal.to_lowercase());
+            assert!(table.contains_key(&path), "{path}");
+        }
+        let plan = fx.apimount(&[
+            "plan",
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+        ]);
+        assert_eq!(plan.status.code(), Some(0), "{}", support::show(&plan));
+    }
+}
+
+/// A source that cannot be read (the manifest folder removed) is a pass
+/// skipped: no write call reaches AWS, every route stays, and the pass is
+/// counted as `source_error`.
+#[tokio::test]
+async fn a_source_that_cannot_be_read_deletes_nothing() {
+    use crate::support::faults::{FaultConfig, FaultProxy};
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("unreadable-source").await;
+    fx.create_function("src-fn").await;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("manifests");
+    for name in ["one", "two"] {
+        support::write_manifest(
+            &dir,
+            &format!("{name}.yaml"),
+            &mount_yaml(name, &format!("/{name}"), "src-fn", ""),
+        );
+    }
+    let proxy = FaultProxy::start(
+        &fx.endpoint(),
+        FaultConfig {
+            fault_rate: 0.0,
+            delay_rate: 0.0,
+            strict: true,
+            ..FaultConfig::default()
+        },
+    );
+    let mut cmd = fx.apimount_command(["run"]);
+    cmd.env("AWS_ENDPOINT_URL", proxy.url());
+    let mut d = Daemon::start_command(
+        cmd,
+        &[
+            "--manifests",
+            dir.to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--resync-interval",
+            "2s",
+        ],
+    );
+    d.wait_ready().await;
+    let before = routes(&fx, &api).await;
+    assert!(before.contains_key("/one") && before.contains_key("/two"));
+    let deployed = fx.stage_deployment(&api, "prod").await;
+    proxy.take_calls();
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    let source_errors = |d: &Daemon| {
+        let (_, body) = d.get("/metrics").expect("/metrics");
+        metric(
+            &parse_metrics(&body),
+            "apimount_passes_total",
+            &[("result", "source_error")],
+        )
+        .unwrap_or(0.0)
+    };
+    d.wait_for("two passes skipped", DEADLINE, || async {
+        (source_errors(&d) >= 2.0).then_some(())
+    })
+    .await;
+    let writes: Vec<String> = proxy
+        .take_calls()
+        .into_iter()
+        .map(|(_, op)| op)
+        .filter(|op| !(op.contains(":Get") || op.contains(":List")))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "writes after the folder went: {writes:?}"
+    );
+    assert_eq!(routes(&fx, &api).await, before);
+    assert_eq!(fx.stage_deployment(&api, "prod").await, deployed);
+    assert!(
+        !d.lines_with("manifest source unreadable").is_empty(),
+        "{}",
+        d.stderr()
+    );
+    let status = d.terminate();
+    assert!(status.success(), "{status}");
+    proxy.stats().assert_nothing_refused();
+}

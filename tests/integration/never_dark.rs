@@ -558,3 +558,96 @@ async fn a_pass_that_finds_nothing_to_do_writes_nothing() {
     );
     proxy.stats().assert_nothing_refused();
 }
+
+/// A deployment AWS would refuse (a method of another tool without an
+/// integration) is blocked before it is sent, through the strict layer:
+/// `apply` exits 1 naming the method, no CreateDeployment reaches AWS, the
+/// stage keeps its deployment, `wait` exits 1 with the reason; once the
+/// method is fixed the next pass deploys and `wait` exits 0.
+#[tokio::test]
+async fn deploy_blocked_end_to_end() {
+    let fx = Fixture::start().await;
+    let (api, root) = fx.create_rest_api("shared").await;
+    fx.create_function("nd-b").await;
+    let dir = manifest_dir();
+    write_manifest(
+        dir.path(),
+        "a.yaml",
+        &mount_yaml("a", "/a", "nd-b", "  proxy: false\n"),
+    );
+    let args = |verb: &'static str| {
+        vec![
+            verb.to_string(),
+            "--manifests".into(),
+            dir.path().to_str().unwrap().to_string(),
+            "--rest-api-id".into(),
+            api.clone(),
+            "--pacing".into(),
+            "off".into(),
+        ]
+    };
+    let run = |verb: &'static str, more: &[&str]| {
+        let mut a = args(verb);
+        a.extend(more.iter().map(|s| s.to_string()));
+        fx.apimount_command(&a).output().unwrap()
+    };
+    assert_eq!(run("apply", &[]).status.code(), Some(0));
+    let deployed = fx.stage_deployment(&api, STAGE).await;
+    // Another tool's method, put without an integration.
+    let hand = fx.create_resource(&api, &root, "hand").await;
+    fx.apigateway
+        .put_method()
+        .rest_api_id(&api)
+        .resource_id(&hand)
+        .http_method("GET")
+        .authorization_type("NONE")
+        .send()
+        .await
+        .unwrap();
+    write_manifest(
+        dir.path(),
+        "b.yaml",
+        &mount_yaml("b", "/b", "nd-b", "  proxy: false\n"),
+    );
+    let out = run("apply", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("DeployBlocked") && text.contains("GET /hand has no integration"),
+        "{text}"
+    );
+    assert_eq!(fx.stage_deployment(&api, STAGE).await, deployed);
+    assert_eq!(
+        fx.strict_stats().refusals[&Refusal::NoIntegration],
+        0,
+        "a CreateDeployment AWS refuses was sent"
+    );
+    let b = dir.path().join("b.yaml");
+    let b = b.to_str().unwrap();
+    let out = run("wait", &["--file", b, "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("DeployBlocked"),
+        "{}",
+        show(&out)
+    );
+    // Fixed by its owner: the next pass deploys.
+    fx.apigateway
+        .put_integration()
+        .rest_api_id(&api)
+        .resource_id(&hand)
+        .http_method("GET")
+        .r#type(aws_sdk_apigateway::types::IntegrationType::Mock)
+        .send()
+        .await
+        .unwrap();
+    let out = run("apply", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_ne!(fx.stage_deployment(&api, STAGE).await, deployed);
+    let out = run("wait", &["--file", b, "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}

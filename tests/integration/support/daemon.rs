@@ -106,6 +106,24 @@ impl Daemon {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit by itself (after a
+    /// signal the test sent); `None` if it is still running.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.lock().unwrap().try_wait().expect("poll") {
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
+                return Some(s);
+            }
+            if start.elapsed() >= timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGTERM and waits up to `EXIT_DEADLINE` for the exit; then waits
     /// for the stderr reader so every line is collected.
     pub fn terminate(&mut self) -> ExitStatus {

@@ -823,15 +823,7 @@ impl Reconciler {
         report.stage_behind = decision == Deploy::Deferred;
         if let (Deploy::Blocked, Some(why)) = (decision, blocked) {
             tracing::warn!(reason = Reason::DeployBlocked.as_str(), detail = %why, "deployment blocked; the stage keeps serving its last deployment");
-            report.deploy_pending = true;
-            report.deploy_blocked = true;
-            report.deploy_error = Some(format!("{}: {why}", Reason::DeployBlocked));
-            for m in &mut report.mounts {
-                if m.state == State::Ready {
-                    m.state = State::Progressing;
-                    m.problem = Some(Problem::new(Reason::DeployBlocked, why.clone()));
-                }
-            }
+            deploy_blocked(report, why);
         }
         match deployed {
             Some(Ok(id)) => report.deployment = Some(id),
@@ -845,15 +837,7 @@ impl Reconciler {
             {
                 let why = format!("AWS refused the deployment: {}", chain(&e));
                 tracing::warn!(reason = Reason::DeployBlocked.as_str(), detail = %why, "deployment refused; the stage keeps serving its last deployment");
-                report.deploy_pending = true;
-                report.deploy_blocked = true;
-                report.deploy_error = Some(format!("{}: {why}", Reason::DeployBlocked));
-                for m in &mut report.mounts {
-                    if m.state == State::Ready {
-                        m.state = State::Progressing;
-                        m.problem = Some(Problem::new(Reason::DeployBlocked, why.clone()));
-                    }
-                }
+                deploy_blocked(report, why);
             }
             Some(Err(e)) => {
                 report.deploy_pending = true;
@@ -935,6 +919,21 @@ impl Reconciler {
             .point_stage(&t.rest_api_id, &t.stage, &id, stage.is_some())
             .await?;
         Ok(id)
+    }
+}
+
+/// A pass whose deployment is blocked (by apimount, or refused by AWS):
+/// the stage keeps its deployment, and the mounts in line wait for it with
+/// the reason. It is not retried until something changes.
+fn deploy_blocked(report: &mut PassReport, why: String) {
+    report.deploy_pending = true;
+    report.deploy_blocked = true;
+    report.deploy_error = Some(format!("{}: {why}", Reason::DeployBlocked));
+    for m in &mut report.mounts {
+        if m.state == State::Ready {
+            m.state = State::Progressing;
+            m.problem = Some(Problem::new(Reason::DeployBlocked, why.clone()));
+        }
     }
 }
 

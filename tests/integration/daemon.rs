@@ -1370,7 +1370,7 @@ async fn a_manifest_change_reads_only_new_functions_and_a_resync_reads_all() {
 /// the next start converges and deploys what is left.
 #[tokio::test]
 async fn a_signal_during_a_pass_stops_it_cleanly_and_the_next_start_converges() {
-    use crate::support::faults::{FaultConfig, FaultProxy, Rule, RuleAction};
+    use crate::support::faults::{FaultProxy, Rule, RuleAction};
     let fx = Fixture::start().await;
     let (api, _) = fx.create_rest_api("signals").await;
     fx.create_function("sig-fn").await;
@@ -1388,20 +1388,14 @@ async fn a_signal_during_a_pass_stops_it_cleanly_and_the_next_start_converges() 
                 ),
             );
         }
-        let proxy = FaultProxy::start(
+        let proxy = FaultProxy::strict(
             &fx.endpoint(),
-            FaultConfig {
-                fault_rate: 0.0,
-                delay_rate: 0.0,
-                strict: true,
-                rules: vec![Rule {
-                    operation: "apigateway:PutMethod".into(),
-                    path_contains: None,
-                    action: RuleAction::Delay(Duration::from_secs(2)),
-                    times: None,
-                }],
-                ..FaultConfig::default()
-            },
+            vec![Rule {
+                operation: "apigateway:PutMethod".into(),
+                path_contains: None,
+                action: RuleAction::Delay(Duration::from_secs(2)),
+                times: None,
+            }],
         );
         let mut cmd = fx.apimount_command(["run"]);
         cmd.env("AWS_ENDPOINT_URL", proxy.url());
@@ -1474,7 +1468,7 @@ async fn a_signal_during_a_pass_stops_it_cleanly_and_the_next_start_converges() 
 /// counted as `source_error`.
 #[tokio::test]
 async fn a_source_that_cannot_be_read_deletes_nothing() {
-    use crate::support::faults::{FaultConfig, FaultProxy};
+    use crate::support::faults::FaultProxy;
     let fx = Fixture::start().await;
     let (api, _) = fx.create_rest_api("unreadable-source").await;
     fx.create_function("src-fn").await;
@@ -1487,15 +1481,7 @@ async fn a_source_that_cannot_be_read_deletes_nothing() {
             &mount_yaml(name, &format!("/{name}"), "src-fn", ""),
         );
     }
-    let proxy = FaultProxy::start(
-        &fx.endpoint(),
-        FaultConfig {
-            fault_rate: 0.0,
-            delay_rate: 0.0,
-            strict: true,
-            ..FaultConfig::default()
-        },
-    );
+    let proxy = FaultProxy::strict(&fx.endpoint(), Vec::new());
     let mut cmd = fx.apimount_command(["run"]);
     cmd.env("AWS_ENDPOINT_URL", proxy.url());
     let mut d = Daemon::start_command(

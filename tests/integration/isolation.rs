@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use crate::support::daemon::{Daemon, DEADLINE};
-use crate::support::faults::{FaultConfig, FaultProxy};
+use crate::support::faults::FaultProxy;
 use crate::support::logs::{metric, parse_metrics};
 use crate::support::{
     assert_exit_code, assert_success, mount_yaml, show, stderr, stdout, untagged, write_manifest,
@@ -51,15 +51,7 @@ impl Bench {
         let (api, _) = fx.create_rest_api("shared").await;
         fx.create_function("account-service").await;
         fx.create_function("payment-service").await;
-        let proxy = FaultProxy::start(
-            &fx.endpoint(),
-            FaultConfig {
-                fault_rate: 0.0,
-                delay_rate: 0.0,
-                strict: true,
-                ..FaultConfig::default()
-            },
-        );
+        let proxy = FaultProxy::strict(&fx.endpoint(), Vec::new());
         let root = tempfile::tempdir().expect("tempdir");
         for t in ["accounts", "payments"] {
             std::fs::create_dir_all(root.path().join("manifests").join(t)).unwrap();

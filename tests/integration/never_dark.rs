@@ -15,16 +15,7 @@ use crate::support::{manifest_dir, mount_yaml, show, write_manifest, Fixture};
 const STAGE: &str = "prod";
 
 fn strict(fx_endpoint: &str, rules: Vec<Rule>) -> FaultProxy {
-    FaultProxy::start(
-        fx_endpoint,
-        FaultConfig {
-            fault_rate: 0.0,
-            delay_rate: 0.0,
-            strict: true,
-            rules,
-            ..FaultConfig::default()
-        },
-    )
+    FaultProxy::strict(fx_endpoint, rules)
 }
 
 fn apply(fx: &Fixture, dir: &Path, api: &str, proxy: &FaultProxy) -> Output {

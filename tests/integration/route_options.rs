@@ -24,7 +24,7 @@ use std::process::Output;
 use aws_sdk_apigateway::types::{MethodSetting, Op, PatchOperation};
 use aws_sdk_apigateway::Client;
 
-use crate::support::faults::{FaultConfig, FaultProxy, Refusal};
+use crate::support::faults::{FaultProxy, Refusal};
 use crate::support::localstack::{self, LocalStackFixture};
 use crate::support::{
     http_request, manifest_dir, mount_yaml, show, stdout, write_manifest, Fixture,
@@ -47,15 +47,7 @@ const OPTIONS: &str = "  cors:
 const OUR_KEYS: [&str; 2] = ["~1accounts/ANY", "~1accounts~1{proxy+}/ANY"];
 
 fn strict(endpoint: &str) -> FaultProxy {
-    FaultProxy::start(
-        endpoint,
-        FaultConfig {
-            fault_rate: 0.0,
-            delay_rate: 0.0,
-            strict: true,
-            ..FaultConfig::default()
-        },
-    )
+    FaultProxy::strict(endpoint, Vec::new())
 }
 
 fn run(mut cmd: std::process::Command, endpoint: &str) -> Output {

@@ -580,6 +580,21 @@ fn ppm(rate: f64) -> u32 {
 impl FaultProxy {
     /// Starts a proxy on a free loopback port in front of `upstream`
     /// (`http://127.0.0.1:PORT`, the emulator's endpoint).
+    /// A proxy that only judges by AWS's rules: no faults, no delays, the
+    /// strict layer on, and these rules.
+    pub fn strict(upstream: &str, rules: Vec<Rule>) -> FaultProxy {
+        FaultProxy::start(
+            upstream,
+            FaultConfig {
+                fault_rate: 0.0,
+                delay_rate: 0.0,
+                strict: true,
+                rules,
+                ..FaultConfig::default()
+            },
+        )
+    }
+
     pub fn start(upstream: &str, config: FaultConfig) -> FaultProxy {
         let upstream: SocketAddr = upstream
             .trim_start_matches("http://")

@@ -290,15 +290,7 @@ impl Fixture {
             .load()
             .await;
         let no_such_aws_dir = emulator.scratch_dir().join("no-such-aws-config");
-        let strict = faults::FaultProxy::start(
-            &emulator.endpoint(),
-            faults::FaultConfig {
-                fault_rate: 0.0,
-                delay_rate: 0.0,
-                strict: true,
-                ..faults::FaultConfig::default()
-            },
-        );
+        let strict = faults::FaultProxy::strict(&emulator.endpoint(), Vec::new());
         Fixture {
             strict,
             apigateway: aws_sdk_apigateway::Client::new(&sdk_config),

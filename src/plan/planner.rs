@@ -55,6 +55,9 @@ struct Claims<'a> {
     /// Mounts whose existing routes stay as they are: invalid manifests,
     /// blocked mounts, and removals the mass-deletion guard holds back.
     kept: BTreeSet<MountId>,
+    /// Why its own tenant refuses each desired mount (by index), if it
+    /// does: decided once, for the budget and for the mount's plan.
+    refusals: Vec<Option<Problem>>,
     /// Desired mounts (by index) that would take their tenant over its
     /// `maxResources`, decided for all of them first (see [`over_budget`]).
     over_budget: BTreeMap<usize, Problem>,
@@ -74,10 +77,16 @@ struct Claims<'a> {
 
 impl<'a> Claims<'a> {
     fn new(input: &'a PlanInput<'a>) -> Claims<'a> {
+        let refusals: Vec<Option<Problem>> = input
+            .mounts
+            .iter()
+            .map(|d| input.tenancy.and_then(|p| tenant_refusal(p, input, d)))
+            .collect();
         Claims {
             input,
             kept: input.retained.clone(),
-            over_budget: over_budget(input),
+            over_budget: over_budget(input, &refusals),
+            refusals,
             undelegated: BTreeSet::new(),
             creating: BTreeSet::new(),
             claimed: BTreeSet::new(),
@@ -119,12 +128,12 @@ impl<'a> Claims<'a> {
     /// may do, its resource budget included. Decided before any change is
     /// planned, so a refused mount costs no write call.
     fn within_tenancy(&self, index: usize, desired: &DesiredMount) -> Result<(), Problem> {
-        let Some(policy) = self.input.tenancy else {
+        if self.input.tenancy.is_none() {
             return Ok(());
-        };
+        }
         desired.function.as_ref().map_err(Clone::clone)?;
-        if let Some(p) = tenant_refusal(policy, self.input, desired) {
-            return Err(p);
+        if let Some(p) = &self.refusals[index] {
+            return Err(p.clone());
         }
         match self.over_budget.get(&index) {
             Some(p) => Err(p.clone()),
@@ -462,7 +471,7 @@ fn live_resources(input: &PlanInput<'_>) -> BTreeMap<MountId, BTreeSet<String>> 
 /// lowered since); then newcomers, in file order, while they fit. So no
 /// newcomer can push a live mount out, and a tenant is never above its
 /// budget after a pass it was within before.
-fn over_budget(input: &PlanInput<'_>) -> BTreeMap<usize, Problem> {
+fn over_budget(input: &PlanInput<'_>, refusals: &[Option<Problem>]) -> BTreeMap<usize, Problem> {
     let mut out = BTreeMap::new();
     let Some(policy) = input.tenancy else {
         return out;
@@ -513,8 +522,7 @@ fn over_budget(input: &PlanInput<'_>) -> BTreeMap<usize, Problem> {
             if !ours(&id) {
                 continue;
             }
-            let applies = tenant_refusal(policy, input, d).is_none()
-                && plan_mount(input, d, &mut scratch).is_ok();
+            let applies = refusals[i].is_none() && plan_mount(input, d, &mut scratch).is_ok();
             if !applies {
                 used.extend(live_of(&id).iter().cloned());
             } else if live.contains_key(&id) {

@@ -54,6 +54,26 @@ pub fn delegate_of<'p>(policy: &'p TenantPolicy, path: &str) -> Option<&'p Tenan
         .map(|(_, t)| t)
 }
 
+/// Whether deciding `mount` needs the names of the API's authorizers: it
+/// names an authorizer that its tenant does not list by id, and the tenant
+/// lists some (which may be names). Otherwise the ids alone decide, and the
+/// API's authorizers need not be read.
+pub fn needs_authorizer_names(policy: &TenantPolicy, mount: &Mount) -> bool {
+    let Some(id) = mount
+        .authorization
+        .needs_authorizer()
+        .then_some(mount.authorizer_id.as_deref())
+        .flatten()
+    else {
+        return false;
+    };
+    mount
+        .tenant
+        .as_deref()
+        .and_then(|t| tenant(policy, t))
+        .is_some_and(|t| !t.authorizers.is_empty() && !t.authorizers.iter().any(|a| a == id))
+}
+
 /// Whether `path` is delegated to the tenant named `tenant`.
 pub fn is_delegated(policy: &TenantPolicy, tenant: &str, path: &str) -> bool {
     delegate_of(policy, path).is_some_and(|t| t.name == tenant)
@@ -663,6 +683,16 @@ tenants:
                 assert_eq!(e.field, Some("spec.authorizerId"));
             }
         }
+        // The API's names are read only when an id is not listed as it is.
+        let mut named = custom("/team", "zzz999");
+        named.tenant = Some("team".into());
+        let mut by_id = custom("/team", "abc123");
+        by_id.tenant = Some("team".into());
+        let mut bare_mount = custom("/bare", "abc123");
+        bare_mount.tenant = Some("bare".into());
+        assert!(needs_authorizer_names(&p, &named));
+        assert!(!needs_authorizer_names(&p, &by_id));
+        assert!(!needs_authorizer_names(&p, &bare_mount));
         // `apimount validate` cannot read names: only a tenant with none is refused.
         assert!(check_static(&p, team, &custom("/team", "open00")).is_ok());
         assert_eq!(

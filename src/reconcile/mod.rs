@@ -61,6 +61,7 @@ use crate::plan::model::{ObservedApi, ObservedStage};
 use crate::plan::names::{
     deployment_description, fingerprint_in_description, managed_mounts, owner_fingerprint,
 };
+use crate::plan::tenancy;
 use crate::plan::warnings::quota_warnings;
 use crate::plan::{
     self, admission, DesiredMount, MountAction, Plan, PlanInput, Problem, Reason, State,
@@ -324,11 +325,14 @@ impl Reconciler {
             .map(|f| async move { (f, self.inspect_with(f, reads).await) })
             .buffered(4)
             .collect::<BTreeMap<&FunctionRef, Inspected>>();
-        // Authorizer names are read only where a tenant delegates authorizers.
-        let names = snap
-            .tenancy
-            .as_ref()
-            .is_some_and(|p| p.tenants.iter().any(|t| !t.authorizers.is_empty()));
+        // Authorizer names are read only when a mount's authorizer may be
+        // listed by name (not for every pass of a policy with authorizers,
+        // nor for every look `apimount wait` takes).
+        let names = snap.tenancy.as_ref().is_some_and(|p| {
+            snap.mounts
+                .iter()
+                .any(|m| tenancy::needs_authorizer_names(p, m))
+        });
         let authorizers = async {
             match names {
                 true => self.aws.authorizer_names(&t.rest_api_id).await.map(Some),
@@ -485,7 +489,7 @@ impl Reconciler {
             retained: &desired.retained,
             held: &snap.held,
             policies: &policies.ours,
-            delete_limits: &self.delete_limits(api, snap),
+            delete_limits: &delete_limits(api, owner, snap, &t.delete_limit),
             tenancy: snap.tenancy.as_deref(),
             abandoned: &abandoned,
         };
@@ -499,11 +503,6 @@ impl Reconciler {
             deployed: self.deployed_fingerprint(stage).await,
             journaled,
         }
-    }
-
-    /// The mass-deletion guard's limit for each tenant (see [`delete_limits`]).
-    fn delete_limits(&self, api: &ObservedApi, snap: &Snapshot) -> BTreeMap<Option<String>, usize> {
-        delete_limits(api, &self.target.owner, snap, &self.target.delete_limit)
     }
 
     /// Plan mode ends here: the report says what a pass would do.

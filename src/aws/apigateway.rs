@@ -13,18 +13,11 @@ use super::pacing::Op as Paced;
 use super::{Aws, AwsError, AwsErrorKind};
 use crate::manifest::HttpMethod;
 use crate::plan::model::{
-    IntegrationResponse, MethodResponses, MethodSettings, Methods, ObservedApi,
+    Behaviour, IntegrationResponse, MethodResponses, MethodSettings, Methods, ObservedApi,
     ObservedIntegration, ObservedMethod, ObservedResource, ObservedStage, Rate, StageMethodSetting,
 };
 
-/// One patch operation on the stage's method settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StagePatch {
-    /// `replace {path} {value}`.
-    Replace(String, String),
-    /// `remove {path}`.
-    Remove(String),
-}
+pub use crate::plan::stage_settings::StagePatch;
 
 impl Aws {
     /// The whole API: every resource with its methods and integrations, paged.
@@ -387,12 +380,13 @@ impl Aws {
 
     /// Changes the stage's method settings: one UpdateStage whose patch
     /// operations name only the keys given (never `*/*` or another key).
+    /// Answers with the method settings of the stage as the backend left it.
     pub async fn patch_stage_settings(
         &self,
         api_id: &str,
         stage: &str,
         patches: &[StagePatch],
-    ) -> Result<(), AwsError> {
+    ) -> Result<BTreeMap<String, StageMethodSetting>, AwsError> {
         self.pacer.take(Paced::ApiGateway).await;
         let ops: Vec<PatchOperation> = patches
             .iter()
@@ -407,7 +401,8 @@ impl Aws {
                 }
             })
             .collect();
-        self.apigw
+        let out = self
+            .apigw
             .update_stage()
             .rest_api_id(api_id)
             .stage_name(stage)
@@ -415,7 +410,12 @@ impl Aws {
             .send()
             .await
             .map_err(|e| map_err("apigateway:UpdateStage", e))?;
-        Ok(())
+        Ok(out
+            .method_settings()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), stage_method_setting(v)))
+            .collect())
     }
 
     /// Patches a method in place: `(path, value)` replace operations such as
@@ -610,13 +610,23 @@ fn method_responses(m: Option<&HashMap<String, MethodResponse>>) -> MethodRespon
 }
 
 fn stage_method_setting(m: &MethodSetting) -> StageMethodSetting {
+    let default = Behaviour::default();
     StageMethodSetting {
         rate_limit: Rate(m.throttling_rate_limit()),
         burst_limit: m.throttling_burst_limit(),
-        logging_level: m.logging_level().map(str::to_string),
-        data_trace: m.data_trace_enabled(),
-        metrics: m.metrics_enabled(),
-        caching: m.caching_enabled(),
+        behaviour: Behaviour {
+            logging_level: m.logging_level().unwrap_or("OFF").to_string(),
+            data_trace: m.data_trace_enabled(),
+            metrics: m.metrics_enabled(),
+            caching: m.caching_enabled(),
+            cache_ttl_seconds: m.cache_ttl_in_seconds(),
+            cache_encrypted: m.cache_data_encrypted(),
+            cache_requires_authorization: m.require_authorization_for_cache_control(),
+            cache_unauthorized_strategy: m
+                .unauthorized_cache_control_header_strategy()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or(default.cache_unauthorized_strategy),
+        },
     }
 }
 

@@ -142,7 +142,6 @@ pub struct Aws {
     /// Set once the backend has shown it cannot remove a stage's
     /// method-settings key (an emulator): throttling is then reset to "no
     /// override" instead.
-    no_setting_removal: Arc<AtomicBool>,
     /// GetResources pages the last read of the API took.
     api_pages: Arc<AtomicUsize>,
 }
@@ -164,7 +163,6 @@ impl Aws {
             region,
             pacer: Arc::new(Pacer::aws_quotas()),
             no_patching: Arc::new(AtomicBool::new(false)),
-            no_setting_removal: Arc::new(AtomicBool::new(false)),
             api_pages: Arc::new(AtomicUsize::new(1)),
         })
     }
@@ -188,18 +186,6 @@ impl Aws {
     /// Whether UpdateMethod and UpdateIntegration are known not to work here.
     pub fn patching_unsupported(&self) -> bool {
         self.no_patching.load(Ordering::Relaxed)
-    }
-
-    /// Whether removing a stage's method-settings key is known not to work here.
-    pub fn setting_removal_unsupported(&self) -> bool {
-        self.no_setting_removal.load(Ordering::Relaxed)
-    }
-
-    /// Remembers that the backend cannot remove a method-settings key.
-    pub fn note_setting_removal_unsupported(&self) {
-        if !self.no_setting_removal.swap(true, Ordering::Relaxed) {
-            tracing::info!("the API Gateway backend cannot remove a stage's method-settings key (an emulator); a route's throttling is reset to no override instead, which leaves an entry that changes nothing");
-        }
     }
 
     /// Remembers that the backend cannot patch (it answered NotImplemented).

@@ -19,11 +19,14 @@ pub fn render_invalid(errors: &[ManifestError]) -> String {
 /// One line per change, with its failure if it failed.
 fn render_outcomes(s: &mut String, changes: &[ChangeOutcome]) {
     for c in changes {
-        match &c.error {
-            None => {
+        match (&c.error, &c.note) {
+            (None, None) => {
                 let _ = writeln!(s, "  {}", c.change);
             }
-            Some(e) => {
+            (None, Some(n)) => {
+                let _ = writeln!(s, "  {}  ({n})", c.change);
+            }
+            (Some(e), _) => {
                 let _ = writeln!(s, "  {}  FAILED: {e}", c.change);
             }
         }

@@ -3,9 +3,10 @@
 
 use std::fmt;
 
-use super::model::{MethodSettings, ResolvedFunction};
+use super::model::{Behaviour, MethodSettings, Rate, ResolvedFunction};
 use super::model::{Methods, ObservedApi, ObservedIntegration, ObservedMethod, ObservedResource};
-use super::route_options::{Inherited, Preflight};
+use super::route_options::Preflight;
+use super::stage_settings::describe_throttling;
 use crate::manifest::{HttpMethod, Throttle};
 
 /// One change to the gateway or to a function's policy.
@@ -48,25 +49,26 @@ pub enum Change {
         preflight: Preflight,
         why: Option<String>,
     },
-    /// Set the throttling of one route and method in the stage's method
-    /// settings (`was`: what it had, when it had an entry). A new entry also
-    /// gets the stage default's logging and metrics (`inherit`). Takes effect
-    /// without a deployment.
+    /// Set the throttling of one route and verb in the stage's method
+    /// settings (`was`: what it had, when it had an entry). `copy`: the
+    /// stage default's other settings, written into a new entry and into one
+    /// that no longer has them. Takes effect without a deployment.
     PutThrottle {
         path: String,
         verb: HttpMethod,
         throttle: Throttle,
-        inherit: Option<Inherited>,
+        copy: Option<Behaviour>,
         was: Option<String>,
     },
-    /// Take this owner's throttling off one route and method: the whole
-    /// method-settings entry when it overrides nothing else (`whole`), its
-    /// throttling only (reset to "no override") when it also carries
-    /// someone's logging or caching.
+    /// Take this owner's throttling off one route and verb: the entry goes,
+    /// unless it also carries settings of someone's (`keep`); then its
+    /// throttling becomes the stage default's (`to`). `to` is also what a
+    /// backend that would not remove the entry is given.
     ClearThrottle {
         path: String,
         verb: String,
-        whole: bool,
+        keep: bool,
+        to: (Rate, i32),
         was: String,
     },
     AddPermission {
@@ -314,15 +316,19 @@ impl fmt::Display for Change {
             Change::ClearThrottle {
                 path,
                 verb,
-                whole,
+                keep,
+                to,
                 was,
             } => {
-                let how = if *whole {
-                    ""
-                } else {
-                    "; its other method settings stay"
-                };
-                write!(f, "- throttle {verb} {path} (was {was}){how}")
+                write!(f, "- throttle {verb} {path} (was {was})")?;
+                if *keep {
+                    write!(
+                        f,
+                        "; its other method settings stay, its throttling follows the stage default ({})",
+                        describe_throttling(*to)
+                    )?;
+                }
+                Ok(())
             }
             Change::AddPermission {
                 function,

@@ -50,6 +50,7 @@ pub mod names;
 pub mod planner;
 pub mod policy;
 pub mod route_options;
+pub mod stage_settings;
 pub mod tenancy;
 pub mod warnings;
 

@@ -473,30 +473,104 @@ pub struct ObservedStage {
     pub method_settings: BTreeMap<String, StageMethodSetting>,
 }
 
-/// The parts of one method-settings entry apimount reads. Every entry
-/// overrides the stage's default (`*/*`) for its method in all of these.
+/// One method-settings entry. Every entry overrides the stage's default
+/// (`*/*`) for its method in all of these, not only in throttling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageMethodSetting {
-    /// Steady requests per second; negative (AWS shows -1) for no override.
+    /// Steady requests per second; negative (AWS shows -1) for throttling
+    /// disabled at this level.
     pub rate_limit: Rate,
-    /// Burst; negative for no override.
+    /// Burst; negative for disabled.
     pub burst_limit: i32,
-    /// `OFF`, `ERROR`, `INFO`; `None` where the backend shows none (off).
-    pub logging_level: Option<String>,
-    pub data_trace: bool,
-    pub metrics: bool,
-    pub caching: bool,
+    /// Everything else the entry sets.
+    pub behaviour: Behaviour,
 }
 
 impl StageMethodSetting {
-    /// Whether the entry overrides throttling at all.
-    pub fn throttles(&self) -> bool {
-        self.rate_limit.0 >= 0.0 || self.burst_limit >= 0
+    /// The entry's throttling as a pair.
+    pub fn throttling(&self) -> (Rate, i32) {
+        (self.rate_limit, self.burst_limit)
+    }
+}
+
+/// What a method-settings entry sets besides throttling: logging, metrics
+/// and every caching field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Behaviour {
+    /// `OFF`, `ERROR`, `INFO` (`OFF` where the backend shows none).
+    pub logging_level: String,
+    pub data_trace: bool,
+    pub metrics: bool,
+    pub caching: bool,
+    pub cache_ttl_seconds: i32,
+    pub cache_encrypted: bool,
+    pub cache_requires_authorization: bool,
+    /// `FAIL_WITH_403`, `SUCCEED_WITH_RESPONSE_HEADER`, `SUCCEED_WITHOUT_RESPONSE_HEADER`.
+    pub cache_unauthorized_strategy: String,
+}
+
+impl Default for Behaviour {
+    /// What AWS starts a new entry with.
+    fn default() -> Behaviour {
+        Behaviour {
+            logging_level: "OFF".into(),
+            data_trace: false,
+            metrics: false,
+            caching: false,
+            cache_ttl_seconds: 300,
+            cache_encrypted: false,
+            cache_requires_authorization: true,
+            cache_unauthorized_strategy: "SUCCEED_WITH_RESPONSE_HEADER".into(),
+        }
+    }
+}
+
+impl Behaviour {
+    /// Whether two entries behave alike: the same logging and metrics, and
+    /// the same caching when either caches (the cache's settings mean
+    /// nothing while caching is off).
+    pub fn same_effect(&self, other: &Behaviour) -> bool {
+        self.logging_level == other.logging_level
+            && self.data_trace == other.data_trace
+            && self.metrics == other.metrics
+            && self.caching == other.caching
+            && (!self.caching || self == other)
     }
 
-    /// The logging level, `OFF` when none is shown.
-    pub fn logging(&self) -> &str {
-        self.logging_level.as_deref().unwrap_or("OFF")
+    /// The fields in which `self` differs from `other`, by their patch names.
+    pub fn differences(&self, other: &Behaviour) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (name, a, b) in self
+            .fields()
+            .into_iter()
+            .zip(other.fields())
+            .map(|((n, a), (_, b))| (n, a, b))
+        {
+            if a != b {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// Each field as its patch path below the entry's key and its value.
+    pub fn fields(&self) -> [(&'static str, String); 8] {
+        [
+            ("logging/loglevel", self.logging_level.clone()),
+            ("logging/dataTrace", self.data_trace.to_string()),
+            ("metrics/enabled", self.metrics.to_string()),
+            ("caching/enabled", self.caching.to_string()),
+            ("caching/ttlInSeconds", self.cache_ttl_seconds.to_string()),
+            ("caching/dataEncrypted", self.cache_encrypted.to_string()),
+            (
+                "caching/requireAuthorizationForCacheControl",
+                self.cache_requires_authorization.to_string(),
+            ),
+            (
+                "caching/unauthorizedCacheControlHeaderStrategy",
+                self.cache_unauthorized_strategy.clone(),
+            ),
+        ]
     }
 }
 

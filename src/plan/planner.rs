@@ -14,17 +14,16 @@ use super::admission;
 use super::change::{short_uri, Change};
 use super::conditions::{Problem, Reason};
 use super::model::{
-    MethodSettings, ObservedApi, ObservedIntegration, ObservedMethod, Rate, StageMethodSetting,
+    MethodSettings, ObservedApi, ObservedIntegration, ObservedMethod, StageMethodSetting,
 };
 use super::names::{is_statement_of, marker, Ownership, Route};
 use super::policy::PolicyStatement;
-use super::route_options::{
-    describe_throttling, only_throttles, settings_key, Inherited, Preflight,
-};
+use super::route_options::Preflight;
+use super::stage_settings::{self, route_keys, Holder};
 use super::tenancy;
 use super::{ancestors, routes, Cleanup, DesiredMount, MountAction, MountPlan, Plan, PlanInput};
 use crate::manifest::tenants::{Tenant, TenantPolicy};
-use crate::manifest::{Authorization, HttpMethod, Mount, MountId, Throttle};
+use crate::manifest::{Authorization, HttpMethod, Mount, MountId};
 
 /// A permission statement: (function ARN, statement id).
 type Statement = (String, String);
@@ -263,6 +262,21 @@ impl<'a> Claims<'a> {
             .flat_map(|d| routes(&d.mount))
             .collect();
         let deletable = deletable_resources(api, &removing, abandoned, &desired);
+        // The verbs wanted at each path: a removal leaves their throttling alone.
+        let mut wanted_verbs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for d in input
+            .mounts
+            .iter()
+            .filter(|d| !self.undelegated.contains(&d.mount.id()))
+        {
+            for route in routes(&d.mount) {
+                let verbs = wanted_verbs.entry(route.0.clone()).or_default();
+                verbs.extend(d.mount.methods.iter().map(|v| v.as_str().to_string()));
+                if d.mount.cors.is_some() {
+                    verbs.insert(HttpMethod::Options.as_str().to_string());
+                }
+            }
+        }
 
         let mut cleanups = Vec::new();
         let mut removed: BTreeSet<Statement> = BTreeSet::new();
@@ -307,9 +321,34 @@ impl<'a> Claims<'a> {
                 }
             }
             // Their throttling on the stage goes too (after the deployment:
-            // the stage serves the routes until then).
+            // the stage serves the routes until then): every verb they
+            // answered that no other method, kept or wanted, answers.
+            let mut by_path: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
             for (path, verb) in methods {
-                changes.extend(clear_throttle(input, path, verb));
+                by_path.entry(path).or_default().insert(verb);
+            }
+            for (path, verbs) in by_path {
+                let Some(res) = api.get(path) else { continue };
+                let before: BTreeMap<String, bool> = res
+                    .methods
+                    .keys()
+                    .map(|v| (v.clone(), verbs.contains(v.as_str())))
+                    .collect();
+                let mut after: BTreeMap<String, Holder> = res
+                    .methods
+                    .keys()
+                    .filter(|v| !verbs.contains(v.as_str()))
+                    .map(|v| (v.clone(), Holder::Other))
+                    .collect();
+                for v in wanted_verbs.get(path).into_iter().flatten() {
+                    after.insert(v.clone(), Holder::Other);
+                }
+                changes.extend(stage_settings::route_changes(
+                    path,
+                    &route_keys(&before, &after),
+                    None,
+                    stage_settings(input),
+                ));
             }
             cleanups.push(Cleanup {
                 mount: Some(mount.clone()),
@@ -622,53 +661,6 @@ fn stage_settings<'a>(
     input: &PlanInput<'a>,
 ) -> Option<&'a std::collections::BTreeMap<String, StageMethodSetting>> {
     input.stage.map(|s| &s.method_settings)
-}
-
-/// The change that gives one route and method `throttle` in the stage's
-/// method settings, if it does not have it.
-fn put_throttle(
-    input: &PlanInput<'_>,
-    path: &str,
-    verb: HttpMethod,
-    throttle: Throttle,
-) -> Option<Change> {
-    let settings = stage_settings(input);
-    let entry = settings.and_then(|s| s.get(&settings_key(path, verb.as_str())));
-    match entry {
-        None => Some(Change::PutThrottle {
-            path: path.to_string(),
-            verb,
-            throttle,
-            inherit: settings.and_then(Inherited::from_default),
-            was: None,
-        }),
-        Some(e)
-            if e.rate_limit == Rate(throttle.rate_limit.get())
-                && i64::from(e.burst_limit) == i64::from(throttle.burst_limit) =>
-        {
-            None
-        }
-        Some(e) => Some(Change::PutThrottle {
-            path: path.to_string(),
-            verb,
-            throttle,
-            inherit: None,
-            was: Some(describe_throttling(e)),
-        }),
-    }
-}
-
-/// The change that takes throttling off one route and method of this
-/// owner's, if the stage throttles it.
-fn clear_throttle(input: &PlanInput<'_>, path: &str, verb: &str) -> Option<Change> {
-    let settings = stage_settings(input)?;
-    let entry = settings.get(&settings_key(path, verb))?;
-    entry.throttles().then(|| Change::ClearThrottle {
-        path: path.to_string(),
-        verb: verb.to_string(),
-        whole: only_throttles(entry, settings),
-        was: describe_throttling(entry),
-    })
 }
 
 fn is_variable(path_part: &str) -> bool {
@@ -1057,19 +1049,42 @@ fn plan_mount(
                         verb: verb.clone(),
                     });
                     claimed.push((route.0.clone(), verb.clone()));
-                    stage_changes.extend(clear_throttle(input, &route.0, verb));
                 }
             }
         }
 
-        // The throttling of each of its methods (a preflight is not throttled).
+        // The throttling of every verb its methods answer (ANY answers each
+        // verb without a method of its own; a preflight is not throttled),
+        // and none on the verbs they answered before and no longer do.
+        let before: BTreeMap<String, bool> = observed
+            .map(|r| {
+                r.methods
+                    .iter()
+                    .map(|(v, meth)| (v.clone(), meth.ownership().is(owner)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut after: BTreeMap<String, Holder> = observed
+            .map(|r| {
+                r.methods
+                    .iter()
+                    .filter(|(_, meth)| !meth.ownership().is(owner))
+                    .map(|(v, _)| (v.clone(), Holder::Other))
+                    .collect()
+            })
+            .unwrap_or_default();
         for verb in &m.methods {
-            let change = match m.throttle {
-                Some(t) => put_throttle(input, &route.0, *verb, t),
-                None => clear_throttle(input, &route.0, verb.as_str()),
-            };
-            stage_changes.extend(change);
+            after.insert(verb.as_str().to_string(), Holder::Listed);
         }
+        if preflight.is_some() {
+            after.insert(HttpMethod::Options.as_str().to_string(), Holder::Preflight);
+        }
+        stage_changes.extend(stage_settings::route_changes(
+            &route.0,
+            &route_keys(&before, &after),
+            m.throttle,
+            stage_settings(input),
+        ));
 
         // The permission for this route.
         let sid = route.statement_id(input.api_id, owner);
@@ -1153,8 +1168,10 @@ mod tests {
     use crate::manifest::tenants::{parse_policy, TenantPolicy};
     use crate::manifest::{parse, Authorization};
     use crate::plan::model::{
-        Methods, ObservedIntegration, ObservedResource, ObservedStage, ResolvedFunction,
+        Behaviour, Methods, ObservedIntegration, ObservedResource, ObservedStage, Rate,
+        ResolvedFunction,
     };
+    use crate::plan::stage_settings::settings_key;
     use std::path::Path;
 
     const API: &str = "api0000001";
@@ -1322,39 +1339,38 @@ mod tests {
                         path,
                         verb,
                         throttle,
-                        inherit,
+                        copy,
                         ..
                     } => {
+                        // AWS starts a new entry from its own defaults.
                         let e = self
                             .settings()
                             .entry(settings_key(path, verb.as_str()))
                             .or_insert(StageMethodSetting {
                                 rate_limit: Rate(-1.0),
                                 burst_limit: -1,
-                                logging_level: None,
-                                data_trace: false,
-                                metrics: false,
-                                caching: false,
+                                behaviour: Behaviour::default(),
                             });
                         e.rate_limit = Rate(throttle.rate_limit.get());
                         e.burst_limit = throttle.burst_limit as i32;
-                        if let Some(i) = inherit {
-                            e.logging_level = Some(i.logging_level.clone());
-                            e.data_trace = i.data_trace;
-                            e.metrics = i.metrics;
+                        if let Some(b) = copy {
+                            e.behaviour = b.clone();
                         }
                     }
                     Change::ClearThrottle {
-                        path, verb, whole, ..
+                        path,
+                        verb,
+                        keep,
+                        to,
+                        ..
                     } => {
                         let key = settings_key(path, verb);
-                        if *whole {
+                        if *keep {
+                            let e = self.settings().get_mut(&key).expect("entry exists");
+                            (e.rate_limit, e.burst_limit) = *to;
+                        } else {
                             // AWS: 400 "no method setting for this method" when absent.
                             assert!(self.settings().remove(&key).is_some(), "{key}");
-                        } else {
-                            let e = self.settings().get_mut(&key).expect("entry exists");
-                            e.rate_limit = Rate(-1.0);
-                            e.burst_limit = -1;
                         }
                     }
                 }
@@ -2037,11 +2053,20 @@ tenants:
         StageMethodSetting {
             rate_limit: Rate(rate),
             burst_limit: burst,
-            logging_level: logging.map(str::to_string),
-            data_trace: false,
-            metrics: logging.is_some(),
-            caching: false,
+            behaviour: Behaviour {
+                logging_level: logging.unwrap_or("OFF").to_string(),
+                metrics: logging.is_some(),
+                ..Behaviour::default()
+            },
         }
+    }
+
+    /// The lines of one change per verb ANY answers (no preflight).
+    fn per_verb(sign: &str, path: &str, rest: &str) -> Vec<String> {
+        ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+            .iter()
+            .map(|v| format!("{sign} throttle {v} {path}{rest}"))
+            .collect()
     }
 
     fn lines(p: &Plan) -> Vec<String> {
@@ -2224,11 +2249,22 @@ tenants:
             desired(mount("payments", "/payments", "pay", THROTTLE)),
         ];
         w.converge(&plain[..1]);
-        // The stage default logs; another team's route has its own entry.
-        w.settings()
-            .insert("*/*".into(), entry(-1.0, -1, Some("INFO")));
+        // The stage default logs and caches; another team's route has its
+        // own entry; an earlier version left an ANY entry on ours.
+        let mut default = entry(-1.0, -1, Some("INFO"));
+        default.behaviour.caching = true;
+        default.behaviour.cache_ttl_seconds = 60;
+        w.settings().insert("*/*".into(), default.clone());
         w.settings()
             .insert("~1other/GET".into(), entry(7.0, 8, None));
+        w.settings().insert(
+            "~1accounts/ANY".into(),
+            StageMethodSetting {
+                rate_limit: Rate(100.0),
+                burst_limit: 200,
+                behaviour: default.behaviour.clone(),
+            },
+        );
         let foreign = w.stage.clone();
         let ms = vec![
             desired(mount("accounts", "/accounts", "acct", THROTTLE)),
@@ -2240,15 +2276,16 @@ tenants:
             MountAction::Apply(c) => c.iter().map(|c| c.to_string()).collect(),
             other => panic!("{other:?}"),
         };
-        // A throttle edit is made on the stage alone: no marker is rewritten.
-        assert_eq!(
-            accounts,
-            vec![
-                "+ throttle ANY /accounts: 100 requests/s, burst 200",
-                "+ throttle ANY /accounts/{proxy+}: 100 requests/s, burst 200",
-            ]
-        );
-        assert!(p.mounts[0].action != MountAction::Apply(vec![]));
+        // A throttle edit is made on the stage alone: no marker is
+        // rewritten. Each verb ANY answers has its own entry; the ANY entry goes.
+        let mut want = per_verb("+", "/accounts", ": 100 requests/s, burst 200");
+        want.push("- throttle ANY /accounts (was 100 requests/s, burst 200)".into());
+        want.extend(per_verb(
+            "+",
+            "/accounts/{proxy+}",
+            ": 100 requests/s, burst 200",
+        ));
+        assert_eq!(accounts, want);
         for c in p.changes().filter(|c| c.is_stage_setting()) {
             assert!(!c.alters_routes(&w.api), "{c}");
         }
@@ -2261,10 +2298,18 @@ tenants:
             api
         });
         let settings = w.settings().clone();
-        let ours = &settings["~1accounts/ANY"];
+        let ours = &settings["~1accounts/GET"];
         assert_eq!((ours.rate_limit, ours.burst_limit), (Rate(100.0), 200));
-        // The new entry keeps logging as the stage default does.
-        assert_eq!(ours.logging(), "INFO");
+        // The new entry logs and caches as the stage default does.
+        assert_eq!(ours.behaviour, default.behaviour);
+        assert!(!settings.contains_key("~1accounts/ANY"));
+        assert_eq!(
+            settings
+                .keys()
+                .filter(|k| k.starts_with("~1accounts"))
+                .count(),
+            14
+        );
         for key in ["*/*", "~1other/GET"] {
             assert_eq!(
                 settings[key],
@@ -2274,32 +2319,49 @@ tenants:
         }
         // Drift: changed by hand.
         w.settings()
-            .get_mut("~1accounts~1{proxy+}/ANY")
+            .get_mut("~1accounts~1{proxy+}/GET")
             .unwrap()
             .rate_limit = Rate(5000.0);
         assert_eq!(
             lines(&w.plan(&ms, &[], false)),
-            vec!["~ throttle ANY /accounts/{proxy+}: 100 requests/s, burst 200 (was 5000 requests/s, burst 200)"]
+            vec!["~ throttle GET /accounts/{proxy+}: 100 requests/s, burst 200 (was 5000 requests/s, burst 200)"]
         );
         w.converge(&ms);
-        // Someone set logging on one of our entries: it stays when the
-        // throttle goes; the other entry goes whole.
+        // The stage default changed: every entry follows.
         w.settings()
-            .get_mut("~1accounts/ANY")
+            .get_mut("*/*")
             .unwrap()
-            .logging_level = Some("ERROR".into());
-        let p = w.plan(&plain, &[], false);
+            .behaviour
+            .cache_ttl_seconds = 30;
+        // (Both mounts throttle: 2 routes × 7 verbs each.)
+        assert_eq!(lines(&w.plan(&ms, &[], false)).len(), 28);
+        w.converge(&ms);
         assert_eq!(
-            lines(&p),
-            vec![
-                "- throttle ANY /accounts (was 100 requests/s, burst 200); its other method settings stay",
-                "- throttle ANY /accounts/{proxy+} (was 100 requests/s, burst 200)",
-            ]
+            settings_of(&mut w, "~1accounts/POST")
+                .behaviour
+                .cache_ttl_seconds,
+            30
         );
+        // Someone set logging on one of our entries: it stays when the
+        // throttle goes, following the stage default; the others go.
+        w.settings()
+            .get_mut("~1accounts/GET")
+            .unwrap()
+            .behaviour
+            .logging_level = "ERROR".into();
+        let l = lines(&w.plan(&plain, &[], false));
+        assert!(l.contains(&"- throttle GET /accounts (was 100 requests/s, burst 200); its other method settings stay, its throttling follows the stage default (throttling disabled)".to_string()), "{l:?}");
+        assert!(
+            l.contains(
+                &"- throttle POST /accounts/{proxy+} (was 100 requests/s, burst 200)".to_string()
+            ),
+            "{l:?}"
+        );
+        assert_eq!(l.len(), 14);
         w.converge(&plain);
         let settings = w.settings().clone();
-        assert!(!settings["~1accounts/ANY"].throttles());
-        assert!(!settings.contains_key("~1accounts~1{proxy+}/ANY"));
+        assert_eq!(settings["~1accounts/GET"].throttling(), (Rate(-1.0), -1));
+        assert!(!settings.contains_key("~1accounts~1{proxy+}/GET"));
         // The mount removed: its entries go with it, in its cleanup.
         let p = w.plan(&plain[..1], &[], false);
         let cleanup: Vec<String> = p.cleanups[0]
@@ -2309,7 +2371,7 @@ tenants:
             .collect();
         assert!(
             cleanup
-                .contains(&"- throttle ANY /payments (was 100 requests/s, burst 200)".to_string()),
+                .contains(&"- throttle PUT /payments (was 100 requests/s, burst 200)".to_string()),
             "{cleanup:?}"
         );
         w.converge(&plain[..1]);
@@ -2318,12 +2380,14 @@ tenants:
             !settings.keys().any(|k| k.starts_with("~1payments")),
             "{settings:?}"
         );
-        for key in ["*/*", "~1other/GET"] {
-            assert_eq!(
-                settings[key],
-                foreign.as_ref().unwrap().method_settings[key]
-            );
-        }
+        assert_eq!(
+            settings["~1other/GET"],
+            foreign.as_ref().unwrap().method_settings["~1other/GET"]
+        );
+    }
+
+    fn settings_of(w: &mut World, key: &str) -> StageMethodSetting {
+        w.settings()[key].clone()
     }
 
     #[test]
@@ -2340,7 +2404,7 @@ tenants:
         assert!(p.changes().any(|c| matches!(
             c,
             Change::PutThrottle {
-                inherit: None,
+                copy: None,
                 was: None,
                 ..
             }

@@ -10,26 +10,16 @@
 //!   it is one of the list (`Vary: Origin` tells caches). All of it comes
 //!   back in GetResources(embed=methods), so drift is seen in the one read a
 //!   pass makes.
-//! - Throttling lives in the stage's method settings, one entry per route and
-//!   method, keyed `{resourcePath}/{httpMethod}` with `/` written `~1`
-//!   ([`settings_key`]). An entry overrides the stage default (`*/*`) in
-//!   everything, not only throttling, and AWS starts a new entry from its own
-//!   defaults (logging off), so apimount copies the default's logging,
-//!   data trace and metrics into an entry it creates ([`Inherited`]). When a
-//!   mount stops throttling a route, the entry goes if it overrides nothing
-//!   but throttling ([`only_throttles`]); otherwise (someone set logging or
-//!   caching on it) only its throttling is reset to "no override" (-1).
+//! - Throttling lives in the stage's method settings: see
+//!   [`super::stage_settings`].
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use super::model::{
     IntegrationResponse, MethodResponses, ObservedIntegration, ObservedMethod, StageMethodSetting,
 };
+use super::stage_settings::{default_throttling, describe_throttling, settings_key};
 use crate::manifest::{HttpMethod, Mount};
-
-/// The stage's default method settings.
-pub const STAGE_DEFAULT_KEY: &str = "*/*";
 
 /// The request template of a MOCK integration that answers 200.
 pub const MOCK_REQUEST_TEMPLATE: &str = "{\"statusCode\": 200}";
@@ -198,65 +188,6 @@ impl Preflight {
     }
 }
 
-/// The method-settings key of a route and method: `~1accounts~1{proxy+}/ANY`.
-pub fn settings_key(path: &str, verb: &str) -> String {
-    format!("{}/{verb}", path.replace('~', "~0").replace('/', "~1"))
-}
-
-/// What an entry apimount creates copies from the stage default, so the
-/// route is logged and measured as before.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inherited {
-    pub logging_level: String,
-    pub data_trace: bool,
-    pub metrics: bool,
-}
-
-impl Inherited {
-    /// What to copy from the stage default, when there is one.
-    pub fn from_default(settings: &BTreeMap<String, StageMethodSetting>) -> Option<Inherited> {
-        let d = settings.get(STAGE_DEFAULT_KEY)?;
-        Some(Inherited {
-            logging_level: d.logging().to_string(),
-            data_trace: d.data_trace,
-            metrics: d.metrics,
-        })
-    }
-}
-
-/// Whether removing `entry` would change nothing but throttling: its
-/// logging, data trace and metrics are the stage default's (AWS's defaults
-/// when there is none: off), and it does not turn caching on by itself.
-pub fn only_throttles(
-    entry: &StageMethodSetting,
-    settings: &BTreeMap<String, StageMethodSetting>,
-) -> bool {
-    let (logging, trace, metrics, caching) = match settings.get(STAGE_DEFAULT_KEY) {
-        Some(d) => (d.logging().to_string(), d.data_trace, d.metrics, d.caching),
-        None => ("OFF".to_string(), false, false, false),
-    };
-    entry.logging() == logging
-        && entry.data_trace == trace
-        && entry.metrics == metrics
-        && (!entry.caching || caching)
-}
-
-/// The throttling an entry has, for plans: `12.5 requests/s, burst 40`.
-pub fn describe_throttling(entry: &StageMethodSetting) -> String {
-    let part = |n: f64| {
-        if n < 0.0 {
-            "no override".to_string()
-        } else {
-            format!("{n}")
-        }
-    };
-    format!(
-        "{} requests/s, burst {}",
-        part(entry.rate_limit.0),
-        part(f64::from(entry.burst_limit))
-    )
-}
-
 /// Notes for the route tree (`status --tree`) about one method: its
 /// preflight, timeout and throttling. `settings` are the stage's method
 /// settings, when the stage was read.
@@ -288,22 +219,23 @@ pub fn tree_notes(
             out.push(format!("timeout {t} ms"));
         }
     }
-    if let Some(entry) = settings.and_then(|s| s.get(&settings_key(path, verb))) {
-        if entry.throttles() {
-            out.push(format!("throttle {}", describe_throttling(entry)));
+    // ANY is throttled per verb; its GET entry stands for the others.
+    let key_verb = if verb == HttpMethod::Any.as_str() {
+        HttpMethod::Get.as_str()
+    } else {
+        verb
+    };
+    if let Some(settings) = settings {
+        if let Some(entry) = settings.get(&settings_key(path, key_verb)) {
+            if entry.throttling() != default_throttling(settings) {
+                out.push(format!(
+                    "throttle {}",
+                    describe_throttling(entry.throttling())
+                ));
+            }
         }
     }
     out
-}
-
-impl fmt::Display for Inherited {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "logging {}, data trace {}, metrics {}",
-            self.logging_level, self.data_trace, self.metrics
-        )
-    }
 }
 
 #[cfg(test)]
@@ -322,26 +254,6 @@ mod tests {
             .as_bytes(),
         )
         .unwrap()
-    }
-
-    fn entry(rate: f64, burst: i32, logging: Option<&str>, metrics: bool) -> StageMethodSetting {
-        StageMethodSetting {
-            rate_limit: Rate(rate),
-            burst_limit: burst,
-            logging_level: logging.map(str::to_string),
-            data_trace: false,
-            metrics,
-            caching: false,
-        }
-    }
-
-    #[test]
-    fn keys_escape_the_path() {
-        assert_eq!(settings_key("/accounts", "ANY"), "~1accounts/ANY");
-        assert_eq!(
-            settings_key("/v1/accounts/{proxy+}", "GET"),
-            "~1v1~1accounts~1{proxy+}/GET"
-        );
     }
 
     #[test]
@@ -471,38 +383,16 @@ mod tests {
     }
 
     #[test]
-    fn entries_that_only_throttle() {
-        let mut settings = BTreeMap::new();
-        let ours = entry(10.0, 20, None, false);
-        assert!(only_throttles(&ours, &settings));
-        assert!(!only_throttles(
-            &entry(10.0, 20, Some("INFO"), false),
-            &settings
-        ));
-        // With a stage default, an entry that copies it only throttles.
-        settings.insert(
-            STAGE_DEFAULT_KEY.into(),
-            entry(-1.0, -1, Some("INFO"), true),
-        );
-        assert!(!only_throttles(&ours, &settings));
-        assert!(only_throttles(
-            &entry(10.0, 20, Some("INFO"), true),
-            &settings
-        ));
-        assert_eq!(
-            Inherited::from_default(&settings),
-            Some(Inherited {
-                logging_level: "INFO".into(),
-                data_trace: false,
-                metrics: true
-            })
-        );
-        assert!(!entry(-1.0, -1, None, false).throttles());
-        assert_eq!(
-            describe_throttling(&entry(12.5, -1, None, false)),
-            "12.5 requests/s, burst no override"
-        );
-        settings.insert(settings_key("/accounts", "ANY"), ours);
+    fn the_tree_shows_a_routes_own_throttling() {
+        let entry = |rate: f64, burst: i32| StageMethodSetting {
+            rate_limit: Rate(rate),
+            burst_limit: burst,
+            behaviour: Default::default(),
+        };
+        let mut settings: BTreeMap<String, StageMethodSetting> = BTreeMap::new();
+        settings.insert(settings_key("/accounts", "GET"), entry(10.0, 20));
+        settings.insert(settings_key("/b", "GET"), entry(50.0, 100));
+        settings.insert("*/*".into(), entry(50.0, 100));
         let m = ObservedMethod {
             authorization_type: "NONE".into(),
             authorizer_id: None,
@@ -514,6 +404,19 @@ mod tests {
         assert_eq!(
             tree_notes("/accounts", "ANY", &m, Some(&settings)),
             vec!["timeout 5000 ms", "throttle 10 requests/s, burst 20"]
+        );
+        assert_eq!(
+            tree_notes("/accounts", "POST", &m, Some(&settings)),
+            vec!["timeout 5000 ms"]
+        );
+        // An entry that only follows the stage default is not the route's own.
+        assert_eq!(
+            tree_notes("/b", "GET", &m, Some(&settings)),
+            vec!["timeout 5000 ms"]
+        );
+        assert_eq!(
+            tree_notes("/accounts", "GET", &m, None),
+            vec!["timeout 5000 ms"]
         );
     }
 }

@@ -8,15 +8,30 @@ use std::collections::BTreeSet;
 use super::journal;
 use super::report::ChangeOutcome;
 use super::stop::Stop;
-use crate::aws::apigateway::StagePatch;
 use crate::aws::{Aws, AwsError, AwsErrorKind};
 use crate::errors::chain;
 use crate::manifest::HttpMethod;
 use crate::plan::model::{
     MethodSettings, ObservedApi, ObservedIntegration, ObservedMethod, ResolvedFunction,
 };
-use crate::plan::route_options::{settings_key, Preflight};
+use crate::plan::route_options::Preflight;
+use crate::plan::stage_settings::{fallback, pack, patches, took_effect, StagePatch};
 use crate::plan::{Change, Problem, Reason};
+
+/// How a change to the stage's method settings went: made (with a note
+/// when it was made otherwise than planned) or failed.
+pub(crate) type StageOutcome = Result<Option<String>, Problem>;
+
+/// What a stage-settings change is doing, for its failure.
+fn stage_what(c: &Change) -> String {
+    match c {
+        Change::PutThrottle { path, verb, .. } => format!("throttling {verb} {path}"),
+        Change::ClearThrottle { path, verb, .. } => {
+            format!("taking the throttling off {verb} {path}")
+        }
+        other => unreachable!("not a stage setting: {other}"),
+    }
+}
 
 /// The outcomes of a run of changes, and the failure that ended it.
 pub(crate) type Outcomes = (Vec<ChangeOutcome>, Option<Problem>);
@@ -289,7 +304,8 @@ impl Executor<'_> {
                 ..
             } => return self.put_preflight(path, settings, preflight).await,
             Change::PutThrottle { .. } | Change::ClearThrottle { .. } => {
-                return self.patch_stage(c).await
+                let mut out = self.run_stage_settings(&[c]).await;
+                return out.pop().expect("one outcome").map(|_| ());
             }
             Change::AddPermission { .. }
             | Change::ReplacePermission { .. }
@@ -535,91 +551,148 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Changes one route's throttling in the stage's method settings: one
-    /// UpdateStage naming only that route's entry.
-    async fn patch_stage(&mut self, c: &Change) -> Result<(), Problem> {
-        let (patches, what) = match c {
-            Change::PutThrottle {
-                path,
-                verb,
-                throttle,
-                inherit,
-                ..
-            } => {
-                let key = format!("/{}", settings_key(path, verb.as_str()));
-                let mut p = vec![
-                    StagePatch::Replace(
-                        format!("{key}/throttling/rateLimit"),
-                        throttle.rate_limit.to_string(),
-                    ),
-                    StagePatch::Replace(
-                        format!("{key}/throttling/burstLimit"),
-                        throttle.burst_limit.to_string(),
-                    ),
-                ];
-                if let Some(i) = inherit {
-                    p.push(StagePatch::Replace(
-                        format!("{key}/logging/loglevel"),
-                        i.logging_level.clone(),
-                    ));
-                    p.push(StagePatch::Replace(
-                        format!("{key}/logging/dataTrace"),
-                        i.data_trace.to_string(),
-                    ));
-                    p.push(StagePatch::Replace(
-                        format!("{key}/metrics/enabled"),
-                        i.metrics.to_string(),
-                    ));
-                }
-                (p, format!("throttling {verb} {path}"))
+    /// Makes changes to the stage's method settings: as few UpdateStage
+    /// calls as fit them (at most `MAX_PATCHES_PER_CALL` operations each),
+    /// each change judged by the stage the call answers with. A removal the
+    /// backend kept or refused falls back to following the stage default,
+    /// and its outcome says so.
+    pub(crate) async fn run_stage_settings(&mut self, changes: &[&Change]) -> Vec<StageOutcome> {
+        let mut out: Vec<Option<StageOutcome>> = vec![None; changes.len()];
+        let mut falling_back: Vec<(usize, String)> = Vec::new();
+        let all: Vec<usize> = (0..changes.len()).collect();
+        self.send_stage_runs(changes, &all, &mut out, &mut falling_back)
+            .await;
+        // The fallbacks, packed the same way.
+        let sizes: Vec<usize> = falling_back
+            .iter()
+            .map(|(i, _)| fallback(changes[*i]).map_or(0, |p| p.len()))
+            .collect();
+        for run in pack(&sizes) {
+            if self.stop.requested() {
+                break;
             }
-            Change::ClearThrottle {
-                path, verb, whole, ..
-            } => {
-                let key = format!("/{}", settings_key(path, verb));
-                let what = format!("taking the throttling off {verb} {path}");
-                let reset = vec![
-                    StagePatch::Replace(format!("{key}/throttling/rateLimit"), "-1".into()),
-                    StagePatch::Replace(format!("{key}/throttling/burstLimit"), "-1".into()),
-                ];
-                if !*whole || self.aws.setting_removal_unsupported() {
-                    (reset, what)
-                } else {
-                    let removed = self
-                        .aws
-                        .patch_stage_settings(
-                            self.api_id,
-                            self.stage_name,
-                            &[StagePatch::Remove(key)],
-                        )
-                        .await;
-                    match removed {
-                        Ok(()) => return Ok(()),
-                        // Gone already (removed by hand since the read): done.
-                        Err(e)
-                            if e.kind == AwsErrorKind::BadRequest
-                                && e.message.contains("no method setting") =>
-                        {
-                            return Ok(())
+            let ops: Vec<StagePatch> = falling_back[run.clone()]
+                .iter()
+                .flat_map(|(i, _)| fallback(changes[*i]).unwrap_or_default())
+                .collect();
+            let answer = self
+                .aws
+                .patch_stage_settings(self.api_id, self.stage_name, &ops)
+                .await;
+            for (i, why) in &falling_back[run] {
+                let c = changes[*i];
+                out[*i] = Some(match &answer {
+                    Err(e) => Err(problem_from(e, &format!("{} ({why})", stage_what(c)))),
+                    Ok(answer) => match took_effect(c, false, answer) {
+                        Ok(()) => Ok(Some(format!(
+                            "not removed: {why}; the entry stays and follows the stage default's throttling"
+                        ))),
+                        Err(shown) => Err(Problem::new(
+                            Reason::AwsError,
+                            format!(
+                                "{}: {why}, and giving it the stage default's throttling did not take either ({shown})",
+                                stage_what(c)
+                            ),
+                        )),
+                    },
+                });
+            }
+        }
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(Problem::new(
+                        Reason::AwsError,
+                        "interrupted: not sent (shutting down, or the lease is not held)"
+                            .to_string(),
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Sends the changes `which` in packed calls, recording each outcome in
+    /// `out`, or the removals to fall back in `falling_back`.
+    async fn send_stage_runs(
+        &mut self,
+        changes: &[&Change],
+        which: &[usize],
+        out: &mut [Option<StageOutcome>],
+        falling_back: &mut Vec<(usize, String)>,
+    ) {
+        let sizes: Vec<usize> = which.iter().map(|i| patches(changes[*i]).len()).collect();
+        for run in pack(&sizes) {
+            if self.stop.requested() {
+                return;
+            }
+            let run = &which[run];
+            let ops: Vec<StagePatch> = run.iter().flat_map(|i| patches(changes[*i])).collect();
+            let e = match self
+                .aws
+                .patch_stage_settings(self.api_id, self.stage_name, &ops)
+                .await
+            {
+                Ok(answer) => {
+                    for i in run {
+                        let c = changes[*i];
+                        match took_effect(c, true, &answer) {
+                            Ok(()) => out[*i] = Some(Ok(None)),
+                            Err(shown) if fallback(c).is_some() => falling_back.push((
+                                *i,
+                                format!("the backend answered without removing it ({shown})"),
+                            )),
+                            Err(shown) => {
+                                out[*i] = Some(Err(Problem::new(
+                                    Reason::AwsError,
+                                    format!(
+                                        "{}: UpdateStage answered, but {shown}: the backend did not make the change",
+                                        stage_what(c)
+                                    ),
+                                )))
+                            }
                         }
-                        // AWS removes keys; the emulators cannot, and say so.
-                        Err(e)
-                            if e.kind == AwsErrorKind::BadRequest
-                                && e.message.contains("Invalid method setting path") =>
-                        {
-                            self.aws.note_setting_removal_unsupported();
-                            (reset, what)
-                        }
-                        Err(e) => return Err(problem_from(&e, &what)),
                     }
+                    continue;
+                }
+                Err(e) => e,
+            };
+            let refused = e.kind == AwsErrorKind::BadRequest;
+            let removals: Vec<usize> = run
+                .iter()
+                .copied()
+                .filter(|i| fallback(changes[*i]).is_some())
+                .collect();
+            if refused && e.message.contains("Invalid method setting path") && !removals.is_empty()
+            {
+                // A backend that cannot remove entries at all (LocalStack):
+                // the removals fall back, the rest go again without them.
+                for i in &removals {
+                    falling_back.push((
+                        *i,
+                        "the backend refuses to remove method-settings entries".to_string(),
+                    ));
+                }
+                let rest: Vec<usize> = run
+                    .iter()
+                    .copied()
+                    .filter(|i| !removals.contains(i))
+                    .collect();
+                Box::pin(self.send_stage_runs(changes, &rest, out, falling_back)).await;
+            } else if refused && run.len() > 1 {
+                // One change's refusal refuses the whole call: each alone,
+                // so the others are made and the refusal is its own.
+                for i in run {
+                    Box::pin(self.send_stage_runs(changes, &[*i], out, falling_back)).await;
+                }
+            } else if refused && e.message.contains("no method setting") && !removals.is_empty() {
+                // Removed by hand since the read: done.
+                out[run[0]] = Some(Ok(None));
+            } else {
+                for i in run {
+                    out[*i] = Some(Err(problem_from(&e, &stage_what(changes[*i]))));
                 }
             }
-            other => unreachable!("not a stage setting: {other}"),
-        };
-        self.aws
-            .patch_stage_settings(self.api_id, self.stage_name, &patches)
-            .await
-            .map_err(|e| problem_from(&e, &what))
+        }
     }
 
     /// Puts a method back as it was observed, integration and responses
@@ -791,6 +864,7 @@ pub(crate) fn skipped(changes: &[Change], why: &str) -> Vec<ChangeOutcome> {
         .map(|c| ChangeOutcome {
             change: c.clone(),
             error: Some(why.into()),
+            note: None,
         })
         .collect()
 }
@@ -849,6 +923,7 @@ impl<'c> InOrder<'c> {
                 self.out.push(ChangeOutcome {
                     change: c.clone(),
                     error: None,
+                    note: None,
                 });
             }
             Err(p) => {
@@ -856,6 +931,7 @@ impl<'c> InOrder<'c> {
                 self.out.push(ChangeOutcome {
                     change: c.clone(),
                     error: Some(p.to_string()),
+                    note: None,
                 });
                 self.out.extend(skipped(
                     &self.changes[self.next..],

@@ -667,17 +667,48 @@ impl Reconciler {
     ) {
         // A failed or blocked deployment leaves removed routes served.
         let still_served = report.deploy_error.is_some();
-        for (at, changes) in deferred {
-            let skip = if !stage_exists {
-                Some("skipped: the stage does not exist yet (its first deployment makes it)")
-            } else if matches!(at, StageSettings::Cleanup(_)) && still_served {
-                Some("skipped: the stage still serves these routes until a deployment removes them")
-            } else {
-                None
-            };
+        let skips: Vec<Option<&str>> = deferred
+            .iter()
+            .map(|(at, _)| {
+                if !stage_exists {
+                    Some("skipped: the stage does not exist yet (its first deployment makes it)")
+                } else if matches!(at, StageSettings::Cleanup(_)) && still_served {
+                    Some("skipped: the stage still serves these routes until a deployment removes them")
+                } else {
+                    None
+                }
+            })
+            .collect();
+        // Every group's changes go out together, in as few calls as fit.
+        let sent: Vec<&plan::Change> = deferred
+            .iter()
+            .zip(&skips)
+            .filter(|(_, skip)| skip.is_none())
+            .flat_map(|((_, changes), _)| changes)
+            .collect();
+        let mut results = exec.run_stage_settings(&sent).await.into_iter();
+        for ((at, changes), skip) in deferred.into_iter().zip(skips) {
             let (outcomes, problem) = match skip {
                 Some(why) => (skipped(&changes, why), None),
-                None => exec.run_all(&changes).await,
+                None => {
+                    let mut problem = None;
+                    let outcomes = changes
+                        .into_iter()
+                        .map(|change| match results.next().expect("one result a change") {
+                            Ok(note) => {
+                                tracing::info!(change = %change, note = note.as_deref().unwrap_or(""), "applied");
+                                ChangeOutcome { change, error: None, note }
+                            }
+                            Err(p) => {
+                                tracing::warn!(change = %change, error = %p, "change failed");
+                                let error = Some(p.to_string());
+                                problem.get_or_insert(p);
+                                ChangeOutcome { change, error, note: None }
+                            }
+                        })
+                        .collect::<Vec<_>>();
+                    (outcomes, problem)
+                }
             };
             match at {
                 StageSettings::Mount(i) => {

@@ -13,6 +13,9 @@ use crate::plan::{Change, DesiredMount, MountAction, Plan, Problem, Reason, Stat
 pub struct ChangeOutcome {
     pub change: Change,
     pub error: Option<String>,
+    /// How a change that was made differs from the plan's words (a removal
+    /// the backend would not make, and what was done instead).
+    pub note: Option<String>,
 }
 
 /// What a pass did (or would do) for one mount.
@@ -121,6 +124,7 @@ pub(crate) fn fill_plan_report(report: &mut PassReport, plan: &Plan, desired: &[
     let pending = |c: &Change| ChangeOutcome {
         change: c.clone(),
         error: None,
+        note: None,
     };
     for (mp, d) in plan.mounts.iter().zip(desired) {
         let mut mr = mount_report(&d.mount, &d.function);

@@ -7,15 +7,14 @@
 //! gateway objects; LocalStack also serves the deployed stage, so the
 //! preflight's answer is asked of the stage itself.
 //!
-//! The limit: neither emulator can remove a stage's method-settings key.
-//! moto answers 200 and keeps it (AWS-NOTES.md), which the strict layer
-//! refuses rather than let pass ([`Refusal::SettingRemoval`]); LocalStack
-//! answers 400 "Invalid method setting path". AWS removes the key. apimount
-//! asks for the removal and, where the backend says it cannot, resets the
-//! entry's throttling to "no override" (an entry that changes nothing). So
-//! these tests check that this mount's keys no longer throttle, not that
-//! they are gone; that every other key is left byte for byte is checked
-//! either way.
+//! Throttling is one method-settings entry per verb the mount's ANY method
+//! answers (OPTIONS is the preflight's here, and not throttled). Neither
+//! emulator can remove an entry: moto answers 200 and keeps it, LocalStack
+//! answers 400 "Invalid method setting path"; AWS removes it. apimount reads
+//! the answer, sees the entry kept, and falls back to giving it the stage
+//! default's throttling, saying so. So these tests check that this mount's
+//! entries follow the stage default, not that they are gone; that every
+//! other entry is left byte for byte is checked either way.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,7 +23,7 @@ use std::process::Output;
 use aws_sdk_apigateway::types::{MethodSetting, Op, PatchOperation};
 use aws_sdk_apigateway::Client;
 
-use crate::support::faults::{FaultProxy, Refusal};
+use crate::support::faults::FaultProxy;
 use crate::support::localstack::{self, LocalStackFixture};
 use crate::support::{
     http_request, manifest_dir, mount_yaml, show, stdout, write_manifest, Fixture,
@@ -44,7 +43,16 @@ const OPTIONS: &str = "  cors:
   timeoutMs: 5000
 ";
 
-const OUR_KEYS: [&str; 2] = ["~1accounts/ANY", "~1accounts~1{proxy+}/ANY"];
+/// The mount's entries: one per verb its ANY methods answer, on each route.
+fn our_keys() -> Vec<String> {
+    let mut out = Vec::new();
+    for path in ["~1accounts", "~1accounts~1{proxy+}"] {
+        for verb in ["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"] {
+            out.push(format!("{path}/{verb}"));
+        }
+    }
+    out
+}
 
 fn strict(endpoint: &str) -> FaultProxy {
     FaultProxy::strict(endpoint, Vec::new())
@@ -200,13 +208,15 @@ fn throttling(s: &MethodSetting) -> (f64, i32) {
     (s.throttling_rate_limit(), s.throttling_burst_limit())
 }
 
-/// Whether none of this mount's keys throttles any more: gone (AWS), or
-/// left with "no override" (-1) where the backend cannot remove a key.
-fn none_of_ours_throttles(settings: &BTreeMap<String, MethodSetting>) -> bool {
+/// Whether each of this mount's entries has the stage default's
+/// throttling: gone (AWS), or kept with the default's values where the
+/// backend cannot remove an entry. Never "disabled" under a throttling default.
+fn ours_follow_the_stage(settings: &BTreeMap<String, MethodSetting>) -> bool {
+    let default = settings.get("*/*").map_or((-1.0, -1), throttling);
     settings
         .iter()
         .filter(|(k, _)| k.starts_with("~1accounts"))
-        .all(|(_, s)| throttling(s) == (-1.0, -1))
+        .all(|(_, s)| throttling(s) == default)
 }
 
 /// A plan with changes pending that names each of `lines`.
@@ -251,10 +261,12 @@ async fn each_option_is_applied_in_sync_and_healed_on_moto() {
         "+ CORS preflight OPTIONS /accounts: origins https://app.example.com http://localhost:3000, credentials, max age 600s",
         "+ CORS preflight OPTIONS /accounts/{proxy+}:",
         "(timeout 5000 ms)",
-        "+ throttle ANY /accounts: 100 requests/s, burst 200",
-        "+ throttle ANY /accounts/{proxy+}: 100 requests/s, burst 200",
+        "+ throttle GET /accounts: 100 requests/s, burst 200",
+        "+ throttle HEAD /accounts: 100 requests/s, burst 200",
+        "+ throttle PUT /accounts/{proxy+}: 100 requests/s, burst 200",
         ],
     );
+    assert!(!stdout(&plan()).contains("throttle ANY"), "no ANY entry");
     let out = apply();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     proxy.stats().assert_nothing_refused();
@@ -292,13 +304,21 @@ async fn each_option_is_applied_in_sync_and_healed_on_moto() {
         assert_eq!(timeout_of(&fx.apigateway, &api, path).await, 5000, "{path}");
     }
     let settings = method_settings(&fx.apigateway, &api).await;
-    for key in OUR_KEYS {
+    for key in our_keys() {
         assert_eq!(
-            throttling(&settings[key]),
+            throttling(&settings[&key]),
             (100.0, 200),
             "{key}: {settings:?}"
         );
     }
+    assert_eq!(
+        settings
+            .keys()
+            .filter(|k| k.starts_with("~1accounts"))
+            .count(),
+        12,
+        "{settings:?}"
+    );
     assert!(
         !settings.keys().any(|k| k.contains("OPTIONS")),
         "a preflight is not throttled: {settings:?}"
@@ -330,6 +350,41 @@ async fn each_option_is_applied_in_sync_and_healed_on_moto() {
             show(&tree)
         );
     }
+
+    // The stage default starts caching: each entry follows (an entry
+    // overrides the default in every field, so one left behind would turn
+    // caching off for its route).
+    patch_stage(
+        &fx.apigateway,
+        &api,
+        &[
+            (Op::Replace, "/*/*/caching/enabled", Some("true")),
+            (Op::Replace, "/*/*/caching/ttlInSeconds", Some("60")),
+        ],
+    )
+    .await;
+    plan_shows(
+        &plan(),
+        &["~ throttle GET /accounts: 100 requests/s, burst 200 (was 100 requests/s, burst 200; caching/enabled, caching/ttlInSeconds not as the stage default)"],
+    );
+    let calls_before = proxy.calls().len();
+    let out = apply();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let update_stage_calls = proxy.calls()[calls_before..]
+        .iter()
+        .filter(|(_, op)| op == "apigateway:UpdateStage")
+        .count();
+    // 12 entries of 10 operations each: two calls of at most 80.
+    assert_eq!(update_stage_calls, 2, "{}", show(&out));
+    let settings = method_settings(&fx.apigateway, &api).await;
+    for key in our_keys() {
+        let e = &settings[&key];
+        assert!(e.caching_enabled(), "{key}: {e:?}");
+        assert_eq!(e.cache_ttl_in_seconds(), 60, "{key}");
+        assert_eq!(throttling(e), (100.0, 200), "{key}");
+    }
+    let out = plan();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 
     // Drift on each, by hand: a preflight header, the timeout, the throttle.
     let pid = resource_id(&fx.apigateway, &api, "/accounts/{proxy+}").await;
@@ -363,7 +418,7 @@ async fn each_option_is_applied_in_sync_and_healed_on_moto() {
         &api,
         &[(
             Op::Replace,
-            "/~1accounts/ANY/throttling/rateLimit",
+            "/~1accounts/GET/throttling/rateLimit",
             Some("9000"),
         )],
     )
@@ -374,7 +429,7 @@ async fn each_option_is_applied_in_sync_and_healed_on_moto() {
             // The hand edit put the response again with one header: the others are missing.
             "~ CORS preflight OPTIONS /accounts/{proxy+}: Access-Control-Allow-Credentials missing",
             "timeout 29000 ms -> 5000 ms",
-            "~ throttle ANY /accounts: 100 requests/s, burst 200 (was 9000 requests/s, burst 200)",
+            "~ throttle GET /accounts: 100 requests/s, burst 200 (was 9000 requests/s, burst 200)",
         ],
     );
     let out = apply();
@@ -387,7 +442,7 @@ async fn each_option_is_applied_in_sync_and_healed_on_moto() {
     );
     assert_eq!(timeout_of(&fx.apigateway, &api, "/accounts").await, 5000);
     let settings = method_settings(&fx.apigateway, &api).await;
-    assert_eq!(throttling(&settings["~1accounts/ANY"]), (100.0, 200));
+    assert_eq!(throttling(&settings["~1accounts/GET"]), (100.0, 200));
     let out = plan();
     assert_eq!(out.status.code(), Some(0), "healed: {}", show(&out));
 
@@ -408,8 +463,8 @@ async fn each_option_is_applied_in_sync_and_healed_on_moto() {
     let edited = OPTIONS.replace("rateLimit: 100", "rateLimit: 50");
     let out = rewrite(&edited);
     let settings = method_settings(&fx.apigateway, &api).await;
-    for key in OUR_KEYS {
-        assert_eq!(throttling(&settings[key]), (50.0, 200), "{key}");
+    for key in our_keys() {
+        assert_eq!(throttling(&settings[&key]), (50.0, 200), "{key}");
     }
     assert_eq!(
         fx.deployment_ids(&api).await,
@@ -423,25 +478,26 @@ async fn each_option_is_applied_in_sync_and_healed_on_moto() {
     assert_eq!(timeout_of(&fx.apigateway, &api, "/accounts").await, 6000);
     assert_eq!(fx.deployment_ids(&api).await.len(), deployments.len() + 1);
 
-    // The throttle removed: moto cannot remove the keys (the strict layer
-    // says so instead of answering 200), so their throttling is reset; the
-    // plan is in sync after it.
-    let before = proxy.stats();
+    // The throttle removed: moto answers 200 to each removal and keeps the
+    // entry. apimount reads that in the answer and gives the entries the
+    // stage default's throttling instead, saying so; the plan is in sync after.
     let without: String = edited
         .lines()
         .filter(|l| !l.contains("throttle") && !l.contains("Limit"))
         .map(|l| format!("{l}\n"))
         .collect();
     let out = rewrite(&without);
-    let refused = proxy.stats().since(&before).refusals[&Refusal::SettingRemoval];
-    assert_eq!(
-        refused,
-        1,
-        "one removal asked for, then the reset\n{}",
+    assert!(
+        stdout(&out).contains("not removed: the backend answered without removing it"),
+        "{}",
         show(&out)
     );
     let settings = method_settings(&fx.apigateway, &api).await;
-    assert!(none_of_ours_throttles(&settings), "{settings:?}");
+    assert!(ours_follow_the_stage(&settings), "{settings:?}");
+    assert!(
+        settings["~1accounts/GET"].caching_enabled(),
+        "still caching as the stage default does"
+    );
     let out = plan();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
@@ -571,8 +627,8 @@ async fn on_localstack_the_stage_answers_preflights_and_removal_leaves_only_othe
         "an origin not listed is not echoed: {h:?}"
     );
     let settings = method_settings(&fx.apigateway, &api).await;
-    for key in OUR_KEYS {
-        assert_eq!(throttling(&settings[key]), (100.0, 200), "{key}");
+    for key in our_keys() {
+        assert_eq!(throttling(&settings[&key]), (100.0, 200), "{key}");
     }
     others_only(&settings);
     assert_eq!(timeout_of(&fx.apigateway, &api, "/accounts").await, 5000);
@@ -584,7 +640,7 @@ async fn on_localstack_the_stage_answers_preflights_and_removal_leaves_only_othe
         &api,
         &[(
             Op::Replace,
-            "/~1accounts~1{proxy+}/ANY/throttling/burstLimit",
+            "/~1accounts~1{proxy+}/GET/throttling/burstLimit",
             Some("4000"),
         )],
     )
@@ -592,7 +648,7 @@ async fn on_localstack_the_stage_answers_preflights_and_removal_leaves_only_othe
     apply();
     in_sync();
     assert_eq!(
-        throttling(&method_settings(&fx.apigateway, &api).await["~1accounts~1{proxy+}/ANY"]),
+        throttling(&method_settings(&fx.apigateway, &api).await["~1accounts~1{proxy+}/GET"]),
         (100.0, 200)
     );
     let without_throttle: String = OPTIONS
@@ -601,10 +657,20 @@ async fn on_localstack_the_stage_answers_preflights_and_removal_leaves_only_othe
         .map(|l| format!("{l}\n"))
         .collect();
     write(&without_throttle);
-    apply();
+    let out = apply();
+    assert!(
+        stdout(&out).contains("not removed: the backend refuses to remove method-settings entries"),
+        "{}",
+        show(&out)
+    );
     in_sync();
     let settings = method_settings(&fx.apigateway, &api).await;
-    assert!(none_of_ours_throttles(&settings), "{settings:?}");
+    assert!(ours_follow_the_stage(&settings), "{settings:?}");
+    assert_eq!(
+        throttling(&settings["~1accounts/GET"]),
+        (1000.0, 500),
+        "never -1 under a stage throttle"
+    );
     others_only(&settings);
 
     // CORS and the timeout removed: the preflight goes, the default timeout is back.
@@ -629,7 +695,7 @@ async fn on_localstack_the_stage_answers_preflights_and_removal_leaves_only_othe
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let settings = method_settings(&fx.apigateway, &api).await;
     assert!(
-        none_of_ours_throttles(&settings),
+        ours_follow_the_stage(&settings),
         "{settings:?}\n{}",
         show(&out)
     );

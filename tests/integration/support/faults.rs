@@ -158,21 +158,24 @@ pub enum Refusal {
     /// DeleteResource or DeleteMethod of something that does not exist: 404
     /// `NotFoundException` (moto answers 500, or 204 for a method).
     DeleteMissing,
-    /// UpdateStage removing a method-settings key (`remove /~1a/GET`): AWS
-    /// answers 400 when the key is absent and removes it otherwise; moto
-    /// answers 200 and removes nothing. Absent: refused as AWS refuses it.
-    /// Present: refused as LocalStack refuses it (400 "Invalid method
-    /// setting path"), since moto cannot do it either, rather than let a
-    /// silent no-op pass for a removal.
+    /// UpdateStage removing a method-settings key that the stage does not
+    /// have (`remove /~1a/GET`): AWS answers 400 "no method setting for this
+    /// method". (A key the stage has is let through: moto answers 200 and
+    /// keeps it, which apimount must see in the answer and not report as
+    /// removed.)
     SettingRemoval,
     /// TagResource with a tag key or value holding a character outside the
     /// set API Gateway documents for tags (letters, digits, `+ - = . _ : /`
     /// and `@`; no space): 400 `BadRequestException`. moto takes any.
     TagCharacters,
+    /// UpdateStage with more patch operations than apimount allows itself
+    /// in one call (80, as the established tools split them): 400, so a
+    /// pass that would send more fails loudly here.
+    TooManyPatches,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::DuplicateSibling,
         Refusal::MethodExists,
         Refusal::InvalidVerb,
@@ -181,6 +184,7 @@ impl Refusal {
         Refusal::DeleteMissing,
         Refusal::SettingRemoval,
         Refusal::TagCharacters,
+        Refusal::TooManyPatches,
     ];
 
     fn index(self) -> usize {
@@ -200,6 +204,7 @@ impl Refusal {
             Refusal::DeleteMissing => "404-delete-missing",
             Refusal::SettingRemoval => "400-method-setting-removal",
             Refusal::TagCharacters => "400-tag-characters",
+            Refusal::TooManyPatches => "400-too-many-patch-operations",
         }
     }
 }
@@ -325,9 +330,9 @@ struct Counters {
     /// Forwarded requests whose response could not be read from the emulator.
     upstream_errors: AtomicUsize,
     /// Requests the strict layer answered itself, by rule.
-    refusals: [AtomicUsize; 8],
+    refusals: [AtomicUsize; 9],
     /// Of those, the ones repeating a request whose answer the proxy lost.
-    retry_refusals: [AtomicUsize; 8],
+    retry_refusals: [AtomicUsize; 9],
     /// GETs the strict layer sent to the emulator, and those that failed.
     strict_lookups: AtomicUsize,
     strict_lookup_errors: AtomicUsize,
@@ -1168,9 +1173,10 @@ mod strict {
             (Service::Lambda, "lambda:AddPermission") => {
                 add_permission(&lookup, head, &segs, body).await
             }
-            (Service::ApiGateway, "apigateway:UpdateStage") => {
-                setting_removal(&lookup, segs[1], segs[3], body).await
-            }
+            (Service::ApiGateway, "apigateway:UpdateStage") => match too_many_patches(body) {
+                Some(refused) => Ok(Some(refused)),
+                None => setting_removal(&lookup, segs[1], segs[3], body).await,
+            },
             (Service::ApiGateway, "apigateway:TagResource") => Ok(tag_characters(body)),
             _ => Ok(None),
         };
@@ -1386,20 +1392,33 @@ mod strict {
         else {
             return Ok(None);
         };
-        let present = stage["methodSettings"].get(key.as_str()).is_some();
-        let message = if present {
-            format!("Invalid method setting path: /{key}. moto cannot remove a method setting (it would answer 200 and keep it)")
-        } else {
-            format!("Cannot remove method setting {key} because there is no method setting for this method ")
-        };
+        if stage["methodSettings"].get(key.as_str()).is_some() {
+            return Ok(None);
+        }
         Ok(Some((
             Refusal::SettingRemoval,
             json(
                 StatusCode::BAD_REQUEST,
                 Some("BadRequestException"),
-                &message,
+                &format!("Cannot remove method setting {key} because there is no method setting for this method "),
             ),
         )))
+    }
+
+    /// UpdateStage: at most 80 patch operations (see [`Refusal::TooManyPatches`]).
+    fn too_many_patches(body: &Bytes) -> Option<(Refusal, Answer)> {
+        let v = serde_json::from_slice::<Value>(body).ok()?;
+        let n = v["patchOperations"].as_array()?.len();
+        (n > 80).then(|| {
+            (
+                Refusal::TooManyPatches,
+                json(
+                    StatusCode::BAD_REQUEST,
+                    Some("BadRequestException"),
+                    &format!("{n} patch operations in one UpdateStage; send at most 80 a call"),
+                ),
+            )
+        })
     }
 
     /// TagResource: every tag key and value within the documented
@@ -2128,9 +2147,8 @@ mod tests {
         let deployment = deploy().await.expect("deployment with every integration");
         assert_eq!(fx.deployments(&api).await.len(), 1);
 
-        // Removing a stage's method-settings key: refused whether it is
-        // there (moto would keep it) or not (AWS refuses); other stage
-        // patches pass.
+        // Removing a stage's method-settings key it does not have: refused
+        // as AWS refuses it; other stage patches pass.
         ag.create_stage()
             .rest_api_id(&api)
             .stage_name("s")
@@ -2160,12 +2178,40 @@ mod tests {
         patch(Op::Replace, "/~1a/GET/throttling/rateLimit", Some("5"))
             .await
             .expect("a method setting replaced");
-        let (code, message) = refused(patch(Op::Remove, "/~1a/GET", None).await);
-        assert_eq!(code, "BadRequestException");
+        // A key the stage has: let through (moto answers 200 and keeps it).
+        let answer = patch(Op::Remove, "/~1a/GET", None)
+            .await
+            .expect("a present key's removal reaches moto");
         assert!(
-            message.starts_with("Invalid method setting path"),
-            "{message}"
+            answer.method_settings().unwrap().contains_key("~1a/GET"),
+            "moto kept it: the answer shows that"
         );
+        // More than 80 operations in one call.
+        let many: Vec<PatchOperation> = (0..81)
+            .map(|i| {
+                PatchOperation::builder()
+                    .op(Op::Replace)
+                    .path("/~1a/GET/throttling/rateLimit")
+                    .value(i.to_string())
+                    .build()
+            })
+            .collect();
+        let (code, _) = refused(
+            ag.update_stage()
+                .rest_api_id(&api)
+                .stage_name("s")
+                .set_patch_operations(Some(many.clone()))
+                .send()
+                .await,
+        );
+        assert_eq!(code, "BadRequestException");
+        ag.update_stage()
+            .rest_api_id(&api)
+            .stage_name("s")
+            .set_patch_operations(Some(many[..80].to_vec()))
+            .send()
+            .await
+            .expect("80 operations pass");
 
         // Deleting what is not there: 404; what is there: fine.
         let (code, _) = refused(
@@ -2202,7 +2248,8 @@ mod tests {
                 (Refusal::InvalidVerb, 1),
                 (Refusal::NoIntegration, 2),
                 (Refusal::DeleteMissing, 2),
-                (Refusal::SettingRemoval, 2),
+                (Refusal::SettingRemoval, 1),
+                (Refusal::TooManyPatches, 1),
             ]),
             "{stats}"
         );

@@ -253,12 +253,7 @@ impl Drop for Fixture {
             return;
         }
         let stats = self.strict.stats();
-        let refused: usize = stats
-            .refusals
-            .iter()
-            .filter(|(r, _)| **r != faults::Refusal::SettingRemoval)
-            .map(|(_, n)| n)
-            .sum();
+        let refused: usize = stats.refusals.values().sum();
         assert_eq!(
             refused, 0,
             "apimount sent what AWS refuses (the strict layer said no): {stats}"

@@ -11,6 +11,7 @@ mod core;
 mod corpus;
 mod daemon;
 mod emulator_smoke;
+mod iam;
 mod isolation;
 mod localstack_smoke;
 mod neighbour;

@@ -557,6 +557,8 @@ struct Shared {
     counters: Counters,
     /// `(arrival, operation)` of every forwarded request.
     calls: Mutex<Vec<(Instant, String)>>,
+    /// Every request that arrived, as an IAM check needs it.
+    requests: Mutex<Vec<Recorded>>,
     /// While strict, one write at a time is checked and forwarded.
     write_lock: tokio::sync::Mutex<()>,
     /// The requests whose answers were lost after forwarding
@@ -568,6 +570,44 @@ struct Shared {
     rules: Mutex<Vec<Rule>>,
     /// Requests an aimed rule acted on.
     ruled: AtomicUsize,
+}
+
+/// One request as it arrived: enough to name the IAM action and resource
+/// it needs (see `support::iam`).
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// The path as sent (percent-encoded), without the query.
+    pub path: String,
+    pub query: Option<String>,
+    /// `Authorization`'s credential scope: `(region, service)`.
+    pub scope: Option<(String, String)>,
+    pub target: Option<String>,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    fn of(head: &request::Parts, body: &Bytes) -> Recorded {
+        let header = |name: &str| {
+            head.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let scope = header("authorization").and_then(|auth| {
+            let cred = auth.split("Credential=").nth(1)?;
+            let parts: Vec<&str> = cred.split(['/', ',']).collect();
+            Some((parts.get(2)?.to_string(), parts.get(3)?.to_string()))
+        });
+        Recorded {
+            method: head.method.to_string(),
+            path: head.uri.path().to_string(),
+            query: head.uri.query().map(str::to_string),
+            scope,
+            target: header("x-amz-target"),
+            body: body.clone(),
+        }
+    }
 }
 
 /// The running proxy; stops on drop.
@@ -621,6 +661,7 @@ impl FaultProxy {
             }),
             counters: Counters::default(),
             calls: Mutex::new(Vec::new()),
+            requests: Mutex::new(Vec::new()),
             write_lock: tokio::sync::Mutex::new(()),
             lost_requests: Mutex::new(HashSet::new()),
             lost_operations: Mutex::new(BTreeMap::new()),
@@ -723,6 +764,15 @@ impl FaultProxy {
     /// The call log: `(arrival time, operation)` of every request forwarded
     /// so far, in arrival order. Operations are named by [`operation_of`].
     /// Faulted requests are not in it (the emulator never saw them).
+    /// Every request that arrived so far, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared
+            .requests
+            .lock()
+            .expect("request log lock")
+            .clone()
+    }
+
     pub fn calls(&self) -> Vec<(Instant, String)> {
         let mut calls = self.shared.calls.lock().expect("call log lock").clone();
         // Entries are appended when forwarded, which concurrent requests
@@ -893,6 +943,11 @@ async fn handle(
     };
     conn.whole_request.store(true, Ordering::Relaxed);
     c.requests.fetch_add(1, Ordering::Relaxed);
+    shared
+        .requests
+        .lock()
+        .expect("request log lock")
+        .push(Recorded::of(&head, &body));
     let chunked = head
         .headers
         .get_all(header::TRANSFER_ENCODING)

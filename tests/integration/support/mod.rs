@@ -14,6 +14,7 @@
 
 pub mod daemon;
 pub mod faults;
+pub mod iam;
 pub mod localstack;
 pub mod logs;
 
@@ -318,6 +319,11 @@ impl Fixture {
     /// What the default strict layer saw so far.
     pub fn strict_stats(&self) -> faults::FaultStats {
         self.strict.stats()
+    }
+
+    /// Every request that reached the default strict layer so far.
+    pub fn strict_requests(&self) -> Vec<faults::Recorded> {
+        self.strict.requests()
     }
 
     /// Creates a DynamoDB table with the string key `id`, as `--lease-table`

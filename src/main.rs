@@ -133,6 +133,17 @@ struct WaitArgs {
     /// How long to wait, e.g. 120s, 5m.
     #[arg(long, default_value = "120s", value_parser = settings::parse_duration)]
     timeout: Duration,
+    /// Read the controller's status documents from this folder (as `run
+    /// --status-dir` writes them) and ask AWS only to confirm what they say.
+    #[arg(long, env = "APIMOUNT_STATUS_DIR", conflicts_with = "status_prefix")]
+    status_dir: Option<PathBuf>,
+    /// Read the controller's status documents under s3://bucket/prefix/.
+    #[arg(long, env = "APIMOUNT_STATUS_PREFIX")]
+    status_prefix: Option<String>,
+    /// Share of the account's API Gateway quotas this wait may use, e.g. 5%:
+    /// sets how often it looks.
+    #[arg(long, env = "APIMOUNT_QUOTA_SHARE", default_value = "5%", value_parser = settings::parse_share)]
+    quota_share: f64,
 }
 
 #[derive(Args, Clone)]
@@ -478,12 +489,11 @@ fn status(args: &StatusArgs) -> anyhow::Result<u8> {
 
 /// Exit code of a wait that timed out, as timeout(1) has it.
 const TIMED_OUT: u8 = 124;
-/// How often `wait` looks: one read of the API and the stage, and one
-/// policy read, per look.
-const WAIT_POLL: Duration = Duration::from_secs(2);
 
 fn wait(args: &WaitArgs) -> anyhow::Result<u8> {
-    use apimount::cli::wait::{find, verdict, Verdict, WaitFor};
+    use apimount::cli::wait::{
+        find, full_look_due, verdict, Document, LastLook, Pace, Verdict, WaitFor,
+    };
     let api_id = check_target(&args.target)?;
     let target = match (&args.file, &args.name) {
         (Some(f), _) => WaitFor::File(f.clone()),
@@ -493,18 +503,97 @@ fn wait(args: &WaitArgs) -> anyhow::Result<u8> {
         },
         (None, None) => bail!("give --file or --name"),
     };
+    let pace = Pace::within(args.quota_share);
     runtime()?.block_on(async {
         let config = AwsConfig::load(&ClientOptions::default()).await;
         let reconciler = reconciler(&args.target, api_id, &config).await?;
+        let docs = match (&args.status_dir, &args.status_prefix) {
+            (Some(dir), _) => Some(StatusTarget::Dir(dir.clone())),
+            (None, Some(url)) => Some(StatusTarget::S3 {
+                objects: S3Objects::new(&config),
+                location: S3Location::parse(url)?,
+            }),
+            (None, None) => None,
+        };
         let deadline = std::time::Instant::now() + args.timeout;
         let mut last = String::new();
+        let mut last_look: Option<LastLook> = None;
+        // With documents: the text last confirmed on AWS.
+        let mut confirmed: Option<(String, std::time::Instant)> = None;
         loop {
             let snap = args.target.source.snapshot()?;
             let verdict = match find(&snap, &target) {
                 Err(v) => v,
                 Ok((id, file)) => {
-                    let report = reconciler.pass_for(&snap, &id).await;
-                    verdict(&report, &id, &file)
+                    let generation = snap
+                        .mounts
+                        .iter()
+                        .find(|m| m.id() == id)
+                        .map(|m| m.generation())
+                        .unwrap_or_default();
+                    let now = std::time::Instant::now();
+                    let look = match &docs {
+                        // The controller's document first; AWS only to confirm it.
+                        Some(t) => {
+                            let name = snap
+                                .keys
+                                .iter()
+                                .find(|(_, shown)| **shown == file)
+                                .map(|(key, _)| key.clone())
+                                .ok_or_else(|| {
+                                    anyhow::anyhow!("{} has no key in the source", file.display())
+                                })
+                                .and_then(|k| {
+                                    status_docs::document_name(&k).map_err(anyhow::Error::msg)
+                                })?;
+                            let text = status_docs::read(t, &name)
+                                .await
+                                .map_err(anyhow::Error::msg)?;
+                            let doc = Document::read(text.as_deref(), &generation);
+                            let fresh = match &confirmed {
+                                Some((seen, at)) => {
+                                    Some(seen) != text.as_ref()
+                                        || now.duration_since(*at) >= pace.full_every
+                                }
+                                None => true,
+                            };
+                            if doc.to_confirm() && fresh {
+                                confirmed = text.map(|t| (t, now));
+                                Ok(())
+                            } else {
+                                Err(Verdict::Pending(doc.why()))
+                            }
+                        }
+                        // The stage alone; the whole API when it moved.
+                        None => match reconciler.stage().await {
+                            Err(p) => Err(Verdict::Pending(p.to_string())),
+                            Ok(stage) => {
+                                if full_look_due(
+                                    last_look.as_ref(),
+                                    &stage,
+                                    &generation,
+                                    now,
+                                    &pace,
+                                ) {
+                                    last_look = Some(LastLook {
+                                        stage,
+                                        generation: generation.clone(),
+                                        at: now,
+                                    });
+                                    Ok(())
+                                } else {
+                                    Err(Verdict::Pending(last.clone()))
+                                }
+                            }
+                        },
+                    };
+                    match look {
+                        Err(v) => v,
+                        Ok(()) => {
+                            let report = reconciler.pass_for(&snap, &id).await;
+                            verdict(&report, &id, &file)
+                        }
+                    }
                 }
             };
             match verdict {
@@ -529,7 +618,7 @@ fn wait(args: &WaitArgs) -> anyhow::Result<u8> {
                 println!("timed out after {}s: {last}", args.timeout.as_secs_f64());
                 return Ok(TIMED_OUT);
             }
-            tokio::time::sleep(WAIT_POLL.min(deadline - now)).await;
+            tokio::time::sleep(pace.poll.min(deadline - now)).await;
         }
     })
 }

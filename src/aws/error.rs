@@ -154,7 +154,7 @@ pub(crate) fn is_web_page(resp: &HttpResponse) -> bool {
 /// The kind of an AWS error code.
 pub(crate) fn classify(code: Option<&str>, message: &str) -> AwsErrorKind {
     match code.unwrap_or("") {
-        "NotFoundException" | "ResourceNotFoundException" => AwsErrorKind::NotFound,
+        "NotFoundException" | "ResourceNotFoundException" | "NoSuchKey" => AwsErrorKind::NotFound,
         "ConflictException" | "ResourceConflictException" => AwsErrorKind::Conflict,
         "AccessDeniedException"
         | "AccessDenied"

@@ -210,6 +210,28 @@ async fn write(target: &StatusTarget, name: &str, text: &str) -> Result<(), Stri
     }
 }
 
+/// Reads one status document (for `apimount wait`): `None` when there is none.
+pub async fn read(target: &StatusTarget, name: &str) -> Result<Option<String>, String> {
+    match target {
+        StatusTarget::Dir(dir) => match std::fs::read_to_string(dir.join(name)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", dir.join(name).display())),
+        },
+        StatusTarget::S3 { objects, location } => {
+            let key = format!("{}{name}", location.prefix);
+            match objects.get(&location.bucket, &key, READ_LIMIT).await {
+                Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+                Err(e) if e.kind == crate::aws::AwsErrorKind::NotFound => Ok(None),
+                Err(e) => Err(chain(&e)),
+            }
+        }
+    }
+}
+
+/// The most of a status document `wait` reads (they are a few hundred bytes).
+const READ_LIMIT: u64 = 1 << 20;
+
 async fn remove(target: &StatusTarget, name: &str) -> Result<(), String> {
     match target {
         StatusTarget::Dir(dir) => match std::fs::remove_file(dir.join(name)) {

@@ -233,6 +233,15 @@ impl Reconciler {
         self.pass_inner(snap, mode, reads, false).await
     }
 
+    /// The stage alone (one GetStage), for `apimount wait`'s cheap looks.
+    pub async fn stage(&self) -> Result<Option<ObservedStage>, Problem> {
+        let t = &self.target;
+        self.aws
+            .get_stage(&t.rest_api_id, &t.stage)
+            .await
+            .map_err(|e| problem_from(&e, "reading the stage"))
+    }
+
     /// A plan-mode pass about one mount (for `apimount wait`): the manifests
     /// that contend for its name or path are weighed as always, every other
     /// mount is left as it is, and only its own function is read. So a

@@ -9,23 +9,41 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::daemon::{Daemon, DEADLINE};
+use crate::support::faults::FaultProxy;
 use crate::support::{manifest_dir, mount_yaml, show, stdout, write_manifest, Fixture};
 
 fn wait(fx: &Fixture, api: &str, dir: &Path, file: &str, timeout: &str) -> (Output, Duration) {
+    wait_with(fx, api, dir, file, timeout, &[])
+}
+
+fn wait_with(
+    fx: &Fixture,
+    api: &str,
+    dir: &Path,
+    file: &str,
+    timeout: &str,
+    more: &[&str],
+) -> (Output, Duration) {
     let started = Instant::now();
-    let out = fx.apimount(&[
+    let file = dir.join(file);
+    let mut args = vec![
         "wait",
         "--rest-api-id",
         api,
         "--manifests",
         dir.to_str().unwrap(),
         "--file",
-        dir.join(file).to_str().unwrap(),
+        file.to_str().unwrap(),
         "--timeout",
         timeout,
-    ]);
+    ];
+    args.extend_from_slice(more);
+    let out = fx.apimount(&args);
     (out, started.elapsed())
 }
+
+const GET_RESOURCES: &str = "apigateway:GetResources";
+const GET_STAGE: &str = "apigateway:GetStage";
 
 fn apply(fx: &Fixture, api: &str, dir: &Path) -> Output {
     fx.apimount(&[
@@ -49,12 +67,25 @@ async fn wait_returns_once_the_stage_serves_the_version_and_never_before() {
     write_manifest(dir.path(), "a.yaml", &mount_yaml("a", "/a", "pl-a", ""));
 
     // No controller: a new manifest is never served; the wait times out.
-    let (out, took) = wait(&fx, &api, dir.path(), "a.yaml", "3s");
+    let (resources, stages) = (fx.strict_count(GET_RESOURCES), fx.strict_count(GET_STAGE));
+    let (out, took) = wait(&fx, &api, dir.path(), "a.yaml", "5s");
     assert_eq!(out.status.code(), Some(124), "{}", show(&out));
     // At the asked time, not long after: one look (2 s apart) at most past it.
     assert!(
-        took >= Duration::from_secs(3) && took < Duration::from_secs(6),
+        took >= Duration::from_secs(5) && took < Duration::from_secs(8),
         "the timeout is honoured: {took:?}"
+    );
+    // Cheap: the API read once (nothing moved after), the stage at every look.
+    assert_eq!(
+        fx.strict_count(GET_RESOURCES) - resources,
+        1,
+        "{}",
+        show(&out)
+    );
+    let stage_reads = fx.strict_count(GET_STAGE) - stages;
+    assert!(
+        (3..=5).contains(&stage_reads),
+        "one GetStage a look, a look every 2 s: {stage_reads}"
     );
 
     // Live: 0 at once, at the first look.
@@ -180,6 +211,58 @@ async fn a_pipeline_drops_a_manifest_and_waits_for_the_controller() {
     let (out, _) = wait(&fx, &api, dir.path(), "d.yaml", "60s");
     assert_eq!(out.status.code(), Some(0), "{}\n{}", show(&out), d.stderr());
     assert!(fx.route_table(&api).await.contains_key("/d"));
+
+    // With the status documents, the wait reads them and asks AWS only to
+    // confirm what they say: an edit is waited for without polling the API.
+    write_manifest(dir.path(), "d.yaml", &mount_yaml("d", "/d", "pl-c", ""));
+    let status_dir = status.path().to_str().unwrap();
+    let own = FaultProxy::strict(&fx.endpoint(), Vec::new());
+    let file = dir.path().join("d.yaml");
+    let doc_wait = || {
+        let mut cmd = fx.apimount_command([
+            "wait",
+            "--rest-api-id",
+            &api,
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--file",
+            file.to_str().unwrap(),
+            "--timeout",
+            "60s",
+            "--status-dir",
+            status_dir,
+        ]);
+        cmd.env("AWS_ENDPOINT_URL", own.url());
+        cmd.output().expect("run apimount wait")
+    };
+    let out = doc_wait();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", show(&out), d.stderr());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("waiting: the controller"),
+        "it read the document first\n{}",
+        show(&out)
+    );
+    // Its only API reads: the one confirmation.
+    let count = |op: &str| own.calls().iter().filter(|(_, o)| o == op).count();
+    assert_eq!(
+        (count(GET_RESOURCES), count(GET_STAGE)),
+        (1, 1),
+        "{}",
+        show(&out)
+    );
+    // A document for another version is never taken for this one.
+    write_manifest(dir.path(), "d.yaml", &mount_yaml("d", "/d", "pl-d", ""));
+    let out = doc_wait();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", show(&out), d.stderr());
+    let table = fx.route_table(&api).await;
+    assert!(
+        table["/d"]["ANY"]
+            .integration_uri
+            .as_deref()
+            .unwrap_or_default()
+            .contains("pl-d"),
+        "served only once this version is live: {table:?}"
+    );
 
     // Its status document says so, with the manifest's generation.
     let doc_path = status.path().join("d.yaml.status.json");

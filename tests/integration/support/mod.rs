@@ -321,6 +321,15 @@ impl Fixture {
         self.strict.stats()
     }
 
+    /// How many calls of `operation` the default strict layer forwarded so far.
+    pub fn strict_count(&self, operation: &str) -> usize {
+        self.strict
+            .calls()
+            .iter()
+            .filter(|(_, o)| o == operation)
+            .count()
+    }
+
     /// Every request that reached the default strict layer so far.
     pub fn strict_requests(&self) -> Vec<faults::Recorded> {
         self.strict.requests()

@@ -14,8 +14,49 @@ use super::{Aws, AwsError, AwsErrorKind};
 use crate::manifest::HttpMethod;
 use crate::plan::model::{
     Behaviour, IntegrationResponse, MethodResponses, MethodSettings, Methods, ObservedApi,
-    ObservedIntegration, ObservedMethod, ObservedResource, ObservedStage, Rate, StageMethodSetting,
+    ObservedIntegration, ObservedMethod, ObservedResource, ObservedStage, PatchOp, Rate,
+    StageMethodSetting,
 };
+
+/// An [`ObservedMethod`] from any answer that describes a method (GetMethod,
+/// PutMethod, UpdateMethod share the accessors).
+macro_rules! observed_method {
+    ($m:expr) => {{
+        let m = $m;
+        ObservedMethod {
+            authorization_type: m.authorization_type().unwrap_or("NONE").to_string(),
+            authorizer_id: m.authorizer_id().map(str::to_string),
+            api_key_required: m.api_key_required().unwrap_or(false),
+            operation_name: m.operation_name().map(str::to_string),
+            integration: m.method_integration().map(observed_integration),
+            responses: method_responses(m.method_responses()),
+        }
+    }};
+}
+
+/// An [`ObservedIntegration`] from any answer that describes an integration
+/// (PutIntegration, UpdateIntegration), integration responses left out.
+macro_rules! answered_integration {
+    ($i:expr) => {{
+        let i = $i;
+        ObservedIntegration {
+            kind: i
+                .r#type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            http_method: i.http_method().map(str::to_string),
+            uri: i.uri().map(str::to_string),
+            timeout_ms: u32::try_from(i.timeout_in_millis()).ok().filter(|t| *t > 0),
+            request_templates: i
+                .request_templates()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            responses: BTreeMap::new(),
+        }
+    }};
+}
 
 pub use crate::plan::stage_settings::StagePatch;
 
@@ -213,9 +254,10 @@ impl Aws {
         resource_id: &str,
         verb: HttpMethod,
         settings: &MethodSettings,
-    ) -> Result<(), AwsError> {
+    ) -> Result<ObservedMethod, AwsError> {
         self.pacer.take(Paced::ApiGateway).await;
-        self.apigw
+        let out = self
+            .apigw
             .put_method()
             .rest_api_id(api_id)
             .resource_id(resource_id)
@@ -227,7 +269,7 @@ impl Aws {
             .send()
             .await
             .map_err(|e| map_err("apigateway:PutMethod", e))?;
-        Ok(())
+        Ok(observed_method!(&out))
     }
 
     /// One method, as the API has it now (`None` when there is none).
@@ -247,14 +289,7 @@ impl Aws {
             .send()
             .await
         {
-            Ok(m) => Ok(Some(ObservedMethod {
-                authorization_type: m.authorization_type().unwrap_or("NONE").to_string(),
-                authorizer_id: m.authorizer_id().map(str::to_string),
-                api_key_required: m.api_key_required().unwrap_or(false),
-                operation_name: m.operation_name().map(str::to_string),
-                integration: m.method_integration().map(observed_integration),
-                responses: method_responses(m.method_responses()),
-            })),
+            Ok(m) => Ok(Some(observed_method!(&m))),
             Err(e) => {
                 let e = map_err("apigateway:GetMethod", e);
                 if e.kind == AwsErrorKind::NotFound {
@@ -296,14 +331,15 @@ impl Aws {
         resource_id: &str,
         verb: HttpMethod,
         integration: &ObservedIntegration,
-    ) -> Result<(), AwsError> {
+    ) -> Result<ObservedIntegration, AwsError> {
         self.pacer.take(Paced::ApiGateway).await;
         let templates: HashMap<String, String> = integration
             .request_templates
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        self.apigw
+        let out = self
+            .apigw
             .put_integration()
             .rest_api_id(api_id)
             .resource_id(resource_id)
@@ -316,7 +352,7 @@ impl Aws {
             .send()
             .await
             .map_err(|e| map_err("apigateway:PutIntegration", e))?;
-        Ok(())
+        Ok(answered_integration!(&out))
     }
 
     /// Puts a method response: its status code and response parameters.
@@ -388,19 +424,7 @@ impl Aws {
         patches: &[StagePatch],
     ) -> Result<BTreeMap<String, StageMethodSetting>, AwsError> {
         self.pacer.take(Paced::ApiGateway).await;
-        let ops: Vec<PatchOperation> = patches
-            .iter()
-            .map(|p| match p {
-                StagePatch::Replace(path, value) => PatchOperation::builder()
-                    .op(Op::Replace)
-                    .path(path)
-                    .value(value)
-                    .build(),
-                StagePatch::Remove(path) => {
-                    PatchOperation::builder().op(Op::Remove).path(path).build()
-                }
-            })
-            .collect();
+        let ops = patch_operations(patches);
         let out = self
             .apigw
             .update_stage()
@@ -426,9 +450,10 @@ impl Aws {
         resource_id: &str,
         verb: HttpMethod,
         patches: &[(&str, String)],
-    ) -> Result<(), AwsError> {
+    ) -> Result<ObservedMethod, AwsError> {
         self.pacer.take(Paced::ApiGateway).await;
-        self.apigw
+        let out = self
+            .apigw
             .update_method()
             .rest_api_id(api_id)
             .resource_id(resource_id)
@@ -437,7 +462,7 @@ impl Aws {
             .send()
             .await
             .map_err(|e| map_err("apigateway:UpdateMethod", e))?;
-        Ok(())
+        Ok(observed_method!(&out))
     }
 
     /// Patches an integration in place.
@@ -447,9 +472,10 @@ impl Aws {
         resource_id: &str,
         verb: HttpMethod,
         patches: &[(&str, String)],
-    ) -> Result<(), AwsError> {
+    ) -> Result<ObservedIntegration, AwsError> {
         self.pacer.take(Paced::ApiGateway).await;
-        self.apigw
+        let out = self
+            .apigw
             .update_integration()
             .rest_api_id(api_id)
             .resource_id(resource_id)
@@ -458,7 +484,93 @@ impl Aws {
             .send()
             .await
             .map_err(|e| map_err("apigateway:UpdateIntegration", e))?;
-        Ok(())
+        Ok(answered_integration!(&out))
+    }
+
+    /// Patches a method response in place; answers with its parameters as
+    /// the backend left them.
+    pub async fn update_method_response(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: HttpMethod,
+        status: &str,
+        patches: &[PatchOp],
+    ) -> Result<BTreeMap<String, bool>, AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        let out = self
+            .apigw
+            .update_method_response()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb.as_str())
+            .status_code(status)
+            .set_patch_operations(Some(patch_operations(patches)))
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:UpdateMethodResponse", e))?;
+        Ok(out
+            .response_parameters()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect())
+    }
+
+    /// Patches an integration response in place; answers with it as the
+    /// backend left it.
+    pub async fn update_integration_response(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: HttpMethod,
+        status: &str,
+        patches: &[PatchOp],
+    ) -> Result<IntegrationResponse, AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        let out = self
+            .apigw
+            .update_integration_response()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb.as_str())
+            .status_code(status)
+            .set_patch_operations(Some(patch_operations(patches)))
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:UpdateIntegrationResponse", e))?;
+        let strings = |m: Option<&HashMap<String, String>>| -> BTreeMap<String, String> {
+            m.into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        Ok(IntegrationResponse {
+            parameters: strings(out.response_parameters()),
+            templates: strings(out.response_templates()),
+        })
+    }
+
+    /// Patches an integration with any operations; answers with it.
+    pub async fn patch_integration(
+        &self,
+        api_id: &str,
+        resource_id: &str,
+        verb: HttpMethod,
+        patches: &[PatchOp],
+    ) -> Result<ObservedIntegration, AwsError> {
+        self.pacer.take(Paced::ApiGateway).await;
+        let out = self
+            .apigw
+            .update_integration()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(verb.as_str())
+            .set_patch_operations(Some(patch_operations(patches)))
+            .send()
+            .await
+            .map_err(|e| map_err("apigateway:UpdateIntegration", e))?;
+        Ok(answered_integration!(&out))
     }
 
     /// Creates a deployment (without a stage) and returns its id.
@@ -628,6 +740,26 @@ fn stage_method_setting(m: &MethodSetting) -> StageMethodSetting {
                 .unwrap_or(default.cache_unauthorized_strategy),
         },
     }
+}
+
+/// Patch operations as the SDK takes them.
+fn patch_operations(patches: &[PatchOp]) -> Vec<PatchOperation> {
+    patches
+        .iter()
+        .map(|p| match p {
+            PatchOp::Add(path, value) => PatchOperation::builder()
+                .op(Op::Add)
+                .path(path)
+                .value(value)
+                .build(),
+            PatchOp::Replace(path, value) => PatchOperation::builder()
+                .op(Op::Replace)
+                .path(path)
+                .value(value)
+                .build(),
+            PatchOp::Remove(path) => PatchOperation::builder().op(Op::Remove).path(path).build(),
+        })
+        .collect()
 }
 
 fn replace_ops(patches: &[(&str, String)]) -> Vec<PatchOperation> {

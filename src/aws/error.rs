@@ -106,13 +106,20 @@ where
     }
     match err {
         SdkError::ServiceError(se) => {
+            // 501 Not Implemented: the backend lacks the operation (an
+            // emulator's answer; AWS has every operation it documents).
+            let missing = se.raw().status().as_u16() == 501;
             let e = se.err();
             let code = e.code().map(str::to_string);
             let message = e.message().unwrap_or("no message").to_string();
             let request_id = e.meta().extra("aws_request_id").map(str::to_string);
             AwsError {
                 operation,
-                kind: classify(code.as_deref(), &message),
+                kind: if missing {
+                    AwsErrorKind::NotImplemented
+                } else {
+                    classify(code.as_deref(), &message)
+                },
                 code,
                 message,
                 request_id,

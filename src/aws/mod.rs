@@ -129,6 +129,27 @@ async fn load_sdk_config(opts: &ClientOptions) -> aws_config::SdkConfig {
 #[error("no AWS region is configured: set AWS_REGION (or a region in your AWS profile)")]
 pub struct NoRegion;
 
+/// The patch operations a repair prefers to delete-and-put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patching {
+    /// UpdateMethod.
+    Method = 0,
+    /// UpdateIntegration.
+    Integration = 1,
+    /// UpdateMethodResponse and UpdateIntegrationResponse.
+    Responses = 2,
+}
+
+impl Patching {
+    pub fn name(self) -> &'static str {
+        match self {
+            Patching::Method => "apigateway:UpdateMethod",
+            Patching::Integration => "apigateway:UpdateIntegration",
+            Patching::Responses => "apigateway:UpdateIntegrationResponse",
+        }
+    }
+}
+
 /// API Gateway and Lambda, through the SDK: the calls of a reconcile pass.
 #[derive(Clone)]
 pub struct Aws {
@@ -136,12 +157,14 @@ pub struct Aws {
     lambda: aws_sdk_lambda::Client,
     region: String,
     pacer: Arc<Pacer>,
-    /// Set once the backend has shown it cannot patch methods and
-    /// integrations (an emulator): repairs then delete and put again.
-    no_patching: Arc<AtomicBool>,
-    /// Set once the backend has shown it cannot remove a stage's
-    /// method-settings key (an emulator): throttling is then reset to "no
-    /// override" instead.
+    /// Whether the endpoint is overridden (an emulator, or a proxy in
+    /// front of one): only then may a backend that cannot patch send
+    /// repairs to delete-and-put. Against AWS an error page is an error.
+    overridden: bool,
+    /// Per operation, set once an overridden endpoint has shown it does not
+    /// implement it: [`Patching::Method`], [`Patching::Integration`],
+    /// [`Patching::Responses`].
+    no_patching: Arc<[AtomicBool; 3]>,
     /// GetResources pages the last read of the API took.
     api_pages: Arc<AtomicUsize>,
 }
@@ -162,7 +185,8 @@ impl Aws {
             lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
             region,
             pacer: Arc::new(Pacer::aws_quotas()),
-            no_patching: Arc::new(AtomicBool::new(false)),
+            overridden: config.has_endpoint_override(),
+            no_patching: Arc::new(Default::default()),
             api_pages: Arc::new(AtomicUsize::new(1)),
         })
     }
@@ -183,15 +207,52 @@ impl Aws {
         self.api_pages.load(Ordering::Relaxed).max(1)
     }
 
-    /// Whether UpdateMethod and UpdateIntegration are known not to work here.
-    pub fn patching_unsupported(&self) -> bool {
-        self.no_patching.load(Ordering::Relaxed)
+    /// Whether this patch operation is known not to work here.
+    pub fn patching_unsupported(&self, op: Patching) -> bool {
+        self.no_patching[op as usize].load(Ordering::Relaxed)
     }
 
-    /// Remembers that the backend cannot patch (it answered NotImplemented).
-    pub fn note_patching_unsupported(&self) {
-        if !self.no_patching.swap(true, Ordering::Relaxed) {
-            tracing::info!("the API Gateway backend cannot patch methods or integrations (an emulator); repairs delete and put again, and put back what was there if the put fails");
+    /// After a patch operation answered with a web page: whether to repair
+    /// by delete-and-put instead. Only an overridden endpoint (an emulator)
+    /// can lack an operation; AWS has them all, so there the page is an
+    /// error to report and retry, and nothing is switched.
+    pub fn note_patching_unsupported(&self, op: Patching) -> bool {
+        if !self.overridden {
+            return false;
         }
+        if !self.no_patching[op as usize].swap(true, Ordering::Relaxed) {
+            tracing::info!(operation = op.name(), "the API Gateway endpoint (overridden: an emulator) does not implement this operation; repairs it would make delete and put again, and put back what was there if the put fails");
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(endpoint: Option<&str>) -> Aws {
+        let mut sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-2"))
+            .behavior_version(BehaviorVersion::latest());
+        if let Some(e) = endpoint {
+            sdk = sdk.endpoint_url(e);
+        }
+        Aws::new(&AwsConfig::from_sdk(sdk.build())).expect("a region")
+    }
+
+    #[test]
+    fn an_error_page_from_aws_never_switches_repairs_to_delete_and_put() {
+        let real = aws(None);
+        for op in [Patching::Method, Patching::Integration, Patching::Responses] {
+            assert!(!real.note_patching_unsupported(op), "{op:?}");
+            assert!(!real.patching_unsupported(op), "{op:?}");
+        }
+        // An emulator's endpoint: per operation, and only the one that failed.
+        let emulator = aws(Some("http://127.0.0.1:4566"));
+        assert!(emulator.note_patching_unsupported(Patching::Method));
+        assert!(emulator.patching_unsupported(Patching::Method));
+        assert!(!emulator.patching_unsupported(Patching::Integration));
+        assert!(!emulator.patching_unsupported(Patching::Responses));
     }
 }

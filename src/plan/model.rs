@@ -26,7 +26,13 @@ impl MethodSettings {
     pub fn of_observed(m: &ObservedMethod) -> Option<MethodSettings> {
         Some(MethodSettings {
             authorization: Authorization::parse(&m.authorization_type)?,
-            authorizer_id: m.authorizer().map(str::to_string),
+            authorizer_id: m
+                .authorizer()
+                .filter(|_| {
+                    Authorization::parse(&m.authorization_type)
+                        .is_some_and(|a| a.needs_authorizer())
+                })
+                .map(str::to_string),
             api_key_required: m.api_key_required,
             operation_name: m.operation_name.clone().unwrap_or_default(),
         })
@@ -41,11 +47,17 @@ impl MethodSettings {
                 self.authorization.as_str().to_string(),
             ));
         }
-        if from.authorizer() != self.authorizer_id.as_deref() {
-            out.push((
-                "/authorizerId",
-                self.authorizer_id.clone().unwrap_or_default(),
-            ));
+        // Leaving an authorizer is the type change alone: no empty id is
+        // sent (no AWS source says `replace /authorizerId ""` is accepted),
+        // and an id left on a method that uses none is not read.
+        if let Some(id) = self
+            .authorizer_id
+            .as_ref()
+            .filter(|_| self.authorization.needs_authorizer())
+        {
+            if from.authorizer() != Some(id.as_str()) {
+                out.push(("/authorizerId", id.clone()));
+            }
         }
         if from.api_key_required != self.api_key_required {
             out.push(("/apiKeyRequired", self.api_key_required.to_string()));
@@ -55,6 +67,23 @@ impl MethodSettings {
         }
         out
     }
+}
+
+/// One patch operation of an Update call (UpdateStage, UpdateMethodResponse,
+/// UpdateIntegrationResponse, UpdateIntegration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatchOp {
+    /// `add {path} {value}`.
+    Add(String, String),
+    /// `replace {path} {value}`.
+    Replace(String, String),
+    /// `remove {path}`.
+    Remove(String),
+}
+
+/// A map key as a patch path segment (JSON Pointer: `~` as `~0`, `/` as `~1`).
+pub fn pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// Method responses by status code: each response's parameters
@@ -106,10 +135,50 @@ impl ObservedMethod {
         Ownership::parse(self.operation_name.as_deref())
     }
 
+    /// The authorizer that counts for `want`: a method that uses none may
+    /// still show the id it had (AWS need not clear it with the type).
+    pub fn authorizer_for(&self, want: &MethodSettings) -> Option<&str> {
+        self.authorizer()
+            .filter(|_| want.authorization.needs_authorizer())
+    }
+
+    /// Whether a method AWS answered with (PutMethod, UpdateMethod) shows
+    /// the settings asked for; `Err` names the first that it does not.
+    pub fn answered(&self, want: &MethodSettings) -> Result<(), String> {
+        if self.authorization_type != want.authorization.as_str() {
+            return Err(format!(
+                "it shows authorization {}, not {}",
+                self.authorization_type,
+                want.authorization.as_str()
+            ));
+        }
+        if self.authorizer_for(want) != want.authorizer_id.as_deref() {
+            return Err(format!(
+                "it shows authorizer {}, not {}",
+                self.authorizer_for(want).unwrap_or("(none)"),
+                want.authorizer_id.as_deref().unwrap_or("(none)")
+            ));
+        }
+        if self.api_key_required != want.api_key_required {
+            return Err(format!(
+                "it shows API key required {}, not {}",
+                self.api_key_required, want.api_key_required
+            ));
+        }
+        if self.operation_name.as_deref() != Some(want.operation_name.as_str()) {
+            return Err(format!(
+                "it shows the operation name {}, not {}",
+                self.operation_name.as_deref().unwrap_or("(none)"),
+                want.operation_name
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the method already has the given settings.
     pub fn matches(&self, want: &MethodSettings) -> bool {
         self.authorization_type == want.authorization.as_str()
-            && self.authorizer() == want.authorizer_id.as_deref()
+            && self.authorizer_for(want) == want.authorizer_id.as_deref()
             && self.api_key_required == want.api_key_required
             && self.operation_name.as_deref() == Some(want.operation_name.as_str())
     }
@@ -140,6 +209,36 @@ pub struct ObservedIntegration {
 }
 
 impl ObservedIntegration {
+    /// Whether an integration AWS answered with (PutIntegration,
+    /// UpdateIntegration) shows what was asked: its type, target, timeout
+    /// and request templates (its responses are put and answered apart).
+    pub fn answered(&self, want: &ObservedIntegration) -> Result<(), String> {
+        if self.kind != want.kind {
+            return Err(format!(
+                "it shows the type {}, not {}",
+                self.kind, want.kind
+            ));
+        }
+        if self.uri != want.uri {
+            return Err(format!(
+                "it shows the target {}, not {}",
+                self.uri.as_deref().unwrap_or("(none)"),
+                want.uri.as_deref().unwrap_or("(none)")
+            ));
+        }
+        if self.timeout() != want.timeout() {
+            return Err(format!(
+                "it shows a timeout of {} ms, not {} ms",
+                self.timeout(),
+                want.timeout()
+            ));
+        }
+        if self.request_templates != want.request_templates {
+            return Err("its request templates are not the ones asked for".into());
+        }
+        Ok(())
+    }
+
     /// The Lambda proxy integration apimount puts (POST to `uri`), with the
     /// default timeout.
     pub fn lambda_proxy(uri: &str) -> ObservedIntegration {
@@ -649,7 +748,7 @@ mod tests {
             (
                 observed("CUSTOM", Some("abc123"), false, Some("apimount:o:m")),
                 want(Authorization::AwsIam, None, false),
-                &[("/authorizationType", "AWS_IAM"), ("/authorizerId", "")],
+                &[("/authorizationType", "AWS_IAM")],
             ),
             // A marker changed by hand, or missing.
             (

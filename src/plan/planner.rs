@@ -688,10 +688,10 @@ fn method_diff(observed: &ObservedMethod, want: &MethodSettings) -> String {
             want.authorization.as_str()
         ));
     }
-    if observed.authorizer() != want.authorizer_id.as_deref() {
+    if observed.authorizer_for(want) != want.authorizer_id.as_deref() {
         parts.push(format!(
             "authorizer {} -> {}",
-            observed.authorizer().unwrap_or("(none)"),
+            observed.authorizer_for(want).unwrap_or("(none)"),
             want.authorizer_id.as_deref().unwrap_or("(none)")
         ));
     }

@@ -16,7 +16,8 @@
 use std::collections::BTreeMap;
 
 use super::model::{
-    IntegrationResponse, MethodResponses, ObservedIntegration, ObservedMethod, StageMethodSetting,
+    pointer, IntegrationResponse, MethodResponses, ObservedIntegration, ObservedMethod, PatchOp,
+    StageMethodSetting,
 };
 use super::stage_settings::{default_throttling, describe_throttling, settings_key};
 use crate::manifest::{HttpMethod, Mount};
@@ -27,6 +28,22 @@ pub const MOCK_REQUEST_TEMPLATE: &str = "{\"statusCode\": 200}";
 const JSON: &str = "application/json";
 const STATUS: &str = "200";
 const HEADER: &str = "method.response.header.";
+
+/// What an in-place repair of a preflight sends, in this order: headers
+/// the method response must declare (UpdateMethodResponse), the MOCK
+/// request template (UpdateIntegration), the integration response's
+/// mappings and template (UpdateIntegrationResponse), then the headers it
+/// no longer declares. Each part may be empty.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PreflightRepair {
+    pub declare: Vec<PatchOp>,
+    pub request: Vec<PatchOp>,
+    pub response: Vec<PatchOp>,
+    pub undeclare: Vec<PatchOp>,
+}
+
+/// The status code of a preflight's answer.
+pub const PREFLIGHT_STATUS: &str = STATUS;
 
 /// The CORS preflight answer of one mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +165,83 @@ impl Preflight {
             && m.integration
                 .as_ref()
                 .is_some_and(|i| i.same_as(&self.integration()))
+    }
+
+    /// The patches that make an observed preflight answer as this one, in
+    /// place: `None` when it is not a preflight of this shape (not MOCK, or
+    /// with other status codes), which is made again whole instead.
+    pub fn repairs(&self, m: &ObservedMethod) -> Option<PreflightRepair> {
+        let have = m.integration.as_ref()?;
+        let want = self.integration();
+        if have.kind != want.kind
+            || m.responses.keys().ne([STATUS].iter().copied())
+            || have.responses.keys().ne([STATUS].iter().copied())
+        {
+            return None;
+        }
+        let declared = &m.responses[STATUS];
+        let wanted = &self.method_responses()[STATUS];
+        let declare = wanted
+            .keys()
+            .filter(|k| !declared.contains_key(*k))
+            .map(|k| {
+                PatchOp::Add(
+                    format!("/responseParameters/{}", pointer(k)),
+                    "false".into(),
+                )
+            })
+            .collect();
+        let undeclare = declared
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .map(|k| PatchOp::Remove(format!("/responseParameters/{}", pointer(k))))
+            .collect();
+        let mut request = Vec::new();
+        for (ct, t) in &want.request_templates {
+            match have.request_templates.get(ct) {
+                Some(h) if h == t => {}
+                Some(_) => request.push(PatchOp::Replace(
+                    format!("/requestTemplates/{}", pointer(ct)),
+                    t.clone(),
+                )),
+                None => request.push(PatchOp::Add(
+                    format!("/requestTemplates/{}", pointer(ct)),
+                    t.clone(),
+                )),
+            }
+        }
+        for ct in have.request_templates.keys() {
+            if !want.request_templates.contains_key(ct) {
+                request.push(PatchOp::Remove(format!(
+                    "/requestTemplates/{}",
+                    pointer(ct)
+                )));
+            }
+        }
+        let (h, w) = (&have.responses[STATUS], &want.responses[STATUS]);
+        let mut response = Vec::new();
+        let mut fields =
+            |prefix: &str, have: &BTreeMap<String, String>, want: &BTreeMap<String, String>| {
+                for (k, v) in want {
+                    let path = format!("/{prefix}/{}", pointer(k));
+                    match have.get(k) {
+                        Some(x) if x == v => {}
+                        Some(_) => response.push(PatchOp::Replace(path, v.clone())),
+                        None => response.push(PatchOp::Add(path, v.clone())),
+                    }
+                }
+                for k in have.keys().filter(|k| !want.contains_key(*k)) {
+                    response.push(PatchOp::Remove(format!("/{prefix}/{}", pointer(k))));
+                }
+            };
+        fields("responseParameters", &h.parameters, &w.parameters);
+        fields("responseTemplates", &h.templates, &w.templates);
+        Some(PreflightRepair {
+            declare,
+            request,
+            response,
+            undeclare,
+        })
     }
 
     /// How an observed OPTIONS method differs from this preflight, in words.
@@ -380,6 +474,76 @@ mod tests {
             tree_notes("/accounts", "OPTIONS", &m, None),
             vec!["CORS preflight for *"]
         );
+    }
+
+    #[test]
+    fn a_preflight_is_repaired_in_place() {
+        let one = Preflight::of(&mount(
+            "  cors:\n    allowOrigins: [\"https://a.example\"]\n    maxAge: 600\n",
+        ))
+        .unwrap();
+        let answering = |p: &Preflight| ObservedMethod {
+            authorization_type: "NONE".into(),
+            authorizer_id: None,
+            api_key_required: false,
+            operation_name: None,
+            integration: Some(p.integration()),
+            responses: p.method_responses(),
+        };
+        let have = answering(&one);
+        assert_eq!(one.repairs(&have), Some(PreflightRepair::default()));
+        // Another max age: one replace of the mapping, nothing else.
+        let other = Preflight::of(&mount(
+            "  cors:\n    allowOrigins: [\"https://a.example\"]\n    maxAge: 300\n",
+        ))
+        .unwrap();
+        let r = other.repairs(&have).unwrap();
+        assert_eq!(
+            r.response,
+            vec![PatchOp::Replace(
+                "/responseParameters/method.response.header.Access-Control-Max-Age".into(),
+                "'300'".into()
+            )]
+        );
+        assert!(r.declare.is_empty() && r.undeclare.is_empty() && r.request.is_empty());
+        // Several origins: Vary declared and mapped, the echo template added;
+        // back to one: all of it taken away, the declaration last.
+        let several = Preflight::of(&mount(
+            "  cors:\n    allowOrigins: [\"https://a.example\", \"https://b.example\"]\n    maxAge: 600\n",
+        ))
+        .unwrap();
+        let r = several.repairs(&have).unwrap();
+        assert_eq!(
+            r.declare,
+            vec![PatchOp::Add(
+                "/responseParameters/method.response.header.Vary".into(),
+                "false".into()
+            )]
+        );
+        assert!(r.response.contains(&PatchOp::Add(
+            "/responseTemplates/application~1json".into(),
+            several.template().unwrap()
+        )));
+        let back = one.repairs(&answering(&several)).unwrap();
+        assert_eq!(
+            back.undeclare,
+            vec![PatchOp::Remove(
+                "/responseParameters/method.response.header.Vary".into()
+            )]
+        );
+        assert!(back.response.contains(&PatchOp::Remove(
+            "/responseTemplates/application~1json".into()
+        )));
+        // Not a preflight of this shape: made again whole.
+        let mut proxy = have.clone();
+        proxy.integration = Some(ObservedIntegration::lambda_proxy("u"));
+        assert_eq!(one.repairs(&proxy), None);
+        let mut extra = have.clone();
+        extra.responses.insert("404".into(), BTreeMap::new());
+        assert_eq!(one.repairs(&extra), None);
+        let mut bare = have;
+        bare.integration = None;
+        assert_eq!(one.repairs(&bare), None);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::ops::Range;
 use super::change::Change;
 #[cfg(test)]
 use super::model::Behaviour;
-use super::model::{Rate, StageMethodSetting};
+use super::model::{PatchOp, Rate, StageMethodSetting};
 use crate::manifest::{HttpMethod, Throttle};
 
 /// The stage's default method settings.
@@ -57,14 +57,9 @@ pub fn settings_key(path: &str, verb: &str) -> String {
     format!("{}/{verb}", path.replace('~', "~0").replace('/', "~1"))
 }
 
-/// One patch operation on the stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StagePatch {
-    /// `replace {path} {value}`.
-    Replace(String, String),
-    /// `remove {path}`.
-    Remove(String),
-}
+/// One patch operation on the stage (a [`PatchOp`]; the stage's settings
+/// use `replace` and `remove`).
+pub type StagePatch = PatchOp;
 
 /// Who holds a method on a resource, for finding which entries are a mount's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,19 +8,27 @@ use std::collections::BTreeSet;
 use super::journal;
 use super::report::ChangeOutcome;
 use super::stop::Stop;
-use crate::aws::{Aws, AwsError, AwsErrorKind};
+use crate::aws::{Aws, AwsError, AwsErrorKind, Patching};
 use crate::errors::chain;
 use crate::manifest::HttpMethod;
 use crate::plan::model::{
     MethodSettings, ObservedApi, ObservedIntegration, ObservedMethod, ResolvedFunction,
 };
-use crate::plan::route_options::Preflight;
+use crate::plan::route_options::{Preflight, PreflightRepair, PREFLIGHT_STATUS};
 use crate::plan::stage_settings::{fallback, pack, patches, took_effect, StagePatch};
 use crate::plan::{Change, Problem, Reason};
 
 /// How a change to the stage's method settings went: made (with a note
 /// when it was made otherwise than planned) or failed.
 pub(crate) type StageOutcome = Result<Option<String>, Problem>;
+
+/// A write AWS answered without making it: a failed change, never a success.
+fn unmade(what: &str, call: &str, shown: String) -> Problem {
+    Problem::new(
+        Reason::AwsError,
+        format!("{what}: {call} answered, but {shown}: the backend did not make the change"),
+    )
+}
 
 /// What a stage-settings change is doing, for its failure.
 fn stage_what(c: &Change) -> String {
@@ -256,7 +264,9 @@ impl Executor<'_> {
                 let id = self.ensure_path(path).await?;
                 let what = format!("creating {verb} {path}");
                 match self.aws.put_method(api_id, &id, *verb, settings).await {
-                    Ok(()) => {}
+                    Ok(answer) => answer
+                        .answered(settings)
+                        .map_err(|shown| unmade(&what, "PutMethod", shown))?,
                     // "Method already exists": AWS made it and the answer was
                     // lost (the SDK's retry got the 409), or someone else did.
                     // It is ours when it carries exactly our marker.
@@ -367,14 +377,17 @@ impl Executor<'_> {
                 format!("{verb} {path} disappeared during the pass"),
             )
         })?;
-        if !self.aws.patching_unsupported() {
+        if !self.aws.patching_unsupported(Patching::Method) {
             let patches = settings.patches_from(&was);
             match self
                 .aws
                 .update_method(self.api_id, &id, verb, &patches)
                 .await
             {
-                Ok(()) => {
+                Ok(answer) => {
+                    answer.answered(settings).map_err(|shown| {
+                        unmade(&format!("repairing {verb} {path}"), "UpdateMethod", shown)
+                    })?;
                     let m = self.method_mut(path, verb).expect("seen above");
                     let integration = m.integration.take();
                     let responses = std::mem::take(&mut m.responses);
@@ -385,9 +398,9 @@ impl Executor<'_> {
                     };
                     return Ok(());
                 }
-                Err(e) if e.kind == AwsErrorKind::NotImplemented => {
-                    self.aws.note_patching_unsupported()
-                }
+                Err(e)
+                    if e.kind == AwsErrorKind::NotImplemented
+                        && self.aws.note_patching_unsupported(Patching::Method) => {}
                 Err(e) => return Err(problem_from(&e, &format!("repairing {verb} {path}"))),
             }
         }
@@ -396,7 +409,17 @@ impl Executor<'_> {
             .delete_method(self.api_id, &id, verb.as_str())
             .await
             .map_err(|e| problem_from(&e, &what))?;
-        match self.aws.put_method(self.api_id, &id, verb, settings).await {
+        let put = self
+            .aws
+            .put_method(self.api_id, &id, verb, settings)
+            .await
+            .map_err(|e| problem_from(&e, &what))
+            .and_then(|answer| {
+                answer
+                    .answered(settings)
+                    .map_err(|shown| unmade(&what, "PutMethod", shown))
+            });
+        match put {
             Ok(()) => {
                 self.api
                     .resources
@@ -410,7 +433,7 @@ impl Executor<'_> {
                 Ok(())
             }
             Err(e) => {
-                let failed = problem_from(&e, &what);
+                let failed = e;
                 self.api
                     .resources
                     .get_mut(path)
@@ -449,16 +472,24 @@ impl Executor<'_> {
         let what = format!("integrating {verb} {path}");
         let patches = have.as_ref().and_then(|h| h.patches_to(&want));
         let mut done = false;
-        if let (Some(patches), false) = (patches, self.aws.patching_unsupported()) {
+        if let (Some(patches), false) = (
+            patches,
+            self.aws.patching_unsupported(Patching::Integration),
+        ) {
             match self
                 .aws
                 .update_integration(self.api_id, &id, verb, &patches)
                 .await
             {
-                Ok(()) => done = true,
-                Err(e) if e.kind == AwsErrorKind::NotImplemented => {
-                    self.aws.note_patching_unsupported()
+                Ok(answer) => {
+                    answer
+                        .answered(&want)
+                        .map_err(|shown| unmade(&what, "UpdateIntegration", shown))?;
+                    done = true
                 }
+                Err(e)
+                    if e.kind == AwsErrorKind::NotImplemented
+                        && self.aws.note_patching_unsupported(Patching::Integration) => {}
                 Err(e) => return Err(problem_from(&e, &what)),
             }
         }
@@ -466,7 +497,9 @@ impl Executor<'_> {
             self.aws
                 .put_integration(self.api_id, &id, verb, &want)
                 .await
-                .map_err(|e| problem_from(&e, &what))?;
+                .map_err(|e| problem_from(&e, &what))?
+                .answered(&want)
+                .map_err(|shown| unmade(&what, "PutIntegration", shown))?;
         }
         if let Some(m) = self.method_mut(path, verb) {
             m.integration = Some(want);
@@ -498,6 +531,33 @@ impl Executor<'_> {
         if preflight.answered_by(&have) {
             return Ok(());
         }
+        // In place where the backend can: the method keeps answering
+        // throughout, and nothing of it is deleted.
+        if let Some(repair) = preflight.repairs(&have) {
+            if !self.aws.patching_unsupported(Patching::Responses) {
+                match self.patch_preflight(&id, &repair, preflight).await {
+                    Ok(()) => {
+                        if let Some(m) = self.method_mut(path, verb) {
+                            m.responses = preflight.method_responses();
+                            m.integration = Some(preflight.integration());
+                        }
+                        return Ok(());
+                    }
+                    Err(e)
+                        if e.kind == AwsErrorKind::NotImplemented
+                            && self.aws.note_patching_unsupported(Patching::Responses) => {}
+                    Err(e) if e.kind == AwsErrorKind::NotImplemented => {
+                        return Err(problem_from(&e, &what))
+                    }
+                    // The backend answered without making the change: an
+                    // emulator falls back to making it again whole.
+                    Err(e) if self.aws.note_patching_unsupported(Patching::Responses) => {
+                        tracing::info!(path, error = %e, "the preflight could not be patched in place; it is made again whole");
+                    }
+                    Err(e) => return Err(problem_from(&e, &what)),
+                }
+            }
+        }
         if have.integration.is_some() || !have.responses.is_empty() {
             self.aws
                 .delete_method(self.api_id, &id, verb.as_str())
@@ -521,6 +581,85 @@ impl Executor<'_> {
         if let Some(m) = self.method_mut(path, verb) {
             m.responses = responses;
             m.integration = Some(integration);
+        }
+        Ok(())
+    }
+
+    /// Patches a preflight in place (see `PreflightRepair`), each answer
+    /// checked: a part the backend did not change is an error
+    /// (`AwsErrorKind::Other`, the operation and what it shows).
+    async fn patch_preflight(
+        &self,
+        id: &str,
+        repair: &PreflightRepair,
+        preflight: &Preflight,
+    ) -> Result<(), AwsError> {
+        let verb = HttpMethod::Options;
+        let status = PREFLIGHT_STATUS;
+        let want_declared = &preflight.method_responses()[status];
+        let unmade = |operation: &'static str, shown: &str| {
+            AwsError::local(
+                operation,
+                AwsErrorKind::Other,
+                format!("answered, but {shown}: the backend did not make the change"),
+            )
+        };
+        if !repair.declare.is_empty() {
+            let declared = self
+                .aws
+                .update_method_response(self.api_id, id, verb, status, &repair.declare)
+                .await?;
+            if want_declared.keys().any(|k| !declared.contains_key(k)) {
+                return Err(unmade(
+                    "apigateway:UpdateMethodResponse",
+                    "a header is not declared",
+                ));
+            }
+        }
+        if !repair.request.is_empty() {
+            let got = self
+                .aws
+                .patch_integration(self.api_id, id, verb, &repair.request)
+                .await?;
+            if got.request_templates != preflight.integration().request_templates {
+                return Err(unmade(
+                    "apigateway:UpdateIntegration",
+                    "the request template is not the one asked for",
+                ));
+            }
+        }
+        if !repair.response.is_empty() {
+            let got = self
+                .aws
+                .update_integration_response(self.api_id, id, verb, status, &repair.response)
+                .await?;
+            let want = &preflight.integration().responses[status];
+            let templates_ok = want
+                .templates
+                .iter()
+                .all(|(k, v)| got.templates.get(k) == Some(v))
+                && got
+                    .templates
+                    .iter()
+                    .all(|(k, v)| v.is_empty() || want.templates.contains_key(k));
+            if got.parameters != want.parameters || !templates_ok {
+                return Err(unmade(
+                    "apigateway:UpdateIntegrationResponse",
+                    "its header mappings or template are not the ones asked for",
+                ));
+            }
+        }
+        if !repair.undeclare.is_empty() {
+            let declared = self
+                .aws
+                .update_method_response(self.api_id, id, verb, status, &repair.undeclare)
+                .await?;
+            if declared.keys().any(|k| !want_declared.contains_key(k)) {
+                return Err(unmade(
+                    "apigateway:UpdateMethodResponse",
+                    "a header is still declared",
+                ));
+            }
         }
         Ok(())
     }

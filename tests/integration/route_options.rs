@@ -707,3 +707,61 @@ async fn on_localstack_the_stage_answers_preflights_and_removal_leaves_only_othe
         Some("MOCK")
     );
 }
+
+#[tokio::test]
+async fn leaving_an_authorizer_is_the_type_change_alone() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("authorizers").await;
+    fx.create_function("account-service").await;
+    let authorizer = fx
+        .apigateway
+        .create_authorizer()
+        .rest_api_id(&api)
+        .name("jwt")
+        .r#type(aws_sdk_apigateway::types::AuthorizerType::Token)
+        .authorizer_uri(fx.lambda_uri(&fx.function_arn("account-service")))
+        .identity_source("method.request.header.Authorization")
+        .send()
+        .await
+        .expect("CreateAuthorizer")
+        .id
+        .expect("an authorizer id");
+    let dir = manifest_dir();
+    let write = |extra: &str| {
+        write_manifest(
+            dir.path(),
+            "accounts.yaml",
+            &mount_yaml("accounts", "/accounts", "account-service", extra),
+        )
+    };
+    let run_ok = |verb: &str| {
+        let out = fx.apimount(&args(verb, dir.path(), &api));
+        assert_eq!(out.status.code(), Some(0), "{verb}: {}", show(&out));
+    };
+    write(&format!(
+        "  proxy: false\n  authorization: CUSTOM\n  authorizerId: {authorizer}\n"
+    ));
+    run_ok("apply");
+    let table = fx.route_table(&api).await;
+    assert_eq!(
+        table["/accounts"]["ANY"].authorization_type.as_deref(),
+        Some("CUSTOM")
+    );
+    write("  proxy: false\n");
+    run_ok("apply");
+    run_ok("plan");
+    let table = fx.route_table(&api).await;
+    assert_eq!(
+        table["/accounts"]["ANY"].authorization_type.as_deref(),
+        Some("NONE")
+    );
+    // No UpdateMethod named the authorizer id (the fixture's strict layer
+    // also refuses an empty one, and the fixture checks it refused nothing).
+    let named = fx
+        .strict_requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/methods/"))
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("authorizerId"))
+        .count();
+    assert_eq!(named, 0);
+}

@@ -168,6 +168,10 @@ pub enum Refusal {
     /// set API Gateway documents for tags (letters, digits, `+ - = . _ : /`
     /// and `@`; no space): 400 `BadRequestException`. moto takes any.
     TagCharacters,
+    /// UpdateMethod replacing `/authorizerId` with an empty string: no AWS
+    /// source says it is accepted or clears the id (leaving an authorizer is
+    /// the type change alone). 400, so apimount never relies on it.
+    EmptyAuthorizerId,
     /// UpdateStage with more patch operations than apimount allows itself
     /// in one call (80, as the established tools split them): 400, so a
     /// pass that would send more fails loudly here.
@@ -175,7 +179,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::DuplicateSibling,
         Refusal::MethodExists,
         Refusal::InvalidVerb,
@@ -185,6 +189,7 @@ impl Refusal {
         Refusal::SettingRemoval,
         Refusal::TagCharacters,
         Refusal::TooManyPatches,
+        Refusal::EmptyAuthorizerId,
     ];
 
     fn index(self) -> usize {
@@ -205,6 +210,7 @@ impl Refusal {
             Refusal::SettingRemoval => "400-method-setting-removal",
             Refusal::TagCharacters => "400-tag-characters",
             Refusal::TooManyPatches => "400-too-many-patch-operations",
+            Refusal::EmptyAuthorizerId => "400-empty-authorizer-id",
         }
     }
 }
@@ -330,9 +336,9 @@ struct Counters {
     /// Forwarded requests whose response could not be read from the emulator.
     upstream_errors: AtomicUsize,
     /// Requests the strict layer answered itself, by rule.
-    refusals: [AtomicUsize; 9],
+    refusals: [AtomicUsize; 10],
     /// Of those, the ones repeating a request whose answer the proxy lost.
-    retry_refusals: [AtomicUsize; 9],
+    retry_refusals: [AtomicUsize; 10],
     /// GETs the strict layer sent to the emulator, and those that failed.
     strict_lookups: AtomicUsize,
     strict_lookup_errors: AtomicUsize,
@@ -1233,6 +1239,7 @@ mod strict {
                 None => setting_removal(&lookup, segs[1], segs[3], body).await,
             },
             (Service::ApiGateway, "apigateway:TagResource") => Ok(tag_characters(body)),
+            (Service::ApiGateway, "apigateway:UpdateMethod") => Ok(empty_authorizer(body)),
             _ => Ok(None),
         };
         match decided {
@@ -1458,6 +1465,26 @@ mod strict {
                 &format!("Cannot remove method setting {key} because there is no method setting for this method "),
             ),
         )))
+    }
+
+    /// UpdateMethod: no `replace /authorizerId ""` (see [`Refusal::EmptyAuthorizerId`]).
+    fn empty_authorizer(body: &Bytes) -> Option<(Refusal, Answer)> {
+        let v = serde_json::from_slice::<Value>(body).ok()?;
+        let empty = v["patchOperations"].as_array()?.iter().any(|op| {
+            op["path"] == "/authorizerId"
+                && op["value"].as_str().is_none_or(str::is_empty)
+                && op["op"] != "remove"
+        });
+        empty.then(|| {
+            (
+                Refusal::EmptyAuthorizerId,
+                json(
+                    StatusCode::BAD_REQUEST,
+                    Some("BadRequestException"),
+                    "Invalid authorizer id specified",
+                ),
+            )
+        })
     }
 
     /// UpdateStage: at most 80 patch operations (see [`Refusal::TooManyPatches`]).
@@ -1686,6 +1713,7 @@ pub fn operation_of(method: &str, path: &str) -> String {
                     "methods" => "{verb}",
                     "stages" => "{stage}",
                     "deployments" => "{dep}",
+                    "responses" => "{status}",
                     _ => s,
                 }
             })
@@ -1725,6 +1753,20 @@ pub fn operation_of(method: &str, path: &str) -> String {
         ("GET", "/restapis/{api}/resources/{res}/methods/{verb}/integration") => {
             "apigateway:GetIntegration"
         }
+        ("PATCH", "/restapis/{api}/resources/{res}/methods/{verb}/responses/{status}") => {
+            "apigateway:UpdateMethodResponse"
+        }
+        (
+            "PATCH",
+            "/restapis/{api}/resources/{res}/methods/{verb}/integration/responses/{status}",
+        ) => "apigateway:UpdateIntegrationResponse",
+        ("PUT", "/restapis/{api}/resources/{res}/methods/{verb}/responses/{status}") => {
+            "apigateway:PutMethodResponse"
+        }
+        (
+            "PUT",
+            "/restapis/{api}/resources/{res}/methods/{verb}/integration/responses/{status}",
+        ) => "apigateway:PutIntegrationResponse",
         ("POST", "/restapis/{api}/deployments") => "apigateway:CreateDeployment",
         ("GET", "/restapis/{api}/deployments") => "apigateway:GetDeployments",
         ("GET", "/restapis/{api}/deployments/{dep}") => "apigateway:GetDeployment",
@@ -2268,6 +2310,24 @@ mod tests {
             .await
             .expect("80 operations pass");
 
+        // UpdateMethod with an empty authorizer id: 400, before moto.
+        let (code, _) = refused(
+            ag.update_method()
+                .rest_api_id(&api)
+                .resource_id(&a)
+                .http_method("GET")
+                .patch_operations(
+                    PatchOperation::builder()
+                        .op(Op::Replace)
+                        .path("/authorizerId")
+                        .value("")
+                        .build(),
+                )
+                .send()
+                .await,
+        );
+        assert_eq!(code, "BadRequestException");
+
         // Deleting what is not there: 404; what is there: fine.
         let (code, _) = refused(
             ag.delete_method()
@@ -2305,6 +2365,7 @@ mod tests {
                 (Refusal::DeleteMissing, 2),
                 (Refusal::SettingRemoval, 1),
                 (Refusal::TooManyPatches, 1),
+                (Refusal::EmptyAuthorizerId, 1),
             ]),
             "{stats}"
         );

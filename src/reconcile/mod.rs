@@ -62,7 +62,7 @@ use crate::plan::names::{
     deployment_description, fingerprint_in_description, managed_mounts, owner_fingerprint,
 };
 use crate::plan::tenancy;
-use crate::plan::warnings::quota_warnings;
+use crate::plan::warnings::{quota_warnings, throttle_warnings};
 use crate::plan::{
     self, admission, DesiredMount, MountAction, Plan, PlanInput, Problem, Reason, State,
 };
@@ -507,6 +507,9 @@ impl Reconciler {
         report
             .notes
             .extend(quota_warnings(api, &plan, &policies.counts));
+        report
+            .notes
+            .extend(throttle_warnings(&self.target.region, &desired.mounts));
         Planned {
             plan,
             deployed: self.deployed_fingerprint(stage).await,

@@ -765,3 +765,50 @@ async fn leaving_an_authorizer_is_the_type_change_alone() {
         .count();
     assert_eq!(named, 0);
 }
+
+/// With no strict layer in between (the layer would answer for moto): moto
+/// answers 200 to the removal of a method-settings entry and keeps it, and
+/// only apimount's reading of the answer keeps that from being reported as
+/// done and planned again forever.
+#[tokio::test]
+async fn a_removal_moto_ignores_is_seen_and_the_plan_is_empty_after_it() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("plain").await;
+    fx.create_function("account-service").await;
+    let dir = manifest_dir();
+    let write = |extra: &str| {
+        write_manifest(
+            dir.path(),
+            "accounts.yaml",
+            &mount_yaml("accounts", "/accounts", "account-service", extra),
+        )
+    };
+    let run = |verb: &str| {
+        run(
+            fx.apimount_command(args(verb, dir.path(), &api)),
+            &fx.endpoint(),
+        )
+    };
+    write("  throttle:\n    rateLimit: 100\n    burstLimit: 200\n");
+    let out = run("apply");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = run("plan");
+    assert_eq!(out.status.code(), Some(0), "in sync: {}", show(&out));
+    write("");
+    let out = run("apply");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        stdout(&out).contains("not removed: the backend answered without removing it"),
+        "{}",
+        show(&out)
+    );
+    let out = run("plan");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "in sync after it: {}",
+        show(&out)
+    );
+    let settings = method_settings(&fx.apigateway, &api).await;
+    assert!(ours_follow_the_stage(&settings), "{settings:?}");
+}

@@ -17,6 +17,10 @@ pub enum AwsErrorKind {
     /// 409: an object exists already, or a concurrent modification.
     Conflict,
     AccessDenied,
+    /// The credentials themselves were refused (expired, unknown, badly
+    /// signed) or there were none: a matter of the credential chain, not of
+    /// the IAM policy.
+    CredentialsRejected,
     Throttled,
     /// A per-API quota such as the resource limit.
     LimitExceeded,
@@ -144,8 +148,28 @@ where
             "the answer from AWS could not be read",
             err,
         ),
+        // No credentials at all: the SDK cannot sign the request.
+        other if chain_mentions_credentials(&other) => local(
+            AwsErrorKind::CredentialsRejected,
+            "no credentials could be loaded",
+            other,
+        ),
         other => local(AwsErrorKind::Other, "the request could not be made", other),
     }
+}
+
+/// Whether an error's chain of causes speaks of credentials or identity
+/// (the SDK's words when the credential chain is empty).
+fn chain_mentions_credentials(e: &(dyn Error + 'static)) -> bool {
+    let mut at: Option<&(dyn Error + 'static)> = Some(e);
+    while let Some(err) = at {
+        let text = format!("{err} {err:?}").to_ascii_lowercase();
+        if text.contains("credential") || text.contains("no identity") {
+            return true;
+        }
+        at = err.source();
+    }
+    false
 }
 
 /// A server error whose body is an HTML page rather than an AWS error
@@ -163,11 +187,16 @@ pub(crate) fn classify(code: Option<&str>, message: &str) -> AwsErrorKind {
     match code.unwrap_or("") {
         "NotFoundException" | "ResourceNotFoundException" | "NoSuchKey" => AwsErrorKind::NotFound,
         "ConflictException" | "ResourceConflictException" => AwsErrorKind::Conflict,
-        "AccessDeniedException"
-        | "AccessDenied"
-        | "UnauthorizedException"
+        "ExpiredTokenException"
+        | "ExpiredToken"
         | "UnrecognizedClientException"
-        | "InvalidSignatureException" => AwsErrorKind::AccessDenied,
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "InvalidSignatureException"
+        | "IncompleteSignature" => AwsErrorKind::CredentialsRejected,
+        "AccessDeniedException" | "AccessDenied" | "UnauthorizedException" => {
+            AwsErrorKind::AccessDenied
+        }
         "TooManyRequestsException" | "ThrottlingException" | "Throttling" => {
             AwsErrorKind::Throttled
         }
@@ -207,6 +236,26 @@ mod tests {
                 Some("AccessDeniedException"),
                 "",
                 AwsErrorKind::AccessDenied,
+            ),
+            (
+                Some("ExpiredTokenException"),
+                "",
+                AwsErrorKind::CredentialsRejected,
+            ),
+            (
+                Some("UnrecognizedClientException"),
+                "",
+                AwsErrorKind::CredentialsRejected,
+            ),
+            (
+                Some("InvalidClientTokenId"),
+                "",
+                AwsErrorKind::CredentialsRejected,
+            ),
+            (
+                Some("SignatureDoesNotMatch"),
+                "",
+                AwsErrorKind::CredentialsRejected,
             ),
             (
                 Some("TooManyRequestsException"),

@@ -80,13 +80,36 @@ pub(crate) fn log_pass(
     }
 
     if let Some(f) = &r.fatal {
+        // One line per failed pass, whatever the number of mounts: what
+        // was not done is counted, not listed.
+        let functions: BTreeSet<&crate::manifest::FunctionRef> =
+            snap.mounts.iter().map(|m| &m.function).collect();
         tracing::error!(
             revision = %r.revision,
             reason = r.fatal_reason.map(|x| x.as_str()).unwrap_or("AwsError"),
             error = %f,
             trigger = why.0.as_str(),
             duration_ms = r.duration.as_millis() as u64,
+            mounts_not_evaluated = snap.mounts.len(),
+            functions_not_read = functions.len(),
             "pass failed"
+        );
+        // AWS could not be observed: every valid mount's state is unknown.
+        let counts: BTreeMap<&'static str, i64> = [
+            ("Ready", 0),
+            ("Progressing", 0),
+            ("Failed", snap.errors.len() as i64),
+            (UNKNOWN, snap.mounts.len() as i64),
+        ]
+        .into();
+        set_mount_gauges(
+            metrics,
+            snap,
+            &counts,
+            snap.mounts
+                .iter()
+                .map(|m| (m.tenant.as_deref(), UNKNOWN))
+                .collect(),
         );
         return;
     }
@@ -133,8 +156,13 @@ pub(crate) fn log_pass(
             ),
         );
     }
-    let mut counts: BTreeMap<&'static str, i64> =
-        [("Ready", 0), ("Progressing", 0), ("Failed", 0)].into();
+    let mut counts: BTreeMap<&'static str, i64> = [
+        ("Ready", 0),
+        ("Progressing", 0),
+        ("Failed", 0),
+        (UNKNOWN, 0),
+    ]
+    .into();
     for (name, (state, reason, message, path, file)) in &current {
         *counts.entry(state.as_str()).or_default() += 1;
         let key = (*state, *reason, message.clone());
@@ -187,21 +215,45 @@ pub(crate) fn log_pass(
     }
     mem.reported_invalid = now_invalid;
     *counts.entry("Failed").or_default() += snap.errors.len() as i64;
+    set_mount_gauges(
+        metrics,
+        snap,
+        &counts,
+        r.mounts
+            .iter()
+            .map(|m| (m.tenant.as_deref(), m.state.as_str()))
+            .collect(),
+    );
+}
+
+/// The state of a mount while AWS cannot be observed.
+const UNKNOWN: &str = "Unknown";
+
+/// Sets `apimount_mounts{state}` from `counts`, and under a policy
+/// `apimount_tenant_mounts{tenant,state}` from each mount's (tenant, state)
+/// and the failing files of each tenant's folder.
+fn set_mount_gauges(
+    metrics: &Metrics,
+    snap: &Snapshot,
+    counts: &BTreeMap<&'static str, i64>,
+    states: Vec<(Option<&str>, &str)>,
+) {
     // Per tenant, under a policy: the tenants come from the policy, so the
     // label set stays bounded whatever the manifests say.
     if let Some(policy) = &snap.tenancy {
-        let mut by_tenant: BTreeMap<(&str, &'static str), i64> = BTreeMap::new();
+        let mut by_tenant: BTreeMap<(&str, &str), i64> = BTreeMap::new();
         for t in &policy.tenants {
-            for state in [State::Ready, State::Progressing, State::Failed] {
-                by_tenant.insert((t.name.as_str(), state.as_str()), 0);
+            for state in [
+                State::Ready.as_str(),
+                State::Progressing.as_str(),
+                State::Failed.as_str(),
+                UNKNOWN,
+            ] {
+                by_tenant.insert((t.name.as_str(), state), 0);
             }
         }
-        for m in &r.mounts {
-            if let Some(n) = m
-                .tenant
-                .as_deref()
-                .and_then(|t| by_tenant.get_mut(&(t, m.state.as_str())))
-            {
+        for (tenant, state) in states {
+            if let Some(n) = tenant.and_then(|t| by_tenant.get_mut(&(t, state))) {
                 *n += 1;
             }
         }
@@ -235,8 +287,8 @@ pub(crate) fn log_pass(
         metrics
             .mounts
             .get_or_create(&StateLabel {
-                state: state.into(),
+                state: (*state).into(),
             })
-            .set(n);
+            .set(*n);
     }
 }

@@ -246,6 +246,7 @@ impl Controller {
             "apimount controller started"
         );
         let now = Instant::now();
+        let opts_refresh = opts.resync_interval;
         Ok(Controller {
             next_resync: now + jittered(opts.resync_interval),
             next_poll: now + opts.poll_interval,
@@ -267,7 +268,7 @@ impl Controller {
             memory: Memory::default(),
             pending: None,
             last_tenancy: None,
-            status: status.map(StatusWriter::start),
+            status: status.map(|t| StatusWriter::start(t, opts_refresh)),
         })
     }
 

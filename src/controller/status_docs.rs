@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::aws::s3::S3Objects;
 use crate::errors::chain;
-use crate::reconcile::status::{statuses, Transitions};
+use crate::reconcile::status::{during_outage, statuses, ManifestStatus, Transitions};
 use crate::reconcile::PassReport;
 use crate::source::{S3Location, Snapshot, Source};
 
@@ -105,17 +105,22 @@ pub struct StatusWriter {
     transitions: Transitions,
     /// Keys refused a document, reported once each.
     refused: BTreeSet<String>,
+    /// What the last pass that observed AWS found, to keep through an outage.
+    last: Vec<ManifestStatus>,
 }
 
 impl StatusWriter {
-    /// Starts the writer task.
-    pub fn start(target: StatusTarget) -> StatusWriter {
+    /// Starts the writer task. Every `refresh` (the resync interval) it
+    /// also puts back documents that went missing or were changed (a folder
+    /// removed, an object deleted by hand).
+    pub fn start(target: StatusTarget, refresh: std::time::Duration) -> StatusWriter {
         let (latest, rx) = watch::channel(Arc::new(BTreeMap::new()));
-        tokio::spawn(write_loop(target, rx));
+        tokio::spawn(write_loop(target, rx, refresh));
         StatusWriter {
             latest,
             transitions: Transitions::default(),
             refused: BTreeSet::new(),
+            last: Vec::new(),
         }
     }
 
@@ -127,9 +132,28 @@ impl StatusWriter {
             .iter()
             .map(|(key, shown)| (shown.display().to_string(), key))
             .collect();
-        let docs = self
-            .transitions
-            .documents(&statuses(report), SystemTime::now());
+        // A pass that could not observe AWS knows nothing new of the
+        // mounts: their documents stay, with the failure in `Programmed`.
+        let now = match (&report.fatal, report.fatal_reason) {
+            (Some(message), reason) => {
+                let present: BTreeSet<String> = snap
+                    .keys
+                    .values()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                during_outage(
+                    &self.last,
+                    &present,
+                    reason.unwrap_or(crate::plan::Reason::AwsError),
+                    message,
+                )
+            }
+            (None, _) => {
+                self.last = statuses(report);
+                self.last.clone()
+            }
+        };
+        let docs = self.transitions.documents(&now, SystemTime::now());
         let mut named: BTreeMap<String, String> = BTreeMap::new();
         for (shown, doc) in docs {
             let Some(key) = key_of.get(&shown) else {
@@ -154,11 +178,51 @@ impl StatusWriter {
     }
 }
 
-async fn write_loop(target: StatusTarget, mut rx: watch::Receiver<Arc<BTreeMap<String, String>>>) {
+async fn write_loop(
+    target: StatusTarget,
+    mut rx: watch::Receiver<Arc<BTreeMap<String, String>>>,
+    refresh: std::time::Duration,
+) {
     // What is out there now, as far as this process wrote it.
     let mut written: BTreeMap<String, String> = BTreeMap::new();
-    while rx.changed().await.is_ok() {
-        let docs = rx.borrow_and_update().clone();
+    let mut checked = tokio::time::Instant::now();
+    loop {
+        // A new set of documents, or the time to check what is out there.
+        let changed = tokio::select! {
+            r = rx.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                true
+            }
+            _ = tokio::time::sleep_until(checked + refresh) => false,
+        };
+        let docs = if changed {
+            rx.borrow_and_update().clone()
+        } else {
+            rx.borrow().clone()
+        };
+        // At least once a refresh, nothing written is taken on trust: a
+        // document removed or changed since (its folder removed, an object
+        // deleted) is written again.
+        if tokio::time::Instant::now() >= checked + refresh {
+            checked = tokio::time::Instant::now();
+            let mut stale = Vec::new();
+            for (name, text) in written.iter() {
+                if !on_target(&target, name, text).await {
+                    stale.push(name.clone());
+                }
+            }
+            if !stale.is_empty() {
+                tracing::info!(
+                    documents = stale.len(),
+                    "status documents missing or changed; writing them again"
+                );
+            }
+            for name in stale {
+                written.remove(&name);
+            }
+        }
         for (name, text) in docs.iter() {
             if written.get(name) == Some(text) {
                 continue;
@@ -187,6 +251,16 @@ async fn write_loop(target: StatusTarget, mut rx: watch::Receiver<Arc<BTreeMap<S
                 }
             }
         }
+    }
+}
+
+/// Whether the target holds `text` under `name`. A folder is read back; an
+/// object store is not (a read costs what a write does): its documents
+/// are simply written again.
+async fn on_target(target: &StatusTarget, name: &str, text: &str) -> bool {
+    match target {
+        StatusTarget::Dir(dir) => std::fs::read_to_string(dir.join(name)).is_ok_and(|t| t == text),
+        StatusTarget::S3 { .. } => false,
     }
 }
 

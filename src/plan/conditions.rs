@@ -44,6 +44,9 @@ pub enum Reason {
     PathConflict,
     /// AWS refused a call for lack of permission.
     AccessDenied,
+    /// AWS refused the credentials themselves (expired, unknown, badly
+    /// signed), or none could be loaded: the credential chain, not IAM.
+    CredentialsRejected,
     /// AWS kept throttling after the SDK's retries.
     Throttled,
     /// Any other AWS failure (timeouts, 5xx, unexpected answers).
@@ -81,6 +84,7 @@ impl Reason {
             Reason::FunctionNotFound => "FunctionNotFound",
             Reason::PathConflict => "PathConflict",
             Reason::AccessDenied => "AccessDenied",
+            Reason::CredentialsRejected => "CredentialsRejected",
             Reason::Throttled => "Throttled",
             Reason::AwsError => "AwsError",
             Reason::InvalidRequest => "InvalidRequest",
@@ -109,8 +113,8 @@ impl Reason {
             | OverBudget
             | OptionNotAllowed => ConditionType::Accepted,
             FunctionNotFound => ConditionType::ResolvedRefs,
-            AccessDenied | Throttled | AwsError | InvalidRequest | LimitExceeded
-            | DeployBlocked => ConditionType::Programmed,
+            AccessDenied | CredentialsRejected | Throttled | AwsError | InvalidRequest
+            | LimitExceeded | DeployBlocked => ConditionType::Programmed,
         }
     }
 
@@ -125,7 +129,12 @@ impl Reason {
     /// The others wait for a change to the manifests (or to the gateway, seen at
     /// the next resync) instead of retrying with backoff.
     pub fn is_transient(self) -> bool {
-        matches!(self, Reason::Throttled | Reason::AwsError)
+        // Credentials the chain refreshes by itself (a rotated role, a new
+        // token file) come right without anyone changing anything.
+        matches!(
+            self,
+            Reason::Throttled | Reason::AwsError | Reason::CredentialsRejected
+        )
     }
 }
 

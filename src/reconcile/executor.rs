@@ -49,6 +49,7 @@ pub(crate) type Outcomes = (Vec<ChangeOutcome>, Option<Problem>);
 pub(crate) fn problem_from(e: &AwsError, what: &str) -> Problem {
     let reason = match e.kind {
         AwsErrorKind::AccessDenied => Reason::AccessDenied,
+        AwsErrorKind::CredentialsRejected => Reason::CredentialsRejected,
         AwsErrorKind::Throttled => Reason::Throttled,
         AwsErrorKind::LimitExceeded => Reason::LimitExceeded,
         AwsErrorKind::BadRequest => Reason::InvalidRequest,
@@ -57,6 +58,9 @@ pub(crate) fn problem_from(e: &AwsError, what: &str) -> Problem {
     let hint = match e.kind {
         AwsErrorKind::AccessDenied => {
             " (grant apimount this action; see the IAM policy in the README)"
+        }
+        AwsErrorKind::CredentialsRejected => {
+            " (AWS refused the credentials themselves: check the credential chain apimount runs with (environment variables, profile, web identity token, container or instance role) and that they are current; the IAM policy is not the cause)"
         }
         _ => "",
     };

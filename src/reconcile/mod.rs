@@ -132,6 +132,10 @@ pub struct Reconciler {
     mount_functions: Mutex<BTreeMap<MountId, FunctionRef>>,
     /// Set on shutdown: the pass stops before its next change.
     stop: Arc<Stop>,
+    /// The last pass could not read the API or the stage: the next reads
+    /// them first and reads no function unless they answer (an outage
+    /// costs two calls a pass, however many functions there are).
+    blind: std::sync::atomic::AtomicBool,
 }
 
 /// Phase 1 of a pass: what it read. The API and the stage are read on every
@@ -190,6 +194,7 @@ impl Reconciler {
             functions: FunctionMemory::default(),
             mount_functions: Mutex::new(BTreeMap::new()),
             stop: Arc::new(Stop::default()),
+            blind: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -348,28 +353,44 @@ impl Reconciler {
                 false => Ok(None),
             }
         };
-        let (api, stage, functions, authorizers) = tokio::join!(
-            self.aws.observe_api(&t.rest_api_id),
-            self.aws.get_stage(&t.rest_api_id, &t.stage),
-            functions,
-            authorizers
-        );
-        let mut api = api.map_err(|e| problem_from(&e, "reading the REST API"))?;
-        if let Some(names) =
-            authorizers.map_err(|e| problem_from(&e, "reading the API's authorizers"))?
-        {
-            api.authorizers = names;
-        }
-        if api.get("/").is_none() {
-            return Err(Problem::new(
-                Reason::AwsError,
-                format!(
-                    "REST API {} has no root resource; is the id right?",
-                    t.rest_api_id
-                ),
-            ));
-        }
-        let stage = stage.map_err(|e| problem_from(&e, "reading the stage"))?;
+        // The API and the stage (and the authorizers' names) first, or
+        // beside the functions: either way, when they cannot be read the
+        // function reads stop (those in flight are dropped) and the pass ends.
+        let gateway = async {
+            let (api, stage, authorizers) = tokio::join!(
+                self.aws.observe_api(&t.rest_api_id),
+                self.aws.get_stage(&t.rest_api_id, &t.stage),
+                authorizers
+            );
+            let mut api = api.map_err(|e| problem_from(&e, "reading the REST API"))?;
+            if let Some(names) =
+                authorizers.map_err(|e| problem_from(&e, "reading the API's authorizers"))?
+            {
+                api.authorizers = names;
+            }
+            if api.get("/").is_none() {
+                return Err(Problem::new(
+                    Reason::AwsError,
+                    format!(
+                        "REST API {} has no root resource; is the id right?",
+                        t.rest_api_id
+                    ),
+                ));
+            }
+            let stage = stage.map_err(|e| problem_from(&e, "reading the stage"))?;
+            Ok((api, stage))
+        };
+        use std::sync::atomic::Ordering;
+        let read = if self.blind.load(Ordering::Relaxed) {
+            match gateway.await {
+                Ok(g) => Ok((g, functions.await)),
+                Err(p) => Err(p),
+            }
+        } else {
+            tokio::try_join!(gateway, async { Ok(functions.await) })
+        };
+        self.blind.store(read.is_err(), Ordering::Relaxed);
+        let ((api, stage), functions) = read?;
         Ok(Observed {
             api,
             stage,

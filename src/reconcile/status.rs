@@ -96,6 +96,33 @@ pub fn statuses(r: &PassReport) -> Vec<ManifestStatus> {
     out
 }
 
+/// The statuses to publish after a pass that could not observe AWS: the
+/// last known status of each manifest still in the source (`present`, by
+/// shown name), with `Programmed` Unknown for `reason` and its message; the
+/// rest of what was known is kept. Manifests gone from the source are left
+/// out (their documents go); one not known before gets none yet.
+pub fn during_outage(
+    last: &[ManifestStatus],
+    present: &std::collections::BTreeSet<String>,
+    reason: crate::plan::Reason,
+    message: &str,
+) -> Vec<ManifestStatus> {
+    last.iter()
+        .filter(|s| present.contains(&s.manifest))
+        .cloned()
+        .map(|mut s| {
+            for c in s.conditions.iter_mut() {
+                if c.kind == ConditionType::Programmed {
+                    c.status = ConditionStatus::Unknown;
+                    c.reason = reason.as_str();
+                    c.message = format!("AWS could not be observed: {message}");
+                }
+            }
+            s
+        })
+        .collect()
+}
+
 /// When each condition of each manifest last changed status, so documents
 /// carry `lastTransitionTime` across passes (the daemon keeps one).
 #[derive(Debug, Default)]
@@ -196,6 +223,52 @@ pub fn rfc3339(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn an_outage_keeps_each_document_and_marks_programmed_unknown() {
+        let known = |manifest: &str, state: State| ManifestStatus {
+            manifest: manifest.into(),
+            name: Some(manifest.into()),
+            tenant: None,
+            path: Some("/a".into()),
+            function: Some("f".into()),
+            observed_generation: Some("g".into()),
+            state,
+            reason: String::new(),
+            message: String::new(),
+            conditions: conditions(None, false),
+        };
+        let last = vec![known("a.yaml", State::Ready), known("b.yaml", State::Ready)];
+        let present: std::collections::BTreeSet<String> = ["a.yaml".to_string()].into();
+        let out = during_outage(
+            &last,
+            &present,
+            crate::plan::Reason::CredentialsRejected,
+            "expired",
+        );
+        assert_eq!(
+            out.len(),
+            1,
+            "b.yaml is gone from the source: its document goes"
+        );
+        let a = &out[0];
+        assert_eq!(a.state, State::Ready, "the last known state is kept");
+        assert_eq!(a.observed_generation.as_deref(), Some("g"));
+        let programmed = a
+            .conditions
+            .iter()
+            .find(|c| c.kind == ConditionType::Programmed)
+            .unwrap();
+        assert_eq!(programmed.status, ConditionStatus::Unknown);
+        assert_eq!(programmed.reason, "CredentialsRejected");
+        assert!(programmed.message.ends_with("expired"));
+        let accepted = a
+            .conditions
+            .iter()
+            .find(|c| c.kind == ConditionType::Accepted)
+            .unwrap();
+        assert_eq!(accepted.status, ConditionStatus::True);
+    }
 
     #[test]
     fn times_read_as_rfc3339() {

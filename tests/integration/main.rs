@@ -16,6 +16,7 @@ mod isolation;
 mod localstack_smoke;
 mod neighbour;
 mod never_dark;
+mod outages;
 mod pipeline;
 mod resilience;
 mod route_options;

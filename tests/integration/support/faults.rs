@@ -91,10 +91,13 @@ pub enum Fault {
     /// policy). Only by rule: never drawn at random, since retrying cannot
     /// cure it.
     BadRequest,
+    /// 403 `UnrecognizedClientException`: AWS refuses the credentials
+    /// themselves. Only by rule.
+    CredentialsRejected,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::Throttled,
         Fault::InternalError,
         Fault::ConcurrentModification,
@@ -102,6 +105,7 @@ impl Fault {
         Fault::Unavailable,
         Fault::Reset,
         Fault::BadRequest,
+        Fault::CredentialsRejected,
     ];
 
     /// The faults drawn at random: the transient ones, which a retry cures.
@@ -133,6 +137,7 @@ impl Fault {
             Fault::Unavailable => "503-unavailable",
             Fault::Reset => "connection-reset",
             Fault::BadRequest => "400-bad-request",
+            Fault::CredentialsRejected => "403-credentials-rejected",
         }
     }
 }
@@ -280,6 +285,11 @@ impl Rule {
         }
     }
 
+    /// Fails every request, whatever its operation, with `fault`.
+    pub fn every(fault: Fault) -> Rule {
+        Rule::fail("*", fault)
+    }
+
     /// Only requests whose path contains `part`.
     pub fn on_path(mut self, part: &str) -> Rule {
         self.path_contains = Some(part.to_string());
@@ -325,7 +335,7 @@ struct Counters {
     other_service: AtomicUsize,
     forwarded: AtomicUsize,
     delayed: AtomicUsize,
-    faults: [AtomicUsize; 7],
+    faults: [AtomicUsize; 8],
     apigateway_faults: AtomicUsize,
     lambda_faults: AtomicUsize,
     /// Connections closed before a whole request arrived (idle pool
@@ -343,7 +353,7 @@ struct Counters {
     strict_lookups: AtomicUsize,
     strict_lookup_errors: AtomicUsize,
     /// Answers lost after forwarding, by kind (indexed like `faults`).
-    lost: [AtomicUsize; 7],
+    lost: [AtomicUsize; 8],
 }
 
 /// A snapshot of the proxy's counters.
@@ -841,7 +851,7 @@ impl Shared {
     fn aimed(&self, operation: &str, target: Option<&str>, path: &str) -> Option<RuleAction> {
         let mut rules = self.rules.lock().expect("rules lock");
         let rule = rules.iter_mut().find(|r| {
-            (r.operation == operation || Some(r.operation.as_str()) == target)
+            (r.operation == "*" || r.operation == operation || Some(r.operation.as_str()) == target)
                 && r.path_contains.as_deref().is_none_or(|p| path.contains(p))
                 && r.times != Some(0)
         })?;
@@ -1150,6 +1160,11 @@ fn injected(fault: Fault) -> Option<Answer> {
             StatusCode::BAD_REQUEST,
             Some("BadRequestException"),
             "Private REST API doesn't have a resource policy attached to it (injected by the fault proxy)",
+        ),
+        Fault::CredentialsRejected => (
+            StatusCode::FORBIDDEN,
+            Some("UnrecognizedClientException"),
+            "The security token included in the request is invalid. (injected by the fault proxy)",
         ),
     };
     Some(json(status, error_type, message))

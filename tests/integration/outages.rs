@@ -1,0 +1,187 @@
+//! The controller through an outage, on the emulator behind the test proxy:
+//! AWS refusing the credentials, then answering again. A pass that cannot
+//! observe AWS reads no function (after the first), logs one line, says
+//! `Unknown` in the metrics and `Programmed` Unknown in every status
+//! document without deleting any; the documents are whole again after it,
+//! and a status folder removed by hand is written again within a resync.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::daemon::{Daemon, DEADLINE};
+use crate::support::faults::{Fault, FaultProxy, Rule};
+use crate::support::{manifest_dir, mount_yaml, write_manifest, Fixture};
+
+const MOUNTS: usize = 6;
+
+fn doc(dir: &Path, i: usize) -> Option<Value> {
+    let text = std::fs::read_to_string(dir.join(format!("m{i}.yaml.status.json"))).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn programmed(doc: &Value) -> (String, String) {
+    let c = doc["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Programmed")
+        .cloned()
+        .unwrap_or(Value::Null);
+    (
+        c["status"].as_str().unwrap_or_default().to_string(),
+        c["reason"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// The value of one metric line, `name{labels} value`.
+fn metric(text: &str, line_start: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn an_outage_reads_no_function_keeps_every_status_document_and_says_unknown() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("outage").await;
+    let dir = manifest_dir();
+    for i in 0..MOUNTS {
+        fx.create_function(&format!("outage-{i}")).await;
+        write_manifest(
+            dir.path(),
+            &format!("m{i}.yaml"),
+            &mount_yaml(
+                &format!("m{i}"),
+                &format!("/m{i}"),
+                &format!("outage-{i}"),
+                "  proxy: false\n",
+            ),
+        );
+    }
+    let status = tempfile::tempdir().unwrap();
+    let proxy = FaultProxy::strict(&fx.endpoint(), Vec::new());
+    let mut cmd = fx.apimount_command(["run"]);
+    cmd.env("AWS_ENDPOINT_URL", proxy.url());
+    let mut d = Daemon::start_command(
+        cmd,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--status-dir",
+            status.path().to_str().unwrap(),
+            "--resync-interval",
+            "2s",
+        ],
+    );
+    d.wait_for("every document programmed", DEADLINE, || async {
+        (0..MOUNTS)
+            .all(|i| doc(status.path(), i).is_some_and(|d| programmed(&d).0 == "True"))
+            .then_some(())
+    })
+    .await;
+
+    // AWS refuses the credentials.
+    proxy.set_rules(vec![Rule::every(Fault::CredentialsRejected)]);
+    let failed = |n: usize| {
+        let d = &d;
+        move || async move {
+            let lines = d.lines_with("pass failed");
+            (lines.len() >= n).then_some(lines)
+        }
+    };
+    let lines = d.wait_for("a failed pass", DEADLINE, failed(1)).await;
+    assert!(lines[0].contains("CredentialsRejected"), "{lines:?}");
+    assert!(
+        lines[0].contains("functions_not_read=6") && lines[0].contains("mounts_not_evaluated=6"),
+        "what was not done is counted: {lines:?}"
+    );
+    d.wait_for("a second failed pass", DEADLINE, failed(2))
+        .await;
+    let seen = proxy.requests().len();
+    let warnings_before = d.lines().len();
+    d.wait_for("two more failed passes", DEADLINE, failed(4))
+        .await;
+    let during: Vec<_> = proxy.requests()[seen..].to_vec();
+    let lambda = during
+        .iter()
+        .filter(|r| r.scope.as_ref().is_some_and(|(_, s)| s == "lambda"))
+        .count();
+    assert_eq!(
+        lambda, 0,
+        "no function is read while the API cannot be: {during:?}"
+    );
+    assert!(
+        during.len() <= 2 * 3,
+        "a failed pass costs its two reads: {} requests over two passes",
+        during.len()
+    );
+    // Two lines per failed pass (the failure, the retry), nothing per
+    // function or per mount.
+    let new_lines = &d.lines()[warnings_before..];
+    let passes = new_lines
+        .iter()
+        .filter(|l| l.contains("pass failed"))
+        .count();
+    assert!(passes >= 2, "{new_lines:#?}");
+    assert!(
+        new_lines.len() <= 2 * passes,
+        "log lines during the outage stay bounded: {new_lines:#?}"
+    );
+
+    // Every document is still there, Programmed Unknown, the state kept.
+    for i in 0..MOUNTS {
+        let doc = doc(status.path(), i).unwrap_or_else(|| panic!("m{i}'s document kept"));
+        assert_eq!(
+            programmed(&doc),
+            ("Unknown".to_string(), "CredentialsRejected".to_string()),
+            "{doc}"
+        );
+        assert_eq!(doc["state"], "Ready", "{doc}");
+    }
+    // The metrics say so.
+    let (_, text) = d.get("/metrics").expect("metrics");
+    assert_eq!(
+        metric(&text, "apimount_mounts{state=\"Unknown\"}"),
+        Some(MOUNTS as f64),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "apimount_mounts{state=\"Ready\"}"), Some(0.0));
+
+    // AWS answers again: everything is known and programmed again.
+    proxy.set_rules(Vec::new());
+    d.wait_for("every document programmed again", DEADLINE, || async {
+        (0..MOUNTS)
+            .all(|i| doc(status.path(), i).is_some_and(|d| programmed(&d).0 == "True"))
+            .then_some(())
+    })
+    .await;
+    let (_, text) = d.get("/metrics").expect("metrics");
+    assert_eq!(
+        metric(&text, "apimount_mounts{state=\"Unknown\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&text, "apimount_mounts{state=\"Ready\"}"),
+        Some(MOUNTS as f64)
+    );
+
+    // The status folder removed by hand: written again within a resync.
+    std::fs::remove_dir_all(status.path()).unwrap();
+    d.wait_for(
+        "the documents written again",
+        Duration::from_secs(15),
+        || async {
+            (0..MOUNTS)
+                .all(|i| doc(status.path(), i).is_some())
+                .then_some(())
+        },
+    )
+    .await;
+    let exit = d.terminate();
+    assert!(exit.success(), "{}", d.stderr());
+}

@@ -393,6 +393,16 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             stopper.shut_down();
             let _ = tx.send(true);
         });
+        // SIGHUP reloads (the tenant policy, the folder watch) instead of
+        // ending the process, its default.
+        let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(1);
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let _ = hup_tx.try_send(());
+            }
+        });
         let opts = LoopOptions {
             resync_interval: args.resync_interval,
             debounce: args.debounce,
@@ -432,6 +442,7 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             metrics,
             health,
             shutdown: rx,
+            hangup: Some(hup_rx),
             lease,
             status,
         })

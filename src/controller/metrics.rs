@@ -50,6 +50,7 @@ pub struct Metrics {
     pub deployments: Counter,
     pub deploy_blocked: Gauge,
     pub last_success: Gauge<f64, AtomicU64>,
+    pub watch_armed: Gauge,
 }
 
 impl Metrics {
@@ -104,6 +105,12 @@ impl Metrics {
             "Unix time of the last pass that read everything and deployed what it had to (a mount failing on its own does not hold it back)",
             last_success.clone(),
         );
+        let watch_armed = Gauge::default();
+        registry.register(
+            "watch_armed",
+            "1 while the manifest folder is watched; 0 while it cannot be (the loop polls the folder every second instead)",
+            watch_armed.clone(),
+        );
         Arc::new(Metrics {
             registry: Mutex::new(registry),
             passes,
@@ -116,6 +123,7 @@ impl Metrics {
             deployments,
             deploy_blocked,
             last_success,
+            watch_armed,
         })
     }
 

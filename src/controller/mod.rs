@@ -65,12 +65,24 @@ use policy::PolicyFile;
 use retry::{Due, Retries, Scope};
 use status_docs::{StatusTarget, StatusWriter};
 use trigger::Trigger;
+use watcher::{FolderWatch, Followed};
 
 /// Why the controller could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     #[error("cannot start the folder watch")]
     Watch(#[from] watcher::WatchError),
+}
+
+/// How often an unwatchable manifest folder is looked at.
+const UNWATCHED_POLL: Duration = Duration::from_secs(1);
+
+/// The next message of an optional channel; never, without one.
+async fn recv(rx: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The shortest time between the starts of two passes.
@@ -118,6 +130,8 @@ pub struct Parts {
     pub health: Arc<Health>,
     /// Turns true on SIGTERM/SIGINT.
     pub shutdown: watch::Receiver<bool>,
+    /// A message per SIGHUP: read the tenant policy again, re-arm the watch.
+    pub hangup: Option<mpsc::Receiver<()>>,
     pub lease: Option<Arc<Lease>>,
     /// Where each manifest's status document goes, if anywhere.
     pub status: Option<StatusTarget>,
@@ -186,7 +200,11 @@ struct Controller {
     renewer: Option<JoinHandle<()>>,
     wake: mpsc::Receiver<()>,
     /// The folder watch, for as long as the loop runs.
-    _watcher: Option<notify::RecommendedWatcher>,
+    watch: Option<FolderWatch>,
+    /// The watch could not be armed: the folder is polled every second
+    /// (logged once an episode).
+    unwatched: bool,
+    hangup: Option<mpsc::Receiver<()>>,
     memory: Memory,
     retries: Retries,
     /// The mounts a `RetryMounts` pass retries.
@@ -213,6 +231,7 @@ impl Controller {
             metrics,
             health,
             shutdown,
+            hangup,
             lease,
             status,
         } = parts;
@@ -223,12 +242,18 @@ impl Controller {
         });
         let others: Vec<&std::path::Path> = policy_dir.iter().map(|d| d.as_path()).collect();
         let watcher = match &source {
-            Source::Dir(dir) => Some(watcher::watch(dir, tenancy.is_some(), &others, wake_tx)?),
+            Source::Dir(dir) => Some(FolderWatch::start(
+                dir,
+                tenancy.is_some(),
+                &others,
+                wake_tx,
+            )?),
             Source::S3(_) if !others.is_empty() => {
-                Some(watcher::watch(others[0], false, &[], wake_tx)?)
+                Some(FolderWatch::start(others[0], false, &[], wake_tx)?)
             }
             Source::S3(_) => None,
         };
+        metrics.watch_armed.set(i64::from(watcher.is_some()));
         let stopper = reconciler.stopper();
         if lease.is_some() {
             // Not the leader until the first renewal says so.
@@ -264,7 +289,9 @@ impl Controller {
             stopper,
             renewer,
             wake,
-            _watcher: watcher,
+            watch: watcher,
+            unwatched: false,
+            hangup,
             memory: Memory::default(),
             pending: None,
             last_tenancy: None,
@@ -417,10 +444,13 @@ impl Controller {
     async fn next_trigger(&mut self) -> Option<Trigger> {
         let is_s3 = matches!(self.source, Source::S3(_));
         loop {
+            // While the folder cannot be watched, it is looked at every second.
+            let unwatched_poll = self.unwatched.then(|| Instant::now() + UNWATCHED_POLL);
             let wake_at = [
                 Some(self.next_resync),
                 self.retries.next(),
                 is_s3.then_some(self.next_poll),
+                unwatched_poll,
             ]
             .into_iter()
             .flatten()
@@ -434,10 +464,29 @@ impl Controller {
                     self.stop().await;
                     return None;
                 }
+                Some(()) = recv(&mut self.hangup) => {
+                    if let Some(t) = &mut self.tenancy {
+                        t.refresh();
+                    }
+                    let rearmed = match self.watch.as_mut().map(FolderWatch::rearm) {
+                        Some(Err(e)) => {
+                            self.watch_lost(&e);
+                            "could not be re-armed"
+                        }
+                        Some(Ok(())) => {
+                            self.watch_back(false);
+                            "re-armed"
+                        }
+                        None => "not used (S3 source)",
+                    };
+                    tracing::info!(watch = rearmed, tenant_policy = self.tenancy.is_some(), "SIGHUP: the tenant policy is read again and the folder watch re-armed");
+                    return Some(Trigger::Reload);
+                }
                 Some(()) = self.wake.recv() => {
                     // Debounce: let the burst finish, then take everything that came.
                     self.wait_beating(self.opts.debounce).await;
                     while self.wake.try_recv().is_ok() {}
+                    self.follow_folder();
                     if let Some(t) = &mut self.tenancy {
                         t.refresh();
                     }
@@ -471,8 +520,20 @@ impl Controller {
                     if is_s3 && now >= self.next_poll && self.poll().await {
                         return Some(Trigger::ManifestsChanged);
                     }
+                    if self.unwatched {
+                        self.follow_folder();
+                        if self.poll().await {
+                            return Some(Trigger::ManifestsChanged);
+                        }
+                    }
                 }
-                _ = heartbeat => { self.health.beat(); }
+                _ = heartbeat => {
+                    self.health.beat();
+                    // A replaced folder the parent's watch did not report.
+                    if self.follow_folder() {
+                        return Some(Trigger::ManifestsChanged);
+                    }
+                }
                 _ = tokio::time::sleep(Duration::from_millis(250)), if self.lease.is_some() => {
                     if !self.stopper.may_write() {
                         return Some(Trigger::LeaseLost);
@@ -480,6 +541,42 @@ impl Controller {
                 }
             }
         }
+    }
+
+    /// Keeps the watch on the folder the manifest path leads to: re-armed
+    /// when the folder was replaced (deleted and made again, a link pointed
+    /// elsewhere), polled while it cannot be. Whether it was re-armed.
+    fn follow_folder(&mut self) -> bool {
+        let Some(w) = self.watch.as_mut() else {
+            return false;
+        };
+        match w.follow() {
+            Ok(Followed::Same) => false,
+            Ok(Followed::Rearmed) => {
+                self.watch_back(true);
+                true
+            }
+            Err(e) => {
+                self.watch_lost(&e);
+                false
+            }
+        }
+    }
+
+    fn watch_back(&mut self, replaced: bool) {
+        self.metrics.watch_armed.set(1);
+        if replaced || self.unwatched {
+            tracing::info!(source = %self.source.describe(), "the manifest folder was replaced or is back; watching it again");
+        }
+        self.unwatched = false;
+    }
+
+    fn watch_lost(&mut self, e: &watcher::WatchError) {
+        self.metrics.watch_armed.set(0);
+        if !self.unwatched {
+            tracing::warn!(error = %chain(e), "the manifest folder cannot be watched; looking at it every second until it can");
+        }
+        self.unwatched = true;
     }
 
     /// Lists the S3 source; whether it shows a new revision (kept for the

@@ -21,6 +21,8 @@ pub enum Trigger {
     LeaseAcquired,
     /// This instance lost the lease during its wait (it stands by next).
     LeaseLost,
+    /// SIGHUP: the tenant policy read again, the folder watch re-armed.
+    Reload,
 }
 
 impl Trigger {
@@ -34,6 +36,7 @@ impl Trigger {
             Trigger::RetryMounts => "retry mounts",
             Trigger::LeaseAcquired => "lease acquired",
             Trigger::LeaseLost => "lease lost",
+            Trigger::Reload => "reload",
         }
     }
 

@@ -185,3 +185,85 @@ async fn an_outage_reads_no_function_keeps_every_status_document_and_says_unknow
     let exit = d.terminate();
     assert!(exit.success(), "{}", d.stderr());
 }
+
+#[tokio::test]
+async fn the_watch_follows_a_folder_made_again_and_sighup_reloads() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("watch").await;
+    for f in ["watch-a", "watch-b", "watch-c"] {
+        fx.create_function(f).await;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let folder = root.path().join("manifests");
+    std::fs::create_dir(&folder).unwrap();
+    let write = |name: &str| {
+        write_manifest(
+            &folder,
+            &format!("{name}.yaml"),
+            &mount_yaml(
+                name,
+                &format!("/{name}"),
+                &format!("watch-{name}"),
+                "  proxy: false\n",
+            ),
+        )
+    };
+    write("a");
+    // A long resync: only the watch (or its fallback poll) can see a change in time.
+    let mut d = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            folder.to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--resync-interval",
+            "300s",
+        ],
+    );
+    let served = |path: &'static str| {
+        let fx = &fx;
+        let api = api.clone();
+        move || {
+            let api = api.clone();
+            async move { fx.route_table(&api).await.contains_key(path).then_some(()) }
+        }
+    };
+    d.wait_for("/a mounted", DEADLINE, served("/a")).await;
+
+    // The folder deleted and made again (as a deploy tool that replaces it does).
+    std::fs::remove_dir_all(&folder).unwrap();
+    std::fs::create_dir(&folder).unwrap();
+    write("a");
+    write("b");
+    d.wait_for("/b mounted from the new folder", DEADLINE, served("/b"))
+        .await;
+    assert!(
+        !d.lines_with("watching it again").is_empty(),
+        "the re-armed watch is logged\n{}",
+        d.stderr()
+    );
+    let (_, text) = d.get("/metrics").expect("metrics");
+    assert_eq!(metric(&text, "apimount_watch_armed"), Some(1.0), "{text}");
+
+    // SIGHUP reloads and the daemon goes on.
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &d.pid.to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(sent.success());
+    d.wait_for("the reload logged", DEADLINE, || async {
+        (!d.lines_with("SIGHUP").is_empty()).then_some(())
+    })
+    .await;
+    d.wait_for("a pass after the reload", DEADLINE, || async {
+        (!d.lines_with("trigger=\"reload\"").is_empty()).then_some(())
+    })
+    .await;
+    d.assert_running();
+    write("c");
+    d.wait_for("/c mounted after the reload", DEADLINE, served("/c"))
+        .await;
+    let exit = d.terminate();
+    assert!(exit.success(), "{}", d.stderr());
+}

@@ -130,7 +130,7 @@ impl FolderWatch {
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 if let Ok(e) = &event {
                     let gone = matches!(e.kind, notify::EventKind::Remove(_));
-                    if gone && e.paths.iter().any(|p| *p == folder) {
+                    if gone && e.paths.contains(&folder) {
                         lost.store(true, Ordering::Relaxed);
                     }
                 }

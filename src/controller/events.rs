@@ -113,11 +113,33 @@ pub(crate) fn log_pass(
         );
         return;
     }
+    // The changes in proportion: counts by kind and the first few (each
+    // change is logged at debug level as it is made).
+    let made: Vec<&crate::plan::Change> = r
+        .all_changes()
+        .filter(|c| c.error.is_none())
+        .map(|c| &c.change)
+        .collect();
+    let count = |k: ChangeKind| made.iter().filter(|c| c.kind() == k).count();
+    let first: Vec<String> = made
+        .iter()
+        .take(FIRST_CHANGES)
+        .map(|c| c.to_string())
+        .collect();
+    let more = made.len().saturating_sub(FIRST_CHANGES);
+    let first = match more {
+        0 => first.join("; "),
+        n => format!("{}; and {n} more", first.join("; ")),
+    };
     tracing::info!(
         revision = %r.revision,
         mounts = r.mounts.len(),
         invalid = r.invalid.len(),
         changes,
+        created = count(ChangeKind::Create),
+        updated = count(ChangeKind::Update),
+        deleted = count(ChangeKind::Delete),
+        first = %first,
         failed = r.failed_changes(),
         deployment = r.deployment.as_deref().unwrap_or(""),
         duration_ms = r.duration.as_millis() as u64,
@@ -225,6 +247,9 @@ pub(crate) fn log_pass(
             .collect(),
     );
 }
+
+/// How many changes the `pass finished` line names.
+const FIRST_CHANGES: usize = 3;
 
 /// The state of a mount while AWS cannot be observed.
 const UNKNOWN: &str = "Unknown";

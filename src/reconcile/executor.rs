@@ -1062,7 +1062,7 @@ impl<'c> InOrder<'c> {
         let c = &self.changes[self.next - 1];
         match result {
             Ok(()) => {
-                tracing::info!(change = %c, "applied");
+                tracing::debug!(change = %c, "applied");
                 self.out.push(ChangeOutcome {
                     change: c.clone(),
                     error: None,

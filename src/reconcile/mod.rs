@@ -729,7 +729,7 @@ impl Reconciler {
                         .into_iter()
                         .map(|change| match results.next().expect("one result a change") {
                             Ok(note) => {
-                                tracing::info!(change = %change, note = note.as_deref().unwrap_or(""), "applied");
+                                tracing::debug!(change = %change, note = note.as_deref().unwrap_or(""), "applied");
                                 ChangeOutcome { change, error: None, note }
                             }
                             Err(p) => {

@@ -517,12 +517,13 @@ impl Controller {
                         self.next_resync = now + jittered(self.resync_interval());
                         return Some(Trigger::Resync);
                     }
-                    if is_s3 && now >= self.next_poll && self.poll().await {
+                    if is_s3 && now >= self.next_poll && self.poll(false).await {
                         return Some(Trigger::ManifestsChanged);
                     }
                     if self.unwatched {
                         self.follow_folder();
-                        if self.poll().await {
+                        // Quietly: the watch's warning said it once.
+                        if self.poll(true).await {
                             return Some(Trigger::ManifestsChanged);
                         }
                     }
@@ -579,9 +580,10 @@ impl Controller {
         self.unwatched = true;
     }
 
-    /// Lists the S3 source; whether it shows a new revision (kept for the
-    /// next pass).
-    async fn poll(&mut self) -> bool {
+    /// Reads the source (the S3 listing, or a folder that cannot be
+    /// watched); whether it shows a new revision (kept for the next pass).
+    /// A failure is logged unless `quiet`.
+    async fn poll(&mut self, quiet: bool) -> bool {
         self.next_poll = Instant::now() + self.opts.poll_interval;
         if let Some(t) = &mut self.tenancy {
             t.refresh();
@@ -594,7 +596,9 @@ impl Controller {
             }
             Ok(_) => false,
             Err(e) => {
-                tracing::warn!(error = %chain(&e), "polling the manifest source failed; keeping everything as it is");
+                if !quiet {
+                    tracing::warn!(error = %chain(&e), "polling the manifest source failed; keeping everything as it is");
+                }
                 false
             }
         }

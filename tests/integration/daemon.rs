@@ -1536,3 +1536,159 @@ async fn a_source_that_cannot_be_read_deletes_nothing() {
     assert!(status.success(), "{status}");
     proxy.stats().assert_nothing_refused();
 }
+
+/// An S3 source whose listing fails writes nothing it should not: one
+/// tenant's sub-prefix failing holds that tenant's routes while the others
+/// go on; the whole prefix failing skips the pass (counted as
+/// `source_error`) and writes nothing at all.
+#[tokio::test]
+async fn an_s3_listing_that_fails_deletes_nothing() {
+    use crate::support::faults::{Fault, FaultProxy, Rule};
+    const BUCKET: &str = "failing-source";
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("failing-s3").await;
+    fx.create_function("acct-fn").await;
+    fx.create_function("pay-fn").await;
+    fx.create_bucket(BUCKET).await;
+    let policy_dir = manifest_dir();
+    let policy = policy_dir.path().join("tenants.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: apimount/v1\nkind: TenantPolicy\ntenants:\n  - name: accounts\n    paths: [/accounts]\n    functions: [\"acct-*\"]\n    authorizations: [NONE]\n  - name: payments\n    paths: [/payments]\n    functions: [\"pay-*\"]\n    authorizations: [NONE]\n",
+    )
+    .unwrap();
+    let put = |key: &'static str, body: String| fx.put_object(BUCKET, key, body);
+    put(
+        "m/accounts/a.yaml",
+        mount_yaml("a", "/accounts", "acct-fn", ""),
+    )
+    .await;
+    put(
+        "m/payments/p.yaml",
+        mount_yaml("p", "/payments", "pay-fn", ""),
+    )
+    .await;
+    put(
+        "m/payments/q.yaml",
+        mount_yaml("q", "/payments/q", "pay-fn", "  proxy: false\n"),
+    )
+    .await;
+    let proxy = FaultProxy::strict(&fx.endpoint(), Vec::new());
+    let mut cmd = fx.apimount_command(["run"]);
+    cmd.env("AWS_ENDPOINT_URL", proxy.url());
+    let source = format!("s3://{BUCKET}/m");
+    let d = Daemon::start_command(
+        cmd,
+        &[
+            "--source",
+            &source,
+            "--tenants",
+            policy.to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--poll-interval",
+            "1s",
+            "--resync-interval",
+            "2s",
+            "--allow-mass-delete",
+        ],
+    );
+    let has = |path: &'static str| {
+        let fx = &fx;
+        let api = api.clone();
+        move || {
+            let api = api.clone();
+            async move { routes(fx, &api).await.contains_key(path).then_some(()) }
+        }
+    };
+    d.wait_for("both tenants mounted", DEADLINE, has("/payments"))
+        .await;
+    d.wait_for("accounts mounted", DEADLINE, has("/accounts"))
+        .await;
+
+    // payments' sub-prefix cannot be listed, and its manifest is gone: its
+    // route stays; accounts goes on (a new mount is made).
+    proxy.set_rules(vec![Rule::fail(
+        &format!("GET /{BUCKET}"),
+        Fault::InternalError,
+    )
+    .on_path("prefix=m%2Fpayments")]);
+    fx.s3()
+        .delete_object()
+        .bucket(BUCKET)
+        .key("m/payments/p.yaml")
+        .send()
+        .await
+        .unwrap();
+    let deployed = fx.stage_deployment(&api, "prod").await;
+    let passes = d.lines_with("pass finished").len();
+    put(
+        "m/accounts/b.yaml",
+        mount_yaml("b", "/accounts/b", "acct-fn", "  proxy: false\n"),
+    )
+    .await;
+    d.wait_for("accounts' new mount made", DEADLINE, has("/accounts/b"))
+        .await;
+    d.wait_for("and deployed", DEADLINE, || async {
+        (fx.stage_deployment(&api, "prod").await != deployed).then_some(())
+    })
+    .await;
+    // The pass that made it is over (its last writes are after the deployment).
+    d.wait_for("its pass finished", DEADLINE, || async {
+        (d.lines_with("pass finished").len() > passes).then_some(())
+    })
+    .await;
+    assert!(
+        proxy.ruled() > 0,
+        "the listing of payments was failed: {:?}",
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| r.query.as_deref().unwrap_or("").contains("payments"))
+            .map(|r| format!("{} {}?{:?}", r.method, r.path, r.query))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        routes(&fx, &api).await.contains_key("/payments"),
+        "a tenant whose prefix cannot be listed keeps its routes"
+    );
+
+    // The whole prefix cannot be listed: no pass writes anything.
+    proxy.set_rules(vec![Rule::fail(
+        &format!("GET /{BUCKET}"),
+        Fault::InternalError,
+    )]);
+    fx.s3()
+        .delete_object()
+        .bucket(BUCKET)
+        .key("m/accounts/b.yaml")
+        .send()
+        .await
+        .unwrap();
+    let before = routes(&fx, &api).await;
+    proxy.take_calls();
+    let source_errors = |d: &Daemon| {
+        let (_, body) = d.get("/metrics").expect("/metrics");
+        metric(
+            &parse_metrics(&body),
+            "apimount_passes_total",
+            &[("result", "source_error")],
+        )
+        .unwrap_or(0.0)
+    };
+    d.wait_for("two passes skipped", DEADLINE, || async {
+        (source_errors(&d) >= 2.0).then_some(())
+    })
+    .await;
+    let writes: Vec<String> = proxy
+        .take_calls()
+        .into_iter()
+        .map(|(_, op)| op)
+        .filter(|op| !(op.contains(":Get") || op.starts_with("GET ")))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "writes while the source cannot be listed: {writes:?}"
+    );
+    assert_eq!(routes(&fx, &api).await, before);
+}

@@ -290,7 +290,7 @@ impl Rule {
         Rule::fail("*", fault)
     }
 
-    /// Only requests whose path contains `part`.
+    /// Only requests whose path (with its query) contains `part`.
     pub fn on_path(mut self, part: &str) -> Rule {
         self.path_contains = Some(part.to_string());
         self
@@ -990,7 +990,9 @@ async fn handle(
     let aimed = shared.aimed(
         &operation_of(head.method.as_str(), head.uri.path()),
         target.as_deref(),
-        head.uri.path(),
+        head.uri
+            .path_and_query()
+            .map_or(head.uri.path(), |p| p.as_str()),
     );
     let mut lose_aimed = None;
     let decision = match aimed {

@@ -729,6 +729,43 @@ pub fn salvage_name(bytes: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn limits_hold_at_their_boundaries() {
+        // A path of exactly 1024 characters in 16 segments is valid; one more
+        // character, or a 17th segment, is not.
+        let seg = |n: usize| "a".repeat(n);
+        let at_limit = format!(
+            "/{}{}",
+            (0..15).map(|_| format!("{}/", seg(63))).collect::<String>(),
+            seg(1023 - 15 * 64)
+        );
+        assert_eq!(at_limit.len(), 1024);
+        assert_eq!(MountPath::parse(&at_limit).unwrap().as_str(), at_limit);
+        let over = format!("{at_limit}b");
+        assert_eq!(
+            MountPath::parse(&over).unwrap_err(),
+            "is 1025 characters long; the limit is 1024"
+        );
+        let sixteen: String = (0..16).map(|i| format!("/s{i}")).collect();
+        assert_eq!(MountPath::parse(&sixteen).unwrap().as_str(), sixteen);
+        let seventeen = format!("{sixteen}/s16");
+        assert!(MountPath::parse(&seventeen)
+            .unwrap_err()
+            .starts_with("has 17 segments; the limit is 16"));
+        // A manifest of 64 KiB is read; one byte more is refused unread.
+        let text = |size: usize| {
+            let head = "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: m\nspec:\n  path: /m\n  function: f\n# ";
+            format!("{head}{}", "x".repeat(size - head.len()))
+        };
+        assert!(parse(Path::new("m.yaml"), text(65_536).as_bytes()).is_ok());
+        let err = parse(Path::new("m.yaml"), text(65_537).as_bytes()).unwrap_err();
+        assert!(err[0].to_string().contains("65537"), "{err:?}");
+        // Verbs: known ones only.
+        assert_eq!(HttpMethod::parse("GET"), Some(HttpMethod::Get));
+        assert_eq!(HttpMethod::parse("get"), None);
+        assert_eq!(HttpMethod::parse("NOPE"), None);
+    }
+
     const GOOD: &str = "apiVersion: apimount/v1
 kind: ServiceMount
 metadata:

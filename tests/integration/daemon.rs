@@ -1013,8 +1013,13 @@ async fn with_a_lease_table_one_instance_leads_and_a_standby_takes_over() {
     })
     .await;
     let leading = |d: &Daemon| !d.lines_with("pass finished").is_empty();
-    // Let both settle for more than a lease renewal: still only one has run passes.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let standing_by = |d: &Daemon| !d.lines_with("standing by").is_empty();
+    // Both settled: one has run a pass, the other says it stands by (a
+    // condition waited for, not a sleep).
+    a.wait_for("one leader and one standby", DEADLINE, || async {
+        ((leading(&a) && standing_by(&b)) || (leading(&b) && standing_by(&a))).then_some(())
+    })
+    .await;
     assert!(
         leading(&a) != leading(&b),
         "exactly one instance must run passes\n--- a ---\n{}\n--- b ---\n{}",

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{free_loopback_addr, http_get, Fixture};
+use super::{http_get, Fixture};
 
 /// How long a test waits for the daemon to react.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -22,7 +22,9 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(5);
 pub struct Daemon {
     child: Mutex<Child>,
     pub pid: u32,
-    pub admin: String,
+    /// The admin endpoint's address, as the daemon reports it once bound
+    /// (it binds port 0: no port is picked and released by the test).
+    admin: Mutex<Option<String>>,
     lines: Arc<Mutex<Vec<String>>>,
     reader: Option<JoinHandle<()>>,
 }
@@ -36,9 +38,8 @@ impl Daemon {
     /// Starts `apimount run` from a command set up for an emulator (the
     /// binary and its environment), with ARGS and the test's settings.
     pub fn start_command(mut cmd: std::process::Command, args: &[&str]) -> Daemon {
-        let admin = free_loopback_addr();
         cmd.args(args)
-            .args(["--admin-addr", &admin])
+            .args(["--admin-addr", "127.0.0.1:0"])
             // Client-side pacing to AWS quotas only slows an emulator down.
             .args(["--pacing", "off"])
             // The binary's own default filter, whatever the developer's shell says.
@@ -62,7 +63,7 @@ impl Daemon {
         Daemon {
             pid: child.id(),
             child: Mutex::new(child),
-            admin,
+            admin: Mutex::new(None),
             lines,
             reader: Some(reader),
         }
@@ -85,9 +86,46 @@ impl Daemon {
             .collect()
     }
 
+    /// The admin endpoint's address, from the daemon's `admin endpoint
+    /// listening addr=…` line (waited for, up to [`DEADLINE`]).
+    pub fn admin(&self) -> String {
+        if let Some(a) = self.admin.lock().unwrap().clone() {
+            return a;
+        }
+        let start = Instant::now();
+        loop {
+            // Text (`addr=…`) or JSON (`"addr":"…"`) logs.
+            let found = self.lines().iter().find_map(|l| {
+                if !l.contains("admin endpoint listening") {
+                    return None;
+                }
+                let text = l
+                    .split("addr=")
+                    .nth(1)
+                    .map(|a| a.split_whitespace().next().unwrap_or(""));
+                let json = l
+                    .split("\"addr\":\"")
+                    .nth(1)
+                    .and_then(|a| a.split('"').next());
+                json.or(text).map(str::to_string)
+            });
+            if let Some(a) = found {
+                *self.admin.lock().unwrap() = Some(a.clone());
+                return a;
+            }
+            self.assert_running();
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the daemon never said where its admin endpoint listens\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// GET on the admin endpoint.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        http_get(&self.admin, path)
+        http_get(&self.admin(), path)
     }
 
     /// Panics (with the daemon's stderr) if the daemon has exited.

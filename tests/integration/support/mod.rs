@@ -997,6 +997,8 @@ impl Fixture {
 }
 
 /// `127.0.0.1:PORT` on a port that was free a moment ago (for `--admin-addr`).
+/// (The benchmark's daemon; the tests' daemons bind port 0 themselves.)
+#[allow(dead_code)]
 pub fn free_loopback_addr() -> String {
     format!("127.0.0.1:{}", free_loopback_port())
 }

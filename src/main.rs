@@ -360,7 +360,18 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             health: health.clone(),
             metrics: metrics.clone(),
         };
-        let config = AwsConfig::load(&ClientOptions::default())
+        // Under a lease, one attempt may take at most the third of it the
+        // lease leaves for a call in flight (each write attempt is also
+        // checked against the lease before it is sent).
+        let defaults = ClientOptions::default();
+        let client_options = match &args.lease_table {
+            Some(_) => ClientOptions {
+                attempt_timeout: defaults.attempt_timeout.min(args.lease_duration / 3),
+                ..defaults
+            },
+            None => defaults,
+        };
+        let config = AwsConfig::load(&client_options)
             .await
             .with_sink(Arc::new(progress));
         let reconciler = reconciler(&args.target, api_id, &config).await?;

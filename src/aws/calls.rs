@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef, InterceptorContext,
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef, InterceptorContext,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -98,6 +99,54 @@ impl Intercept for CallCounter {
             sink.record(service, operation, &outcome);
         }
         Ok(())
+    }
+}
+
+/// Says whether this process may write to AWS now: under a leader lease,
+/// only until the lease's safe end.
+pub trait WriteGate: Send + Sync {
+    fn may_write(&self) -> bool;
+}
+
+/// Where the gate is put once the reconciler exists (the clients are built
+/// before it).
+pub(crate) type GateSlot = Arc<std::sync::OnceLock<Arc<dyn WriteGate>>>;
+
+/// Checks the gate immediately before each attempt of a write leaves the
+/// process, retries included: a process frozen past its lease (a VM pause,
+/// `docker pause`) sends nothing when it wakes, even the write it had in
+/// flight or the SDK's retry of it.
+#[derive(Clone)]
+pub(crate) struct LeaseGuard {
+    pub(crate) gate: GateSlot,
+}
+
+impl std::fmt::Debug for LeaseGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeaseGuard")
+    }
+}
+
+/// The message of a write the guard kept back.
+pub const NOT_SENT: &str =
+    "not sent: the leader lease is not held now (it ran out while this call waited)";
+
+impl Intercept for LeaseGuard {
+    fn name(&self) -> &'static str {
+        "apimount.LeaseGuard"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let write = !matches!(context.request().method(), "GET" | "HEAD");
+        match self.gate.get() {
+            Some(g) if write && !g.may_write() => Err(NOT_SENT.into()),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -167,6 +167,8 @@ pub struct Aws {
     no_patching: Arc<[AtomicBool; 3]>,
     /// GetResources pages the last read of the API took.
     api_pages: Arc<AtomicUsize>,
+    /// The write gate (the leader lease), checked before every write attempt.
+    gate: calls::GateSlot,
 }
 
 impl Aws {
@@ -176,10 +178,15 @@ impl Aws {
     pub fn new(config: &AwsConfig) -> Result<Aws, NoRegion> {
         let region = config.region().ok_or(NoRegion)?;
         let calls = config.calls();
+        let gate: calls::GateSlot = Arc::new(std::sync::OnceLock::new());
+        let guard = calls::LeaseGuard { gate: gate.clone() };
         let apigw = aws_sdk_apigateway::config::Builder::from(&config.sdk)
             .retry_classifier(RetryConcurrentModification)
-            .interceptor(calls.clone());
-        let lambda = aws_sdk_lambda::config::Builder::from(&config.sdk).interceptor(calls);
+            .interceptor(calls.clone())
+            .interceptor(guard.clone());
+        let lambda = aws_sdk_lambda::config::Builder::from(&config.sdk)
+            .interceptor(calls)
+            .interceptor(guard);
         Ok(Aws {
             apigw: aws_sdk_apigateway::Client::from_conf(apigw.build()),
             lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
@@ -188,6 +195,7 @@ impl Aws {
             overridden: config.has_endpoint_override(),
             no_patching: Arc::new(Default::default()),
             api_pages: Arc::new(AtomicUsize::new(1)),
+            gate,
         })
     }
 
@@ -205,6 +213,12 @@ impl Aws {
     /// How many GetResources pages the last read of the whole API took.
     pub fn api_pages(&self) -> usize {
         self.api_pages.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Puts every write of these clients behind `gate`, checked before each
+    /// attempt is sent (once; later calls change nothing).
+    pub fn guard_writes(&self, gate: Arc<dyn calls::WriteGate>) {
+        let _ = self.gate.set(gate);
     }
 
     /// Whether this patch operation is known not to work here.
@@ -239,6 +253,50 @@ mod tests {
             sdk = sdk.endpoint_url(e);
         }
         Aws::new(&AwsConfig::from_sdk(sdk.build())).expect("a region")
+    }
+
+    struct Closed;
+    impl calls::WriteGate for Closed {
+        fn may_write(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_is_not_sent_once_the_lease_is_gone_but_reads_are() {
+        // Nothing listens on the discard port: a call that is sent fails to connect.
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-2"))
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(aws_sdk_apigateway::config::SharedCredentialsProvider::new(
+                aws_sdk_apigateway::config::Credentials::new("AKID", "secret", None, None, "test"),
+            ))
+            .retry_config(RetryConfig::disabled())
+            .build();
+        let aws = Aws::new(&AwsConfig::from_sdk(sdk)).unwrap();
+        aws.guard_writes(Arc::new(Closed));
+        let settings = crate::plan::model::MethodSettings {
+            authorization: crate::manifest::Authorization::None,
+            authorizer_id: None,
+            api_key_required: false,
+            operation_name: "apimount:o:m".into(),
+        };
+        let write = aws
+            .put_method("api", "res", crate::manifest::HttpMethod::Get, &settings)
+            .await
+            .unwrap_err();
+        assert!(
+            crate::errors::chain(&write).contains(calls::NOT_SENT),
+            "{}",
+            crate::errors::chain(&write)
+        );
+        let read = aws.get_stage("api", "prod").await.unwrap_err();
+        assert!(
+            !crate::errors::chain(&read).contains(calls::NOT_SENT),
+            "reads go: {}",
+            crate::errors::chain(&read)
+        );
     }
 
     #[test]

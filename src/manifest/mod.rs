@@ -760,6 +760,12 @@ mod tests {
         assert!(parse(Path::new("m.yaml"), text(65_536).as_bytes()).is_ok());
         let err = parse(Path::new("m.yaml"), text(65_537).as_bytes()).unwrap_err();
         assert!(err[0].to_string().contains("65537"), "{err:?}");
+        // A path is not below itself, nor below a sibling that shares its start.
+        let p = |s: &str| MountPath::parse(s).unwrap();
+        assert!(!p("/a").is_below(&p("/a")));
+        assert!(!p("/ab").is_below(&p("/a")));
+        assert!(p("/a/b").is_below(&p("/a")));
+        assert!(!p("/a").is_below(&p("/a/b")));
         // Verbs: known ones only.
         assert_eq!(HttpMethod::parse("GET"), Some(HttpMethod::Get));
         assert_eq!(HttpMethod::parse("get"), None);

@@ -187,13 +187,15 @@ enum StageSettings {
 
 impl Reconciler {
     pub fn new(aws: Aws, target: Target) -> Reconciler {
+        let stop = Arc::new(Stop::default());
+        aws.guard_writes(stop.clone());
         Reconciler {
             aws,
             target,
             descriptions: Mutex::new(HashMap::new()),
             functions: FunctionMemory::default(),
             mount_functions: Mutex::new(BTreeMap::new()),
-            stop: Arc::new(Stop::default()),
+            stop,
             blind: std::sync::atomic::AtomicBool::new(false),
         }
     }

@@ -70,6 +70,15 @@ impl Stop {
     }
 }
 
+/// The lease side of the stop guards every write attempt of the AWS
+/// clients (`Aws::guard_writes`); a shutdown does not: a call already
+/// started finishes, and the pass stops before the next.
+impl crate::aws::calls::WriteGate for Stop {
+    fn may_write(&self) -> bool {
+        Stop::may_write(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -766,6 +766,27 @@ mod tests {
         assert!(!p("/ab").is_below(&p("/a")));
         assert!(p("/a/b").is_below(&p("/a")));
         assert!(!p("/a").is_below(&p("/a/b")));
+        // A path parameter is refused by either brace.
+        for param in ["/{a", "/a}", "/{a}"] {
+            let e = MountPath::parse(param).unwrap_err();
+            assert!(e.contains("path parameter"), "{param}: {e}");
+        }
+        // A function ARN: Lambda's, of a function, with 6 or 7 parts.
+        for bad in [
+            "arn:aws:s3:eu-west-2:111122223333:function:f",
+            "arn:aws:lambda:eu-west-2:111122223333:layer:f",
+            "arn:aws:s3:eu-west-2:111122223333:layer:f",
+            "arn:aws:lambda:eu-west-2:111122223333:function",
+            "arn:aws:lambda:eu-west-2:111122223333:function:f:live:extra",
+        ] {
+            assert!(FunctionRef::parse(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "arn:aws:lambda:eu-west-2:111122223333:function:f",
+            "arn:aws:lambda:eu-west-2:111122223333:function:f:live",
+        ] {
+            assert!(FunctionRef::parse(good).is_ok(), "{good}");
+        }
         // Verbs: known ones only.
         assert_eq!(HttpMethod::parse("GET"), Some(HttpMethod::Get));
         assert_eq!(HttpMethod::parse("get"), None);

@@ -465,13 +465,13 @@ impl Aws {
         Ok(observed_method!(&out))
     }
 
-    /// Patches an integration in place.
+    /// Patches an integration in place; answers with it as the backend left it.
     pub async fn update_integration(
         &self,
         api_id: &str,
         resource_id: &str,
         verb: HttpMethod,
-        patches: &[(&str, String)],
+        patches: &[PatchOp],
     ) -> Result<ObservedIntegration, AwsError> {
         self.pacer.take(Paced::ApiGateway).await;
         let out = self
@@ -480,7 +480,7 @@ impl Aws {
             .rest_api_id(api_id)
             .resource_id(resource_id)
             .http_method(verb.as_str())
-            .set_patch_operations(Some(replace_ops(patches)))
+            .set_patch_operations(Some(patch_operations(patches)))
             .send()
             .await
             .map_err(|e| map_err("apigateway:UpdateIntegration", e))?;
@@ -549,28 +549,6 @@ impl Aws {
             parameters: strings(out.response_parameters()),
             templates: strings(out.response_templates()),
         })
-    }
-
-    /// Patches an integration with any operations; answers with it.
-    pub async fn patch_integration(
-        &self,
-        api_id: &str,
-        resource_id: &str,
-        verb: HttpMethod,
-        patches: &[PatchOp],
-    ) -> Result<ObservedIntegration, AwsError> {
-        self.pacer.take(Paced::ApiGateway).await;
-        let out = self
-            .apigw
-            .update_integration()
-            .rest_api_id(api_id)
-            .resource_id(resource_id)
-            .http_method(verb.as_str())
-            .set_patch_operations(Some(patch_operations(patches)))
-            .send()
-            .await
-            .map_err(|e| map_err("apigateway:UpdateIntegration", e))?;
-        Ok(answered_integration!(&out))
     }
 
     /// Creates a deployment (without a stage) and returns its id.

@@ -12,7 +12,7 @@ use crate::aws::{Aws, AwsError, AwsErrorKind, Patching};
 use crate::errors::chain;
 use crate::manifest::HttpMethod;
 use crate::plan::model::{
-    MethodSettings, ObservedApi, ObservedIntegration, ObservedMethod, ResolvedFunction,
+    MethodSettings, ObservedApi, ObservedIntegration, ObservedMethod, PatchOp, ResolvedFunction,
 };
 use crate::plan::route_options::{Preflight, PreflightRepair, PREFLIGHT_STATUS};
 use crate::plan::stage_settings::{fallback, pack, patches, took_effect, StagePatch};
@@ -21,6 +21,14 @@ use crate::plan::{Change, Problem, Reason};
 /// How a change to the stage's method settings went: made (with a note
 /// when it was made otherwise than planned) or failed.
 pub(crate) type StageOutcome = Result<Option<String>, Problem>;
+
+/// `(path, value)` pairs as replace operations.
+fn replacing(patches: &[(&str, String)]) -> Vec<PatchOp> {
+    patches
+        .iter()
+        .map(|(path, value)| PatchOp::Replace(path.to_string(), value.clone()))
+        .collect()
+}
 
 /// A write AWS answered without making it: a failed change, never a success.
 fn unmade(what: &str, call: &str, shown: String) -> Problem {
@@ -482,7 +490,7 @@ impl Executor<'_> {
         ) {
             match self
                 .aws
-                .update_integration(self.api_id, &id, verb, &patches)
+                .update_integration(self.api_id, &id, verb, &replacing(&patches))
                 .await
             {
                 Ok(answer) => {
@@ -623,7 +631,7 @@ impl Executor<'_> {
         if !repair.request.is_empty() {
             let got = self
                 .aws
-                .patch_integration(self.api_id, id, verb, &repair.request)
+                .update_integration(self.api_id, id, verb, &repair.request)
                 .await?;
             if got.request_templates != preflight.integration().request_templates {
                 return Err(unmade(

@@ -1507,25 +1507,11 @@ async fn a_source_that_cannot_be_read_deletes_nothing() {
     proxy.take_calls();
 
     std::fs::remove_dir_all(&dir).unwrap();
-    let source_errors = |d: &Daemon| {
-        let (_, body) = d.get("/metrics").expect("/metrics");
-        metric(
-            &parse_metrics(&body),
-            "apimount_passes_total",
-            &[("result", "source_error")],
-        )
-        .unwrap_or(0.0)
-    };
     d.wait_for("two passes skipped", DEADLINE, || async {
         (source_errors(&d) >= 2.0).then_some(())
     })
     .await;
-    let writes: Vec<String> = proxy
-        .take_calls()
-        .into_iter()
-        .map(|(_, op)| op)
-        .filter(|op| !(op.contains(":Get") || op.contains(":List")))
-        .collect();
+    let writes = writes_since(&proxy);
     assert!(
         writes.is_empty(),
         "writes after the folder went: {writes:?}"
@@ -1540,6 +1526,27 @@ async fn a_source_that_cannot_be_read_deletes_nothing() {
     let status = d.terminate();
     assert!(status.success(), "{status}");
     proxy.stats().assert_nothing_refused();
+}
+
+/// Passes the daemon skipped because the source could not be read.
+fn source_errors(d: &Daemon) -> f64 {
+    let (_, body) = d.get("/metrics").expect("/metrics");
+    metric(
+        &parse_metrics(&body),
+        "apimount_passes_total",
+        &[("result", "source_error")],
+    )
+    .unwrap_or(0.0)
+}
+
+/// The calls other than reads the proxy forwarded since it was last asked.
+fn writes_since(proxy: &crate::support::faults::FaultProxy) -> Vec<String> {
+    proxy
+        .take_calls()
+        .into_iter()
+        .map(|(_, op)| op)
+        .filter(|op| !(op.contains(":Get") || op.contains(":List") || op.starts_with("GET ")))
+        .collect()
 }
 
 /// An S3 source whose listing fails writes nothing it should not: one
@@ -1672,25 +1679,11 @@ async fn an_s3_listing_that_fails_deletes_nothing() {
         .unwrap();
     let before = routes(&fx, &api).await;
     proxy.take_calls();
-    let source_errors = |d: &Daemon| {
-        let (_, body) = d.get("/metrics").expect("/metrics");
-        metric(
-            &parse_metrics(&body),
-            "apimount_passes_total",
-            &[("result", "source_error")],
-        )
-        .unwrap_or(0.0)
-    };
     d.wait_for("two passes skipped", DEADLINE, || async {
         (source_errors(&d) >= 2.0).then_some(())
     })
     .await;
-    let writes: Vec<String> = proxy
-        .take_calls()
-        .into_iter()
-        .map(|(_, op)| op)
-        .filter(|op| !(op.contains(":Get") || op.starts_with("GET ")))
-        .collect();
+    let writes = writes_since(&proxy);
     assert!(
         writes.is_empty(),
         "writes while the source cannot be listed: {writes:?}"

@@ -101,18 +101,8 @@ async fn the_iam_policy_allows_every_call_apimount_makes() {
     fx.create_bucket(BUCKET).await;
     fx.create_lease_table(TABLE).await;
     let authorizer = fx
-        .apigateway
-        .create_authorizer()
-        .rest_api_id(&api)
-        .name("payments-jwt")
-        .r#type(aws_sdk_apigateway::types::AuthorizerType::Token)
-        .authorizer_uri(fx.lambda_uri(&fx.function_arn("iam-payments")))
-        .identity_source("method.request.header.Authorization")
-        .send()
-        .await
-        .expect("CreateAuthorizer")
-        .id
-        .expect("an authorizer id");
+        .create_token_authorizer(&api, "payments-jwt", "iam-payments")
+        .await;
     let policy_dir = manifest_dir();
     let tenants = policy_dir.path().join("tenants.yaml");
     std::fs::write(&tenants, TENANTS).unwrap();

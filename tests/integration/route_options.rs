@@ -714,18 +714,8 @@ async fn leaving_an_authorizer_is_the_type_change_alone() {
     let (api, _) = fx.create_rest_api("authorizers").await;
     fx.create_function("account-service").await;
     let authorizer = fx
-        .apigateway
-        .create_authorizer()
-        .rest_api_id(&api)
-        .name("jwt")
-        .r#type(aws_sdk_apigateway::types::AuthorizerType::Token)
-        .authorizer_uri(fx.lambda_uri(&fx.function_arn("account-service")))
-        .identity_source("method.request.header.Authorization")
-        .send()
-        .await
-        .expect("CreateAuthorizer")
-        .id
-        .expect("an authorizer id");
+        .create_token_authorizer(&api, "jwt", "account-service")
+        .await;
     let dir = manifest_dir();
     let write = |extra: &str| {
         write_manifest(

@@ -392,6 +392,23 @@ impl Fixture {
         )
     }
 
+    /// Creates a TOKEN authorizer named `name` on `api`, backed by `function`;
+    /// its id.
+    pub async fn create_token_authorizer(&self, api: &str, name: &str, function: &str) -> String {
+        self.apigateway
+            .create_authorizer()
+            .rest_api_id(api)
+            .name(name)
+            .r#type(aws_sdk_apigateway::types::AuthorizerType::Token)
+            .authorizer_uri(self.lambda_uri(&self.function_arn(function)))
+            .identity_source("method.request.header.Authorization")
+            .send()
+            .await
+            .expect("CreateAuthorizer")
+            .id
+            .expect("an authorizer id")
+    }
+
     /// The execute-api SourceArn of a route of `api` (`{proxy+}` becomes `*`).
     pub fn source_arn(&self, api: &str, route: &str) -> String {
         let pattern = route.trim_start_matches('/').replace("{proxy+}", "*");

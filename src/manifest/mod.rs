@@ -778,6 +778,10 @@ mod tests {
             "arn:aws:s3:eu-west-2:111122223333:layer:f",
             "arn:aws:lambda:eu-west-2:111122223333:function",
             "arn:aws:lambda:eu-west-2:111122223333:function:f:live:extra",
+            "arn:aws:lambda::111122223333:function:f",
+            "arn:aws:lambda:EU-WEST-2:111122223333:function:f",
+            "arn:aws:lambda:eu-west-2:11112222333:function:f",
+            "arn:aws:lambda:eu-west-2:11112222333x:function:f",
         ] {
             assert!(FunctionRef::parse(bad).is_err(), "{bad}");
         }

@@ -791,6 +791,26 @@ mod tests {
         ] {
             assert!(FunctionRef::parse(good).is_ok(), "{good}");
         }
+        // Function names of 1 to 64 characters; qualifiers of up to 128, or $LATEST.
+        let name64 = "f".repeat(64);
+        for good in [
+            name64.clone(),
+            "f:$LATEST".into(),
+            format!("f:{}", "q".repeat(128)),
+            "my-fn_2:live-1".into(),
+        ] {
+            assert!(FunctionRef::parse(&good).is_ok(), "{good}");
+        }
+        for bad in [
+            format!("{name64}x"),
+            "f:".into(),
+            "f:a b".into(),
+            format!("f:{}", "q".repeat(129)),
+            "f!".into(),
+            ":live".into(),
+        ] {
+            assert!(FunctionRef::parse(&bad).is_err(), "{bad}");
+        }
         // Verbs: known ones only.
         assert_eq!(HttpMethod::parse("GET"), Some(HttpMethod::Get));
         assert_eq!(HttpMethod::parse("get"), None);

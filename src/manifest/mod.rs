@@ -811,6 +811,25 @@ mod tests {
         ] {
             assert!(FunctionRef::parse(&bad).is_err(), "{bad}");
         }
+        // Names: DNS labels of up to 63 characters; tenants up to 32.
+        assert!(check_name(&"a".repeat(63)).is_ok());
+        assert!(check_name(&"a".repeat(64))
+            .unwrap_err()
+            .contains("64 characters"));
+        for bad in ["", "-a", "a-", "A", "a_b"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_tenant_name(&"t".repeat(32)).is_ok());
+        assert!(check_tenant_name(&"t".repeat(33))
+            .unwrap_err()
+            .contains("33 characters"));
+        // A file of blanks and comments is empty; two documents are refused as such.
+        let first =
+            |text: &str| parse(Path::new("m.yaml"), text.as_bytes()).unwrap_err()[0].to_string();
+        assert!(first("\n# nothing here\n   \n").contains("file is empty"));
+        let one = "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: m\nspec:\n  path: /m\n  function: f\n";
+        assert!(first(&format!("{one}---\n{one}")).contains("more than one YAML document"));
+        assert!(parse(Path::new("m.yaml"), format!("---\n{one}").as_bytes()).is_ok());
         // Verbs: known ones only.
         assert_eq!(HttpMethod::parse("GET"), Some(HttpMethod::Get));
         assert_eq!(HttpMethod::parse("get"), None);

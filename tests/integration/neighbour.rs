@@ -152,11 +152,16 @@ async fn touching_the_folder_costs_no_pass_and_rewrites_are_coalesced() {
     d.wait_ready().await;
     let file = dir.path().join("svc-000.yaml");
     let before = samples(&d);
-    // A touch loop: new mtimes, the same bytes.
+    // A touch loop: new mtimes, the same bytes (set in place: rewriting the
+    // file would let a read catch it truncated, half-written).
     let until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < until {
-        let text = std::fs::read(&file).unwrap();
-        std::fs::write(&file, text).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now())
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;

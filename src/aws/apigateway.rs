@@ -47,12 +47,7 @@ macro_rules! answered_integration {
             http_method: i.http_method().map(str::to_string),
             uri: i.uri().map(str::to_string),
             timeout_ms: u32::try_from(i.timeout_in_millis()).ok().filter(|t| *t > 0),
-            request_templates: i
-                .request_templates()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            request_templates: string_map(i.request_templates()),
             responses: BTreeMap::new(),
         }
     }};
@@ -442,14 +437,14 @@ impl Aws {
             .collect())
     }
 
-    /// Patches a method in place: `(path, value)` replace operations such as
-    /// `("/authorizationType", "AWS_IAM")`.
+    /// Patches a method in place (`replace /authorizationType AWS_IAM`…);
+    /// answers with it as the backend left it.
     pub async fn update_method(
         &self,
         api_id: &str,
         resource_id: &str,
         verb: HttpMethod,
-        patches: &[(&str, String)],
+        patches: &[PatchOp],
     ) -> Result<ObservedMethod, AwsError> {
         self.pacer.take(Paced::ApiGateway).await;
         let out = self
@@ -458,7 +453,7 @@ impl Aws {
             .rest_api_id(api_id)
             .resource_id(resource_id)
             .http_method(verb.as_str())
-            .set_patch_operations(Some(replace_ops(patches)))
+            .set_patch_operations(Some(patch_operations(patches)))
             .send()
             .await
             .map_err(|e| map_err("apigateway:UpdateMethod", e))?;
@@ -539,15 +534,9 @@ impl Aws {
             .send()
             .await
             .map_err(|e| map_err("apigateway:UpdateIntegrationResponse", e))?;
-        let strings = |m: Option<&HashMap<String, String>>| -> BTreeMap<String, String> {
-            m.into_iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
         Ok(IntegrationResponse {
-            parameters: strings(out.response_parameters()),
-            templates: strings(out.response_templates()),
+            parameters: string_map(out.response_parameters()),
+            templates: string_map(out.response_templates()),
         })
     }
 
@@ -651,15 +640,17 @@ impl Aws {
     }
 }
 
+/// A string map of an answer, ordered.
+fn string_map(m: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    m.into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// An integration as the planner sees it. A timeout of 0 means the backend
 /// showed none.
 fn observed_integration(i: &Integration) -> ObservedIntegration {
-    let strings = |m: Option<&HashMap<String, String>>| -> BTreeMap<String, String> {
-        m.into_iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    };
     ObservedIntegration {
         kind: i
             .r#type()
@@ -668,15 +659,15 @@ fn observed_integration(i: &Integration) -> ObservedIntegration {
         http_method: i.http_method().map(str::to_string),
         uri: i.uri().map(str::to_string),
         timeout_ms: u32::try_from(i.timeout_in_millis()).ok().filter(|t| *t > 0),
-        request_templates: strings(i.request_templates()),
+        request_templates: string_map(i.request_templates()),
         responses: i
             .integration_responses()
             .into_iter()
             .flatten()
             .map(|(status, r)| {
                 let response = IntegrationResponse {
-                    parameters: strings(r.response_parameters()),
-                    templates: strings(r.response_templates()),
+                    parameters: string_map(r.response_parameters()),
+                    templates: string_map(r.response_templates()),
                 };
                 (status.clone(), response)
             })
@@ -736,19 +727,6 @@ fn patch_operations(patches: &[PatchOp]) -> Vec<PatchOperation> {
                 .value(value)
                 .build(),
             PatchOp::Remove(path) => PatchOperation::builder().op(Op::Remove).path(path).build(),
-        })
-        .collect()
-}
-
-fn replace_ops(patches: &[(&str, String)]) -> Vec<PatchOperation> {
-    patches
-        .iter()
-        .map(|(path, value)| {
-            PatchOperation::builder()
-                .op(Op::Replace)
-                .path(*path)
-                .value(value)
-                .build()
         })
         .collect()
 }

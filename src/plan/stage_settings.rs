@@ -38,16 +38,13 @@ pub const STAGE_DEFAULT_KEY: &str = "*/*";
 /// The most patch operations apimount sends in one UpdateStage call.
 pub const MAX_PATCHES_PER_CALL: usize = 80;
 
-/// The verbs a request can have; ANY answers each that has no method of its own.
-pub const CONCRETE_VERBS: [HttpMethod; 7] = [
-    HttpMethod::Delete,
-    HttpMethod::Get,
-    HttpMethod::Head,
-    HttpMethod::Options,
-    HttpMethod::Patch,
-    HttpMethod::Post,
-    HttpMethod::Put,
-];
+/// The verbs a request can have (every verb but ANY, which answers each
+/// that has no method of its own).
+fn concrete_verbs() -> impl Iterator<Item = HttpMethod> {
+    HttpMethod::ALL
+        .into_iter()
+        .filter(|v| *v != HttpMethod::Any)
+}
 
 /// Throttling disabled at an entry's level, as AWS shows it.
 pub const DISABLED: (Rate, i32) = (Rate(-1.0), -1);
@@ -97,7 +94,7 @@ pub struct RouteKeys {
 /// mount holds is always taken away.
 pub fn route_keys(before: &BTreeMap<String, bool>, after: &BTreeMap<String, Holder>) -> RouteKeys {
     let mut keys = RouteKeys::default();
-    for verb in CONCRETE_VERBS {
+    for verb in concrete_verbs() {
         let now = serving(after, verb);
         let was_ours = serving(before, verb) == Some(true);
         match now {

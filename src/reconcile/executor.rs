@@ -393,7 +393,7 @@ impl Executor<'_> {
             let patches = settings.patches_from(&was);
             match self
                 .aws
-                .update_method(self.api_id, &id, verb, &patches)
+                .update_method(self.api_id, &id, verb, &replacing(&patches))
                 .await
             {
                 Ok(answer) => {

@@ -1402,10 +1402,9 @@ async fn a_signal_during_a_pass_stops_it_cleanly_and_the_next_start_converges() 
                 times: None,
             }],
         );
-        let mut cmd = fx.apimount_command(["run"]);
-        cmd.env("AWS_ENDPOINT_URL", proxy.url());
-        let mut d = Daemon::start_command(
-            cmd,
+        let mut d = Daemon::start_through(
+            &fx,
+            &proxy.url(),
             &[
                 "--manifests",
                 dir.path().to_str().unwrap(),
@@ -1487,10 +1486,9 @@ async fn a_source_that_cannot_be_read_deletes_nothing() {
         );
     }
     let proxy = FaultProxy::strict(&fx.endpoint(), Vec::new());
-    let mut cmd = fx.apimount_command(["run"]);
-    cmd.env("AWS_ENDPOINT_URL", proxy.url());
-    let mut d = Daemon::start_command(
-        cmd,
+    let mut d = Daemon::start_through(
+        &fx,
+        &proxy.url(),
         &[
             "--manifests",
             dir.to_str().unwrap(),
@@ -1586,11 +1584,10 @@ async fn an_s3_listing_that_fails_deletes_nothing() {
     )
     .await;
     let proxy = FaultProxy::strict(&fx.endpoint(), Vec::new());
-    let mut cmd = fx.apimount_command(["run"]);
-    cmd.env("AWS_ENDPOINT_URL", proxy.url());
     let source = format!("s3://{BUCKET}/m");
-    let d = Daemon::start_command(
-        cmd,
+    let d = Daemon::start_through(
+        &fx,
+        &proxy.url(),
         &[
             "--source",
             &source,

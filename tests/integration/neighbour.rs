@@ -353,10 +353,9 @@ async fn liveness_follows_a_long_pass_and_flags_a_stuck_one() {
         },
     );
     let timeout = Duration::from_secs(3);
-    let mut cmd = fx.apimount_command(["run"]);
-    cmd.env("AWS_ENDPOINT_URL", proxy.url());
-    let d = Daemon::start_command(
-        cmd,
+    let d = Daemon::start_through(
+        &fx,
+        &proxy.url(),
         &[
             "--manifests",
             dir.path().to_str().unwrap(),

@@ -443,10 +443,9 @@ async fn a_deployment_aws_refuses_is_blocked_not_retried() {
         "apigateway:CreateDeployment",
         Fault::BadRequest,
     )]);
-    let mut cmd = fx.apimount_command(["run"]);
-    cmd.env("AWS_ENDPOINT_URL", proxy.url());
-    let mut d = Daemon::start_command(
-        cmd,
+    let mut d = Daemon::start_through(
+        &fx,
+        &proxy.url(),
         &[
             "--manifests",
             dir.path().to_str().unwrap(),

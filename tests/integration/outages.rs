@@ -63,10 +63,9 @@ async fn an_outage_reads_no_function_keeps_every_status_document_and_says_unknow
     }
     let status = tempfile::tempdir().unwrap();
     let proxy = FaultProxy::strict(&fx.endpoint(), Vec::new());
-    let mut cmd = fx.apimount_command(["run"]);
-    cmd.env("AWS_ENDPOINT_URL", proxy.url());
-    let mut d = Daemon::start_command(
-        cmd,
+    let mut d = Daemon::start_through(
+        &fx,
+        &proxy.url(),
         &[
             "--manifests",
             dir.path().to_str().unwrap(),

@@ -35,6 +35,14 @@ impl Daemon {
         Daemon::start_command(fx.apimount_command(["run"]), args)
     }
 
+    /// Starts `apimount run ARGS` talking to AWS through `endpoint` (a test
+    /// proxy in front of the emulator).
+    pub fn start_through(fx: &Fixture, endpoint: &str, args: &[&str]) -> Daemon {
+        let mut cmd = fx.apimount_command(["run"]);
+        cmd.env("AWS_ENDPOINT_URL", endpoint);
+        Daemon::start_command(cmd, args)
+    }
+
     /// Starts `apimount run` from a command set up for an emulator (the
     /// binary and its environment), with ARGS and the test's settings.
     pub fn start_command(mut cmd: std::process::Command, args: &[&str]) -> Daemon {

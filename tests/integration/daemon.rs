@@ -1674,10 +1674,16 @@ async fn an_s3_listing_that_fails_deletes_nothing() {
         .send()
         .await
         .unwrap();
+    // Passes run one at a time: once one has been skipped, a pass that
+    // started before the listing failed is over, and nothing may write.
+    d.wait_for("a pass skipped", DEADLINE, || async {
+        (source_errors(&d) >= 1.0).then_some(())
+    })
+    .await;
     let before = routes(&fx, &api).await;
     proxy.take_calls();
-    d.wait_for("two passes skipped", DEADLINE, || async {
-        (source_errors(&d) >= 2.0).then_some(())
+    d.wait_for("two more passes skipped", DEADLINE, || async {
+        (source_errors(&d) >= 3.0).then_some(())
     })
     .await;
     let writes = writes_since(&proxy);

@@ -41,6 +41,7 @@ use apimount::aws::pacing::{
 };
 use apimount::controller::budget::QuotaBudget;
 use apimount::controller::MIN_PASS_INTERVAL;
+use apimount::plan::throttle_limits::AccountLimit;
 use aws_config::BehaviorVersion;
 use aws_sdk_apigateway::types::{IntegrationType, Op as PatchOp, PatchOperation};
 use futures::StreamExt;
@@ -1816,6 +1817,7 @@ async fn measure_plan(b: &Bench, api: &str, dir: &Path, iterations: usize) -> Re
             delete_limits: &BTreeMap::new(),
             tenancy: None,
             abandoned: &BTreeSet::new(),
+            account_limit: &AccountLimit::default_in(REGION),
         };
         let mut samples = Vec::new();
         let mut changes = 0;

@@ -23,6 +23,7 @@ use apimount::controller::policy::PolicyFile;
 use apimount::controller::status_docs::{self, StatusTarget};
 use apimount::controller::{self, LoopOptions, Parts};
 use apimount::manifest::tenants::{load_policy, TenantPolicy};
+use apimount::plan::throttle_limits::AccountLimit;
 use apimount::reconcile::{Mode, Reconciler};
 use apimount::settings::{
     self, DeleteLimit, Target, DEBOUNCE_BOUNDS, LEASE_BOUNDS, LIVENESS_BOUNDS, POLL_BOUNDS,
@@ -219,6 +220,11 @@ struct TargetArgs {
     /// Lift the mass-deletion guard, including for an empty source.
     #[arg(long, env = "APIMOUNT_ALLOW_MASS_DELETE")]
     allow_mass_delete: bool,
+    /// The account's API Gateway throttle limit in the region, RATE/BURST,
+    /// when AWS has raised it (default: 10000/5000, or 2500/1250 in the
+    /// regions with the lower default). A mount throttled above it is refused.
+    #[arg(long, env = "APIMOUNT_ACCOUNT_THROTTLE", value_name = "RATE/BURST")]
+    account_throttle: Option<AccountLimit>,
 }
 
 fn main() -> ExitCode {
@@ -341,6 +347,7 @@ async fn reconciler(
         } else {
             args.max_delete
         },
+        account_throttle: args.account_throttle.clone(),
     };
     Ok(Reconciler::new(aws, target))
 }

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::plan::throttle_limits::AccountLimit;
+
 /// A setting with a value apimount refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -250,6 +252,9 @@ pub struct Target {
     /// Region of the API, from the AWS configuration chain.
     pub region: String,
     pub delete_limit: DeleteLimit,
+    /// The account's throttle limit in the region when AWS raised it
+    /// (`--account-throttle`); `None`: the region's default.
+    pub account_throttle: Option<AccountLimit>,
 }
 
 #[cfg(test)]

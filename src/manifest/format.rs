@@ -136,12 +136,14 @@ pub struct CorsDoc {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ThrottleDoc {
-    /// Steady requests per second each route and method may take (more than 0, at most 10000;
-    /// fractions allowed).
-    #[schemars(with = "f64", range(max = 10000), extend("exclusiveMinimum" = 0))]
+    /// Steady requests per second each route and method may take (more than 0, fractions
+    /// allowed). apimount refuses a rate above the account's limit in the API's region:
+    /// 10000 by default (2500 in some regions), or what `--account-throttle` says AWS raised it to.
+    #[schemars(with = "f64", range(max = 1000000), extend("exclusiveMinimum" = 0))]
     pub rate_limit: Spanned<f64>,
-    /// Requests a burst may take at once (1 to 5000).
-    #[schemars(with = "u32", range(min = 1, max = 5000))]
+    /// Requests a burst may take at once (at least 1; at most the account's burst: 5000 by
+    /// default, 1250 in some regions, or what `--account-throttle` says).
+    #[schemars(with = "u32", range(min = 1, max = 1000000))]
     pub burst_limit: Spanned<i64>,
 }
 

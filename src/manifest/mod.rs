@@ -1218,8 +1218,8 @@ spec:
                 vec!["spec.throttle.rateLimit: -5 is not a rate"],
             ),
             (
-                throttle("10001", "10"),
-                vec!["spec.throttle.rateLimit: 10001 is above 10000 requests per second"],
+                throttle("1000001", "10"),
+                vec!["spec.throttle.rateLimit: 1000001 is above 1000000 requests per second"],
             ),
             (
                 throttle("\"100\"", "10"),
@@ -1227,11 +1227,11 @@ spec:
             ),
             (
                 throttle("100", "0"),
-                vec!["spec.throttle.burstLimit: 0 is out of range: 1 to 5000"],
+                vec!["spec.throttle.burstLimit: 0 is out of range: 1 to 1000000"],
             ),
             (
-                throttle("100", "5001"),
-                vec!["spec.throttle.burstLimit: 5001 is out of range: 1 to 5000"],
+                throttle("100", "1000001"),
+                vec!["spec.throttle.burstLimit: 1000001 is out of range: 1 to 1000000"],
             ),
             (throttle("100", "2.5"), vec!["burstLimit"]),
             (

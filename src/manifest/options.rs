@@ -7,12 +7,15 @@ use std::fmt;
 
 use super::HttpMethod;
 
-/// Most steady requests per second a throttle may allow: API Gateway's
-/// default account-level limit (per region; AWS can raise it on request,
-/// and a route cannot be throttled above the account's own limit anyway).
-pub const MAX_RATE_LIMIT: f64 = 10_000.0;
-/// Largest burst a throttle may allow: API Gateway's default account-level burst.
-pub const MAX_BURST_LIMIT: u32 = 5_000;
+/// Most steady requests per second a manifest may write at all. The bound
+/// that matters is the account's own limit in the API's region (10,000 by
+/// default, 2,500 in some regions, raisable on request): the planner refuses
+/// a throttle above it (`plan::stage_settings::above_account_limit`). This
+/// ceiling only keeps absurd numbers out of the manifest.
+pub const MAX_RATE_LIMIT: f64 = 1_000_000.0;
+/// Largest burst a manifest may write at all; the account's burst (5,000
+/// by default) is the bound the planner holds it to.
+pub const MAX_BURST_LIMIT: u32 = 1_000_000;
 /// Shortest integration timeout API Gateway accepts, in milliseconds.
 pub const MIN_TIMEOUT_MS: u32 = 50;
 /// Longest integration timeout of a REST API without a quota increase, and
@@ -111,7 +114,7 @@ impl RateLimit {
         }
         if rate > MAX_RATE_LIMIT {
             return Err(format!(
-                "{rate} is above {MAX_RATE_LIMIT} requests per second, the default account-level limit of API Gateway; a route cannot go faster than its account"
+                "{rate} is above {MAX_RATE_LIMIT} requests per second, more than any account is given"
             ));
         }
         Ok(RateLimit(rate))
@@ -294,9 +297,10 @@ mod tests {
         assert!(RateLimit::new(0.0).is_err());
         assert!(RateLimit::new(-1.0).is_err());
         assert!(RateLimit::new(f64::NAN).is_err());
-        assert!(RateLimit::new(10_000.5).is_err());
+        assert!(RateLimit::new(1_000_000.5).is_err());
         assert_eq!(RateLimit::new(0.5).unwrap(), RateLimit::new(0.5).unwrap());
-        assert_eq!(RateLimit::new(10_000.0).unwrap().get(), 10_000.0);
+        assert_eq!(RateLimit::new(1_000_000.0).unwrap().get(), 1_000_000.0);
+        assert_eq!(RateLimit::new(20_000.0).unwrap().get(), 20_000.0);
         let t = Throttle {
             rate_limit: RateLimit::new(100.0).unwrap(),
             burst_limit: 200,

@@ -709,13 +709,13 @@ tenants:
             ),
             (
                 "maxRateLimit: 50.5",
-                "maxRateLimit: 20000",
-                "tenants[0].maxRateLimit: 20000 is above 10000",
+                "maxRateLimit: 2000000",
+                "tenants[0].maxRateLimit: 2000000 is above 1000000",
             ),
             (
                 "maxBurstLimit: 100",
-                "maxBurstLimit: 5001",
-                "tenants[0].maxBurstLimit: 5001 is out of range: 1 to 5000",
+                "maxBurstLimit: 1000001",
+                "tenants[0].maxBurstLimit: 1000001 is out of range: 1 to 1000000",
             ),
             (
                 "maxTimeoutMs: 10000",

@@ -460,7 +460,7 @@ fn throttle_of(text: &str, t: &ThrottleDoc, fail: &mut Fail<'_>) -> Option<Throt
         "spec.throttle.burstLimit",
         1,
         u64::from(MAX_BURST_LIMIT),
-        "requests (5,000 is the default account-level burst of API Gateway; a route cannot burst beyond its account)",
+        "requests",
         fail,
     );
     Some(Throttle {

@@ -14,6 +14,7 @@
 //! - [`deploy`]: whether a pass deploys;
 //! - [`route_options`]: CORS preflights and per-route throttling as gateway objects;
 //! - [`tenancy`]: what a tenant policy allows a mount;
+//! - [`throttle_limits`]: the account's throttle limit a route cannot pass;
 //! - [`warnings`]: notes before per-API and per-function limits are hit;
 //! - [`conditions`]: mount states and the reasons vocabulary.
 //!
@@ -52,6 +53,7 @@ pub mod policy;
 pub mod route_options;
 pub mod stage_settings;
 pub mod tenancy;
+pub mod throttle_limits;
 pub mod warnings;
 
 pub use change::{Change, ChangeKind};
@@ -95,6 +97,9 @@ pub struct PlanInput<'a> {
     pub tenancy: Option<&'a TenantPolicy>,
     /// Method-less resources an interrupted pass of this owner left (see `journal`).
     pub abandoned: &'a BTreeSet<String>,
+    /// The account's throttle limit in the API's region: a mount throttled
+    /// above it is refused.
+    pub account_limit: &'a throttle_limits::AccountLimit,
 }
 
 /// What happens to one desired mount.

@@ -21,6 +21,7 @@ use super::policy::PolicyStatement;
 use super::route_options::Preflight;
 use super::stage_settings::{self, route_keys, Holder};
 use super::tenancy;
+use super::throttle_limits::above_account_limit;
 use super::{ancestors, routes, Cleanup, DesiredMount, MountAction, MountPlan, Plan, PlanInput};
 use crate::manifest::tenants::{Tenant, TenantPolicy};
 use crate::manifest::{Authorization, HttpMethod, Mount, MountId};
@@ -100,6 +101,7 @@ impl<'a> Claims<'a> {
         let m = &desired.mount;
         let planned = self
             .within_tenancy(index, desired)
+            .and_then(|()| within_account_limit(self.input, m))
             .and_then(|()| plan_mount(self.input, desired, &mut self.creating));
         let action = match planned {
             Ok(p) => {
@@ -803,6 +805,14 @@ struct MountChanges {
     repointed: Vec<(String, String)>,
 }
 
+/// Whether the mount's throttle fits the account's limit (see `throttle_limits`).
+fn within_account_limit(input: &PlanInput<'_>, m: &Mount) -> Result<(), Problem> {
+    match above_account_limit(m, input.account_limit) {
+        Some(p) => Err(p),
+        None => Ok(()),
+    }
+}
+
 fn plan_mount(
     input: &PlanInput<'_>,
     desired: &DesiredMount,
@@ -1172,6 +1182,7 @@ mod tests {
         ResolvedFunction,
     };
     use crate::plan::stage_settings::settings_key;
+    use crate::plan::throttle_limits::AccountLimit;
     use std::path::Path;
 
     const API: &str = "api0000001";
@@ -1394,6 +1405,7 @@ mod tests {
                 delete_limits: &BTreeMap::new(),
                 tenancy: self.tenancy.as_ref(),
                 abandoned: &self.abandoned,
+                account_limit: &AccountLimit::default_in(REGION),
             })
         }
 
@@ -1785,6 +1797,7 @@ mod tests {
                 delete_limits: &[(None, limit)].into(),
                 tenancy: None,
                 abandoned: &BTreeSet::new(),
+                account_limit: &AccountLimit::default_in(REGION),
             })
         };
         let p = limited(&all[..1], 1);
@@ -1951,6 +1964,7 @@ tenants:
         // An unreadable file in accounts' folder holds only accounts' removals.
         let retained = BTreeSet::new();
         let held: BTreeSet<Option<String>> = [Some("accounts".to_string())].into();
+        let account_limit = AccountLimit::default_in(REGION);
         let input = |held, limits| PlanInput {
             owner: OWNER,
             api_id: API,
@@ -1964,6 +1978,7 @@ tenants:
             delete_limits: limits,
             tenancy: w.tenancy.as_ref(),
             abandoned: &w.abandoned,
+            account_limit: &account_limit,
         };
         let no_limits = BTreeMap::new();
         let p = plan(&input(&held, &no_limits));
@@ -2459,5 +2474,34 @@ tenants:
         );
         assert!(!touches(&p, "/payments"), "{p:#?}");
         assert!(touches(&p, "+ CORS preflight OPTIONS /accounts"), "{p:#?}");
+    }
+
+    #[test]
+    fn a_throttle_above_the_accounts_limit_keeps_its_routes_and_plans_nothing() {
+        let mut w = world();
+        let fast = "  throttle:\n    rateLimit: 20000\n    burstLimit: 200\n";
+        let ms = vec![
+            desired(mount("accounts", "/accounts", "acct", THROTTLE)),
+            desired(mount("payments", "/payments", "pay", "")),
+        ];
+        w.converge(&ms);
+        // The same mount asks for more than the account's default limit:
+        // refused at its field, its routes (and entries) stay as they are.
+        let ms = vec![
+            desired(mount("accounts", "/accounts", "acct", fast)),
+            ms[1].clone(),
+        ];
+        let p = w.plan(&ms, &[], false);
+        assert_eq!(
+            blocked(&p),
+            vec![("accounts".to_string(), Reason::LimitExceeded)]
+        );
+        let MountAction::Blocked(problem) = &p.mounts[0].action else {
+            unreachable!()
+        };
+        assert_eq!(problem.field, Some("spec.throttle.rateLimit"));
+        assert!(problem.message.contains("--account-throttle"), "{problem}");
+        assert_eq!(p.changes().count(), 0, "{p:#?}");
+        assert!(p.cleanups.is_empty() && p.after_deploy.is_empty(), "{p:#?}");
     }
 }

@@ -62,7 +62,8 @@ use crate::plan::names::{
     deployment_description, fingerprint_in_description, managed_mounts, owner_fingerprint,
 };
 use crate::plan::tenancy;
-use crate::plan::warnings::{quota_warnings, throttle_warnings};
+use crate::plan::throttle_limits::AccountLimit;
+use crate::plan::warnings::quota_warnings;
 use crate::plan::{
     self, admission, DesiredMount, MountAction, Plan, PlanInput, Problem, Reason, State,
 };
@@ -524,15 +525,13 @@ impl Reconciler {
             delete_limits: &delete_limits(api, owner, snap, &t.delete_limit),
             tenancy: snap.tenancy.as_deref(),
             abandoned: &abandoned,
+            account_limit: &AccountLimit::in_force(&t.region, t.account_throttle.as_ref()),
         };
         let plan = plan::plan(&input);
         report.notes.extend(plan.notes.iter().cloned());
         report
             .notes
             .extend(quota_warnings(api, &plan, &policies.counts));
-        report
-            .notes
-            .extend(throttle_warnings(&self.target.region, &desired.mounts));
         Planned {
             plan,
             deployed: self.deployed_fingerprint(stage).await,

@@ -28,6 +28,7 @@ use crate::manifest::{FunctionRef, ManifestError, MountId};
 use crate::plan::model::{ObservedApi, ObservedResource, ResolvedFunction};
 use crate::plan::names::{Marker, Ownership};
 use crate::plan::policy::PolicyStatement;
+use crate::plan::throttle_limits::AccountLimit;
 use crate::plan::{
     admission, ancestors, plan, Change, DesiredMount, MountAction, Plan, PlanInput, Problem, Reason,
 };
@@ -456,6 +457,7 @@ fn decide(world: &World, dir: &Path, policy: &Arc<TenantPolicy>, memory: &NameMe
         delete_limits: &limits,
         tenancy: Some(policy),
         abandoned: &abandoned,
+        account_limit: &AccountLimit::default_in(REGION),
     };
     let plan = plan(&input);
     Decided {

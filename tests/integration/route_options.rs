@@ -802,3 +802,61 @@ async fn a_removal_moto_ignores_is_seen_and_the_plan_is_empty_after_it() {
     let settings = method_settings(&fx.apigateway, &api).await;
     assert!(ours_follow_the_stage(&settings), "{settings:?}");
 }
+
+#[tokio::test]
+async fn a_throttle_above_the_accounts_limit_is_refused_until_the_flag_raises_it() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("limits").await;
+    fx.create_function("account-service").await;
+    let dir = manifest_dir();
+    write_manifest(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml(
+            "accounts",
+            "/accounts",
+            "account-service",
+            "  throttle:\n    rateLimit: 20000\n    burstLimit: 200\n",
+        ),
+    );
+    let run = |extra: &[&str]| {
+        let mut a = args("apply", dir.path(), &api);
+        a.extend_from_slice(extra);
+        run(fx.apimount_command(a), &fx.strict_endpoint())
+    };
+    // Above the default limit: refused at its field, nothing written.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let text = show(&out);
+    assert!(
+        text.contains("LimitExceeded") && text.contains("throttle.rateLimit 20000"),
+        "{text}"
+    );
+    assert!(text.contains("--account-throttle RATE/BURST"), "{text}");
+    let writes: Vec<String> = fx
+        .strict_requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "refused, yet written: {writes:?}");
+    // A flag that is not RATE/BURST is a usage error naming the form.
+    let out = run(&["--account-throttle", "20000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(show(&out).contains("RATE/BURST"), "{}", show(&out));
+    // The account's raised limit lets it through, every verb at 20000.
+    let out = run(&["--account-throttle", "20000/10000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let settings = method_settings(&fx.apigateway, &api).await;
+    for key in our_keys() {
+        let entry = settings
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key}: {settings:?}"));
+        assert_eq!(throttling(entry), (20_000.0, 200), "{key}");
+    }
+    let stats = fx.strict_stats();
+    assert!(
+        stats.strict_lookups > 0 && stats.strict_lookup_errors == 0,
+        "{stats:?}"
+    );
+}

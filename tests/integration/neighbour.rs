@@ -623,3 +623,192 @@ async fn a_leader_whose_renewals_stall_stops_writing_before_the_standby_starts()
     )
     .await;
 }
+
+/// How many times the freeze test stops a leader (`APIMOUNT_TEST_FREEZES`,
+/// default 20).
+fn freezes() -> usize {
+    std::env::var("APIMOUNT_TEST_FREEZES")
+        .ok()
+        .map(|v| v.parse().expect("APIMOUNT_TEST_FREEZES is a count"))
+        .unwrap_or(20)
+}
+
+/// Writes to AWS in a proxy's call log (API Gateway and Lambda; not the
+/// lease's own DynamoDB calls), with their arrival times.
+fn aws_writes(calls: &[(Instant, String)]) -> Vec<(Instant, String)> {
+    calls
+        .iter()
+        .filter(|(_, op)| {
+            let apigw = op
+                .strip_prefix("apigateway:")
+                .is_some_and(|name| !name.starts_with("Get"));
+            let lambda = op
+                .strip_prefix("lambda:")
+                .is_some_and(|name| !name.starts_with("Get") && !name.starts_with("List"));
+            apigw || lambda
+        })
+        .cloned()
+        .collect()
+}
+
+fn signal(d: &Daemon, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &d.pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {}", d.pid);
+}
+
+/// A leader frozen (SIGSTOP: a VM pause, `docker pause`) for longer than
+/// its lease and its attempt timeout, while its writes are in flight and a
+/// standby takes over, sends no write when it wakes: not the write it had
+/// in flight, not a retry, not the rest of its pass. Done again and again,
+/// freezing whichever instance leads; teams keep moving mounts the whole
+/// time, so there is always a write to make.
+#[tokio::test]
+async fn a_leader_frozen_past_its_lease_writes_nothing_when_it_wakes() {
+    use crate::support::faults::{FaultProxy, Rule, RuleAction};
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("shared").await;
+    fx.create_function("lease-fn").await;
+    fx.create_lease_table("apimount-leases").await;
+    let dir = manifest_dir();
+    const MOUNTS: usize = 6;
+    for k in 0..MOUNTS {
+        write_manifest(
+            dir.path(),
+            &format!("m{k}.yaml"),
+            &mount_yaml(&format!("m{k}"), &format!("/m{k}/r0"), "lease-fn", ""),
+        );
+    }
+    // Each write is answered 300 ms late, so a freeze often catches one in
+    // flight (its answer then arrives while the process is stopped).
+    let slow_writes = || {
+        [
+            "PutMethod",
+            "PutIntegration",
+            "CreateResource",
+            "DeleteResource",
+        ]
+        .into_iter()
+        .map(|op| Rule {
+            operation: format!("apigateway:{op}"),
+            path_contains: None,
+            action: RuleAction::Delay(Duration::from_millis(300)),
+            times: None,
+        })
+        .collect::<Vec<_>>()
+    };
+    let proxies = [
+        FaultProxy::strict(&fx.endpoint(), slow_writes()),
+        FaultProxy::strict(&fx.endpoint(), slow_writes()),
+    ];
+    let args = [
+        "--manifests",
+        dir.path().to_str().unwrap(),
+        "--rest-api-id",
+        &api,
+        "--lease-table",
+        "apimount-leases",
+        "--lease-duration",
+        "3s",
+        "--debounce",
+        "100ms",
+        "--quota-share",
+        "100%",
+    ];
+    let daemons = [
+        Daemon::start_through(&fx, &proxies[0].url(), &args),
+        Daemon::start_through(&fx, &proxies[1].url(), &args),
+    ];
+    let logs = || {
+        format!(
+            "--- 0 ---\n{}\n--- 1 ---\n{}",
+            daemons[0].stderr(),
+            daemons[1].stderr()
+        )
+    };
+    // Teams move their mounts to new paths every 250 ms until the end.
+    let moving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mover = {
+        let (moving, dir) = (moving.clone(), dir.path().to_path_buf());
+        std::thread::spawn(move || {
+            let mut step = 1usize;
+            while moving.load(std::sync::atomic::Ordering::Relaxed) {
+                let k = step % MOUNTS;
+                write_manifest(
+                    &dir,
+                    &format!("m{k}.yaml"),
+                    &mount_yaml(&format!("m{k}"), &format!("/m{k}/r{step}"), "lease-fn", ""),
+                );
+                step += 1;
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    let leading = |i: usize, since: Instant| {
+        aws_writes(&proxies[i].calls())
+            .iter()
+            .any(|(at, _)| *at > since)
+    };
+    let started = Instant::now();
+    let mut leader = daemons[0]
+        .wait_for("one instance to lead", DEADLINE, || async {
+            (0..2).find(|&i| leading(i, started))
+        })
+        .await;
+    let mut stale = Vec::new();
+    for round in 0..freezes() {
+        let (l, s) = (leader, 1 - leader);
+        let before = Instant::now();
+        daemons[l]
+            .wait_for("the leader to write", DEADLINE, || async {
+                leading(l, before).then_some(())
+            })
+            .await;
+        signal(&daemons[l], "STOP");
+        let frozen = Instant::now();
+        // Frozen until the standby has taken over and written, and at least
+        // past the lease (3 s) and its attempt timeout (1 s).
+        let takeover = Instant::now() + Duration::from_secs(20);
+        while !(leading(s, frozen) && frozen.elapsed() > Duration::from_millis(3_500)) {
+            if Instant::now() > takeover {
+                signal(&daemons[l], "CONT");
+                panic!("round {round}: the standby did not take over\n{}", logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        signal(&daemons[l], "CONT");
+        let woke = Instant::now();
+        // The woken instance finds its lease gone within one renewal (1 s);
+        // whatever it sends after waking is a stale write.
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        stale.extend(
+            aws_writes(&proxies[l].calls())
+                .into_iter()
+                .filter(|(at, _)| *at >= woke)
+                .map(|(at, op)| format!("round {round}: {op} {:?} after waking", at - woke)),
+        );
+        leader = s;
+    }
+    moving.store(false, std::sync::atomic::Ordering::Relaxed);
+    mover.join().unwrap();
+    assert!(stale.is_empty(), "stale writes: {stale:#?}\n{}", logs());
+    for (i, p) in proxies.iter().enumerate() {
+        let stats = p.stats();
+        assert!(
+            stats.strict_lookups > 0 && stats.strict_lookup_errors == 0,
+            "{i}: {stats:?}"
+        );
+        assert!(p.ruled() > 0, "{i}: no write was slowed");
+    }
+    // Every takeover was a real one: each instance acquired the lease again
+    // and again.
+    for d in &daemons {
+        assert!(
+            d.lines_with("acquired the lease").len() >= freezes() / 2,
+            "{}",
+            logs()
+        );
+    }
+}

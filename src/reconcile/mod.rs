@@ -365,7 +365,10 @@ impl Reconciler {
                 self.aws.get_stage(&t.rest_api_id, &t.stage),
                 authorizers
             );
-            let mut api = api.map_err(|e| problem_from(&e, "reading the REST API"))?;
+            let mut api = api.map_err(|e| {
+                let what = format!("reading the REST API {}", t.rest_api_id);
+                problem_from(&e, &what)
+            })?;
             if let Some(names) =
                 authorizers.map_err(|e| problem_from(&e, "reading the API's authorizers"))?
             {

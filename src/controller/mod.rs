@@ -401,6 +401,8 @@ impl Controller {
     }
 
     fn schedule_retry(&mut self, scope: &Scope) {
+        let floor = self.opts.quota.min_interval(self.reconciler.api_pages());
+        self.retries.set_floor(floor);
         if let Some(d) = self.retries.after_pass(scope, Instant::now()) {
             let what = match scope {
                 Scope::Mounts(ids) => format!("{} mount(s)", ids.len()),

@@ -56,11 +56,20 @@ impl Scope {
     }
 }
 
+/// Whole-pass retries in a row that back off freely; from the next one on
+/// (a lasting outage rather than a passing fault) each waits at least the
+/// quota budget's steady interval, since it spends a steady pass's reads.
+pub const FREE_RETRIES: u32 = 2;
+
 /// The retries pending, each with its own backoff.
 pub struct Retries {
     min: Duration,
     max: Duration,
     everything: (Backoff, Option<Instant>),
+    /// Whole-pass failures in a row.
+    failures: u32,
+    /// The shortest wait of a whole-pass retry past [`FREE_RETRIES`].
+    floor: Duration,
     mounts: BTreeMap<MountId, (Backoff, Instant)>,
 }
 
@@ -77,8 +86,17 @@ impl Retries {
             min,
             max,
             everything: (Backoff::new(min, max), None),
+            failures: 0,
+            floor: Duration::ZERO,
             mounts: BTreeMap::new(),
         }
+    }
+
+    /// The shortest wait of a whole-pass retry once the pass has failed
+    /// more than [`FREE_RETRIES`] times in a row: the quota budget's
+    /// interval between steady passes (a failed pass reads what one does).
+    pub fn set_floor(&mut self, floor: Duration) {
+        self.floor = floor;
     }
 
     /// Schedules what a pass that ended `now` left; returns the delay of
@@ -86,10 +104,15 @@ impl Retries {
     pub fn after_pass(&mut self, scope: &Scope, now: Instant) -> Option<Duration> {
         match scope {
             Scope::Everything => {
-                let d = self.everything.0.next_delay();
+                self.failures += 1;
+                let mut d = self.everything.0.next_delay();
+                if self.failures > FREE_RETRIES {
+                    d = d.max(self.floor);
+                }
                 self.everything.1 = Some(now + d);
             }
             Scope::Mounts(ids) => {
+                self.failures = 0;
                 self.everything.0.reset();
                 self.everything.1 = None;
                 self.mounts.retain(|id, _| ids.contains(id));
@@ -103,6 +126,7 @@ impl Retries {
                 }
             }
             Scope::Nothing => {
+                self.failures = 0;
                 self.everything.0.reset();
                 self.everything.1 = None;
                 self.mounts.clear();
@@ -189,5 +213,29 @@ mod tests {
         assert_eq!(r.due(t0 + d), Some(Due::Everything));
         r.after_pass(&Scope::Nothing, t0 + d);
         assert!(!r.everything_pending());
+    }
+
+    #[test]
+    fn a_lasting_outage_retries_no_faster_than_the_budget_allows() {
+        let t0 = Instant::now();
+        let floor = Duration::from_secs(8);
+        let mut r = Retries::new(Duration::from_millis(800), Duration::from_secs(300));
+        r.set_floor(floor);
+        let delays: Vec<Duration> = (0..6)
+            .map(|_| r.after_pass(&Scope::Everything, t0).unwrap())
+            .collect();
+        // The first retries cure a passing fault quickly.
+        for d in &delays[..FREE_RETRIES as usize] {
+            assert!(*d < floor, "{delays:?}");
+        }
+        // Then each waits at least the budget's interval, and still grows.
+        for d in &delays[FREE_RETRIES as usize..] {
+            assert!(*d >= floor, "{delays:?}");
+        }
+        assert!(delays[5] > floor, "{delays:?}");
+        // A pass that works ends the outage: quick retries again.
+        r.after_pass(&Scope::Nothing, t0);
+        let d = r.after_pass(&Scope::Everything, t0).unwrap();
+        assert!(d < floor, "{d:?}");
     }
 }

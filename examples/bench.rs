@@ -78,6 +78,10 @@ struct Sizes {
     budget_counts: Vec<usize>,
     /// Steady passes each budget window spans.
     budget_passes: usize,
+    /// Mount counts (one function each) taken through an outage.
+    outage_counts: Vec<usize>,
+    /// How long each outage is watched.
+    outage_window: Duration,
 }
 
 impl Sizes {
@@ -99,6 +103,8 @@ impl Sizes {
             plan_iterations: 20,
             budget_counts: vec![10, 100, 300],
             budget_passes: 3,
+            outage_counts: vec![30, 300],
+            outage_window: Duration::from_secs(120),
         }
     }
 
@@ -120,6 +126,8 @@ impl Sizes {
             plan_iterations: 5,
             budget_counts: vec![10],
             budget_passes: 1,
+            outage_counts: vec![5],
+            outage_window: Duration::from_secs(15),
         }
     }
 }
@@ -953,7 +961,7 @@ impl Report {
 
 /// Apply from empty for each count: apimount vs baseline, fresh API per trial.
 /// The measurements `--only` can pick, in the order they run.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "convergence",
     "latency",
     "burst",
@@ -961,6 +969,7 @@ const SECTIONS: [&str; 7] = [
     "pacing",
     "footprint",
     "budget",
+    "outage",
 ];
 
 /// The one-mount baseline alone, for a run that measures latency without the
@@ -1744,6 +1753,91 @@ async fn measure_budget(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()> 
     Ok(())
 }
 
+/// An outage: n mounts converged, then their REST API deleted under the
+/// daemon, so that every pass fails reading it. Over the window: the log
+/// lines the daemon writes and the AWS calls it makes, per minute, by
+/// service. Neither may grow with the number of functions.
+async fn measure_outage(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()> {
+    let max = *s.outage_counts.iter().max().unwrap_or(&1);
+    b.ensure_functions(max).await?;
+    let window = s.outage_window;
+    let mut body = format!(
+        "n mounts, one function each, converged by a one-shot apply; then `apimount run \
+         --resync-interval 60s` (default `--quota-share 5%`) until its first pass, and the REST \
+         API deleted: every pass fails reading it. Counted over {:.0} s from the deletion: the lines \
+         of the daemon's log and its own `apimount_aws_calls_total`, per minute.\n\n\
+         | functions | failed passes | log lines/min | API Gateway calls/min | Lambda calls/min |\n\
+         |---:|---:|---:|---:|---:|\n",
+        window.as_secs_f64()
+    );
+    let mut rows: Vec<(usize, f64, f64)> = Vec::new();
+    for &n in &s.outage_counts {
+        let api = b.new_api().await?;
+        let dir = b.manifest_dir("outage")?;
+        for i in 0..n {
+            write_mount(&dir, i)?;
+        }
+        b.apimount_once(&api.0, &dir, "off", &b.moto.endpoint())?;
+        let daemon = b.start_daemon_with(&api.0, &dir, "60s", &b.moto.endpoint(), &[])?;
+        let lines_before = std::fs::read_to_string(&daemon.log)?.lines().count();
+        let m0 = daemon.metrics();
+        b.apigw.delete_rest_api().rest_api_id(&api.0).send().await?;
+        tokio::time::sleep(window).await;
+        let m1 = daemon.metrics();
+        let log = std::fs::read_to_string(&daemon.log)?;
+        let lines: Vec<&str> = log.lines().skip(lines_before).collect();
+        let failed = lines.iter().filter(|l| l.contains("pass failed")).count();
+        let (c0, c1) = (aws_calls(&m0), aws_calls(&m1));
+        let per_min = 60.0 / window.as_secs_f64();
+        let calls = |service: &str| -> f64 {
+            c1.iter()
+                .filter(|(op, _)| op.starts_with(service))
+                .map(|(op, v)| v - c0.get(op).copied().unwrap_or(0.0))
+                .sum::<f64>()
+                * per_min
+                + 0.0
+        };
+        let (line_rate, apigw, lambda) = (
+            lines.len() as f64 * per_min,
+            calls("apigateway:"),
+            calls("lambda:"),
+        );
+        println!(
+            "bench: outage {n} functions: {failed} failed passes, {line_rate:.1} log lines/min, \
+             {apigw:.1} API Gateway calls/min, {lambda:.1} Lambda calls/min"
+        );
+        let _ = writeln!(
+            body,
+            "| {n} | {failed} | {line_rate:.1} | {apigw:.1} | {lambda:.1} |"
+        );
+        if failed == 0 {
+            bail!(
+                "no pass failed after the API was deleted; log {}",
+                daemon.log.display()
+            );
+        }
+        rows.push((n, line_rate, lambda));
+        drop(daemon);
+    }
+    let most_lines = rows.iter().map(|r| r.1).fold(0.0, f64::max);
+    let fewest_lines = rows.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+    let most_lambda = rows.iter().map(|r| r.2).fold(0.0, f64::max);
+    r.target(
+        "9. outage: Lambda calls while the API cannot be read",
+        "0 at every size",
+        format!("at most {most_lambda:.1}/min"),
+        most_lambda == 0.0,
+    );
+    r.target(
+        "9. outage: log lines per minute, largest vs smallest size",
+        "independent of the number of functions (≤ 1.5× apart)",
+        format!("{most_lines:.1} vs {fewest_lines:.1} lines/min"),
+        most_lines <= 1.5 * fewest_lines.max(1.0),
+    );
+    r.section("9. An outage: what it costs", &body);
+    Ok(())
+}
+
 /// The statement ids of a function's resource policy, sorted.
 /// The statement ids of `function`'s policy that let `api` invoke it. Other
 /// sections reuse the functions with other APIs; their statements are not
@@ -2042,6 +2136,9 @@ async fn bench_main(args: &[String]) -> Result<()> {
     }
     if wants("budget") {
         measure_budget(&mut b, &s, &mut r).await?;
+    }
+    if wants("outage") {
+        measure_outage(&mut b, &s, &mut r).await?;
     }
 
     let mut md = format!(

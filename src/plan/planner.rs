@@ -2301,6 +2301,16 @@ tenants:
             ": 100 requests/s, burst 200",
         ));
         assert_eq!(accounts, want);
+        // Every throttle change, and nothing else, is a stage setting.
+        let throttles = p
+            .changes()
+            .filter(|c| c.to_string().contains("throttle "))
+            .count();
+        assert!(throttles >= want.len(), "{p:#?}");
+        assert_eq!(
+            p.changes().filter(|c| c.is_stage_setting()).count(),
+            throttles
+        );
         for c in p.changes().filter(|c| c.is_stage_setting()) {
             assert!(!c.alters_routes(&w.api), "{c}");
         }

@@ -362,4 +362,53 @@ mod tests {
         assert_eq!(fingerprint_in_description(d, "c"), None);
         assert_eq!(fingerprint_in_description("manual deploy", "a"), None);
     }
+
+    #[test]
+    fn a_deployment_names_every_owner_on_the_api_and_no_other_tool() {
+        use crate::plan::model::{Methods, ObservedMethod, ObservedResource};
+        let mount = |name: &str| {
+            crate::manifest::parse(
+                std::path::Path::new("m.yaml"),
+                format!("apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: /{name}\n  function: f\n").as_bytes(),
+            )
+            .unwrap()
+        };
+        let method = |operation_name: Option<String>| ObservedMethod {
+            authorization_type: "NONE".into(),
+            authorizer_id: None,
+            api_key_required: false,
+            operation_name,
+            integration: None,
+            responses: Default::default(),
+        };
+        let resource = |id: &str, owner: Option<&str>| {
+            let mut methods = Methods::new();
+            let name = owner.map(|o| marker(o, &mount(id)));
+            methods.insert("GET".into(), method(name.or(Some("handmade".into()))));
+            ObservedResource {
+                id: id.into(),
+                path: format!("/{id}"),
+                methods,
+            }
+        };
+        let api = ObservedApi::from_resources(vec![
+            resource("a1", Some("team-b")),
+            resource("a2", Some("team-a")),
+            resource("a3", Some("team-b")),
+            resource("a4", None),
+        ]);
+        assert_eq!(
+            owners_on(&api),
+            vec!["team-a".to_string(), "team-b".to_string()]
+        );
+        let d = deployment_description(&api);
+        for owner in ["team-a", "team-b"] {
+            assert_eq!(
+                fingerprint_in_description(&d, owner),
+                Some(owner_fingerprint(&api, owner).as_str()),
+                "{d}"
+            );
+        }
+        assert_eq!(d.split_whitespace().count(), 3, "{d}");
+    }
 }

@@ -2487,6 +2487,37 @@ tenants:
     }
 
     #[test]
+    fn a_renamed_mount_keeps_the_permission_its_route_still_needs() {
+        let mut w = world();
+        let only = |verb: &str| format!("  methods: [{verb}]\n  proxy: false\n");
+        w.converge(&[desired(mount(
+            "accounts",
+            "/accounts",
+            "acct",
+            &only("POST"),
+        ))]);
+        let before = w.statements("acct");
+        // The manifest is renamed and serves GET instead: the old mount's
+        // POST is an orphan, the new one serves the same route with the
+        // same function, so the statement both name stays.
+        let renamed = [desired(mount(
+            "accounts-v2",
+            "/accounts",
+            "acct",
+            &only("GET"),
+        ))];
+        let p = w.converge(&renamed);
+        assert!(
+            !p.changes()
+                .chain(p.cleanups.iter().flat_map(|c| c.changes.iter()))
+                .chain(p.after_deploy.iter())
+                .any(|c| matches!(c, Change::RemovePermission { .. })),
+            "{p:#?}"
+        );
+        assert_eq!(w.statements("acct"), before);
+    }
+
+    #[test]
     fn a_throttle_above_the_accounts_limit_keeps_its_routes_and_plans_nothing() {
         let mut w = world();
         let fast = "  throttle:\n    rateLimit: 20000\n    burstLimit: 200\n";

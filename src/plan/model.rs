@@ -543,6 +543,48 @@ impl ResolvedFunction {
         )
     }
 
+    /// Why this is not the function `asked` names, if it is not: a full ARN
+    /// must resolve to the partition, region, account and name it spells
+    /// (an emulator answers for a function of that name in its own account,
+    /// and nothing else may be mounted in its place); a name must resolve to
+    /// that name.
+    pub fn mismatch(&self, asked: &crate::manifest::FunctionRef) -> Option<String> {
+        use crate::manifest::FunctionRef;
+        let mut differ: Vec<&str> = Vec::new();
+        match asked {
+            FunctionRef::Arn {
+                partition,
+                region,
+                account,
+                name,
+                ..
+            } => {
+                for (what, want, got) in [
+                    ("partition", partition, &self.partition),
+                    ("region", region, &self.region),
+                    ("account", account, &self.account),
+                    ("name", name, &self.name),
+                ] {
+                    if want != got {
+                        differ.push(what);
+                    }
+                }
+            }
+            FunctionRef::Name { name, .. } => {
+                if name != &self.name {
+                    differ.push("name");
+                }
+            }
+        }
+        (!differ.is_empty()).then(|| {
+            format!(
+                "the manifest names {asked}, but Lambda answered with {} (another {}): a function is mounted only from the account and region its ARN names",
+                self.unqualified_arn(),
+                differ.join(", ")
+            )
+        })
+    }
+
     /// Extracts the function from an integration URI apimount (or anyone) wrote.
     pub fn from_integration_uri(uri: &str) -> Option<ResolvedFunction> {
         let start = uri.find("/functions/")? + "/functions/".len();
@@ -852,6 +894,54 @@ mod tests {
             ResolvedFunction::from_integration_uri("http://example.com"),
             None
         );
+    }
+
+    #[test]
+    fn a_function_resolves_only_to_what_the_manifest_names() {
+        use crate::manifest::FunctionRef;
+        let got =
+            ResolvedFunction::from_arn("arn:aws:lambda:eu-west-2:111122223333:function:acct:live")
+                .unwrap();
+        // (asked, the fields that differ, or none)
+        for (asked, differ) in [
+            ("acct", None),
+            ("acct:live", None),
+            ("arn:aws:lambda:eu-west-2:111122223333:function:acct", None),
+            (
+                "arn:aws:lambda:eu-west-2:111122223333:function:acct:live",
+                None,
+            ),
+            ("other", Some("(another name)")),
+            (
+                "arn:aws:lambda:eu-west-2:444455556666:function:acct",
+                Some("(another account)"),
+            ),
+            (
+                "arn:aws:lambda:eu-west-1:111122223333:function:acct",
+                Some("(another region)"),
+            ),
+            (
+                "arn:aws-cn:lambda:eu-west-2:111122223333:function:acct",
+                Some("(another partition)"),
+            ),
+            (
+                "arn:aws:lambda:eu-west-1:444455556666:function:other",
+                Some("(another region, account, name)"),
+            ),
+        ] {
+            let asked = FunctionRef::parse(asked).unwrap();
+            let why = got.mismatch(&asked);
+            match differ {
+                None => assert_eq!(why, None, "{asked}"),
+                Some(part) => {
+                    let why = why.unwrap_or_else(|| panic!("{asked} accepted"));
+                    assert!(why.contains(part), "{why}");
+                    // Both ARNs are named.
+                    assert!(why.contains(&asked.to_string()), "{why}");
+                    assert!(why.contains(&got.unqualified_arn()), "{why}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -241,16 +241,8 @@ impl Reconciler {
                 ),
             ));
         }
-        if let FunctionRef::Arn { partition, .. } = f {
-            if partition != &r.partition {
-                return Err(Problem::new(
-                    Reason::FunctionNotFound,
-                    format!(
-                        "function ARN is in partition {partition}, but the API is in {}",
-                        r.partition
-                    ),
-                ));
-            }
+        if let Some(why) = r.mismatch(f) {
+            return Err(Problem::new(Reason::FunctionNotFound, why));
         }
         Ok(r)
     }

@@ -860,3 +860,45 @@ async fn a_throttle_above_the_accounts_limit_is_refused_until_the_flag_raises_it
         "{stats:?}"
     );
 }
+
+/// A manifest naming a function by the ARN of another account: moto answers
+/// GetFunction with its own account's function of that name, which must not
+/// be mounted in its place. Refused with both ARNs, nothing written.
+#[tokio::test]
+async fn a_function_of_another_account_is_not_taken_for_a_local_one() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("accounts").await;
+    fx.create_function("account-service").await;
+    let local = fx.function_arn("account-service");
+    let other = if fx.account_id() == "444455556666" {
+        "111122223333"
+    } else {
+        "444455556666"
+    };
+    let foreign = local.replace(fx.account_id(), other);
+    assert_ne!(foreign, local);
+    let dir = manifest_dir();
+    write_manifest(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml("accounts", "/accounts", &foreign, ""),
+    );
+    let out = run(
+        fx.apimount_command(args("apply", dir.path(), &api)),
+        &fx.strict_endpoint(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let text = show(&out);
+    assert!(
+        text.contains("FunctionNotFound") && text.contains(&foreign) && text.contains(&local),
+        "{text}"
+    );
+    let writes: Vec<String> = fx
+        .strict_requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "refused, yet written: {writes:?}");
+    assert!(fx.route_table(&api).await.get("/accounts").is_none());
+}

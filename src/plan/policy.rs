@@ -96,5 +96,11 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert!(s[0].grants_invoke_from("arn:x"));
         assert!(!s[0].grants_invoke_from("arn:y"));
+        // IAM lets a policy hold a single statement as an object, not a list.
+        let single = doc.replacen("[{", "{", 1).replacen("}]}", "}}", 1);
+        assert!(single.contains("\"Statement\":{"), "{single}");
+        let s = PolicyStatement::parse_policy(&single).unwrap();
+        assert_eq!(s.len(), 1, "{single}");
+        assert!(s[0].grants_invoke_from("arn:x"));
     }
 }

@@ -1306,7 +1306,13 @@ async fn a_manifest_change_reads_only_new_functions_and_a_resync_reads_all() {
             (mounted(&r, "/delta", "delta", &["ANY"]) && now != deployed_before).then_some(())
         })
         .await;
-    let passes = daemon.lines_with("pass finished");
+    // The pass logs its line after it deployed: wait for the line too.
+    let passes = daemon
+        .wait_for("the change's pass line", DEADLINE, || async {
+            let passes = daemon.lines_with("pass finished");
+            (passes.len() >= 2).then_some(passes)
+        })
+        .await;
     let last = passes.last().expect("a pass line");
     assert!(
         last.contains("trigger=\"manifests changed\"")

@@ -1861,12 +1861,6 @@ async fn measure_outage(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()> 
             body,
             "| {n} | {failed} | {line_rate:.1} | {apigw:.1} | {lambda:.1} ({lambda_after_first:.0} after the first failed pass) |"
         );
-        if failed == 0 {
-            bail!(
-                "no pass failed after the API was deleted; log {}",
-                daemon.log.display()
-            );
-        }
         rows.push((n, line_rate, lambda_after_first));
         drop(daemon);
     }

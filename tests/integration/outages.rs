@@ -44,6 +44,49 @@ fn metric(text: &str, line_start: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Six functions `{prefix}-{i}` and their manifests `m{i}.yaml` at `/m{i}`.
+async fn six_mounts(fx: &Fixture, dir: &Path, prefix: &str) {
+    for i in 0..MOUNTS {
+        fx.create_function(&format!("{prefix}-{i}")).await;
+        write_manifest(
+            dir,
+            &format!("m{i}.yaml"),
+            &mount_yaml(
+                &format!("m{i}"),
+                &format!("/m{i}"),
+                &format!("{prefix}-{i}"),
+                "  proxy: false\n",
+            ),
+        );
+    }
+}
+
+/// The daemon on `api` through `proxy`, writing status documents into
+/// `status`, resyncing every 2 s.
+fn start(fx: &Fixture, proxy: &FaultProxy, dir: &Path, status: &Path, api: &str) -> Daemon {
+    Daemon::start_through(
+        fx,
+        &proxy.url(),
+        &[
+            "--manifests",
+            dir.to_str().unwrap(),
+            "--rest-api-id",
+            api,
+            "--status-dir",
+            status.to_str().unwrap(),
+            "--resync-interval",
+            "2s",
+        ],
+    )
+}
+
+/// Whether every mount's document says `Programmed` True.
+fn all_programmed(status: &Path) -> Option<()> {
+    (0..MOUNTS)
+        .all(|i| doc(status, i).is_some_and(|d| programmed(&d).0 == "True"))
+        .then_some(())
+}
+
 #[tokio::test]
 async fn an_outage_reads_no_function_keeps_every_status_document_and_says_unknown() {
     through_an_outage(Fault::CredentialsRejected, "CredentialsRejected", 1).await;
@@ -63,39 +106,12 @@ async fn through_an_outage(fault: Fault, reason: &str, attempts: usize) {
     let fx = Fixture::start().await;
     let (api, _) = fx.create_rest_api("outage").await;
     let dir = manifest_dir();
-    for i in 0..MOUNTS {
-        fx.create_function(&format!("outage-{i}")).await;
-        write_manifest(
-            dir.path(),
-            &format!("m{i}.yaml"),
-            &mount_yaml(
-                &format!("m{i}"),
-                &format!("/m{i}"),
-                &format!("outage-{i}"),
-                "  proxy: false\n",
-            ),
-        );
-    }
+    six_mounts(&fx, dir.path(), "outage").await;
     let status = tempfile::tempdir().unwrap();
     let proxy = FaultProxy::strict(&fx.endpoint(), Vec::new());
-    let mut d = Daemon::start_through(
-        &fx,
-        &proxy.url(),
-        &[
-            "--manifests",
-            dir.path().to_str().unwrap(),
-            "--rest-api-id",
-            &api,
-            "--status-dir",
-            status.path().to_str().unwrap(),
-            "--resync-interval",
-            "2s",
-        ],
-    );
+    let mut d = start(&fx, &proxy, dir.path(), status.path(), &api);
     d.wait_for("every document programmed", DEADLINE, || async {
-        (0..MOUNTS)
-            .all(|i| doc(status.path(), i).is_some_and(|d| programmed(&d).0 == "True"))
-            .then_some(())
+        all_programmed(status.path())
     })
     .await;
 
@@ -176,9 +192,7 @@ async fn through_an_outage(fault: Fault, reason: &str, attempts: usize) {
     // AWS answers again: everything is known and programmed again.
     proxy.set_rules(Vec::new());
     d.wait_for("every document programmed again", DEADLINE, || async {
-        (0..MOUNTS)
-            .all(|i| doc(status.path(), i).is_some_and(|d| programmed(&d).0 == "True"))
-            .then_some(())
+        all_programmed(status.path())
     })
     .await;
     let (_, text) = d.get("/metrics").expect("metrics");
@@ -298,45 +312,12 @@ async fn the_api_deleted_keeps_the_documents_and_a_new_api_gets_every_mount() {
     let fx = Fixture::start().await;
     let (api, _) = fx.create_rest_api("doomed").await;
     let dir = manifest_dir();
-    for i in 0..MOUNTS {
-        fx.create_function(&format!("doomed-{i}")).await;
-        write_manifest(
-            dir.path(),
-            &format!("m{i}.yaml"),
-            &mount_yaml(
-                &format!("m{i}"),
-                &format!("/m{i}"),
-                &format!("doomed-{i}"),
-                "  proxy: false\n",
-            ),
-        );
-    }
+    six_mounts(&fx, dir.path(), "doomed").await;
     let status = tempfile::tempdir().unwrap();
     let proxy = FaultProxy::strict(&fx.endpoint(), Vec::new());
-    let start = |api: &str| {
-        Daemon::start_through(
-            &fx,
-            &proxy.url(),
-            &[
-                "--manifests",
-                dir.path().to_str().unwrap(),
-                "--rest-api-id",
-                api,
-                "--status-dir",
-                status.path().to_str().unwrap(),
-                "--resync-interval",
-                "2s",
-            ],
-        )
-    };
-    let all_programmed = || {
-        (0..MOUNTS)
-            .all(|i| doc(status.path(), i).is_some_and(|d| programmed(&d).0 == "True"))
-            .then_some(())
-    };
-    let mut d = start(&api);
+    let mut d = start(&fx, &proxy, dir.path(), status.path(), &api);
     d.wait_for("every document programmed", DEADLINE, || async {
-        all_programmed()
+        all_programmed(status.path())
     })
     .await;
 
@@ -378,11 +359,11 @@ async fn the_api_deleted_keeps_the_documents_and_a_new_api_gets_every_mount() {
     // every route from the manifests.
     let (again, _) = fx.create_rest_api("doomed").await;
     assert_ne!(again, api);
-    let mut d = start(&again);
+    let mut d = start(&fx, &proxy, dir.path(), status.path(), &again);
     d.wait_for(
         "every document programmed on the new API",
         DEADLINE,
-        || async { all_programmed() },
+        || async { all_programmed(status.path()) },
     )
     .await;
     let table = fx.route_table(&again).await;

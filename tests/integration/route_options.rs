@@ -833,12 +833,7 @@ async fn a_throttle_above_the_accounts_limit_is_refused_until_the_flag_raises_it
         "{text}"
     );
     assert!(text.contains("--account-throttle RATE/BURST"), "{text}");
-    let writes: Vec<String> = fx
-        .strict_requests()
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
+    let writes = fx.strict_writes();
     assert!(writes.is_empty(), "refused, yet written: {writes:?}");
     // A flag that is not RATE/BURST is a usage error naming the form.
     let out = run(&["--account-throttle", "20000"]);
@@ -893,12 +888,7 @@ async fn a_function_of_another_account_is_not_taken_for_a_local_one() {
         text.contains("FunctionNotFound") && text.contains(&foreign) && text.contains(&local),
         "{text}"
     );
-    let writes: Vec<String> = fx
-        .strict_requests()
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
+    let writes = fx.strict_writes();
     assert!(writes.is_empty(), "refused, yet written: {writes:?}");
     assert!(!fx.route_table(&api).await.contains_key("/accounts"));
 }

@@ -335,6 +335,17 @@ impl Fixture {
         self.strict.requests()
     }
 
+    /// The requests other than GET that reached the default strict layer
+    /// so far, as `METHOD path`.
+    pub fn strict_writes(&self) -> Vec<String> {
+        self.strict
+            .requests()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
     /// Creates a DynamoDB table with the string key `id`, as `--lease-table`
     /// wants it.
     pub async fn create_lease_table(&self, name: &str) {

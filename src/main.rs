@@ -104,6 +104,11 @@ struct RunArgs {
     /// Lease lifetime: a standby takes over at most this long after the leader dies.
     #[arg(long, env = "APIMOUNT_LEASE_DURATION", default_value = "15s", value_parser = |s: &str| LEASE_BOUNDS.parse(s))]
     lease_duration: Duration,
+    /// Without --lease-table: each instance announces itself in a tag on the
+    /// stage, renewed every third of this; an instance that finds another
+    /// live instance of its owner there stands by. `off` turns it off.
+    #[arg(long, env = "APIMOUNT_INSTANCE_LEASE", default_value = "60s", value_parser = settings::parse_instance_lease)]
+    instance_lease: settings::InstanceLease,
     /// Write one status document (JSON, with the manifest's conditions) per
     /// manifest into this folder, replaced atomically after every pass.
     #[arg(long, env = "APIMOUNT_STATUS_DIR", conflicts_with = "status_prefix")]
@@ -371,9 +376,13 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
         // lease leaves for a call in flight (each write attempt is also
         // checked against the lease before it is sent).
         let defaults = ClientOptions::default();
-        let client_options = match &args.lease_table {
-            Some(_) => ClientOptions {
-                attempt_timeout: defaults.attempt_timeout.min(args.lease_duration / 3),
+        let lease_ttl = match &args.lease_table {
+            Some(_) => Some(args.lease_duration),
+            None => args.instance_lease.0,
+        };
+        let client_options = match lease_ttl {
+            Some(ttl) => ClientOptions {
+                attempt_timeout: defaults.attempt_timeout.min(ttl / 3),
                 ..defaults
             },
             None => defaults,
@@ -425,30 +434,47 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             resync_interval: args.resync_interval,
             debounce: args.debounce,
             poll_interval: args.poll_interval,
-            quota: QuotaBudget::new(args.quota_share),
+            quota: QuotaBudget::new(args.quota_share)
+                .with_background(instance_tag_calls(args)),
             heartbeat: settings::idle_heartbeat(max_silence),
             ..LoopOptions::default()
         };
-        let lease = args.lease_table.as_deref().map(|table| {
-            Arc::new(Lease::new(
+        let target = reconciler.target();
+        let lease = match (&args.lease_table, args.instance_lease.0) {
+            (Some(table), _) => Some(Lease::in_table(
                 &config,
                 table,
-                &args.target.owner,
-                &reconciler.target().rest_api_id,
+                &target.owner,
+                &target.rest_api_id,
                 args.lease_duration,
-            ))
-        });
+            )),
+            (None, Some(ttl)) => Some(
+                Lease::on_stage(&config, &target.owner, &target.rest_api_id, &target.stage, ttl)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+            (None, None) => None,
+        }
+        .map(Arc::new);
         if let Some(l) = &lease {
             // The timings the lease sets, side by side: a write attempt
             // (bounded by attempt_timeout) that starts before writes_until
             // ends before another instance can take the lease.
             tracing::info!(
                 holder = l.holder(),
+                place = %l.place(),
                 lease_s = l.ttl().as_secs_f64(),
                 renew_every_s = (l.ttl() / 3).as_secs_f64(),
                 writes_until_s = (l.ttl() * 2 / 3).as_secs_f64(),
                 attempt_timeout_s = client_options.attempt_timeout.as_secs_f64(),
                 "leader election on"
+            );
+        }
+        if opts.quota.background_too_large() {
+            tracing::warn!(
+                instance_lease_s = args.instance_lease.0.map(|d| d.as_secs_f64()),
+                calls_per_s = instance_tag_calls(args),
+                quota_share = args.quota_share,
+                "the instance tag's renewals take more than half of --quota-share of API Gateway's quota: lengthen --instance-lease or raise --quota-share"
             );
         }
         let status = match (&args.status_dir, &args.status_prefix) {
@@ -479,6 +505,15 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
         tracing::info!("apimount stopped");
         Ok(0)
     })
+}
+
+/// API Gateway calls a second the instance tag's renewals make: a read and
+/// a write every third of `--instance-lease` (none with a lease table).
+fn instance_tag_calls(args: &RunArgs) -> f64 {
+    match (&args.lease_table, args.instance_lease.0) {
+        (None, Some(ttl)) => 2.0 / (ttl / 3).as_secs_f64(),
+        _ => 0.0,
+    }
 }
 
 async fn wait_for_signal() {

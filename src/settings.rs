@@ -123,6 +123,30 @@ pub const LEASE_BOUNDS: DurationBounds = DurationBounds {
     max: Duration::from_secs(600),
     why_min: "the lease is renewed every third of it, within a DynamoDB call",
 };
+/// `--instance-lease`: the instance tag is renewed every third of it with
+/// two API Gateway calls, which count against the account's shared quota.
+pub const INSTANCE_LEASE_BOUNDS: DurationBounds = DurationBounds {
+    flag: "--instance-lease",
+    min: Duration::from_secs(3),
+    max: Duration::from_secs(3600),
+    why_min: "the tag is renewed every third of it, within two API Gateway calls",
+};
+
+/// `--instance-lease`: the instance tag's lifetime, or `None` for `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceLease(pub Option<Duration>);
+
+/// Parses `--instance-lease`: a duration within [`INSTANCE_LEASE_BOUNDS`],
+/// or `off`.
+pub fn parse_instance_lease(s: &str) -> Result<InstanceLease, SettingError> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(InstanceLease(None));
+    }
+    INSTANCE_LEASE_BOUNDS
+        .parse(s)
+        .map(|d| InstanceLease(Some(d)))
+}
+
 /// `--liveness-timeout`: how long `/healthz` tolerates a loop that makes no
 /// progress; an idle loop beats every third of it (at most every 10 s).
 pub const LIVENESS_BOUNDS: DurationBounds = DurationBounds {

@@ -6,6 +6,7 @@
 //! - [`lambda`]: functions and their resource policies;
 //! - [`s3`]: the objects of an S3 manifest source;
 //! - [`dynamodb`]: the conditional writes of the leader lease;
+//! - [`stage_tags`]: the instance claim on the stage, when there is no lease table;
 //! - [`pacing`]: token buckets that keep calls within the account's quotas;
 //! - [`calls`]: the per-call log and counter, and the retry classifier;
 //! - [`error`]: [`AwsError`] and the mapping of SDK errors.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod lambda;
 pub mod pacing;
 pub mod s3;
+pub mod stage_tags;
 
 pub use apigateway::partition_of_region;
 pub use calls::CallSink;

@@ -19,12 +19,38 @@ use crate::aws::pacing::{APIGW_TOTAL_PER_SEC, GET_RESOURCES_PER_SEC, LAMBDA_PER_
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuotaBudget {
     share: f64,
+    /// API Gateway calls per second spent outside passes (the instance
+    /// tag's renewals), taken from the share before passes get theirs.
+    background: f64,
 }
 
 impl QuotaBudget {
     pub fn new(share: f64) -> QuotaBudget {
         assert!(share > 0.0 && share <= 1.0, "a share in (0, 1]");
-        QuotaBudget { share }
+        QuotaBudget {
+            share,
+            background: 0.0,
+        }
+    }
+
+    /// The budget, with `apigw_per_sec` API Gateway calls a second spent
+    /// steadily outside passes. Passes keep at least half of the share
+    /// whatever that is (see [`QuotaBudget::background_too_large`]).
+    pub fn with_background(mut self, apigw_per_sec: f64) -> QuotaBudget {
+        self.background = apigw_per_sec.max(0.0);
+        self
+    }
+
+    /// Whether the background calls take more than half of API Gateway's
+    /// share, so that together with steady passes they may exceed it.
+    pub fn background_too_large(&self) -> bool {
+        self.background > APIGW_TOTAL_PER_SEC * self.share / 2.0
+    }
+
+    /// API Gateway calls a second that steady passes may make.
+    fn apigw_for_passes(&self) -> f64 {
+        let share = APIGW_TOTAL_PER_SEC * self.share;
+        (share - self.background).max(share / 2.0)
     }
 
     pub fn share(&self) -> f64 {
@@ -37,7 +63,7 @@ impl QuotaBudget {
     pub fn min_interval(&self, pages: usize) -> Duration {
         let pages = pages.max(1) as f64;
         let by_get_resources = pages / (GET_RESOURCES_PER_SEC * self.share);
-        let by_total = (pages + 1.0) / (APIGW_TOTAL_PER_SEC * self.share);
+        let by_total = (pages + 1.0) / self.apigw_for_passes();
         Duration::from_secs_f64(by_get_resources.max(by_total))
     }
 
@@ -97,6 +123,40 @@ mod tests {
                 reads == 1 || lambda <= LAMBDA_PER_SEC * share + eps,
                 "{share} {asked:?}"
             );
+        }
+    }
+
+    #[test]
+    fn background_calls_come_out_of_the_share() {
+        // GetResources' own quota is a quarter of the total: a pass of p
+        // pages makes p + 1 calls, so what is left of the total binds only
+        // once the background takes half of the share, which is refused
+        // as too large (the daemon says so at start).
+        // (share, background calls/s, pages, min interval s, too large)
+        let table: &[(f64, f64, usize, f64, bool)] = &[
+            // 10/s × 5 % = 0.5/s; GetResources alone allows 8 s a page.
+            (0.05, 0.0, 1, 8.0, false),
+            // The instance tag at 60 s: 0.1/s.
+            (0.05, 0.1, 1, 8.0, false),
+            (0.05, 0.1, 4, 32.0, false),
+            (0.05, 0.25, 1, 8.0, false),
+            (0.05, 0.25, 3, 24.0, false),
+            // More than half: passes keep half of the share.
+            (0.05, 0.4, 1, 8.0, true),
+            (1.0, 6.0, 4, 1.6, true),
+        ];
+        for &(share, background, pages, secs, too_large) in table {
+            let b = QuotaBudget::new(share).with_background(background);
+            let got = b.min_interval(pages).as_secs_f64();
+            assert!(
+                (got - secs).abs() < 1e-6,
+                "{share} {background} {pages}: {got}"
+            );
+            assert_eq!(b.background_too_large(), too_large, "{share} {background}");
+            if !too_large {
+                let total = (pages + 1) as f64 / got + background;
+                assert!(total <= APIGW_TOTAL_PER_SEC * share + 1e-9);
+            }
         }
     }
 

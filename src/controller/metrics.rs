@@ -51,6 +51,7 @@ pub struct Metrics {
     pub deploy_blocked: Gauge,
     pub last_success: Gauge<f64, AtomicU64>,
     pub watch_armed: Gauge,
+    pub other_instance: Gauge,
 }
 
 impl Metrics {
@@ -111,6 +112,12 @@ impl Metrics {
             "1 while the manifest folder is watched; 0 while it cannot be (the loop polls the folder every second instead)",
             watch_armed.clone(),
         );
+        let other_instance = Gauge::default();
+        registry.register(
+            "other_instance",
+            "1 while another instance of this owner holds the lease (or the stage's instance tag) and this one stands by; 0 otherwise",
+            other_instance.clone(),
+        );
         Arc::new(Metrics {
             registry: Mutex::new(registry),
             passes,
@@ -124,6 +131,7 @@ impl Metrics {
             deploy_blocked,
             last_success,
             watch_armed,
+            other_instance,
         })
     }
 

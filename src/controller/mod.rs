@@ -261,7 +261,7 @@ impl Controller {
         }
         let renewer = lease
             .clone()
-            .map(|l| tokio::spawn(keep_lease(l, stopper.clone())));
+            .map(|l| tokio::spawn(keep_lease(l, stopper.clone(), metrics.clone())));
         tracing::info!(
             source = %source.describe(),
             api = %reconciler.target().rest_api_id,
@@ -309,8 +309,14 @@ impl Controller {
         if self.lease.is_none() || self.stopper.may_write() {
             return Leadership::Held;
         }
-        tracing::info!("standing by: another instance of this owner holds the lease");
+        // Said once another instance is known to hold it, not while the
+        // first attempt to take it is still under way.
+        let mut said = false;
         loop {
+            if !said && self.metrics.other_instance.get() == 1 {
+                tracing::info!("standing by: another instance of this owner holds the lease");
+                said = true;
+            }
             tokio::select! {
                 _ = self.shutdown.changed() => {
                     if let Some(r) = &self.renewer { r.abort(); }

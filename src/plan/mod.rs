@@ -11,6 +11,7 @@
 //! - [`planner`]: the planner itself ([`plan()`]);
 //! - [`admission`]: which manifests take part in a pass, tenant first;
 //! - [`incumbency`]: which manifest a contested name or path goes to;
+//! - [`instance_tag`]: the stage tag by which instances without a lease table see each other;
 //! - [`deploy`]: whether a pass deploys;
 //! - [`route_options`]: CORS preflights and per-route throttling as gateway objects;
 //! - [`tenancy`]: what a tenant policy allows a mount;
@@ -46,6 +47,7 @@ pub mod change;
 pub mod conditions;
 pub mod deploy;
 pub mod incumbency;
+pub mod instance_tag;
 pub mod model;
 pub mod names;
 pub mod planner;

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::daemon::{Daemon, DEADLINE};
+use crate::support::faults::FaultProxy;
 use crate::support::logs::{metric, parse_metrics, text_field};
 use crate::support::{self, manifest_dir, mount_yaml, Fixture, Integration, RouteTable};
 use serde_json::Value;
@@ -1050,6 +1051,164 @@ async fn with_a_lease_table_one_instance_leads_and_a_standby_takes_over() {
     );
     // Lease 3 s; allow for the renewal period and a pass on a loaded machine.
     assert!(took < Duration::from_secs(15), "takeover took {took:?}");
+}
+
+/// Two instances of one owner without a lease table (a rolling update, a copy
+/// started by hand): the second finds the first's tag on the stage, says so
+/// in a line and a metric, and sends no write; the first applies a change
+/// with one deployment. When the first stops (SIGTERM gives the tag up), the
+/// second takes over at its next look; an instance killed outright is
+/// replaced on the same host at once (its pid is gone). Two started at the
+/// same moment end with one writer.
+#[tokio::test]
+async fn a_second_instance_without_a_lease_table_stands_by() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("instances").await;
+    fx.create_function("account-service").await;
+    let dir = manifest_dir();
+    support::write_manifest(
+        dir.path(),
+        "accounts.yaml",
+        &mount_yaml("accounts", "/accounts", "account-service", ""),
+    );
+    let args = [
+        "--manifests",
+        dir.path().to_str().unwrap(),
+        "--rest-api-id",
+        &api,
+        "--instance-lease",
+        "3s",
+    ];
+    let tag_key = format!("apimount:{OWNER}:instance");
+    let other = |d: &Daemon| {
+        d.get("/metrics")
+            .map(|(_, body)| metric(&parse_metrics(&body), "apimount_other_instance", &[]))
+            .and_then(|v| v)
+    };
+    let mut first = Daemon::start(&fx, &args);
+    first
+        .wait_for(
+            "/accounts mounted and the tag written",
+            DEADLINE,
+            || async {
+                (mounted(&routes(&fx, &api).await, "/accounts", "accounts", &["ANY"])
+                    && fx.stage_tags(&api, STAGE).await.contains_key(&tag_key))
+                .then_some(())
+            },
+        )
+        .await;
+    assert_eq!(other(&first), Some(0.0));
+
+    // The second, through its own strict proxy so its calls are its own.
+    let seconds = FaultProxy::strict(&fx.endpoint(), vec![]);
+    let second = Daemon::start_through(&fx, &seconds.url(), &args);
+    second
+        .wait_for("the second to see the first", DEADLINE, || async {
+            (other(&second) == Some(1.0)).then_some(())
+        })
+        .await;
+    let seen = second.lines_with("another instance of this owner is live");
+    assert_eq!(seen.len(), 1, "{}", second.stderr());
+    assert!(
+        seen[0].contains(&format!("/{}/", first.pid)),
+        "the line names the first instance: {}",
+        seen[0]
+    );
+    let deployments = fx.deployments(&api).await.len();
+    support::write_manifest(
+        dir.path(),
+        "payments.yaml",
+        &mount_yaml("payments", "/payments", "account-service", ""),
+    );
+    first
+        .wait_for("/payments mounted", DEADLINE, || async {
+            mounted(&routes(&fx, &api).await, "/payments", "payments", &["ANY"]).then_some(())
+        })
+        .await;
+    // Two renewals of the second's look, then nothing it sent may write.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes: Vec<String> = seconds
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "the standby wrote: {writes:?}");
+    assert!(second.lines_with("pass finished").is_empty());
+    assert_eq!(fx.deployments(&api).await.len(), deployments + 1);
+    let stats = fx.strict_stats();
+    assert!(stats.refusals.values().all(|n| *n == 0), "{stats}");
+    assert!(
+        stats.strict_lookups > 0 && stats.strict_lookup_errors == 0,
+        "{stats}"
+    );
+
+    // A rolling update: the first stops, the second takes over.
+    assert!(first.terminate().success(), "{}", first.stderr());
+    let stopped = Instant::now();
+    support::write_manifest(
+        dir.path(),
+        "orders.yaml",
+        &mount_yaml("orders", "/orders", "account-service", ""),
+    );
+    second
+        .wait_for("the second to mount /orders", DEADLINE, || async {
+            mounted(&routes(&fx, &api).await, "/orders", "orders", &["ANY"]).then_some(())
+        })
+        .await;
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "handover took {:?}",
+        stopped.elapsed()
+    );
+    assert!(!second.lines_with("acquired the lease").is_empty());
+    assert_eq!(other(&second), Some(0.0));
+
+    // Killed outright, the second leaves its tag; a new instance on this
+    // host takes over at once, as that pid is gone.
+    let second_pid = second.pid;
+    drop(second);
+    let tag = fx.stage_tags(&api, STAGE).await;
+    assert!(
+        tag.get(&tag_key)
+            .is_some_and(|v| v.contains(&format!("/{second_pid}/"))),
+        "{tag:?}"
+    );
+    let third = Daemon::start(&fx, &args);
+    support::write_manifest(
+        dir.path(),
+        "refunds.yaml",
+        &mount_yaml("refunds", "/refunds", "account-service", ""),
+    );
+    third
+        .wait_for("the third to mount /refunds", DEADLINE, || async {
+            mounted(&routes(&fx, &api).await, "/refunds", "refunds", &["ANY"]).then_some(())
+        })
+        .await;
+    assert!(
+        third.lines_with("another instance").is_empty(),
+        "{}",
+        third.stderr()
+    );
+    drop(third);
+
+    // Two at once on a tag that is free: after the settling, one writer.
+    let a = Daemon::start(&fx, &args);
+    let b = Daemon::start(&fx, &args);
+    a.wait_for("one of the two standing by", DEADLINE, || async {
+        let (x, y) = (other(&a)?, other(&b)?);
+        (x + y == 1.0).then_some(())
+    })
+    .await;
+    // Still so after the next renewals.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        other(&a).zip(other(&b)).map(|(x, y)| x + y),
+        Some(1.0),
+        "--- a ---\n{}\n--- b ---\n{}",
+        a.stderr(),
+        b.stderr()
+    );
 }
 
 /// The whole bad-manifest corpus dropped beside valid manifests, and a live

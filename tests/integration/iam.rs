@@ -227,6 +227,44 @@ async fn the_iam_policy_allows_every_call_apimount_makes() {
         let out = cli(args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", show(&out));
     }
+    // A daemon without the lease table announces itself on the stage: the
+    // instance tag is claimed, renewed and given up.
+    let mut tagged = Daemon::start(
+        &fx,
+        &[
+            "--rest-api-id",
+            &api,
+            "--manifests",
+            folder,
+            "--instance-lease",
+            "3s",
+        ],
+    );
+    tagged.wait_ready().await;
+    let claimed = || async {
+        fx.stage_tags(&api, "prod")
+            .await
+            .contains_key("apimount:apimount:instance")
+    };
+    tagged
+        .wait_for("the instance tag written", DEADLINE, || async {
+            claimed().await.then_some(())
+        })
+        .await;
+    tagged
+        .wait_for("the instance tag renewed", DEADLINE, || async {
+            (fx.strict_requests()
+                .iter()
+                .filter(|r| r.method == "PUT" && r.path.starts_with("/tags/"))
+                .count()
+                >= 2)
+                .then_some(())
+        })
+        .await;
+    let status = tagged.terminate();
+    assert!(status.success(), "{}", tagged.stderr());
+    assert!(!claimed().await, "the tag is removed on SIGTERM");
+
     // The layer refused only the SDK's retries of the lost calls, as AWS would.
     let stats = lossy.stats();
     assert_eq!(stats.refusals, stats.retry_refusals, "{stats}");

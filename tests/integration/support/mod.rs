@@ -18,7 +18,7 @@ pub mod iam;
 pub mod localstack;
 pub mod logs;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -658,6 +658,14 @@ impl Fixture {
             }
             Err(e) => panic!("GetStage {api_id}/{name}: {e:?}"),
         }
+    }
+
+    /// The tags of stage `name` of `api_id` (none when it does not exist).
+    pub async fn stage_tags(&self, api_id: &str, name: &str) -> HashMap<String, String> {
+        self.stage(api_id, name)
+            .await
+            .and_then(|s| s.tags)
+            .unwrap_or_default()
     }
 
     /// All deployments of `api_id`.

@@ -22,6 +22,7 @@ use apimount::controller::metrics::Metrics;
 use apimount::controller::policy::PolicyFile;
 use apimount::controller::status_docs::{self, StatusTarget};
 use apimount::controller::{self, LoopOptions, Parts};
+use apimount::manifest::accounts::{check_external_id, parse_account_role, AccountRole};
 use apimount::manifest::tenants::{load_policy, TenantPolicy};
 use apimount::plan::throttle_limits::AccountLimit;
 use apimount::reconcile::{Mode, Reconciler};
@@ -230,6 +231,14 @@ struct TargetArgs {
     /// regions with the lower default). A mount throttled above it is refused.
     #[arg(long, env = "APIMOUNT_ACCOUNT_THROTTLE", value_name = "RATE/BURST")]
     account_throttle: Option<AccountLimit>,
+    /// The role apimount assumes in another account for the Lambda calls on
+    /// its functions, ACCOUNT=ROLE_ARN (repeatable). A tenant policy names
+    /// them in its `accounts` instead.
+    #[arg(long = "account-role", env = "APIMOUNT_ACCOUNT_ROLES", value_name = "ACCOUNT=ROLE_ARN", value_delimiter = ',', value_parser = parse_account_role)]
+    account_roles: Vec<AccountRole>,
+    /// The external id the roles of --account-role expect, if they do.
+    #[arg(long, env = "APIMOUNT_EXTERNAL_ID", value_parser = |s: &str| check_external_id(s).map(|_| s.to_string()))]
+    external_id: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -353,6 +362,17 @@ async fn reconciler(
             args.max_delete
         },
         account_throttle: args.account_throttle.clone(),
+        account_roles: args
+            .account_roles
+            .iter()
+            .map(|r| {
+                let role = AccountRole {
+                    external_id: args.external_id.clone(),
+                    ..r.clone()
+                };
+                (r.account.clone(), role)
+            })
+            .collect(),
     };
     Ok(Reconciler::new(aws, target))
 }

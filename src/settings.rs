@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::plan::accounts::AccountRoles;
 use crate::plan::throttle_limits::AccountLimit;
 
 /// A setting with a value apimount refuses.
@@ -279,6 +280,9 @@ pub struct Target {
     /// The account's throttle limit in the region when AWS raised it
     /// (`--account-throttle`); `None`: the region's default.
     pub account_throttle: Option<AccountLimit>,
+    /// The roles for other accounts' functions given by flags
+    /// (`--account-role`); a tenant policy's `accounts` take their place.
+    pub account_roles: AccountRoles,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Lambda calls: resolving a function reference, reading its resource policy,
 //! and adding and removing apimount's invoke permissions.
 
+use super::accounts::through_role;
 use super::error::{ignore_not_found, map_err};
 use super::pacing::Op as Paced;
 use super::{Aws, AwsError, AwsErrorKind};
@@ -12,15 +13,15 @@ impl Aws {
     /// Resolves a function reference to its ARN with GetFunction.
     pub async fn resolve_function(&self, f: &FunctionRef) -> Result<ResolvedFunction, AwsError> {
         let name = f.unqualified();
-        self.pacer.take(Paced::GetFunction).await;
-        let out = self
-            .lambda
+        let (lambda, pacer, role) = self.lambda_in(account_of(f));
+        pacer.take(Paced::GetFunction).await;
+        let out = lambda
             .get_function()
             .function_name(name)
             .set_qualifier(f.qualifier().map(str::to_string))
             .send()
             .await
-            .map_err(|e| map_err("lambda:GetFunction", e))?;
+            .map_err(|e| through_role(map_err("lambda:GetFunction", e), role.as_ref()))?;
         let arn = out
             .configuration()
             .and_then(|c| c.function_arn())
@@ -53,9 +54,9 @@ impl Aws {
         &self,
         f: &FunctionRef,
     ) -> Result<(ResolvedFunction, Vec<PolicyStatement>), AwsError> {
-        self.pacer.take(Paced::Lambda).await;
-        let answer = self
-            .lambda
+        let (lambda, pacer, role) = self.lambda_in(account_of(f));
+        pacer.take(Paced::Lambda).await;
+        let answer = lambda
             .get_policy()
             .function_name(f.unqualified())
             .set_qualifier(f.qualifier().map(str::to_string))
@@ -64,7 +65,7 @@ impl Aws {
         let statements = match answer {
             Ok(p) => parse_policy_answer(p.policy())?,
             Err(e) => {
-                let e = map_err("lambda:GetPolicy", e);
+                let e = through_role(map_err("lambda:GetPolicy", e), role.as_ref());
                 if e.kind != AwsErrorKind::NotFound {
                     return Err(e);
                 }
@@ -99,9 +100,9 @@ impl Aws {
         &self,
         function: &ResolvedFunction,
     ) -> Result<Vec<PolicyStatement>, AwsError> {
-        self.pacer.take(Paced::Lambda).await;
-        match self
-            .lambda
+        let (lambda, pacer, role) = self.lambda_in(Some(&function.account));
+        pacer.take(Paced::Lambda).await;
+        match lambda
             .get_policy()
             .function_name(function.unqualified_arn())
             .set_qualifier(function.qualifier.clone())
@@ -113,7 +114,7 @@ impl Aws {
                 function,
             )),
             Err(e) => {
-                let e = map_err("lambda:GetPolicy", e);
+                let e = through_role(map_err("lambda:GetPolicy", e), role.as_ref());
                 if e.kind == AwsErrorKind::NotFound {
                     // No policy yet (or no function: GetFunction tells those apart).
                     Ok(Vec::new())
@@ -130,8 +131,9 @@ impl Aws {
         sid: &str,
         source_arn: &str,
     ) -> Result<(), AwsError> {
-        self.pacer.take(Paced::Lambda).await;
-        self.lambda
+        let (lambda, pacer, role) = self.lambda_in(Some(&function.account));
+        pacer.take(Paced::Lambda).await;
+        lambda
             .add_permission()
             .function_name(function.unqualified_arn())
             .set_qualifier(function.qualifier.clone())
@@ -141,7 +143,7 @@ impl Aws {
             .source_arn(source_arn)
             .send()
             .await
-            .map_err(|e| map_err("lambda:AddPermission", e))?;
+            .map_err(|e| through_role(map_err("lambda:AddPermission", e), role.as_ref()))?;
         Ok(())
     }
 
@@ -150,9 +152,9 @@ impl Aws {
         function: &ResolvedFunction,
         sid: &str,
     ) -> Result<(), AwsError> {
-        self.pacer.take(Paced::Lambda).await;
-        match self
-            .lambda
+        let (lambda, pacer, role) = self.lambda_in(Some(&function.account));
+        pacer.take(Paced::Lambda).await;
+        match lambda
             .remove_permission()
             .function_name(function.unqualified_arn())
             .set_qualifier(function.qualifier.clone())
@@ -161,8 +163,19 @@ impl Aws {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) => ignore_not_found(map_err("lambda:RemovePermission", e)),
+            Err(e) => ignore_not_found(through_role(
+                map_err("lambda:RemovePermission", e),
+                role.as_ref(),
+            )),
         }
+    }
+}
+
+/// The account a reference names, if it names one (an ARN).
+fn account_of(f: &FunctionRef) -> Option<&str> {
+    match f {
+        FunctionRef::Arn { account, .. } => Some(account),
+        FunctionRef::Name { .. } => None,
     }
 }
 

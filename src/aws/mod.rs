@@ -4,6 +4,7 @@
 //!
 //! - [`apigateway`]: the REST API, its stage and deployments;
 //! - [`lambda`]: functions and their resource policies;
+//! - [`accounts`]: the API's account, and Lambda in other accounts through roles;
 //! - [`s3`]: the objects of an S3 manifest source;
 //! - [`dynamodb`]: the conditional writes of the leader lease;
 //! - [`stage_tags`]: the instance claim on the stage, when there is no lease table;
@@ -23,6 +24,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 
+pub mod accounts;
 pub mod apigateway;
 pub mod calls;
 pub mod dynamodb;
@@ -156,7 +158,14 @@ impl Patching {
 #[derive(Clone)]
 pub struct Aws {
     apigw: aws_sdk_apigateway::Client,
+    /// Lambda in the API's account, with the controller's own credentials.
     lambda: aws_sdk_lambda::Client,
+    /// Lambda in other accounts, through the roles (see [`accounts`]).
+    teams: accounts::Teams,
+    sts: aws_sdk_sts::Client,
+    /// The account of the controller's credentials, which is the API's:
+    /// learnt once (see [`Aws::api_account`]).
+    caller: Arc<tokio::sync::OnceCell<String>>,
     region: String,
     pacer: Arc<Pacer>,
     /// Whether the endpoint is overridden (an emulator, or a proxy in
@@ -187,11 +196,18 @@ impl Aws {
             .interceptor(calls.clone())
             .interceptor(guard.clone());
         let lambda = aws_sdk_lambda::config::Builder::from(&config.sdk)
+            .interceptor(calls.clone())
+            .interceptor(guard)
+            .build();
+        let sts = aws_sdk_sts::config::Builder::from(&config.sdk)
             .interceptor(calls)
-            .interceptor(guard);
+            .build();
         Ok(Aws {
             apigw: aws_sdk_apigateway::Client::from_conf(apigw.build()),
-            lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda.clone()),
+            teams: accounts::Teams::new(config.sdk.clone(), lambda),
+            sts: aws_sdk_sts::Client::from_conf(sts),
+            caller: Arc::new(tokio::sync::OnceCell::new()),
             region,
             pacer: Arc::new(Pacer::aws_quotas()),
             overridden: config.has_endpoint_override(),

@@ -110,6 +110,16 @@ impl Pacer {
         }
     }
 
+    /// A new set of buckets, paced as this one is (for another account,
+    /// whose quotas are its own).
+    pub fn fresh(&self) -> Pacer {
+        if self.enabled {
+            Pacer::aws_quotas()
+        } else {
+            Pacer::disabled()
+        }
+    }
+
     pub async fn take(&self, op: Op) {
         if !self.enabled {
             return;

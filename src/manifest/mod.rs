@@ -17,6 +17,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod accounts;
 pub mod duplicates;
 pub mod format;
 pub mod options;

@@ -7,6 +7,10 @@
 //! ```yaml
 //! apiVersion: apimount/v1
 //! kind: TenantPolicy
+//! accounts:                            # accounts other than the API's whose functions
+//!   - id: "222222222222"               #   may be mounted, and the role apimount
+//!     roleArn: arn:aws:iam::222222222222:role/apimount-grants  # assumes in each
+//!     externalId: platform-apimount    # optional
 //! tenants:
 //!   - name: accounts                   # also the name of its folder / S3 sub-prefix
 //!     paths: [/accounts]               # subtrees it may mount at or below
@@ -20,6 +24,7 @@
 //!     maxRateLimit: 500                # default: no bound; each mount must then throttle,
 //!     maxBurstLimit: 1000              #   within these
 //!     maxTimeoutMs: 10000              # default: no bound (29,000 is the gateway's own)
+//!     accounts: ["222222222222"]       # default: the API's account only
 //! ```
 //!
 //! What the rules mean for a mount is decided in `plan::tenancy`.
@@ -31,6 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::accounts::{check_external_id, check_role_arn, is_account_id, AccountRole};
 use super::options::{RateLimit, MAX_BURST_LIMIT, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS};
 use super::yaml::{quoted_at, yaml_error, yaml_options};
 use super::{check_tenant_name, Authorization, ErrorKind, ManifestError, MountPath, API_VERSION};
@@ -51,6 +57,8 @@ pub const DEFAULT_AUTHORIZATIONS: [Authorization; 3] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantPolicy {
     pub file: PathBuf,
+    /// Accounts other than the API's, with the role for each.
+    pub accounts: Vec<AccountRole>,
     pub tenants: Vec<Tenant>,
 }
 
@@ -84,6 +92,9 @@ pub struct Tenant {
     /// The longest `timeoutMs` its mounts may set (a mount without one has
     /// API Gateway's 29,000 ms).
     pub max_timeout_ms: Option<u32>,
+    /// The accounts whose functions its mounts may name; `None`: the API's
+    /// account only.
+    pub accounts: Option<Vec<String>>,
 }
 
 /// A function name glob (`accounts-*`) or function ARN glob
@@ -147,7 +158,18 @@ fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
 struct PolicyDoc {
     api_version: Spanned<String>,
     kind: Spanned<String>,
+    #[serde(default)]
+    accounts: Option<Spanned<Vec<AccountDoc>>>,
     tenants: Spanned<Vec<TenantDoc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AccountDoc {
+    id: Spanned<String>,
+    role_arn: Spanned<String>,
+    #[serde(default)]
+    external_id: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +194,8 @@ struct TenantDoc {
     max_burst_limit: Option<Spanned<i64>>,
     #[serde(default)]
     max_timeout_ms: Option<Spanned<i64>>,
+    #[serde(default)]
+    accounts: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
@@ -277,6 +301,7 @@ impl<'a> Check<'a> {
                 "must list at least one tenant".into(),
             );
         }
+        let accounts = self.accounts(doc.accounts.as_ref());
         let mut names: BTreeMap<String, usize> = BTreeMap::new();
         // Each delegated path, with the tenant (index) it went to first.
         let mut delegated: BTreeMap<String, usize> = BTreeMap::new();
@@ -320,6 +345,7 @@ impl<'a> Check<'a> {
         if self.errors.is_empty() {
             Ok(TenantPolicy {
                 file: self.file.to_path_buf(),
+                accounts,
                 tenants,
             })
         } else {
@@ -480,6 +506,28 @@ impl<'a> Check<'a> {
                 );
             }
         }
+        let mut accounts: Option<Vec<String>> = None;
+        if let Some(list) = &t.accounts {
+            let mut out: Vec<String> = Vec::new();
+            for (j, a) in list.value.iter().enumerate() {
+                let field = format!("{at}.accounts[{j}]");
+                if !is_account_id(&a.value) {
+                    self.fail(
+                        pos(a),
+                        &field,
+                        format!(
+                            "'{}' is not an account id (12 digits, quoted)",
+                            a.value.escape_debug()
+                        ),
+                    );
+                } else if out.contains(&a.value) {
+                    self.fail(pos(a), &field, format!("{} is listed twice", a.value));
+                } else {
+                    out.push(a.value.clone());
+                }
+            }
+            accounts = Some(out);
+        }
         (self.errors.len() == before).then(|| Tenant {
             name: t.name.value.clone(),
             paths,
@@ -492,7 +540,55 @@ impl<'a> Check<'a> {
             max_rate_limit,
             max_burst_limit: max_burst_limit.map(|b| b as u32),
             max_timeout_ms: max_timeout_ms.map(|m| m as u32),
+            accounts,
         })
+    }
+
+    /// The policy's `accounts`: ids, roles in those accounts, external ids.
+    fn accounts(&mut self, list: Option<&Spanned<Vec<AccountDoc>>>) -> Vec<AccountRole> {
+        let mut out: Vec<AccountRole> = Vec::new();
+        for (i, a) in list.iter().flat_map(|l| l.value.iter()).enumerate() {
+            let at = format!("accounts[{i}]");
+            let id = a.id.value.as_str();
+            if !is_account_id(id) {
+                self.fail(
+                    pos(&a.id),
+                    &format!("{at}.id"),
+                    format!(
+                        "'{}' is not an account id (12 digits, quoted)",
+                        id.escape_debug()
+                    ),
+                );
+                continue;
+            }
+            if out.iter().any(|x| x.account == id) {
+                self.fail(
+                    pos(&a.id),
+                    &format!("{at}.id"),
+                    format!("{id} is listed twice"),
+                );
+                continue;
+            }
+            let mut ok = true;
+            if let Err(m) = check_role_arn(id, &a.role_arn.value) {
+                self.fail(pos(&a.role_arn), &format!("{at}.roleArn"), m);
+                ok = false;
+            }
+            if let Some(x) = &a.external_id {
+                if let Err(m) = check_external_id(&x.value) {
+                    self.fail(pos(x), &format!("{at}.externalId"), m);
+                    ok = false;
+                }
+            }
+            if ok {
+                out.push(AccountRole {
+                    account: id.to_string(),
+                    role_arn: a.role_arn.value.clone(),
+                    external_id: a.external_id.as_ref().map(|x| x.value.clone()),
+                });
+            }
+        }
+        out
     }
 
     /// A whole number within `min..=max`, or `None` after reporting why not.

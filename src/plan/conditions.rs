@@ -61,6 +61,9 @@ pub enum Reason {
     NotDelegated,
     /// The function is not one the manifest's tenant may mount.
     FunctionNotAllowed,
+    /// The function is in an account the manifest's tenant may not use, or
+    /// one for which no role is configured.
+    AccountNotAllowed,
     /// The authorization type is not one the manifest's tenant may use.
     AuthorizationNotAllowed,
     /// The manifest asks to adopt, which its tenant may not.
@@ -91,6 +94,7 @@ impl Reason {
             Reason::LimitExceeded => "LimitExceeded",
             Reason::NotDelegated => "NotDelegated",
             Reason::FunctionNotAllowed => "FunctionNotAllowed",
+            Reason::AccountNotAllowed => "AccountNotAllowed",
             Reason::AuthorizationNotAllowed => "AuthorizationNotAllowed",
             Reason::AdoptNotAllowed => "AdoptNotAllowed",
             Reason::OverBudget => "OverBudget",
@@ -108,6 +112,7 @@ impl Reason {
             | PathConflict
             | NotDelegated
             | FunctionNotAllowed
+            | AccountNotAllowed
             | AuthorizationNotAllowed
             | AdoptNotAllowed
             | OverBudget
@@ -300,12 +305,14 @@ mod tests {
             (PathConflict, Accepted),
             (NotDelegated, Accepted),
             (FunctionNotAllowed, Accepted),
+            (AccountNotAllowed, Accepted),
             (AuthorizationNotAllowed, Accepted),
             (AdoptNotAllowed, Accepted),
             (OverBudget, Accepted),
             (OptionNotAllowed, Accepted),
             (FunctionNotFound, ResolvedRefs),
             (AccessDenied, Programmed),
+            (CredentialsRejected, Programmed),
             (Throttled, Programmed),
             (AwsError, Programmed),
             (InvalidRequest, Programmed),
@@ -315,7 +322,7 @@ mod tests {
         // One row per reason: each name appears once.
         let names: std::collections::BTreeSet<&str> =
             table.iter().map(|(r, _)| r.as_str()).collect();
-        assert_eq!(names.len(), 16, "a row for every reason");
+        assert_eq!(names.len(), 18, "a row for every reason");
         for (reason, want) in table {
             assert_eq!(reason.condition(), want, "{reason}");
             let conds = conditions(Some(&Problem::new(reason, "m")), false);

@@ -9,6 +9,7 @@
 //! - [`policy`]: Lambda resource policy statements;
 //! - [`change`]: one change to the gateway or a policy;
 //! - [`planner`]: the planner itself ([`plan()`]);
+//! - [`accounts`]: functions in other accounts, and the roles apimount assumes there;
 //! - [`admission`]: which manifests take part in a pass, tenant first;
 //! - [`incumbency`]: which manifest a contested name or path goes to;
 //! - [`instance_tag`]: the stage tag by which instances without a lease table see each other;
@@ -42,6 +43,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::manifest::tenants::TenantPolicy;
 use crate::manifest::{Mount, MountId};
 
+pub mod accounts;
 pub mod admission;
 pub mod change;
 pub mod conditions;
@@ -78,6 +80,9 @@ pub struct DesiredMount {
 pub struct PlanInput<'a> {
     pub owner: &'a str,
     pub api_id: &'a str,
+    /// The API's account: every permission's SourceArn names it, whatever
+    /// the function's account (API Gateway invokes as the API's owner).
+    pub api_account: &'a str,
     /// Region of the REST API (and of the execute-api source ARNs).
     pub region: &'a str,
     pub api: &'a ObservedApi,

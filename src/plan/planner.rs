@@ -1101,7 +1101,7 @@ fn plan_mount(
         let source_arn = route.source_arn(
             &function.partition,
             input.region,
-            &function.account,
+            input.api_account,
             input.api_id,
         );
         statements.push((function.arn(), sid.clone()));
@@ -1186,6 +1186,7 @@ mod tests {
     use std::path::Path;
 
     const API: &str = "api0000001";
+    const ACCOUNT: &str = "111122223333";
     const REGION: &str = "eu-west-2";
     const OWNER: &str = "team-a";
 
@@ -1395,6 +1396,7 @@ mod tests {
             plan(&PlanInput {
                 owner: OWNER,
                 api_id: API,
+                api_account: ACCOUNT,
                 region: REGION,
                 api: &self.api,
                 stage: self.stage.as_ref(),
@@ -1434,6 +1436,51 @@ mod tests {
             w.add_function(f);
         }
         w
+    }
+
+    #[test]
+    fn a_function_in_another_account_is_invoked_as_the_apis_account() {
+        let mut w = World::new();
+        let team = ResolvedFunction::from_arn(&format!(
+            "arn:aws:lambda:{REGION}:222222222222:function:pay"
+        ))
+        .unwrap();
+        w.policies.insert(team.arn(), Some(Vec::new()));
+        let m = mount(
+            "payments",
+            "/payments",
+            &format!("arn:aws:lambda:{REGION}:222222222222:function:pay"),
+            "",
+        );
+        let ms = vec![DesiredMount {
+            mount: m,
+            function: Ok(team.clone()),
+        }];
+        let p = w.converge(&ms);
+        let sources: Vec<&str> = p
+            .changes()
+            .filter_map(|c| match c {
+                Change::AddPermission {
+                    function,
+                    source_arn,
+                    ..
+                } if function == &team.arn() => Some(source_arn.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            sources,
+            vec![
+                format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{API}/*/*/payments"),
+                format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{API}/*/*/payments/*"),
+            ],
+            "{p:#?}"
+        );
+        // The integration names the function where it is.
+        assert!(
+            p.changes().any(|c| c.to_string().contains("222222222222")),
+            "{p:#?}"
+        );
     }
 
     #[test]
@@ -1787,6 +1834,7 @@ mod tests {
             plan(&PlanInput {
                 owner: OWNER,
                 api_id: API,
+                api_account: ACCOUNT,
                 region: REGION,
                 api: &w.api,
                 stage: w.stage.as_ref(),
@@ -1968,6 +2016,7 @@ tenants:
         let input = |held, limits| PlanInput {
             owner: OWNER,
             api_id: API,
+            api_account: ACCOUNT,
             region: REGION,
             api: &w.api,
             stage: w.stage.as_ref(),

@@ -56,6 +56,7 @@ use futures::stream::{self, StreamExt};
 use crate::aws::{Aws, AwsError, AwsErrorKind};
 use crate::errors::chain;
 use crate::manifest::{FunctionRef, HttpMethod, MountId};
+use crate::plan::accounts::{self, AccountRoles};
 use crate::plan::deploy::{self, Deploy, DeployFacts};
 use crate::plan::model::{ObservedApi, ObservedStage};
 use crate::plan::names::{
@@ -144,8 +145,21 @@ pub struct Reconciler {
 pub struct Observed<'s> {
     pub api: ObservedApi,
     pub stage: Option<ObservedStage>,
+    /// The API's account (the controller's own).
+    pub account: String,
+    /// Mounts refused for their function's account before anything of it
+    /// was read (see `plan::accounts`).
+    refused: BTreeMap<MountId, Problem>,
     /// Each function reference of the manifests, resolved, with its policy.
     functions: BTreeMap<&'s FunctionRef, Inspected>,
+}
+
+/// What the plan starts from of AWS: the API, its stage, its account.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    api: &'a ObservedApi,
+    stage: &'a Option<ObservedStage>,
+    api_account: &'a str,
 }
 
 /// Phase 2: what the manifests ask for, with duplicates settled.
@@ -231,6 +245,19 @@ impl Reconciler {
         }
     }
 
+    /// The roles for other accounts: the tenant policy's, when one is in
+    /// force; else those of `--account-role`.
+    fn account_roles(&self, snap: &Snapshot) -> AccountRoles {
+        match &snap.tenancy {
+            Some(p) => p
+                .accounts
+                .iter()
+                .map(|r| (r.account.clone(), r.clone()))
+                .collect(),
+            None => self.target.account_roles.clone(),
+        }
+    }
+
     /// Runs one pass over a snapshot of the manifests, reading everything.
     pub async fn pass(&self, snap: &Snapshot, mode: Mode) -> PassReport {
         self.pass_with(snap, mode, Reads::All).await
@@ -311,11 +338,23 @@ impl Reconciler {
         let Observed {
             api,
             stage,
+            account,
             functions,
+            ..
         } = observed;
         let policies = self.inventory(functions, &desired, &api, focused).await;
         let planned = self
-            .plan(snap, &api, &stage, &desired, &policies, report)
+            .plan(
+                snap,
+                Seen {
+                    api: &api,
+                    stage: &stage,
+                    api_account: &account,
+                },
+                &desired,
+                &policies,
+                report,
+            )
             .await;
         match mode {
             Mode::Plan => self.report_plan(api, &stage, &desired, &planned, report),
@@ -332,7 +371,33 @@ impl Reconciler {
     /// once: none of the reads depends on another.
     async fn observe<'s>(&self, snap: &'s Snapshot, reads: Reads) -> Result<Observed<'s>, Problem> {
         let t = &self.target;
-        let refs: BTreeSet<&FunctionRef> = snap.mounts.iter().map(|m| &m.function).collect();
+        // Learnt once a process; needed before any function is read, to
+        // know which functions are in other accounts.
+        let account =
+            self.aws.api_account().await.map_err(|e| {
+                problem_from(&e, "learning the API's account (sts:GetCallerIdentity)")
+            })?;
+        let roles = self.account_roles(snap);
+        self.aws.set_account_roles(&roles).await;
+        let refused: BTreeMap<MountId, Problem> = snap
+            .mounts
+            .iter()
+            .filter_map(|m| {
+                let tenant = snap.tenancy.as_ref().and_then(|p| {
+                    let name = m.tenant.as_deref()?;
+                    p.tenants.iter().find(|x| x.name == name)
+                });
+                accounts::check_account(&m.function, &account, &roles, tenant)
+                    .err()
+                    .map(|p| (m.id(), p))
+            })
+            .collect();
+        let refs: BTreeSet<&FunctionRef> = snap
+            .mounts
+            .iter()
+            .filter(|m| !refused.contains_key(&m.id()))
+            .map(|m| &m.function)
+            .collect();
         match reads {
             Reads::All => self.functions.clear(),
             Reads::Rolling(n) => self.functions.expire_oldest(&refs, n),
@@ -400,6 +465,8 @@ impl Reconciler {
         Ok(Observed {
             api,
             stage,
+            account,
+            refused,
             functions,
         })
     }
@@ -409,7 +476,12 @@ impl Reconciler {
     /// the others are reported.
     fn desire(&self, snap: &Snapshot, observed: &Observed<'_>, report: &mut PassReport) -> Desired {
         let owner = self.target.owner.as_str();
-        let function = |m: &crate::manifest::Mount| observed.functions[&m.function].0.as_ref().ok();
+        let function = |m: &crate::manifest::Mount| {
+            if observed.refused.contains_key(&m.id()) {
+                return None;
+            }
+            observed.functions[&m.function].0.as_ref().ok()
+        };
         let settled = admission::admit(
             &observed.api,
             owner,
@@ -433,7 +505,10 @@ impl Reconciler {
                 let m = &snap.mounts[i];
                 DesiredMount {
                     mount: m.clone(),
-                    function: observed.functions[&m.function].0.clone(),
+                    function: match observed.refused.get(&m.id()) {
+                        Some(p) => Err(p.clone()),
+                        None => observed.functions[&m.function].0.clone(),
+                    },
                 }
             })
             .collect();
@@ -498,12 +573,16 @@ impl Reconciler {
     async fn plan(
         &self,
         snap: &Snapshot,
-        api: &ObservedApi,
-        stage: &Option<ObservedStage>,
+        seen: Seen<'_>,
         desired: &Desired,
         policies: &Policies,
         report: &mut PassReport,
     ) -> Planned {
+        let Seen {
+            api,
+            stage,
+            api_account,
+        } = seen;
         let t = &self.target;
         let owner = t.owner.as_str();
         let journaled: BTreeSet<String> = stage
@@ -518,6 +597,7 @@ impl Reconciler {
         let input = PlanInput {
             owner,
             api_id: &t.rest_api_id,
+            api_account,
             region: &t.region,
             api,
             stage: stage.as_ref(),

@@ -447,6 +447,7 @@ fn decide(world: &World, dir: &Path, policy: &Arc<TenantPolicy>, memory: &NameMe
     let input = PlanInput {
         owner: OWNER,
         api_id: API,
+        api_account: ACCOUNT,
         region: REGION,
         api: &world.api,
         stage: None,

@@ -603,6 +603,17 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// Whether it is a write: not a GET or HEAD, and not an STS call (a
+    /// POST that changes nothing apimount manages).
+    pub fn is_write(&self) -> bool {
+        self.method != "GET"
+            && self.method != "HEAD"
+            && self
+                .scope
+                .as_ref()
+                .is_none_or(|(_, service)| service != "sts")
+    }
+
     fn of(head: &request::Parts, body: &Bytes) -> Recorded {
         let header = |name: &str| {
             head.headers
@@ -824,6 +835,14 @@ enum Service {
 }
 
 impl Service {
+    /// Whether the request is signed for STS (GetCallerIdentity, AssumeRole).
+    fn is_sts(headers: &HeaderMap) -> bool {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("/sts/aws4_request"))
+    }
+
     /// The AWS service from the SigV4 credential scope
     /// (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`).
     fn of(headers: &HeaderMap) -> Service {
@@ -1026,7 +1045,10 @@ async fn handle(
                 c.delayed.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(d).await;
             }
-            let write = head.method != Method::GET && head.method != Method::HEAD;
+            // STS's calls are POSTs that change nothing apimount manages.
+            let write = head.method != Method::GET
+                && head.method != Method::HEAD
+                && !Service::is_sts(&head.headers);
             let operation = operation_of(head.method.as_str(), head.uri.path());
             let key = retry_key(&head, &body);
             // Held until the emulator has answered: the check stays true.

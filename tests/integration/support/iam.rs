@@ -40,6 +40,25 @@ pub fn iam_call(r: &Recorded, partition: &str, account: &str) -> Result<Option<I
         })
     };
     match service.as_str() {
+        // GetCallerIdentity needs no permission; AssumeRole is judged on
+        // the role asked for.
+        "sts" => {
+            let body = String::from_utf8_lossy(&r.body).to_string();
+            let param = |name: &str| {
+                body.split('&').find_map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (k == name).then(|| decode(v))
+                })
+            };
+            match param("Action").as_deref() {
+                Some("GetCallerIdentity") => Ok(None),
+                Some("AssumeRole") => match param("RoleArn") {
+                    Some(role) => Ok(Some(call("sts:AssumeRole".into(), role))),
+                    None => Err(format!("sts AssumeRole without a RoleArn: {body}")),
+                },
+                other => Err(format!("sts {other:?}: unknown operation")),
+            }
+        }
         "apigateway" => Ok(Some(call(
             format!("apigateway:{}", r.method),
             format!("arn:{partition}:apigateway:{region}::{}", r.path),
@@ -130,14 +149,6 @@ pub fn iam_call(r: &Recorded, partition: &str, account: &str) -> Result<Option<I
                 format!("dynamodb:{op}"),
                 format!("arn:{partition}:dynamodb:{region}:{account}:table/{table}"),
             )))
-        }
-        "sts" => {
-            let body = String::from_utf8_lossy(&r.body);
-            if body.contains("Action=GetCallerIdentity") {
-                Ok(None)
-            } else {
-                Err(format!("sts call {body:?}: unknown operation"))
-            }
         }
         other => Err(format!("{other}: a service the policy check does not know")),
     }

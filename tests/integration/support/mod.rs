@@ -341,7 +341,7 @@ impl Fixture {
         self.strict
             .requests()
             .into_iter()
-            .filter(|r| r.method != "GET")
+            .filter(|r| r.is_write())
             .map(|r| format!("{} {}", r.method, r.path))
             .collect()
     }

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod accounts;
 mod adopt_status;
 mod core;
 mod corpus;

@@ -181,10 +181,15 @@ pub enum Refusal {
     /// in one call (80, as the established tools split them): 400, so a
     /// pass that would send more fails loudly here.
     TooManyPatches,
+    /// STS AssumeRole of a role that does not exist, whose trust policy
+    /// does not name the caller's account, or whose external id condition
+    /// the request does not meet: 403 `AccessDenied`. moto lets anyone
+    /// assume any role, even one that was never created.
+    RoleNotAssumable,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 10] = [
+    pub const ALL: [Refusal; 11] = [
         Refusal::DuplicateSibling,
         Refusal::MethodExists,
         Refusal::InvalidVerb,
@@ -195,6 +200,7 @@ impl Refusal {
         Refusal::TagCharacters,
         Refusal::TooManyPatches,
         Refusal::EmptyAuthorizerId,
+        Refusal::RoleNotAssumable,
     ];
 
     fn index(self) -> usize {
@@ -216,6 +222,7 @@ impl Refusal {
             Refusal::TagCharacters => "400-tag-characters",
             Refusal::TooManyPatches => "400-too-many-patch-operations",
             Refusal::EmptyAuthorizerId => "400-empty-authorizer-id",
+            Refusal::RoleNotAssumable => "403-assume-role-denied",
         }
     }
 }
@@ -346,9 +353,9 @@ struct Counters {
     /// Forwarded requests whose response could not be read from the emulator.
     upstream_errors: AtomicUsize,
     /// Requests the strict layer answered itself, by rule.
-    refusals: [AtomicUsize; 10],
+    refusals: [AtomicUsize; 11],
     /// Of those, the ones repeating a request whose answer the proxy lost.
-    retry_refusals: [AtomicUsize; 10],
+    retry_refusals: [AtomicUsize; 11],
     /// GETs the strict layer sent to the emulator, and those that failed.
     strict_lookups: AtomicUsize,
     strict_lookup_errors: AtomicUsize,
@@ -1057,10 +1064,15 @@ async fn handle(
             } else {
                 None
             };
-            if shared.strict && write {
-                if let Some((refusal, answer)) =
-                    strict::check(&shared, &operation, service, &head, &body).await
-                {
+            let refused = if shared.strict && write {
+                strict::check(&shared, &operation, service, &head, &body).await
+            } else if shared.strict && Service::is_sts(&head.headers) {
+                strict::assume_role(&shared, &head, &body).await
+            } else {
+                None
+            };
+            {
+                if let Some((refusal, answer)) = refused {
                     c.refusals[refusal.index()].fetch_add(1, Ordering::Relaxed);
                     let retry = shared
                         .lost_requests
@@ -1297,6 +1309,222 @@ mod strict {
     }
 
     type Decided = Result<Option<(Refusal, Answer)>, String>;
+
+    /// STS AssumeRole: refused as AWS does unless the role exists in its
+    /// account and its trust policy lets the caller's account assume it
+    /// (with the external id its condition asks for). Other STS calls pass.
+    pub(super) async fn assume_role(
+        shared: &Shared,
+        head: &request::Parts,
+        body: &Bytes,
+    ) -> Option<(Refusal, Answer)> {
+        let form = form_fields(body);
+        if form.get("Action").map(String::as_str) != Some("AssumeRole") {
+            return None;
+        }
+        let role_arn = form.get("RoleArn").cloned().unwrap_or_default();
+        let decided = async {
+            let caller = query_call(
+                shared,
+                head,
+                "sts",
+                None,
+                "Action=GetCallerIdentity&Version=2011-06-15",
+            )
+            .await?
+            .and_then(|xml| xml_text(&xml, "Account"))
+            .ok_or("GetCallerIdentity named no account")?;
+            let parts: Vec<&str> = role_arn.splitn(6, ':').collect();
+            let (account, name) = match parts[..] {
+                [_, _, "iam", "", account, resource] => (
+                    account.to_string(),
+                    resource.rsplit('/').next().unwrap_or_default().to_string(),
+                ),
+                _ => return Ok::<_, String>(Some(format!("{role_arn} is not a role ARN"))),
+            };
+            let role = query_call(
+                shared,
+                head,
+                "iam",
+                Some(&account),
+                &format!("Action=GetRole&RoleName={name}&Version=2010-05-08"),
+            )
+            .await?;
+            let Some(trust) = role
+                .as_deref()
+                .and_then(|xml| xml_text(xml, "AssumeRolePolicyDocument"))
+            else {
+                return Ok(Some(format!("the role {role_arn} does not exist")));
+            };
+            let trust = percent_decode(&trust);
+            let doc: Value = serde_json::from_str(&trust)
+                .map_err(|e| format!("trust policy of {role_arn}: {e}: {trust}"))?;
+            let external = form.get("ExternalId").map(String::as_str);
+            Ok(trusts(&doc, &caller, external)
+                .err()
+                .map(|why| format!("{why} ({role_arn})")))
+        }
+        .await;
+        match decided {
+            Ok(None) => None,
+            Ok(Some(why)) => {
+                let message = format!(
+                    "User is not authorized to perform: sts:AssumeRole on resource: {role_arn}: {why}"
+                );
+                let xml = format!(
+                    "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>{message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>"
+                );
+                let mut answer = hyper::Response::new(http_body_util::Full::new(Bytes::from(xml)));
+                *answer.status_mut() = StatusCode::FORBIDDEN;
+                answer.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("text/xml"),
+                );
+                Some((Refusal::RoleNotAssumable, answer))
+            }
+            Err(e) => {
+                shared
+                    .counters
+                    .strict_lookup_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "fault proxy: strict check of sts:AssumeRole failed ({e}); forwarded unchecked"
+                );
+                None
+            }
+        }
+    }
+
+    /// Whether a trust policy lets `caller` (an account) assume the role:
+    /// an Allow of sts:AssumeRole to the account's root, the account, or
+    /// any of its principals, whose `sts:ExternalId` condition, if any, is met.
+    pub(super) fn trusts(doc: &Value, caller: &str, external: Option<&str>) -> Result<(), String> {
+        let list = |v: &Value| -> Vec<String> {
+            match v {
+                Value::String(s) => vec![s.clone()],
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let statements = match &doc["Statement"] {
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        };
+        let mut why = format!("no statement of the trust policy lets account {caller} assume it");
+        for st in statements {
+            let allows = st["Effect"] == "Allow"
+                && list(&st["Action"])
+                    .iter()
+                    .any(|a| a == "sts:AssumeRole" || a == "sts:*");
+            let names_caller = list(&st["Principal"]["AWS"]).iter().any(|p| {
+                p == caller
+                    || p == &format!("arn:aws:iam::{caller}:root")
+                    || p.starts_with(&format!("arn:aws:iam::{caller}:"))
+            });
+            if !(allows && names_caller) {
+                continue;
+            }
+            let wanted = &st["Condition"]["StringEquals"]["sts:ExternalId"];
+            if wanted.is_null() || wanted.as_str() == external {
+                return Ok(());
+            }
+            why = format!("the external id {external:?} is not the one the trust policy asks for");
+        }
+        Err(why)
+    }
+
+    /// The fields of a form-encoded body.
+    fn form_fields(body: &Bytes) -> std::collections::BTreeMap<String, String> {
+        String::from_utf8_lossy(body)
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (percent_decode(k), percent_decode(&v.replace('+', " "))))
+            .collect()
+    }
+
+    fn percent_decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The text of the first `<tag>` in an XML answer.
+    fn xml_text(xml: &str, tag: &str) -> Option<String> {
+        let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+        let end = xml[start..].find(&format!("</{tag}>"))? + start;
+        Some(xml[start..end].to_string())
+    }
+
+    /// A query-protocol call to the emulator for `service`, in `account`
+    /// (moto's account header) or the caller's, with the incoming request's
+    /// credentials; `None` when the emulator answers 404 or NoSuchEntity.
+    async fn query_call(
+        shared: &Shared,
+        head: &request::Parts,
+        service: &str,
+        account: Option<&str>,
+        form: &str,
+    ) -> Result<Option<String>, String> {
+        shared
+            .counters
+            .strict_lookups
+            .fetch_add(1, Ordering::Relaxed);
+        let auth = head
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .ok_or("an unsigned request")?
+            .replace("/sts/aws4_request", &format!("/{service}/aws4_request"));
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/")
+            .header(header::HOST, shared.upstream.to_string())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("authorization", auth);
+        for name in ["x-amz-date", "x-amz-security-token"] {
+            if let Some(value) = head.headers.get(name) {
+                request = request.header(name, value.clone());
+            }
+        }
+        if let Some(a) = account {
+            request = request.header("x-moto-account-id", a);
+        }
+        let (parts, ()) = request
+            .body(())
+            .map_err(|e| format!("{service} {form}: {e}"))?
+            .into_parts();
+        let answer = forward(parts, Bytes::from(form.to_string()), shared.upstream)
+            .await
+            .map_err(|e| format!("{service} {form}: {e}"))?;
+        let status = answer.status();
+        let body = match answer.into_body().collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(never) => match never {},
+        };
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status == StatusCode::NOT_FOUND || text.contains("NoSuchEntity") {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(format!("{service} {form}: {status}: {text}"));
+        }
+        Ok(Some(text))
+    }
 
     /// GETs to the emulator on behalf of one incoming request.
     struct Lookup<'a> {

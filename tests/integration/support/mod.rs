@@ -12,6 +12,7 @@
 //! `moto_server` on `PATH`.
 //!
 
+pub mod accounts;
 pub mod daemon;
 pub mod faults;
 pub mod iam;
@@ -38,6 +39,9 @@ use tokio::sync::OnceCell;
 pub const ACCOUNT_ID: &str = "210987654321";
 /// Region every test uses. Deliberately not us-east-1 for the same reason.
 pub const REGION: &str = "eu-west-2";
+/// The account moto acts in for credentials it does not know, when no
+/// `MOTO_ACCOUNT_ID` pins one (see [`Emulator::start_multi_account`]).
+pub const MOTO_DEFAULT_ACCOUNT: &str = "123456789012";
 /// Static credentials; moto accepts any SigV4 signature.
 pub const ACCESS_KEY_ID: &str = "test";
 pub const SECRET_ACCESS_KEY: &str = "test";
@@ -57,6 +61,8 @@ const PORT_ATTEMPTS: usize = 3;
 pub struct Emulator {
     child: Child,
     port: u16,
+    /// The account the test's credentials act in.
+    account: &'static str,
     // Holds the log file (and scratch space for tests) alive until drop.
     dir: TempDir,
 }
@@ -67,6 +73,18 @@ impl Emulator {
     /// Panics with instructions if moto_server cannot be found, and with
     /// the server's log if it does not come up.
     pub fn start() -> Emulator {
+        Emulator::start_in(Some(ACCOUNT_ID))
+    }
+
+    /// Starts a moto server that keeps accounts apart: without
+    /// `MOTO_ACCOUNT_ID` (which puts every request in one account), the
+    /// test's credentials act in moto's default account and an assumed
+    /// role's credentials in the role's account.
+    pub fn start_multi_account() -> Emulator {
+        Emulator::start_in(None)
+    }
+
+    fn start_in(pinned: Option<&'static str>) -> Emulator {
         let server = find_moto_server();
         let dir = tempfile::Builder::new()
             .prefix("apimount-emulator-")
@@ -77,8 +95,15 @@ impl Emulator {
         for attempt in 1..=PORT_ATTEMPTS {
             let port = free_loopback_port();
             let log_path = dir.path().join(format!("moto-{attempt}.log"));
-            match spawn_and_wait(&server, port, &log_path) {
-                Ok(child) => return Emulator { child, port, dir },
+            match spawn_and_wait(&server, port, &log_path, pinned) {
+                Ok(child) => {
+                    return Emulator {
+                        child,
+                        port,
+                        account: pinned.unwrap_or(MOTO_DEFAULT_ACCOUNT),
+                        dir,
+                    }
+                }
                 // Another process may have taken the port between our probe
                 // and moto's bind; try a different one.
                 Err(failure) => last_failure = failure,
@@ -104,7 +129,7 @@ impl Emulator {
     }
 
     pub fn account_id(&self) -> &'static str {
-        ACCOUNT_ID
+        self.account
     }
 
     /// Scratch directory that lives as long as the emulator.
@@ -171,12 +196,21 @@ fn free_loopback_port() -> u16 {
 
 /// Spawns moto on `port` and waits until it answers. On failure the child is
 /// reaped and the error carries the server's log.
-fn spawn_and_wait(server: &Path, port: u16, log_path: &Path) -> Result<Child, String> {
+fn spawn_and_wait(
+    server: &Path,
+    port: u16,
+    log_path: &Path,
+    account: Option<&str>,
+) -> Result<Child, String> {
     let log = File::create(log_path).expect("create moto log file");
     let log_err = log.try_clone().expect("clone moto log handle");
-    let mut child = Command::new(server)
+    let mut command = Command::new(server);
+    match account {
+        Some(a) => command.env("MOTO_ACCOUNT_ID", a),
+        None => command.env_remove("MOTO_ACCOUNT_ID"),
+    };
+    let mut child = command
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .env("MOTO_ACCOUNT_ID", ACCOUNT_ID)
         // Keep moto's own AWS lookups (e.g. region defaults) off the
         // developer's configuration.
         .env("AWS_DEFAULT_REGION", REGION)
@@ -242,6 +276,8 @@ pub struct Fixture {
     /// refuses and moto accepts (see `faults::Refusal`). The test's own SDK
     /// clients talk to moto directly.
     strict: faults::FaultProxy,
+    /// Refusals a test provokes on purpose (and asserts on itself).
+    expected_refusals: std::sync::Mutex<BTreeSet<faults::Refusal>>,
 }
 
 impl Drop for Fixture {
@@ -254,7 +290,13 @@ impl Drop for Fixture {
             return;
         }
         let stats = self.strict.stats();
-        let refused: usize = stats.refusals.values().sum();
+        let expected = self.expected_refusals.lock().unwrap().clone();
+        let refused: usize = stats
+            .refusals
+            .iter()
+            .filter(|(r, _)| !expected.contains(r))
+            .map(|(_, n)| n)
+            .sum();
         assert_eq!(
             refused, 0,
             "apimount sent what AWS refuses (the strict layer said no): {stats}"
@@ -267,6 +309,12 @@ impl Drop for Fixture {
 }
 
 impl Fixture {
+    /// A refusal of the strict layer the test provokes on purpose: the
+    /// fixture does not count it as apimount sending what AWS refuses.
+    pub fn expect_refusal(&self, refusal: faults::Refusal) {
+        self.expected_refusals.lock().unwrap().insert(refusal);
+    }
+
     /// Starts a fresh emulator and builds a fixture around it.
     pub async fn start() -> Fixture {
         Fixture::new(Emulator::start()).await
@@ -296,6 +344,7 @@ impl Fixture {
             role_arn: OnceCell::new(),
             no_such_aws_dir,
             emulator,
+            expected_refusals: Default::default(),
         }
     }
 

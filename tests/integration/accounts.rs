@@ -7,11 +7,35 @@
 use serde_json::Value;
 
 use crate::support::faults::Refusal;
+use crate::support::iam::{iam_call, Policy};
 use crate::support::{self, assert_exit_code, mount_yaml, show, write_manifest, Emulator, Fixture};
 
 const PAYMENTS: &str = "222222222222";
 const ORDERS: &str = "333333333333";
 const ROLE: &str = "apimount-grants";
+
+/// A file of `deploy/`, with its placeholders filled.
+fn deploy_file(name: &str, fill: &[(&str, &str)]) -> String {
+    let path = format!("{}/deploy/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    for (k, v) in fill {
+        text = text.replace(k, v);
+    }
+    text
+}
+
+/// The trust policy `deploy/team-role-trust.json` gives a team's role.
+fn trust(platform: &str, external_id: &str) -> String {
+    deploy_file(
+        "team-role-trust.json",
+        &[
+            ("PARTITION", "aws"),
+            ("PLATFORM_ACCOUNT_ID", platform),
+            ("CONTROLLER_ROLE_NAME", "apimount-controller"),
+            ("EXTERNAL_ID", external_id),
+        ],
+    )
+}
 
 fn policy(orders_external_id: &str) -> String {
     format!(
@@ -20,6 +44,7 @@ kind: TenantPolicy
 accounts:
   - id: \"{PAYMENTS}\"
     roleArn: arn:aws:iam::{PAYMENTS}:role/{ROLE}
+    externalId: platform-apimount
   - id: \"{ORDERS}\"
     roleArn: arn:aws:iam::{ORDERS}:role/{ROLE}
     externalId: {orders_external_id}
@@ -61,10 +86,12 @@ async fn functions_in_team_accounts_are_mounted_through_their_roles() {
     let orders = fx.team_account(ORDERS).await;
     let payment_fn = payments.create_function("payment-service").await;
     let order_fn = orders.create_function("order-service").await;
-    payments.create_grants_role(ROLE, platform, None).await;
+    payments
+        .create_grants_role(ROLE, &trust(platform, "platform-apimount"))
+        .await;
     // The orders role asks for another external id than the policy gives.
     orders
-        .create_grants_role(ROLE, platform, Some("the-right-one"))
+        .create_grants_role(ROLE, &trust(platform, "the-right-one"))
         .await;
 
     let root = tempfile::tempdir().unwrap();
@@ -179,6 +206,55 @@ async fn functions_in_team_accounts_are_mounted_through_their_roles() {
         stats.strict_lookups > 0 && stats.strict_lookup_errors == 0,
         "{stats}"
     );
+
+    // deploy/: every Lambda call in a team account is one the team's role
+    // policy allows, and every AssumeRole one the controller's allows.
+    let controller = Policy::parse(
+        &deploy_file("iam-policy.json", &[]),
+        &[("PARTITION", "aws"), ("TEAM_ROLE_NAME", ROLE)],
+    );
+    let team = |account: &str, prefix: &str| {
+        Policy::parse(
+            &deploy_file("team-role-policy.json", &[]),
+            &[
+                ("TEAM_ACCOUNT_ID", account),
+                ("PARTITION", "aws"),
+                ("REGION", fx.region()),
+                ("FUNCTION_PREFIX", prefix),
+            ],
+        )
+    };
+    let teams = [
+        (PAYMENTS, team(PAYMENTS, "payment-")),
+        (ORDERS, team(ORDERS, "order-")),
+    ];
+    let (mut judged, mut denied) = (0, Vec::new());
+    for r in fx.strict_requests() {
+        let Ok(Some(call)) = iam_call(&r, "aws", platform) else {
+            continue;
+        };
+        let by = if call.action == "sts:AssumeRole" {
+            Some(&controller)
+        } else {
+            teams
+                .iter()
+                .find(|(a, _)| {
+                    call.action.starts_with("lambda:") && call.resource.contains(&format!(":{a}:"))
+                })
+                .map(|(_, p)| p)
+        };
+        if let Some(policy) = by {
+            judged += 1;
+            if !policy.allows(&call) {
+                denied.push(format!("{} on {}", call.action, call.resource));
+            }
+        }
+    }
+    assert!(
+        judged >= 6,
+        "AssumeRole and the team accounts' Lambda calls were judged: {judged}"
+    );
+    assert!(denied.is_empty(), "deploy/ does not allow: {denied:#?}");
 }
 
 /// Without a policy, `--account-role` names the role; a function in an
@@ -193,7 +269,7 @@ async fn account_roles_by_flag_and_accounts_without_one() {
     let payment_fn = payments.create_function("payment-service").await;
     let order_fn = orders.create_function("order-service").await;
     let role = payments
-        .create_grants_role(ROLE, platform, Some("ext-1"))
+        .create_grants_role(ROLE, &trust(platform, "ext-1"))
         .await;
     let dir = support::manifest_dir();
     write_manifest(

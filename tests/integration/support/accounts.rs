@@ -93,31 +93,13 @@ impl TeamAccount {
         arn
     }
 
-    /// The trust policy of the role apimount assumes: `trusted` (the
-    /// controller's account) may assume it, with `external_id` if given.
-    fn trust(trusted: &str, external_id: Option<&str>) -> String {
-        let mut statement = json!({
-            "Effect": "Allow",
-            "Principal": {"AWS": format!("arn:aws:iam::{trusted}:root")},
-            "Action": "sts:AssumeRole"
-        });
-        if let Some(id) = external_id {
-            statement["Condition"] = json!({"StringEquals": {"sts:ExternalId": id}});
-        }
-        json!({"Version": "2012-10-17", "Statement": [statement]}).to_string()
-    }
-
-    /// Creates the role apimount assumes here; returns its ARN.
-    pub async fn create_grants_role(
-        &self,
-        name: &str,
-        trusted: &str,
-        external_id: Option<&str>,
-    ) -> String {
+    /// Creates the role apimount assumes here, with this trust policy;
+    /// returns its ARN.
+    pub async fn create_grants_role(&self, name: &str, trust: &str) -> String {
         self.iam
             .create_role()
             .role_name(name)
-            .assume_role_policy_document(Self::trust(trusted, external_id))
+            .assume_role_policy_document(trust)
             .send()
             .await
             .unwrap_or_else(|e| panic!("CreateRole {name} in {}: {e:?}", self.id))

@@ -42,7 +42,13 @@ pub fn render_pass(r: &PassReport, mode: Mode) -> String {
     }
     s.push_str(&render_invalid(&r.invalid));
     for m in &r.mounts {
-        let _ = writeln!(s, "{} ({} -> {})", m.id(), m.path, m.function);
+        let role = m
+            .function_account
+            .as_ref()
+            .and_then(|a| r.roles.get(a))
+            .map(|arn| format!(", through role {arn}"))
+            .unwrap_or_default();
+        let _ = writeln!(s, "{} ({} -> {}{role})", m.id(), m.path, m.function);
         render_outcomes(&mut s, &m.changes);
         match (&m.problem, m.state) {
             (Some(p), _) => {

@@ -194,7 +194,12 @@ pub fn render_tree(r: &PassReport, owner: &str) -> String {
                 .and_then(|i| i.uri.as_deref())
                 .map(|u| {
                     ResolvedFunction::from_integration_uri(u)
-                        .map(|f| f.name)
+                        .map(|f| match &r.api_account {
+                            Some(api) if *api != f.account => {
+                                format!("{} (account {})", f.name, f.account)
+                            }
+                            _ => f.name,
+                        })
                         .unwrap_or_else(|| u.to_string())
                 })
                 .unwrap_or_else(|| match m.integration.as_ref() {

@@ -334,6 +334,13 @@ impl Reconciler {
         report: &mut PassReport,
     ) -> Result<(), Problem> {
         let observed = self.observe(snap, reads).await?;
+        report.api_account = Some(observed.account.clone());
+        report.roles = self
+            .account_roles(snap)
+            .into_iter()
+            .filter(|(a, _)| *a != observed.account)
+            .map(|(a, r)| (a, r.role_arn))
+            .collect();
         let desired = self.desire(snap, &observed, report);
         let Observed {
             api,

@@ -27,6 +27,8 @@ pub struct MountReport {
     pub generation: String,
     pub path: String,
     pub function: String,
+    /// The account the function is in, where the manifest or AWS says.
+    pub function_account: Option<String>,
     pub file: String,
     pub state: State,
     pub problem: Option<Problem>,
@@ -55,6 +57,10 @@ pub struct PassReport {
     /// on the API is not served yet. Plan mode, and apply mode when the
     /// deployment was left to the next start.
     pub stage_behind: bool,
+    /// The API's account, once learnt.
+    pub api_account: Option<String>,
+    /// The role apimount acts through in each other account (by id).
+    pub roles: BTreeMap<String, String>,
     pub notes: Vec<String>,
     /// The pass could not run at all (the API could not be read).
     pub fatal: Option<String>,
@@ -112,6 +118,11 @@ pub(crate) fn mount_report(m: &Mount, f: &Result<ResolvedFunction, Problem>) -> 
         function: match f {
             Ok(f) => f.arn(),
             Err(_) => m.function.to_string(),
+        },
+        function_account: match (f, &m.function) {
+            (Ok(f), _) => Some(f.account.clone()),
+            (Err(_), crate::manifest::FunctionRef::Arn { account, .. }) => Some(account.clone()),
+            (Err(_), _) => None,
         },
         file: m.file.display().to_string(),
         state: State::Ready,

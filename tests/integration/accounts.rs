@@ -201,6 +201,40 @@ async fn functions_in_team_accounts_are_mounted_through_their_roles() {
         &api,
     ]);
     assert_exit_code(&out, 0);
+    // What the CLI shows: the role a mount's permission goes through, the
+    // function's account in the tree and in the status documents.
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--manifests",
+            manifests.to_str().unwrap(),
+            "--tenants",
+            tenants.to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+        ]);
+        fx.apimount(&all)
+    };
+    let role_of = |account: &str| format!("through role arn:aws:iam::{account}:role/{ROLE}");
+    let out = cli(&["plan"]);
+    assert_exit_code(&out, 0);
+    assert!(show(&out).contains(&role_of(PAYMENTS)), "{}", show(&out));
+    let out = cli(&["status", "--tree"]);
+    assert_exit_code(&out, 0);
+    assert!(
+        show(&out).contains(&format!("payment-service (account {PAYMENTS})")),
+        "{}",
+        show(&out)
+    );
+    let out = cli(&["status", "--output", "json"]);
+    assert_exit_code(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains(&format!("\"functionAccount\":\"{ORDERS}\""))
+            || text.contains(&format!("\"functionAccount\": \"{ORDERS}\"")),
+        "{text}"
+    );
+
     let stats = fx.strict_stats();
     assert!(
         stats.strict_lookups > 0 && stats.strict_lookup_errors == 0,

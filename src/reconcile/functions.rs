@@ -101,18 +101,27 @@ impl FunctionMemory {
         self.0.lock().expect("lock").remove(f);
     }
 
-    /// Forgets the `n` functions among `refs` read longest ago, so the pass
-    /// reads them again: a rolling verification of every function's policy
-    /// spread over resyncs.
+    /// Forgets, in each account, the `n` functions among `refs` read
+    /// longest ago, so the pass reads them again: a rolling verification of
+    /// every function's policy spread over resyncs, within each account's
+    /// own Lambda quota (the quotas are per account, so one team's many
+    /// functions do not slow the verification of another's).
     pub(crate) fn expire_oldest(&self, refs: &BTreeSet<&FunctionRef>, n: usize) {
         let mut memory = self.0.lock().expect("lock");
-        let mut known: Vec<(Instant, FunctionRef)> = refs
-            .iter()
-            .filter_map(|f| memory.get(*f).map(|r| (r.read_at, (*f).clone())))
-            .collect();
-        known.sort();
-        for (_, f) in known.into_iter().take(n) {
-            memory.remove(&f);
+        let mut by_account: BTreeMap<String, Vec<(Instant, FunctionRef)>> = BTreeMap::new();
+        for f in refs {
+            if let Some(r) = memory.get(*f) {
+                by_account
+                    .entry(r.resolved.account.clone())
+                    .or_default()
+                    .push((r.read_at, (*f).clone()));
+            }
+        }
+        for (_, mut known) in by_account {
+            known.sort();
+            for (_, f) in known.into_iter().take(n) {
+                memory.remove(&f);
+            }
         }
     }
 
@@ -259,6 +268,36 @@ mod tests {
 
     fn statement(sid: &str) -> PolicyStatement {
         PolicyStatement::invoke_from(sid, "arn:aws:execute-api:r:1:api/*/*/x", "arn:f")
+    }
+
+    #[test]
+    fn a_rolling_verification_reads_the_oldest_of_each_account() {
+        let memory = FunctionMemory::default();
+        let policy = KnownPolicy::of(Vec::new(), "abc123", "team");
+        let refs: Vec<FunctionRef> = (0..6)
+            .map(|i| {
+                let account = if i < 4 {
+                    "111111111111"
+                } else {
+                    "222222222222"
+                };
+                FunctionRef::parse(&format!("arn:aws:lambda:eu-west-2:{account}:function:f{i}"))
+                    .unwrap()
+            })
+            .collect();
+        for f in &refs {
+            let resolved = ResolvedFunction::from_arn(&f.to_string()).unwrap();
+            memory.insert(f, &resolved, &policy);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        memory.expire_oldest(&refs.iter().collect(), 2);
+        let kept: Vec<bool> = refs.iter().map(|f| memory.get(f).is_some()).collect();
+        // The two oldest of each account go: f0, f1 of the first; f4, f5 of
+        // the second (it has only two).
+        assert_eq!(kept, vec![false, false, true, true, false, false]);
+        memory.expire_oldest(&refs.iter().collect(), 1);
+        let kept: Vec<bool> = refs.iter().map(|f| memory.get(f).is_some()).collect();
+        assert_eq!(kept, vec![false, false, false, true, false, false]);
     }
 
     #[test]

@@ -839,6 +839,82 @@ tenants:
     }
 
     #[test]
+    fn accounts_and_their_roles() {
+        let good = "apiVersion: apimount/v1
+kind: TenantPolicy
+accounts:
+  - id: \"222222222222\"
+    roleArn: arn:aws:iam::222222222222:role/apimount-grants
+    externalId: platform-apimount
+  - id: \"333333333333\"
+    roleArn: arn:aws-cn:iam::333333333333:role/teams/apimount
+tenants:
+  - name: payments
+    paths: [/payments]
+    functions: [\"payment-*\"]
+    accounts: [\"222222222222\"]
+  - name: orders
+    paths: [/orders]
+    functions: [\"order-*\"]
+";
+        let p = parse_policy(Path::new("tenants.yaml"), good.as_bytes()).unwrap();
+        assert_eq!(p.accounts.len(), 2);
+        assert_eq!(
+            p.accounts[0].external_id.as_deref(),
+            Some("platform-apimount")
+        );
+        assert_eq!(p.accounts[1].external_id, None);
+        assert_eq!(
+            p.tenants[0].accounts,
+            Some(vec!["222222222222".to_string()])
+        );
+        assert_eq!(p.tenants[1].accounts, None);
+        let table: &[(&str, &str, &str)] = &[
+            (
+                "id: \"222222222222\"",
+                "id: \"2222\"",
+                "accounts[0].id: '2222' is not an account id",
+            ),
+            (
+                "id: \"333333333333\"",
+                "id: \"222222222222\"",
+                "accounts[1].id: 222222222222 is listed twice",
+            ),
+            (
+                "roleArn: arn:aws:iam::222222222222:role/apimount-grants",
+                "roleArn: arn:aws:iam::444444444444:role/apimount-grants",
+                "accounts[0].roleArn: role arn:aws:iam::444444444444:role/apimount-grants is in account 444444444444",
+            ),
+            (
+                "roleArn: arn:aws:iam::222222222222:role/apimount-grants",
+                "roleArn: arn:aws:iam::222222222222:user/x",
+                "accounts[0].roleArn: 'arn:aws:iam::222222222222:user/x' is not a role ARN",
+            ),
+            (
+                "externalId: platform-apimount",
+                "externalId: \"a b\"",
+                "accounts[0].externalId: external id 'a b' must be",
+            ),
+            (
+                "accounts: [\"222222222222\"]",
+                "accounts: [\"22\"]",
+                "tenants[0].accounts[0]: '22' is not an account id",
+            ),
+            (
+                "accounts: [\"222222222222\"]",
+                "accounts: [\"222222222222\", \"222222222222\"]",
+                "tenants[0].accounts[1]: 222222222222 is listed twice",
+            ),
+        ];
+        for (from, to, want) in table {
+            assert!(good.contains(from), "{from}");
+            let got = errors(&good.replacen(from, to, 1)).join("\n");
+            assert!(got.contains(want), "{to}: expected {want:?} in:\n{got}");
+            assert!(got.starts_with("tenants.yaml:"), "{got}");
+        }
+    }
+
+    #[test]
     fn globs() {
         let table: &[(&str, &str, bool)] = &[
             ("accounts-*", "accounts-api", true),

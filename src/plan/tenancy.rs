@@ -116,6 +116,22 @@ pub fn check(
 pub fn check_static(policy: &TenantPolicy, tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
     check_delegation(policy, tenant, mount)?;
     check_function_reference(tenant, mount)?;
+    // The account, where the reference names one and the tenant lists its
+    // accounts (without the API's account, a list is all there is to go by).
+    if let (FunctionRef::Arn { account, .. }, Some(list)) = (&mount.function, &tenant.accounts) {
+        if !list.contains(account) {
+            return Err(Problem::new(
+                crate::plan::conditions::Reason::AccountNotAllowed,
+                format!(
+                    "function {} is in account {account}, which tenant '{}' may not use ({})",
+                    mount.function,
+                    tenant.name,
+                    list.join(", ")
+                ),
+            )
+            .at("spec.function"));
+        }
+    }
     check_authorization(tenant, mount, None)?;
     check_options(tenant, mount)
 }

@@ -130,6 +130,23 @@ async fn functions_in_team_accounts_are_mounted_through_their_roles() {
         ])
     };
 
+    // validate sees the sneaky mount's account without AWS: the tenant lists
+    // its accounts, and the ARN names another.
+    let out = fx.apimount(&[
+        "validate",
+        "--manifests",
+        manifests.to_str().unwrap(),
+        "--tenants",
+        tenants.to_str().unwrap(),
+    ]);
+    assert_exit_code(&out, 1);
+    let text = show(&out);
+    assert!(
+        text.contains("sneaky.yaml") && text.contains("AccountNotAllowed"),
+        "{text}"
+    );
+    assert!(!text.contains("orders.yaml:"), "{text}");
+
     // First apply: the orders role cannot be assumed (wrong external id).
     fx.expect_refusal(Refusal::RoleNotAssumable);
     let out = apply();

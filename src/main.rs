@@ -236,6 +236,10 @@ struct TargetArgs {
     /// them in its `accounts` instead.
     #[arg(long = "account-role", env = "APIMOUNT_ACCOUNT_ROLES", value_name = "ACCOUNT=ROLE_ARN", value_delimiter = ',', value_parser = parse_account_role)]
     account_roles: Vec<AccountRole>,
+    /// How long the credentials of an assumed role last before apimount
+    /// refreshes them (15 min to 12 h).
+    #[arg(long, env = "APIMOUNT_ROLE_SESSION", default_value = "1h", value_parser = settings::parse_duration)]
+    role_session: Duration,
     /// The external id the roles of --account-role expect, if they do.
     #[arg(long, env = "APIMOUNT_EXTERNAL_ID", value_parser = |s: &str| check_external_id(s).map(|_| s.to_string()))]
     external_id: Option<String>,
@@ -348,6 +352,15 @@ async fn reconciler(
     config: &AwsConfig,
 ) -> anyhow::Result<Reconciler> {
     let mut aws = Aws::new(config)?;
+    if let Err(e) =
+        settings::ROLE_SESSION_BOUNDS.parse(&format!("{}s", args.role_session.as_secs_f64()))
+    {
+        // Shorter sessions only against an emulator, where tests use them.
+        if !(config.has_endpoint_override() && args.role_session >= Duration::from_secs(5)) {
+            bail!("{e}");
+        }
+    }
+    aws = aws.with_role_session(args.role_session);
     if args.pacing == "off" {
         aws = aws.with_pacer(Pacer::disabled());
     }

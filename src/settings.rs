@@ -148,6 +148,16 @@ pub fn parse_instance_lease(s: &str) -> Result<InstanceLease, SettingError> {
         .map(|d| InstanceLease(Some(d)))
 }
 
+/// `--role-session`: what STS AssumeRole grants (15 minutes up to the role's
+/// maximum, at most 12 hours). Shorter sessions are accepted against an
+/// emulator only (an endpoint override), to test refreshing.
+pub const ROLE_SESSION_BOUNDS: DurationBounds = DurationBounds {
+    flag: "--role-session",
+    min: Duration::from_secs(900),
+    max: Duration::from_secs(12 * 3600),
+    why_min: "STS AssumeRole grants sessions of 15 minutes or more",
+};
+
 /// `--liveness-timeout`: how long `/healthz` tolerates a loop that makes no
 /// progress; an idle loop beats every third of it (at most every 10 s).
 pub const LIVENESS_BOUNDS: DurationBounds = DurationBounds {

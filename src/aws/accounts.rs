@@ -32,6 +32,8 @@ pub(crate) struct Teams {
     /// log, the write gate), which every team client shares but for its
     /// credentials.
     lambda: aws_sdk_lambda::Config,
+    /// How long an assumed role's credentials are asked for.
+    session: std::time::Duration,
     by_account: Arc<RwLock<TeamMap>>,
 }
 
@@ -40,6 +42,7 @@ impl Teams {
         Teams {
             sdk,
             lambda,
+            session: std::time::Duration::from_secs(3600),
             by_account: Arc::default(),
         }
     }
@@ -64,6 +67,7 @@ impl Teams {
                     let mut provider =
                         aws_config::sts::AssumeRoleProvider::builder(role.role_arn.clone())
                             .session_name("apimount")
+                            .session_length(self.session)
                             .configure(&self.sdk);
                     if let Some(id) = &role.external_id {
                         provider = provider.external_id(id.clone());
@@ -108,6 +112,13 @@ impl Aws {
             })
             .await
             .cloned()
+    }
+
+    /// Asks for assumed roles' credentials valid this long (before any
+    /// role is set); they are refreshed before they expire.
+    pub fn with_role_session(mut self, session: std::time::Duration) -> Aws {
+        self.teams.session = session;
+        self
     }
 
     /// Sets the roles for the teams' accounts (at start, and when the

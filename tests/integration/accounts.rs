@@ -376,3 +376,72 @@ async fn account_roles_by_flag_and_accounts_without_one() {
     assert_exit_code(&out, 2);
     assert!(show(&out).contains("not in account"), "{}", show(&out));
 }
+
+/// A long run through a role whose sessions are short: the daemon assumes
+/// the role again before each session ends and keeps working with the new
+/// credentials (a permission removed by hand in the team's account is put
+/// back by a resync well after the first session ended).
+#[tokio::test]
+async fn assumed_credentials_are_refreshed_before_they_expire() {
+    use crate::support::daemon::{Daemon, DEADLINE};
+    let fx = Fixture::new(Emulator::start_multi_account()).await;
+    let (api, _) = fx.create_rest_api("platform").await;
+    let platform = fx.account_id();
+    let payments = fx.team_account(PAYMENTS).await;
+    let payment_fn = payments.create_function("payment-service").await;
+    let role = payments
+        .create_grants_role(ROLE, &trust(platform, "ext-1"))
+        .await;
+    let dir = support::manifest_dir();
+    write_manifest(
+        dir.path(),
+        "payments.yaml",
+        &mount_yaml("payments", "/payments", &payment_fn, ""),
+    );
+    let d = Daemon::start(
+        &fx,
+        &[
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+            "--account-role",
+            &format!("{PAYMENTS}={role}"),
+            "--external-id",
+            "ext-1",
+            "--role-session",
+            "15s",
+            "--resync-interval",
+            "1s",
+            "--quota-share",
+            "100%",
+        ],
+    );
+    d.wait_for("the permissions granted", DEADLINE, || async {
+        (payments.statements("payment-service").await.len() == 2).then_some(())
+    })
+    .await;
+    let assumed = || {
+        fx.strict_requests()
+            .iter()
+            .filter(|r| String::from_utf8_lossy(&r.body).contains("Action=AssumeRole"))
+            .count()
+    };
+    let first = assumed();
+    assert!(first >= 1, "the role was assumed");
+    // 15 s sessions are refreshed when 10 s or less are left.
+    d.wait_for("the role assumed again", DEADLINE, || async {
+        (assumed() > first).then_some(())
+    })
+    .await;
+    d.wait_for("a third session", DEADLINE, || async {
+        (assumed() > first + 1).then_some(())
+    })
+    .await;
+    payments.remove_statements("payment-service").await;
+    d.wait_for("the permissions put back", DEADLINE, || async {
+        (payments.statements("payment-service").await.len() == 2).then_some(())
+    })
+    .await;
+    assert!(d.lines_with("AccessDenied").is_empty(), "{}", d.stderr());
+}

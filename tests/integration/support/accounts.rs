@@ -109,6 +109,21 @@ impl TeamAccount {
             .to_string()
     }
 
+    /// Removes every statement of a function's resource policy (a hand
+    /// edit in the team's account).
+    pub async fn remove_statements(&self, function: &str) {
+        for s in self.statements(function).await {
+            let sid = s["Sid"].as_str().expect("a statement id");
+            self.lambda
+                .remove_permission()
+                .function_name(function)
+                .statement_id(sid)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("RemovePermission {sid}: {e:?}"));
+        }
+    }
+
     /// The statements of a function's resource policy here.
     pub async fn statements(&self, function: &str) -> Vec<Value> {
         let policy = match self

@@ -82,6 +82,11 @@ struct Sizes {
     outage_counts: Vec<usize>,
     /// How long each outage is watched.
     outage_window: Duration,
+    /// Team accounts, and functions in each, whose steady Lambda calls are
+    /// measured per account.
+    accounts: usize,
+    account_functions: usize,
+    account_passes: usize,
 }
 
 impl Sizes {
@@ -105,6 +110,9 @@ impl Sizes {
             budget_passes: 3,
             outage_counts: vec![30, 300],
             outage_window: Duration::from_secs(120),
+            accounts: 3,
+            account_functions: 100,
+            account_passes: 4,
         }
     }
 
@@ -128,6 +136,9 @@ impl Sizes {
             budget_passes: 1,
             outage_counts: vec![5],
             outage_window: Duration::from_secs(25),
+            accounts: 2,
+            account_functions: 5,
+            account_passes: 1,
         }
     }
 }
@@ -961,7 +972,7 @@ impl Report {
 
 /// Apply from empty for each count: apimount vs baseline, fresh API per trial.
 /// The measurements `--only` can pick, in the order they run.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "convergence",
     "latency",
     "burst",
@@ -970,6 +981,7 @@ const SECTIONS: [&str; 8] = [
     "footprint",
     "budget",
     "outage",
+    "accounts",
 ];
 
 /// The one-mount baseline alone, for a run that measures latency without the
@@ -1887,6 +1899,125 @@ async fn measure_outage(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()> 
 /// The statement ids of `function`'s policy that let `api` invoke it. Other
 /// sections reuse the functions with other APIs; their statements are not
 /// this daemon's to heal.
+/// Mounts spread over team accounts (a multi-account moto of its own, one
+/// role per account): the steady daemon's Lambda calls per second in each
+/// account, which the per-account budget holds to the share of that
+/// account's own quota.
+async fn measure_accounts(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()> {
+    const SHARE: f64 = 0.05;
+    let fx = support::Fixture::new(Emulator::start_multi_account()).await;
+    let (api, _) = fx.create_rest_api("accounts").await;
+    let platform = fx.account_id();
+    let dir = b.manifest_dir("accounts")?;
+    let mut roles = Vec::new();
+    let accounts: Vec<String> = (0..s.accounts)
+        .map(|k| format!("{}", 222_222_222_222u64 + k as u64 * 111_111_111_111))
+        .collect();
+    for (k, account) in accounts.iter().enumerate() {
+        let team = fx.team_account(account).await;
+        let trust = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{platform}:root")}, "Action": "sts:AssumeRole"}]
+        });
+        let role = team
+            .create_grants_role("apimount-grants", &trust.to_string())
+            .await;
+        roles.push(format!("{account}={role}"));
+        for i in 0..s.account_functions {
+            let arn = team.create_function(&format!("team{k}-fn{i:04}")).await;
+            std::fs::write(
+                dir.join(format!("t{k}-m{i:04}.yaml")),
+                format!(
+                    "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: t{k}-m{i:04}\nspec:\n  path: /t{k}/m{i:04}\n  function: {arn}\n"
+                ),
+            )?;
+        }
+    }
+    let role_args: Vec<&str> = roles
+        .iter()
+        .flat_map(|r| ["--account-role", r.as_str()])
+        .collect();
+    // Converge first (a one-shot apply), then watch the steady daemon
+    // through a proxy that logs every request.
+    let mut cmd = b.command(&b.apimount, &fx.endpoint());
+    cmd.args(["apply", "--rest-api-id", &api, "--manifests"])
+        .arg(&dir)
+        .args(["--pacing", "off"])
+        .args(&role_args);
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!(
+            "apply across accounts: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let proxy = FaultProxy::start(
+        &fx.endpoint(),
+        FaultConfig {
+            fault_rate: 0.0,
+            delay_rate: 0.0,
+            ..FaultConfig::default()
+        },
+    );
+    let mut extra = vec!["--quota-share", "5%"];
+    extra.extend(role_args.iter().copied());
+    let daemon = b.start_daemon_with(&api, &dir, "1s", &proxy.url(), &extra)?;
+    let wait = Duration::from_secs(900);
+    let first = daemon.passes();
+    daemon.wait_for_passes(first + 1.0, wait)?;
+    let count = |reqs: &[support::faults::Recorded], account: &str| {
+        reqs.iter()
+            .filter(|r| r.scope.as_ref().is_some_and(|(_, svc)| svc == "lambda"))
+            .filter(|r| {
+                r.path.contains(&format!("%3A{account}%3A"))
+                    || r.path.contains(&format!(":{account}:"))
+            })
+            .count()
+    };
+    let before = proxy.requests();
+    let t0 = Instant::now();
+    let p0 = daemon.passes();
+    daemon.wait_for_passes(p0 + s.account_passes as f64, wait)?;
+    let after = proxy.requests();
+    let secs = t0.elapsed().as_secs_f64();
+    drop(daemon);
+    let budget = LAMBDA_PER_SEC * SHARE;
+    let mut body = format!(
+        "{} team accounts with {} functions each (a moto of its own that keeps accounts apart; \
+         one role per account, assumed by the daemon), every function mounted. After a one-shot \
+         apply, `apimount run --quota-share 5% --resync-interval 1s` with `--account-role` for \
+         each account; every request it makes goes through a logging proxy. Over {} steady \
+         passes ({secs:.0} s), the Lambda requests naming each account's functions, per second. \
+         Lambda's control-plane quota (15/s) is per account; the budget is 5 % of it in each.\n\n\
+         | account | Lambda calls/s | share of that account's budget ({budget:.2}/s) |\n|---|---:|---:|\n",
+        s.accounts, s.account_functions, s.account_passes
+    );
+    let mut worst: f64 = 0.0;
+    for account in &accounts {
+        let calls = count(&after, account) - count(&before, account);
+        let rate = calls as f64 / secs + 0.0;
+        worst = worst.max(rate / budget);
+        println!("bench: accounts {account}: {rate:.3} Lambda calls/s");
+        let _ = writeln!(
+            body,
+            "| {account} | {rate:.3} | {:.0} % |",
+            100.0 * rate / budget
+        );
+    }
+    r.target(
+        "10. steady daemon across team accounts: Lambda calls per account",
+        "≤ 100 % of 5 % of each account's quota",
+        format!("at most {:.0} % of an account's budget", worst * 100.0),
+        worst <= 1.0,
+    );
+    r.section(
+        "10. Teams in their own accounts: steady Lambda calls per account",
+        &body,
+    );
+    Ok(())
+}
+
 async fn policy_sids(
     lambda: &aws_sdk_lambda::Client,
     function: &str,
@@ -2185,6 +2316,9 @@ async fn bench_main(args: &[String]) -> Result<()> {
     }
     if wants("outage") {
         measure_outage(&mut b, &s, &mut r).await?;
+    }
+    if wants("accounts") {
+        measure_accounts(&mut b, &s, &mut r).await?;
     }
 
     let mut md = format!(

@@ -878,10 +878,43 @@ async fn a_function_of_another_account_is_not_taken_for_a_local_one() {
         "accounts.yaml",
         &mount_yaml("accounts", "/accounts", &foreign, ""),
     );
+    // No role for that account: refused before any call reaches Lambda.
     let out = run(
         fx.apimount_command(args("apply", dir.path(), &api)),
         &fx.strict_endpoint(),
     );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let text = show(&out);
+    assert!(
+        text.contains("AccountNotAllowed") && text.contains(&foreign),
+        "{text}"
+    );
+    let lambda: Vec<String> = fx
+        .strict_requests()
+        .into_iter()
+        .filter(|r| r.scope.as_ref().is_some_and(|(_, s)| s == "lambda"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(lambda.is_empty(), "{lambda:?}");
+
+    // With a role, on an emulator that puts every call in one account (as a
+    // role in the wrong account would): the function found is the local
+    // one, which is not what the manifest asked for.
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{}:root", fx.account_id())}, "Action": "sts:AssumeRole"}]
+    });
+    fx.iam
+        .create_role()
+        .role_name("grants")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("CreateRole");
+    let role = format!("{other}=arn:aws:iam::{other}:role/grants");
+    let mut cmd = fx.apimount_command(args("apply", dir.path(), &api));
+    cmd.args(["--account-role", &role]);
+    let out = run(cmd, &fx.strict_endpoint());
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let text = show(&out);
     assert!(

@@ -1014,7 +1014,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let aimed = shared.aimed(
-        &operation_of(head.method.as_str(), head.uri.path()),
+        &request_operation(&head, &body),
         target.as_deref(),
         head.uri
             .path_and_query()
@@ -1056,7 +1056,7 @@ async fn handle(
             let write = head.method != Method::GET
                 && head.method != Method::HEAD
                 && !Service::is_sts(&head.headers);
-            let operation = operation_of(head.method.as_str(), head.uri.path());
+            let operation = request_operation(&head, &body);
             let key = retry_key(&head, &body);
             // Held until the emulator has answered: the check stays true.
             let serialised = if shared.strict && write {
@@ -1965,6 +1965,20 @@ async fn forward(
 
 /// Names a REST call by its method and path shape: `apigateway:GetResources`,
 /// `lambda:GetPolicy`…; unknown shapes come out as `METHOD /shape`.
+/// The operation of a request: STS's from its form body (`sts:AssumeRole`),
+/// every other from its method and path ([`operation_of`]).
+fn request_operation(head: &request::Parts, body: &Bytes) -> String {
+    if Service::is_sts(&head.headers) {
+        let form = String::from_utf8_lossy(body);
+        let action = form
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("Action="))
+            .unwrap_or("Unknown");
+        return format!("sts:{action}");
+    }
+    operation_of(head.method.as_str(), head.uri.path())
+}
+
 pub fn operation_of(method: &str, path: &str) -> String {
     let path = path.split('?').next().unwrap_or("");
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();

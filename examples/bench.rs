@@ -2077,7 +2077,7 @@ async fn measure_plan(b: &Bench, api: &str, dir: &Path, iterations: usize) -> Re
         let input = PlanInput {
             owner: OWNER,
             api_id: api,
-            api_account: ACCOUNT_ID,
+            api_account: Some(ACCOUNT_ID),
             region: REGION,
             api: observed,
             stage: None,

@@ -121,6 +121,11 @@ impl Aws {
         self
     }
 
+    /// The API's account, if it has been learnt.
+    pub fn known_api_account(&self) -> Option<String> {
+        self.caller.get().cloned()
+    }
+
     /// Sets the roles for the teams' accounts (at start, and when the
     /// tenant policy that names them changes).
     pub async fn set_account_roles(&self, roles: &AccountRoles) {

@@ -82,7 +82,9 @@ pub struct PlanInput<'a> {
     pub api_id: &'a str,
     /// The API's account: every permission's SourceArn names it, whatever
     /// the function's account (API Gateway invokes as the API's owner).
-    pub api_account: &'a str,
+    /// `None` when every function is named by name, so in the API's account
+    /// (the function's account is then the API's).
+    pub api_account: Option<&'a str>,
     /// Region of the REST API (and of the execute-api source ARNs).
     pub region: &'a str,
     pub api: &'a ObservedApi,

@@ -1101,7 +1101,7 @@ fn plan_mount(
         let source_arn = route.source_arn(
             &function.partition,
             input.region,
-            input.api_account,
+            input.api_account.unwrap_or(&function.account),
             input.api_id,
         );
         statements.push((function.arn(), sid.clone()));
@@ -1396,7 +1396,7 @@ mod tests {
             plan(&PlanInput {
                 owner: OWNER,
                 api_id: API,
-                api_account: ACCOUNT,
+                api_account: Some(ACCOUNT),
                 region: REGION,
                 api: &self.api,
                 stage: self.stage.as_ref(),
@@ -1834,7 +1834,7 @@ mod tests {
             plan(&PlanInput {
                 owner: OWNER,
                 api_id: API,
-                api_account: ACCOUNT,
+                api_account: Some(ACCOUNT),
                 region: REGION,
                 api: &w.api,
                 stage: w.stage.as_ref(),
@@ -2016,7 +2016,7 @@ tenants:
         let input = |held, limits| PlanInput {
             owner: OWNER,
             api_id: API,
-            api_account: ACCOUNT,
+            api_account: Some(ACCOUNT),
             region: REGION,
             api: &w.api,
             stage: w.stage.as_ref(),

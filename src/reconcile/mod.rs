@@ -145,8 +145,8 @@ pub struct Reconciler {
 pub struct Observed<'s> {
     pub api: ObservedApi,
     pub stage: Option<ObservedStage>,
-    /// The API's account (the controller's own).
-    pub account: String,
+    /// The API's account (the controller's own), when it was needed.
+    pub account: Option<String>,
     /// Mounts refused for their function's account before anything of it
     /// was read (see `plan::accounts`).
     refused: BTreeMap<MountId, Problem>,
@@ -159,7 +159,7 @@ pub struct Observed<'s> {
 struct Seen<'a> {
     api: &'a ObservedApi,
     stage: &'a Option<ObservedStage>,
-    api_account: &'a str,
+    api_account: Option<&'a str>,
 }
 
 /// Phase 2: what the manifests ask for, with duplicates settled.
@@ -334,11 +334,11 @@ impl Reconciler {
         report: &mut PassReport,
     ) -> Result<(), Problem> {
         let observed = self.observe(snap, reads).await?;
-        report.api_account = Some(observed.account.clone());
+        report.api_account = observed.account.clone();
         report.roles = self
             .account_roles(snap)
             .into_iter()
-            .filter(|(a, _)| *a != observed.account)
+            .filter(|(a, _)| Some(a) != observed.account.as_ref())
             .map(|(a, r)| (a, r.role_arn))
             .collect();
         let desired = self.desire(snap, &observed, report);
@@ -356,7 +356,7 @@ impl Reconciler {
                 Seen {
                     api: &api,
                     stage: &stage,
-                    api_account: &account,
+                    api_account: account.as_deref(),
                 },
                 &desired,
                 &policies,
@@ -378,23 +378,37 @@ impl Reconciler {
     /// once: none of the reads depends on another.
     async fn observe<'s>(&self, snap: &'s Snapshot, reads: Reads) -> Result<Observed<'s>, Problem> {
         let t = &self.target;
-        // Learnt once a process; needed before any function is read, to
-        // know which functions are in other accounts.
-        let account =
-            self.aws.api_account().await.map_err(|e| {
+        // The API's account, learnt once a process, is needed before any
+        // function is read when one may be in another account: a manifest
+        // names a function by ARN, or a tenant lists its accounts. Otherwise
+        // every function is named by name, so in the API's account, and
+        // nothing needs STS.
+        let needed = snap
+            .mounts
+            .iter()
+            .any(|m| matches!(m.function, FunctionRef::Arn { .. }))
+            || snap
+                .tenancy
+                .as_ref()
+                .is_some_and(|p| p.tenants.iter().any(|t| t.accounts.is_some()));
+        let account = match needed {
+            true => Some(self.aws.api_account().await.map_err(|e| {
                 problem_from(&e, "learning the API's account (sts:GetCallerIdentity)")
-            })?;
+            })?),
+            false => self.aws.known_api_account(),
+        };
         let roles = self.account_roles(snap);
         self.aws.set_account_roles(&roles).await;
         let refused: BTreeMap<MountId, Problem> = snap
             .mounts
             .iter()
             .filter_map(|m| {
+                let account = account.as_deref()?;
                 let tenant = snap.tenancy.as_ref().and_then(|p| {
                     let name = m.tenant.as_deref()?;
                     p.tenants.iter().find(|x| x.name == name)
                 });
-                accounts::check_account(&m.function, &account, &roles, tenant)
+                accounts::check_account(&m.function, account, &roles, tenant)
                     .err()
                     .map(|p| (m.id(), p))
             })

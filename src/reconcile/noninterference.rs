@@ -447,7 +447,7 @@ fn decide(world: &World, dir: &Path, policy: &Arc<TenantPolicy>, memory: &NameMe
     let input = PlanInput {
         owner: OWNER,
         api_id: API,
-        api_account: ACCOUNT,
+        api_account: Some(ACCOUNT),
         region: REGION,
         api: &world.api,
         stage: None,

@@ -416,6 +416,16 @@ async fn fresh_apply_mounts_every_route_and_a_second_pass_changes_nothing() {
     );
     let stage = env.fx.stage(&env.api, "prod").await.expect("stage");
     assert_eq!(stage.deployment_id(), Some(first.as_str()));
+    // Every function named by name: all in the API's account, so nothing
+    // asked STS for the account.
+    let sts: Vec<String> = env
+        .fx
+        .strict_requests()
+        .into_iter()
+        .filter(|r| r.scope.as_ref().is_some_and(|(_, s)| s == "sts"))
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .collect();
+    assert!(sts.is_empty(), "{sts:?}");
 }
 
 // ----- 2. plan exit codes -------------------------------------------------------

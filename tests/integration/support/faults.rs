@@ -1356,7 +1356,7 @@ mod strict {
             else {
                 return Ok(Some(format!("the role {role_arn} does not exist")));
             };
-            let trust = percent_decode(&trust);
+            let trust = super::super::iam::decode(&trust);
             let doc: Value = serde_json::from_str(&trust)
                 .map_err(|e| format!("trust policy of {role_arn}: {e}: {trust}"))?;
             let external = form.get("ExternalId").map(String::as_str);
@@ -1441,26 +1441,13 @@ mod strict {
         String::from_utf8_lossy(body)
             .split('&')
             .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (percent_decode(k), percent_decode(&v.replace('+', " "))))
+            .map(|(k, v)| {
+                (
+                    super::super::iam::decode(k),
+                    super::super::iam::decode(&v.replace('+', " ")),
+                )
+            })
             .collect()
-    }
-
-    fn percent_decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' && i + 2 < bytes.len() {
-                if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(bytes[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// The text of the first `<tag>` in an XML answer.

@@ -154,7 +154,8 @@ pub fn iam_call(r: &Recorded, partition: &str, account: &str) -> Result<Option<I
     }
 }
 
-fn decode(s: &str) -> String {
+/// Percent-decodes `s` (`%3A` → `:`); anything else is kept as it is.
+pub fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -98,6 +98,71 @@ pub struct SpecDoc {
     #[serde(default)]
     #[schemars(with = "Option<u32>", range(min = 50, max = 29000))]
     pub timeout_ms: Option<Spanned<i64>>,
+    /// Release a published version of the function progressively: its route's traffic moves
+    /// to the version in steps on an alias apimount owns for the mount, and goes back by itself
+    /// when an alarm fires. `function` must then be unqualified.
+    #[serde(default)]
+    #[schemars(with = "Option<ReleaseDoc>")]
+    pub release: Option<Spanned<ReleaseDoc>>,
+}
+
+/// A progressive release of a published version.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReleaseDoc {
+    /// A published version of the function, such as "42" (not $LATEST).
+    #[schemars(with = "String", regex(pattern = r"^[1-9][0-9]{0,9}$"))]
+    pub version: Spanned<String>,
+    /// The steps: the percent of traffic the version takes (1 to 99, rising) and how long
+    /// (1s to 24h) before the next step; after the last step the version takes all of it.
+    /// Default: 10 percent for 5 minutes. Not with `strategy`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<StepDoc>>")]
+    pub steps: Option<Spanned<Vec<StepDoc>>>,
+    /// A named set of steps instead of `steps`.
+    #[serde(default)]
+    #[schemars(with = "Option<StrategySchema>")]
+    pub strategy: Option<Spanned<String>>,
+    /// CloudWatch alarms (at most 10) that roll the release back when they go to ALARM.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>", length(max = 10))]
+    pub alarms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// An alarm apimount creates on the new version's error rate for the release's duration.
+    #[serde(default)]
+    #[schemars(with = "Option<GuardDoc>")]
+    pub guard: Option<Spanned<GuardDoc>>,
+}
+
+/// One step of a release.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StepDoc {
+    /// Percent of the route's traffic the new version takes (1 to 99).
+    #[schemars(with = "u8", range(min = 1, max = 99))]
+    pub weight: Spanned<i64>,
+    /// How long the step lasts: 30s, 5m, 1h (1s to 24h).
+    #[schemars(with = "String")]
+    pub pause: Spanned<String>,
+}
+
+/// The guard alarm of a release.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GuardDoc {
+    /// Percent of the new version's invocations that may fail over a minute (0.1 to 100).
+    #[schemars(with = "f64", range(min = 0.1, max = 100))]
+    pub max_error_rate: Spanned<f64>,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+enum StrategySchema {
+    AllAtOnce,
+    Canary10Percent5Minutes,
+    Canary10Percent10Minutes,
+    Canary10Percent30Minutes,
+    Linear10PercentEvery1Minute,
+    Linear10PercentEvery10Minutes,
 }
 
 /// The CORS preflight answer of a mount.

@@ -21,6 +21,7 @@ pub mod accounts;
 pub mod duplicates;
 pub mod format;
 pub mod options;
+pub mod release;
 pub mod schema;
 pub mod tenants;
 pub mod validate;
@@ -463,6 +464,9 @@ pub struct Mount {
     pub throttle: Option<Throttle>,
     /// The integration timeout; `None`: API Gateway's default (29,000 ms).
     pub timeout_ms: Option<u32>,
+    /// A progressive release of a published version; `function` is then
+    /// the function qualified by the mount's alias (see [`release::alias_name`]).
+    pub release: Option<release::Release>,
     /// The file this mount came from, as shown to people.
     pub file: PathBuf,
     /// The file's key within its source: the path below the folder
@@ -474,6 +478,40 @@ pub struct Mount {
 }
 
 impl Mount {
+    /// Puts the mount under `tenant` (the folder it came from); a release's
+    /// alias is named after the tenant too.
+    pub fn set_tenant(&mut self, tenant: Option<String>) {
+        if self.release.is_some() {
+            self.function =
+                release::with_alias(self.function.clone(), tenant.as_deref(), &self.name);
+        }
+        self.tenant = tenant;
+    }
+
+    /// The function as the manifest names it: without the release's alias.
+    pub fn named_function(&self) -> FunctionRef {
+        match (&self.release, &self.function) {
+            (None, f) => f.clone(),
+            (Some(_), FunctionRef::Name { name, .. }) => FunctionRef::Name {
+                name: name.clone(),
+                qualifier: None,
+            },
+            (Some(_), FunctionRef::Arn {
+                partition,
+                region,
+                account,
+                name,
+                ..
+            }) => FunctionRef::Arn {
+                partition: partition.clone(),
+                region: region.clone(),
+                account: account.clone(),
+                name: name.clone(),
+                qualifier: None,
+            },
+        }
+    }
+
     pub fn id(&self) -> MountId {
         MountId {
             tenant: self.tenant.clone(),

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde_saphyr::Spanned;
 
-use super::format::{CorsDoc, ServiceMountDoc, ThrottleDoc};
+use super::format::{CorsDoc, ReleaseDoc, ServiceMountDoc, ThrottleDoc};
+use super::release::{check_alarm_name, check_steps, check_version, with_alias, Guard, Release, Step, MAX_ALARMS};
 use super::options::{
     check_header_name, check_origin, Cors, RateLimit, Throttle, MAX_BURST_LIMIT, MAX_CORS_MAX_AGE,
     MAX_TIMEOUT_MS, MIN_TIMEOUT_MS,
@@ -225,6 +226,27 @@ pub(crate) fn validate(
         )
     });
 
+    let release = doc
+        .spec
+        .release
+        .as_ref()
+        .and_then(|r| release_of(text, &r.value, &mut fail));
+    if let (Some(_), Some(f)) = (&doc.spec.release, &function) {
+        if f.qualifier().is_some() {
+            fail(
+                pos(&doc.spec.function),
+                "spec.function",
+                format!(
+                    "'{f}' names an alias or version; with spec.release give the function unqualified: apimount routes it through an alias of its own"
+                ),
+            );
+        }
+    }
+    let function = match (&release, function) {
+        (Some(_), Some(f)) => Some(with_alias(f, None, name)),
+        (_, f) => f,
+    };
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -242,6 +264,7 @@ pub(crate) fn validate(
         cors,
         throttle,
         timeout_ms: timeout_ms.map(|t| t as u32),
+        release,
         file: file.to_path_buf(),
         key: file
             .file_name()
@@ -466,5 +489,137 @@ fn throttle_of(text: &str, t: &ThrottleDoc, fail: &mut Fail<'_>) -> Option<Throt
     Some(Throttle {
         rate_limit: rate?,
         burst_limit: burst? as u32,
+    })
+}
+
+fn release_of(text: &str, r: &ReleaseDoc, fail: &mut Fail<'_>) -> Option<Release> {
+    let mut ok = true;
+    if let Err(m) = check_version(&r.version.value) {
+        fail(pos(&r.version), "spec.release.version", m);
+        ok = false;
+    }
+    let steps = match (&r.steps, &r.strategy) {
+        (Some(s), Some(_)) => {
+            fail(
+                pos(s),
+                "spec.release.steps",
+                "give steps or strategy, not both".into(),
+            );
+            None
+        }
+        (None, Some(name)) => match Release::strategy(&name.value) {
+            Some(steps) => Some(steps),
+            None => {
+                fail(
+                    pos(name),
+                    "spec.release.strategy",
+                    format!(
+                        "'{}' is not a strategy apimount knows ({})",
+                        name.value.escape_debug(),
+                        Release::STRATEGIES.join(", ")
+                    ),
+                );
+                None
+            }
+        },
+        (None, None) => Some(Release::default_steps()),
+        (Some(list), None) => {
+            let mut steps = Vec::new();
+            let mut good = true;
+            for (i, s) in list.value.iter().enumerate() {
+                let weight = number_in(
+                    text,
+                    &s.weight,
+                    &format!("spec.release.steps[{i}].weight"),
+                    1,
+                    99,
+                    "percent (the promotion after the last step takes 100)",
+                    fail,
+                );
+                let pause = match crate::settings::parse_duration(&s.pause.value) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        fail(
+                            pos(&s.pause),
+                            &format!("spec.release.steps[{i}].pause"),
+                            e.to_string(),
+                        );
+                        None
+                    }
+                };
+                match (weight, pause) {
+                    (Some(w), Some(p)) => steps.push(Step {
+                        weight: w as u8,
+                        pause: p,
+                    }),
+                    _ => good = false,
+                }
+            }
+            if good {
+                if let Err((i, m)) = check_steps(&steps) {
+                    let at = list.value.get(i).map(|s| pos(&s.weight)).unwrap_or(pos(list));
+                    fail(at, &format!("spec.release.steps[{i}]"), m);
+                    good = false;
+                }
+            }
+            good.then_some(steps)
+        }
+    };
+    let alarms = match &r.alarms {
+        None => Some(Vec::new()),
+        Some(list) if list.value.len() > MAX_ALARMS => {
+            fail(
+                pos(list),
+                "spec.release.alarms",
+                format!(
+                    "{} alarms; a release names at most {MAX_ALARMS}",
+                    list.value.len()
+                ),
+            );
+            None
+        }
+        Some(list) => string_list(list, "spec.release.alarms", check_alarm_name, fail),
+    };
+    let guard = match &r.guard {
+        None => Some(None),
+        Some(g) => {
+            let rate = &g.value.max_error_rate;
+            match quoted_at(text, pos(rate)) {
+                Some(quote) => {
+                    fail(
+                        pos(rate),
+                        "spec.release.guard.maxErrorRate",
+                        format!(
+                            "expected a number, found the string {quote}{}{quote}",
+                            rate.value
+                        ),
+                    );
+                    None
+                }
+                None if !(0.1..=100.0).contains(&rate.value) => {
+                    fail(
+                        pos(rate),
+                        "spec.release.guard.maxErrorRate",
+                        format!(
+                            "{} is out of range: 0.1 to 100 percent of the new version's invocations",
+                            rate.value
+                        ),
+                    );
+                    None
+                }
+                None => Some(Some(Guard {
+                    max_error_rate_tenths: (rate.value * 10.0).round() as u16,
+                })),
+            }
+        }
+    };
+    let (Some(steps), Some(alarms), Some(guard), true) = (steps, alarms, guard, ok) else {
+        return None;
+    };
+    Some(Release {
+        version: r.version.value.clone(),
+        steps,
+        alarms,
+        guard,
     })
 }

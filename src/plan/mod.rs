@@ -54,6 +54,7 @@ pub mod model;
 pub mod names;
 pub mod planner;
 pub mod policy;
+pub mod release;
 pub mod route_options;
 pub mod stage_settings;
 pub mod tenancy;

@@ -374,7 +374,7 @@ pub fn build_snapshot(
                 misplaced(&mut snap);
             }
             Ok(mut m) => {
-                m.tenant = tenant;
+                m.set_tenant(tenant);
                 m.key = entry.key;
                 memory.insert(shown.clone(), m.id());
                 snap.mounts.push(m);

@@ -28,7 +28,7 @@ use apimount::plan::throttle_limits::AccountLimit;
 use apimount::reconcile::{Mode, Reconciler};
 use apimount::settings::{
     self, DeleteLimit, Target, DEBOUNCE_BOUNDS, LEASE_BOUNDS, LIVENESS_BOUNDS, POLL_BOUNDS,
-    RESYNC_BOUNDS,
+    RELEASE_POLL_BOUNDS, RESYNC_BOUNDS,
 };
 use apimount::source::{self, Layout, NameMemory, S3Location, S3Source, Snapshot, Source};
 
@@ -82,6 +82,11 @@ struct RunArgs {
     /// How often an S3 source is listed, e.g. 15s.
     #[arg(long, env = "APIMOUNT_POLL_INTERVAL", default_value = "15s", value_parser = |s: &str| POLL_BOUNDS.parse(s))]
     poll_interval: Duration,
+    /// How often running releases (`spec.release`) are looked at between
+    /// passes, besides at each step's end: one DescribeAlarms call per 100
+    /// alarm names a tick.
+    #[arg(long, env = "APIMOUNT_RELEASE_POLL", default_value = "10s", value_parser = |s: &str| RELEASE_POLL_BOUNDS.parse(s))]
+    release_poll: Duration,
     /// Quiet time after a folder change before the pass starts.
     #[arg(long, env = "APIMOUNT_DEBOUNCE", default_value = "200ms", value_parser = |s: &str| DEBOUNCE_BOUNDS.parse(s))]
     debounce: Duration,
@@ -470,6 +475,7 @@ fn run_controller(args: &RunArgs) -> anyhow::Result<u8> {
             quota: QuotaBudget::new(args.quota_share)
                 .with_background(instance_tag_calls(args)),
             heartbeat: settings::idle_heartbeat(max_silence),
+            release_poll: args.release_poll,
             ..LoopOptions::default()
         };
         let target = reconciler.target();
@@ -599,7 +605,7 @@ const TIMED_OUT: u8 = 124;
 
 fn wait(args: &WaitArgs) -> anyhow::Result<u8> {
     use apimount::cli::wait::{
-        find, full_look_due, verdict, Document, LastLook, Pace, Verdict, WaitFor,
+        find, full_look_due, release_verdict, verdict, Document, LastLook, Pace, Verdict, WaitFor,
     };
     let api_id = check_target(&args.target)?;
     let target = match (&args.file, &args.name) {
@@ -627,17 +633,16 @@ fn wait(args: &WaitArgs) -> anyhow::Result<u8> {
         let mut last_look: Option<LastLook> = None;
         // With documents: the text last confirmed on AWS.
         let mut confirmed: Option<(String, std::time::Instant)> = None;
+        // The route was live at the last whole look, its release not done.
+        let mut releasing = false;
         loop {
             let snap = args.target.source.snapshot()?;
             let verdict = match find(&snap, &target) {
                 Err(v) => v,
                 Ok((id, file)) => {
-                    let generation = snap
-                        .mounts
-                        .iter()
-                        .find(|m| m.id() == id)
-                        .map(|m| m.generation())
-                        .unwrap_or_default();
+                    let mount = snap.mounts.iter().find(|m| m.id() == id);
+                    let generation = mount.map(|m| m.generation()).unwrap_or_default();
+                    let release = mount.and_then(|m| m.release.as_ref()).map(|r| r.version.clone());
                     let now = std::time::Instant::now();
                     let look = match &docs {
                         // The controller's document first; AWS only to confirm it.
@@ -656,7 +661,7 @@ fn wait(args: &WaitArgs) -> anyhow::Result<u8> {
                             let text = status_docs::read(t, &name)
                                 .await
                                 .map_err(anyhow::Error::msg)?;
-                            let doc = Document::read(text.as_deref(), &generation);
+                            let doc = Document::read(text.as_deref(), &generation, release.as_deref());
                             let fresh = match &confirmed {
                                 Some((seen, at)) => {
                                     Some(seen) != text.as_ref()
@@ -695,10 +700,22 @@ fn wait(args: &WaitArgs) -> anyhow::Result<u8> {
                         },
                     };
                     match look {
+                        // The route was live at the last whole look and
+                        // its release is moving: the alias alone tells
+                        // (one Lambda read; nothing of API Gateway's quota).
+                        Err(Verdict::Pending(_)) if releasing && docs.is_none() => {
+                            match reconciler.release_status(&snap, &id).await {
+                                Some(r) => release_verdict(&r),
+                                None => Verdict::Pending(last.clone()),
+                            }
+                        }
                         Err(v) => v,
                         Ok(()) => {
                             let report = reconciler.pass_for(&snap, &id).await;
-                            verdict(&report, &id, &file)
+                            let v = verdict(&report, &id, &file);
+                            releasing = release.is_some()
+                                && matches!(&v, Verdict::Pending(why) if why.starts_with("release"));
+                            v
                         }
                     }
                 }
@@ -710,6 +727,10 @@ fn wait(args: &WaitArgs) -> anyhow::Result<u8> {
                 }
                 Verdict::Impossible(reason, message) => {
                     println!("{reason}: {message}");
+                    return Ok(1);
+                }
+                Verdict::ReleaseStopped(message) => {
+                    println!("{message}");
                     return Ok(1);
                 }
                 Verdict::Pending(why) => {

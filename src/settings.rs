@@ -116,6 +116,13 @@ pub const POLL_BOUNDS: DurationBounds = DurationBounds {
     max: Duration::from_secs(3600),
     why_min: "every poll lists the S3 prefix",
 };
+/// `--release-poll`: each tick reads the running releases' alarms.
+pub const RELEASE_POLL_BOUNDS: DurationBounds = DurationBounds {
+    flag: "--release-poll",
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(300),
+    why_min: "every tick reads the running releases' alarms",
+};
 /// `--lease-duration`: renewed every third of it, each renewal bounded by
 /// that third; under 3 s the renewals cannot keep up.
 pub const LEASE_BOUNDS: DurationBounds = DurationBounds {
@@ -341,6 +348,10 @@ mod tests {
             (&RESYNC_BOUNDS, "1s", true),
             (&RESYNC_BOUNDS, "60s", true),
             (&RESYNC_BOUNDS, "25h", false),
+            (&RELEASE_POLL_BOUNDS, "500ms", false),
+            (&RELEASE_POLL_BOUNDS, "10s", true),
+            (&RELEASE_POLL_BOUNDS, "5m", true),
+            (&RELEASE_POLL_BOUNDS, "6m", false),
             (&LEASE_BOUNDS, "0s", false),
             (&LEASE_BOUNDS, "2s", false),
             (&LEASE_BOUNDS, "3s", true),

@@ -7,18 +7,20 @@
 //! Lambda's control-plane quotas are per account.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use super::error::map_err;
 use super::pacing::Pacer;
 use super::{Aws, AwsError, AwsErrorKind};
 use crate::plan::accounts::{AccountRole, AccountRoles};
 
-/// Lambda in one team account.
+/// Lambda (and, once a release needs it, CloudWatch) in one team account.
 pub(crate) struct Team {
     pub role: AccountRole,
     pub client: aws_sdk_lambda::Client,
     pub pacer: Arc<Pacer>,
+    credentials: aws_sdk_lambda::config::SharedCredentialsProvider,
+    cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
 }
 
 /// The team accounts by id.
@@ -32,16 +34,29 @@ pub(crate) struct Teams {
     /// log, the write gate), which every team client shares but for its
     /// credentials.
     lambda: aws_sdk_lambda::Config,
+    /// What every CloudWatch client gets: the call log and the write gate.
+    calls: super::calls::CallCounter,
+    guard: super::calls::LeaseGuard,
+    /// CloudWatch in the API's account, made when first needed.
+    cloudwatch: Arc<OnceLock<aws_sdk_cloudwatch::Client>>,
     /// How long an assumed role's credentials are asked for.
     session: std::time::Duration,
     by_account: Arc<RwLock<TeamMap>>,
 }
 
 impl Teams {
-    pub fn new(sdk: aws_config::SdkConfig, lambda: aws_sdk_lambda::Config) -> Teams {
+    pub(crate) fn new(
+        sdk: aws_config::SdkConfig,
+        lambda: aws_sdk_lambda::Config,
+        calls: super::calls::CallCounter,
+        guard: super::calls::LeaseGuard,
+    ) -> Teams {
         Teams {
             sdk,
             lambda,
+            calls,
+            guard,
+            cloudwatch: Arc::default(),
             session: std::time::Duration::from_secs(3600),
             by_account: Arc::default(),
         }
@@ -72,15 +87,20 @@ impl Teams {
                     if let Some(id) = &role.external_id {
                         provider = provider.external_id(id.clone());
                     }
+                    let credentials = aws_sdk_lambda::config::SharedCredentialsProvider::new(
+                        provider.build().await,
+                    );
                     let conf = self
                         .lambda
                         .to_builder()
-                        .credentials_provider(provider.build().await)
+                        .credentials_provider(credentials.clone())
                         .build();
                     Arc::new(Team {
                         role: role.clone(),
                         client: aws_sdk_lambda::Client::from_conf(conf),
                         pacer: Arc::new(pacer.fresh()),
+                        credentials,
+                        cloudwatch: OnceLock::new(),
                     })
                 }
             };
@@ -148,6 +168,50 @@ impl Aws {
                 Some(team.role.clone()),
             ),
             None => (self.lambda.clone(), self.pacer.clone(), None),
+        }
+    }
+}
+
+impl Teams {
+    /// A CloudWatch client with the controller's credentials, or `credentials`.
+    fn cloudwatch_client(
+        &self,
+        credentials: Option<&aws_sdk_lambda::config::SharedCredentialsProvider>,
+    ) -> aws_sdk_cloudwatch::Client {
+        let mut conf = aws_sdk_cloudwatch::config::Builder::from(&self.sdk)
+            .interceptor(self.calls.clone())
+            .interceptor(self.guard.clone());
+        if let Some(c) = credentials {
+            conf = conf.credentials_provider(c.clone());
+        }
+        aws_sdk_cloudwatch::Client::from_conf(conf.build())
+    }
+}
+
+impl Aws {
+    /// The CloudWatch client and pacer for alarms in `account`, and the
+    /// role they act through (as [`Aws::lambda_in`]).
+    pub(crate) fn cloudwatch_in(
+        &self,
+        account: Option<&str>,
+    ) -> (aws_sdk_cloudwatch::Client, Arc<Pacer>, Option<AccountRole>) {
+        let own = |a: &str| self.caller.get().is_some_and(|api| api == a);
+        match account.filter(|a| !own(a)).and_then(|a| self.teams.get(a)) {
+            Some(team) => (
+                team.cloudwatch
+                    .get_or_init(|| self.teams.cloudwatch_client(Some(&team.credentials)))
+                    .clone(),
+                team.pacer.clone(),
+                Some(team.role.clone()),
+            ),
+            None => (
+                self.teams
+                    .cloudwatch
+                    .get_or_init(|| self.teams.cloudwatch_client(None))
+                    .clone(),
+                self.pacer.clone(),
+                None,
+            ),
         }
     }
 }

@@ -172,7 +172,7 @@ impl Aws {
 }
 
 /// The account a reference names, if it names one (an ARN).
-fn account_of(f: &FunctionRef) -> Option<&str> {
+pub(crate) fn account_of(f: &FunctionRef) -> Option<&str> {
     match f {
         FunctionRef::Arn { account, .. } => Some(account),
         FunctionRef::Name { .. } => None,

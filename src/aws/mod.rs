@@ -5,6 +5,8 @@
 //! - [`apigateway`]: the REST API, its stage and deployments;
 //! - [`lambda`]: functions and their resource policies;
 //! - [`accounts`]: the API's account, and Lambda in other accounts through roles;
+//! - [`alias`]: the Lambda alias a release moves traffic on;
+//! - [`alarms`]: CloudWatch alarms of releases, and the guard alarm;
 //! - [`s3`]: the objects of an S3 manifest source;
 //! - [`dynamodb`]: the conditional writes of the leader lease;
 //! - [`stage_tags`]: the instance claim on the stage, when there is no lease table;
@@ -25,6 +27,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 
 pub mod accounts;
+pub mod alarms;
+pub mod alias;
 pub mod apigateway;
 pub mod calls;
 pub mod dynamodb;
@@ -197,15 +201,15 @@ impl Aws {
             .interceptor(guard.clone());
         let lambda = aws_sdk_lambda::config::Builder::from(&config.sdk)
             .interceptor(calls.clone())
-            .interceptor(guard)
+            .interceptor(guard.clone())
             .build();
         let sts = aws_sdk_sts::config::Builder::from(&config.sdk)
-            .interceptor(calls)
+            .interceptor(calls.clone())
             .build();
         Ok(Aws {
             apigw: aws_sdk_apigateway::Client::from_conf(apigw.build()),
             lambda: aws_sdk_lambda::Client::from_conf(lambda.clone()),
-            teams: accounts::Teams::new(config.sdk.clone(), lambda),
+            teams: accounts::Teams::new(config.sdk.clone(), lambda, calls, guard),
             sts: aws_sdk_sts::Client::from_conf(sts),
             caller: Arc::new(tokio::sync::OnceCell::new()),
             region,

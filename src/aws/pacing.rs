@@ -21,6 +21,8 @@ pub const GET_RESOURCES_PER_SEC: f64 = 2.5;
 pub const APIGW_TOTAL_PER_SEC: f64 = 10.0;
 /// Lambda's control plane (GetPolicy, AddPermission, RemovePermission), per second.
 pub const LAMBDA_PER_SEC: f64 = 15.0;
+/// CloudWatch's alarm writes, per second (the lowest of its alarm quotas).
+pub const CLOUDWATCH_PER_SEC: f64 = 3.0;
 /// GetFunction, per second.
 pub const GET_FUNCTION_PER_SEC: f64 = 100.0;
 
@@ -72,6 +74,9 @@ pub enum Op {
     Lambda,
     /// GetFunction (its own, larger quota).
     GetFunction,
+    /// CloudWatch's alarm calls (DescribeAlarms 9/s; PutMetricAlarm and
+    /// DeleteAlarms 3/s).
+    CloudWatch,
 }
 
 /// The buckets of one process.
@@ -85,6 +90,7 @@ pub struct Pacer {
     create_deployment: Bucket,
     lambda: Bucket,
     get_function: Bucket,
+    cloudwatch: Bucket,
 }
 
 impl Pacer {
@@ -99,6 +105,7 @@ impl Pacer {
             create_deployment: Bucket::new(0.2, 1.0),
             lambda: Bucket::new(LAMBDA_PER_SEC, LAMBDA_PER_SEC),
             get_function: Bucket::new(GET_FUNCTION_PER_SEC, GET_FUNCTION_PER_SEC),
+            cloudwatch: Bucket::new(CLOUDWATCH_PER_SEC, CLOUDWATCH_PER_SEC),
         }
     }
 
@@ -132,11 +139,12 @@ impl Pacer {
             Op::ApiGateway => None,
             Op::Lambda => Some(&self.lambda),
             Op::GetFunction => Some(&self.get_function),
+            Op::CloudWatch => Some(&self.cloudwatch),
         };
         if let Some(b) = specific {
             b.take().await;
         }
-        if !matches!(op, Op::Lambda | Op::GetFunction) {
+        if !matches!(op, Op::Lambda | Op::GetFunction | Op::CloudWatch) {
             self.apigw_total.take().await;
         }
     }

@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::aws::pacing::{APIGW_TOTAL_PER_SEC, GET_RESOURCES_PER_SEC};
 use crate::manifest::MountId;
 use crate::plan::model::ObservedStage;
+use crate::plan::release::Released;
 use crate::plan::{Reason, State};
 use crate::reconcile::{invalid_reason, PassReport};
 use crate::source::Snapshot;
@@ -46,6 +47,20 @@ pub enum Verdict {
     /// It cannot happen without a change (to the manifest, the policy, the
     /// gateway): give up at once.
     Impossible(Reason, String),
+    /// The route is live, but its release went back (or cannot go on)
+    /// until the manifest names a new version: give up at once.
+    ReleaseStopped(String),
+}
+
+/// What a release's standing means for a wait whose route is live.
+pub fn release_verdict(r: &Released) -> Verdict {
+    match r {
+        Released::Promoted { .. } => Verdict::Served,
+        Released::RolledBack { .. } | Released::Conflict { .. } => {
+            Verdict::ReleaseStopped(format!("{}: {r}", r.reason()))
+        }
+        _ => Verdict::Pending(format!("release {}: {r}", r.reason())),
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -110,7 +125,11 @@ pub fn verdict(r: &PassReport, id: &MountId, file: &Path) -> Verdict {
     if r.stage_behind {
         return Verdict::Pending("the stage does not serve the routes yet".into());
     }
-    Verdict::Served
+    match (&m.release_version, &m.released) {
+        (None, _) => Verdict::Served,
+        (Some(_), Some(released)) => release_verdict(released),
+        (Some(v), None) => Verdict::Pending(format!("the release of version {v} is not known yet")),
+    }
 }
 
 /// How often `wait` looks, within a share of the account's quotas.
@@ -199,8 +218,9 @@ pub enum Document {
 }
 
 impl Document {
-    /// Reads a document's text for the manifest version `generation`.
-    pub fn read(text: Option<&str>, generation: &str) -> Document {
+    /// Reads a document's text for the manifest version `generation` (and
+    /// the release of `release`, for a mount with one).
+    pub fn read(text: Option<&str>, generation: &str, release: Option<&str>) -> Document {
         let Some(text) = text else {
             return Document::Missing;
         };
@@ -220,6 +240,28 @@ impl Document {
             .flatten()
             .any(|c| c["type"] == "Programmed" && c["status"] == "True");
         let field = |name: &str| doc[name].as_str().unwrap_or_default().to_string();
+        if let (true, Some(version)) = (programmed, release) {
+            if doc["release"]["version"].as_str() != Some(version) {
+                return Document::OtherVersion;
+            }
+            let released = doc["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "Released");
+            let Some(c) = released else {
+                return Document::InProgress("without a Released condition yet".into());
+            };
+            let reason = c["reason"].as_str().unwrap_or_default();
+            let message = c["message"].as_str().unwrap_or_default();
+            return match (c["status"].as_str(), reason) {
+                (Some("True"), _) => Document::Live,
+                (_, "RolledBack" | "AliasConflict") => {
+                    Document::Failed(format!("{reason}: {message}"))
+                }
+                _ => Document::InProgress(format!("releasing: {reason} {message}")),
+            };
+        }
         match (programmed, field("state").as_str()) {
             (true, _) => Document::Live,
             (false, "Failed") => {
@@ -360,7 +402,7 @@ mod tests {
             ),
         ];
         for (text, want) in rows {
-            let got = Document::read(text.as_deref(), "g1");
+            let got = Document::read(text.as_deref(), "g1", None);
             match (&got, &want) {
                 (Document::Unreadable(_), Document::Unreadable(_)) => {}
                 _ => assert_eq!(got, want, "{text:?}"),

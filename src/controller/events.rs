@@ -5,9 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::metrics::{Metrics, ResultLabel, StateLabel, TenantStateLabel};
+use super::metrics::{Metrics, MountLabel, ResultLabel, StateLabel, TenantStateLabel};
 use super::trigger::Trigger;
+use crate::manifest::MountId;
+use crate::plan::release::Released;
 use crate::plan::{ChangeKind, Reason, State};
+use crate::reconcile::release::ReleaseOutcome;
 use crate::reconcile::{invalid_reason, PassReport, Reads};
 use crate::source::{NameMemory, Snapshot};
 
@@ -18,6 +21,8 @@ pub(crate) struct Memory {
     states: BTreeMap<String, (State, Option<Reason>, String)>,
     reported_invalid: BTreeSet<String>,
     notes: BTreeSet<String>,
+    /// Each release mount's standing, as last logged.
+    releases: BTreeMap<String, String>,
     pub(crate) last_revision: Option<String>,
 }
 
@@ -221,6 +226,14 @@ pub(crate) fn log_pass(
         }
         mem.states.remove(&n);
     }
+    if r.fatal.is_none() {
+        let outcomes: Vec<(MountId, &Released, Option<&str>)> = r
+            .mounts
+            .iter()
+            .filter_map(|m| Some((m.id(), m.released.as_ref()?, m.release_error.as_deref())))
+            .collect();
+        log_releases(&outcomes, &r.withdrawn, true, mem, metrics);
+    }
     // Invalid manifests: once per distinct problem.
     let mut now_invalid = BTreeSet::new();
     for e in &r.invalid {
@@ -246,6 +259,72 @@ pub(crate) fn log_pass(
             .map(|m| (m.tenant.as_deref(), m.state.as_str()))
             .collect(),
     );
+}
+
+/// Logs each release whose standing changed (and each failed release
+/// call), and sets the release metrics. `all` says whether `outcomes`
+/// covers every release mount (a pass), so the others' gauges can go.
+pub(crate) fn log_releases(
+    outcomes: &[(MountId, &Released, Option<&str>)],
+    withdrawn: &[(MountId, ReleaseOutcome)],
+    all: bool,
+    mem: &mut Memory,
+    metrics: &Metrics,
+) {
+    let mut seen = BTreeSet::new();
+    for (id, status, error) in outcomes {
+        let name = id.to_string();
+        let text = format!("{}: {status}", status.reason());
+        if mem.releases.get(&name) != Some(&text) {
+            match status {
+                Released::Progressing { .. } | Released::Promoted { .. } => {
+                    tracing::info!(mount = %name, release = status.reason(), detail = %status, "release")
+                }
+                _ => {
+                    tracing::warn!(mount = %name, release = status.reason(), detail = %status, "release")
+                }
+            }
+            if matches!(status, Released::RolledBack { why, .. } if !why.starts_with("by hand"))
+                && mem.releases.contains_key(&name)
+            {
+                metrics.release_rollbacks.inc();
+            }
+            mem.releases.insert(name.clone(), text);
+        }
+        if let Some(e) = error {
+            tracing::warn!(mount = %name, error = %e, "release call failed; tried again at the next tick");
+        }
+        metrics
+            .release_weight
+            .get_or_create(&MountLabel {
+                mount: name.clone(),
+            })
+            .set(i64::from(status.weight()));
+        seen.insert(name);
+    }
+    for (id, o) in withdrawn {
+        match &o.error {
+            None => {
+                tracing::info!(mount = %id, detail = %o.status, "release of a removed mount rolled back");
+                metrics.release_rollbacks.inc();
+            }
+            Some(e) => {
+                tracing::warn!(mount = %id, error = %e, "release of a removed mount could not be rolled back; tried again at the next pass")
+            }
+        }
+    }
+    if all {
+        let gone: Vec<String> = mem
+            .releases
+            .keys()
+            .filter(|n| !seen.contains(*n))
+            .cloned()
+            .collect();
+        for n in gone {
+            mem.releases.remove(&n);
+            metrics.release_weight.remove(&MountLabel { mount: n });
+        }
+    }
 }
 
 /// How many changes the `pass finished` line names.

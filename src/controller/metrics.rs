@@ -32,6 +32,11 @@ pub struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MountLabel {
+    pub mount: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TenantStateLabel {
     pub tenant: String,
     pub state: String,
@@ -52,6 +57,8 @@ pub struct Metrics {
     pub last_success: Gauge<f64, AtomicU64>,
     pub watch_armed: Gauge,
     pub other_instance: Gauge,
+    pub release_weight: Family<MountLabel, Gauge>,
+    pub release_rollbacks: Counter,
 }
 
 impl Metrics {
@@ -118,6 +125,18 @@ impl Metrics {
             "1 while another instance of this owner holds the lease (or the stage's instance tag) and this one stands by; 0 otherwise",
             other_instance.clone(),
         );
+        let release_weight = Family::<MountLabel, Gauge>::default();
+        registry.register(
+            "release_weight",
+            "Percent of a release mount's traffic its manifest's version takes (100 once promoted, 0 after a rollback)",
+            release_weight.clone(),
+        );
+        let release_rollbacks = Counter::default();
+        registry.register(
+            "release_rollbacks",
+            "Releases rolled back by apimount (an alarm, alarms unreadable too long, a removed mount)",
+            release_rollbacks.clone(),
+        );
         Arc::new(Metrics {
             registry: Mutex::new(registry),
             passes,
@@ -132,6 +151,8 @@ impl Metrics {
             last_success,
             watch_armed,
             other_instance,
+            release_weight,
+            release_rollbacks,
         })
     }
 

@@ -100,6 +100,9 @@ pub struct LoopOptions {
     pub quota: QuotaBudget,
     /// How often the loop beats while it waits (liveness between passes).
     pub heartbeat: Duration,
+    /// How often running releases are looked at between passes (and at
+    /// each step's end).
+    pub release_poll: Duration,
 }
 
 impl Default for LoopOptions {
@@ -115,6 +118,7 @@ impl Default for LoopOptions {
             heartbeat: crate::settings::idle_heartbeat(crate::settings::default_liveness_timeout(
                 resync_interval,
             )),
+            release_poll: Duration::from_secs(10),
         }
     }
 }
@@ -219,6 +223,11 @@ struct Controller {
     /// The tenant policy the last pass ran under.
     last_tenancy: Option<Arc<TenantPolicy>>,
     status: Option<StatusWriter>,
+    /// The snapshot of the last pass, kept only when it has releases (the
+    /// release ticks between passes work from it).
+    release_snap: Option<Snapshot>,
+    /// When the next release tick is due, while a release runs.
+    next_tick: Option<Instant>,
 }
 
 impl Controller {
@@ -296,6 +305,8 @@ impl Controller {
             pending: None,
             last_tenancy: None,
             status: status.map(|t| StatusWriter::start(t, opts_refresh)),
+            release_snap: None,
+            next_tick: None,
         })
     }
 
@@ -399,11 +410,65 @@ impl Controller {
                 if let Some(w) = &mut self.status {
                     w.publish(&report, &snap);
                 }
-                Scope::of(&report)
+                let scope = Scope::of(&report);
+                self.release_snap = snap
+                    .mounts
+                    .iter()
+                    .any(|m| m.release.is_some())
+                    .then_some(snap);
+                self.schedule_release_tick();
+                scope
             }
         };
         self.health.beat();
         scope
+    }
+
+    /// Sets the next release tick: every `--release-poll` while a release
+    /// runs, and at the end of the earliest step.
+    fn schedule_release_tick(&mut self) {
+        let (active, deadline) = self.reconciler.releases_active();
+        let now = Instant::now();
+        self.next_tick = active.then(|| {
+            let poll = now + self.opts.release_poll;
+            match deadline {
+                Some(ms) => {
+                    let wall = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0);
+                    // A little after the end, so the step has ended when looked at.
+                    poll.min(now + Duration::from_millis(ms.saturating_sub(wall) + 20))
+                }
+                None => poll,
+            }
+        });
+    }
+
+    /// Moves the running releases on between passes.
+    async fn release_tick(&mut self) {
+        let Some(snap) = self.release_snap.as_ref() else {
+            self.next_tick = None;
+            return;
+        };
+        let outcomes = self.reconciler.tick_releases(snap).await;
+        let present: BTreeSet<MountId> = snap.mounts.iter().map(|m| m.id()).collect();
+        let list: Vec<(MountId, &crate::plan::release::Released, Option<&str>)> = outcomes
+            .iter()
+            .filter(|(id, _)| present.contains(*id))
+            .map(|(id, o)| (id.clone(), &o.status, o.error.as_deref()))
+            .collect();
+        let withdrawn: Vec<(MountId, crate::reconcile::release::ReleaseOutcome)> = outcomes
+            .iter()
+            .filter(|(id, _)| !present.contains(*id))
+            .map(|(id, o)| (id.clone(), o.clone()))
+            .collect();
+        events::log_releases(&list, &withdrawn, false, &mut self.memory, &self.metrics);
+        if let Some(w) = &mut self.status {
+            w.update_releases(&outcomes, snap);
+        }
+        self.schedule_release_tick();
+        self.health.beat();
     }
 
     fn schedule_retry(&mut self, scope: &Scope) {
@@ -459,6 +524,7 @@ impl Controller {
                 self.retries.next(),
                 is_s3.then_some(self.next_poll),
                 unwatched_poll,
+                self.next_tick,
             ]
             .into_iter()
             .flatten()
@@ -513,6 +579,12 @@ impl Controller {
                 }
                 _ = tokio::time::sleep_until(wake_at.into()) => {
                     let now = Instant::now();
+                    if self.next_tick.is_some_and(|t| now >= t) {
+                        self.release_tick().await;
+                        if self.shutting_down() {
+                            continue;
+                        }
+                    }
                     match self.retries.due(now) {
                         Some(Due::Everything) => return Some(Trigger::Retry),
                         Some(Due::Mounts(ids)) => {

@@ -127,11 +127,6 @@ impl StatusWriter {
     /// Hands the documents of a pass to the writer (at once; the writing
     /// happens in the background).
     pub fn publish(&mut self, report: &PassReport, snap: &Snapshot) {
-        let key_of: BTreeMap<String, &String> = snap
-            .keys
-            .iter()
-            .map(|(key, shown)| (shown.display().to_string(), key))
-            .collect();
         // A pass that could not observe AWS knows nothing new of the
         // mounts: their documents stay, with the failure in `Programmed`.
         let now = match (&report.fatal, report.fatal_reason) {
@@ -153,7 +148,47 @@ impl StatusWriter {
                 self.last.clone()
             }
         };
-        let docs = self.transitions.documents(&now, SystemTime::now());
+        self.emit(&now, snap);
+    }
+
+    /// Hands the documents again with the releases' standing as a release
+    /// tick found it (the rest as the last pass found it).
+    pub fn update_releases(
+        &mut self,
+        outcomes: &BTreeMap<crate::manifest::MountId, crate::reconcile::release::ReleaseOutcome>,
+        snap: &Snapshot,
+    ) {
+        let mut changed = false;
+        for s in &mut self.last {
+            let Some(name) = &s.name else { continue };
+            let id = crate::manifest::MountId {
+                tenant: s.tenant.clone(),
+                name: name.clone(),
+            };
+            if let Some(o) = outcomes.get(&id) {
+                let condition = Some(o.status.condition());
+                if s.released != condition {
+                    s.released = condition;
+                    if let Some((_, weight)) = &mut s.release {
+                        *weight = o.status.weight();
+                    }
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            let now = self.last.clone();
+            self.emit(&now, snap);
+        }
+    }
+
+    fn emit(&mut self, now: &[ManifestStatus], snap: &Snapshot) {
+        let key_of: BTreeMap<String, &String> = snap
+            .keys
+            .iter()
+            .map(|(key, shown)| (shown.display().to_string(), key))
+            .collect();
+        let docs = self.transitions.documents(now, SystemTime::now());
         let mut named: BTreeMap<String, String> = BTreeMap::new();
         for (shown, doc) in docs {
             let Some(key) = key_of.get(&shown) else {

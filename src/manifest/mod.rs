@@ -496,13 +496,16 @@ impl Mount {
                 name: name.clone(),
                 qualifier: None,
             },
-            (Some(_), FunctionRef::Arn {
-                partition,
-                region,
-                account,
-                name,
-                ..
-            }) => FunctionRef::Arn {
+            (
+                Some(_),
+                FunctionRef::Arn {
+                    partition,
+                    region,
+                    account,
+                    name,
+                    ..
+                },
+            ) => FunctionRef::Arn {
                 partition: partition.clone(),
                 region: region.clone(),
                 account: account.clone(),

@@ -205,10 +205,7 @@ pub fn check_steps(steps: &[Step]) -> Result<(), (usize, String)> {
     if steps.len() > MAX_STEPS {
         return Err((
             MAX_STEPS,
-            format!(
-                "{} steps; a release has at most {MAX_STEPS}",
-                steps.len()
-            ),
+            format!("{} steps; a release has at most {MAX_STEPS}", steps.len()),
         ));
     }
     let mut last = 0;
@@ -225,7 +222,10 @@ pub fn check_steps(steps: &[Step]) -> Result<(), (usize, String)> {
         if s.weight <= last {
             return Err((
                 i,
-                format!("weight {} does not rise above the step before ({last})", s.weight),
+                format!(
+                    "weight {} does not rise above the step before ({last})",
+                    s.weight
+                ),
             ));
         }
         if s.pause < MIN_PAUSE || s.pause > MAX_PAUSE {
@@ -289,7 +289,12 @@ mod tests {
             let steps = Release::strategy(name).expect(name);
             assert_eq!(check_steps(&steps), Ok(()), "{name}");
         }
-        assert_eq!(Release::strategy("Linear10PercentEvery1Minute").unwrap().len(), 9);
+        assert_eq!(
+            Release::strategy("Linear10PercentEvery1Minute")
+                .unwrap()
+                .len(),
+            9
+        );
         assert_eq!(Release::strategy("AllAtOnce"), Some(vec![]));
         assert_eq!(Release::strategy("canary"), None);
     }

@@ -6,10 +6,12 @@ use std::path::Path;
 use serde_saphyr::Spanned;
 
 use super::format::{CorsDoc, ReleaseDoc, ServiceMountDoc, ThrottleDoc};
-use super::release::{check_alarm_name, check_steps, check_version, with_alias, Guard, Release, Step, MAX_ALARMS};
 use super::options::{
     check_header_name, check_origin, Cors, RateLimit, Throttle, MAX_BURST_LIMIT, MAX_CORS_MAX_AGE,
     MAX_TIMEOUT_MS, MIN_TIMEOUT_MS,
+};
+use super::release::{
+    check_alarm_name, check_steps, check_version, with_alias, Guard, Release, Step, MAX_ALARMS,
 };
 use super::yaml::quoted_at;
 use super::{
@@ -557,7 +559,11 @@ fn release_of(text: &str, r: &ReleaseDoc, fail: &mut Fail<'_>) -> Option<Release
             }
             if good {
                 if let Err((i, m)) = check_steps(&steps) {
-                    let at = list.value.get(i).map(|s| pos(&s.weight)).unwrap_or(pos(list));
+                    let at = list
+                        .value
+                        .get(i)
+                        .map(|s| pos(&s.weight))
+                        .unwrap_or(pos(list));
                     fail(at, &format!("spec.release.steps[{i}]"), m);
                     good = false;
                 }

@@ -160,6 +160,9 @@ pub enum ConditionType {
     ResolvedRefs,
     /// The live stage serves exactly this version of the manifest.
     Programmed,
+    /// The release's version takes all of the route's traffic (mounts with
+    /// `spec.release` only; not in [`ConditionType::ALL`]).
+    Released,
 }
 
 impl ConditionType {
@@ -174,6 +177,7 @@ impl ConditionType {
             ConditionType::Accepted => "Accepted",
             ConditionType::ResolvedRefs => "ResolvedRefs",
             ConditionType::Programmed => "Programmed",
+            ConditionType::Released => "Released",
         }
     }
 
@@ -183,6 +187,7 @@ impl ConditionType {
             ConditionType::Accepted => ACCEPTED,
             ConditionType::ResolvedRefs => RESOLVED_REFS,
             ConditionType::Programmed => DEPLOYED,
+            ConditionType::Released => "Promoted",
         }
     }
 }

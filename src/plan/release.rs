@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use super::conditions::{Condition, ConditionStatus, ConditionType};
 use crate::manifest::release::Release;
 use crate::manifest::MountId;
 
@@ -177,7 +178,11 @@ pub enum Released {
     /// The alias serves `version` alone, as the manifest asks.
     Promoted { version: String },
     /// The release of `from` went back to `to`; `why` names the alarm.
-    RolledBack { from: String, to: String, why: String },
+    RolledBack {
+        from: String,
+        to: String,
+        why: String,
+    },
     /// The release is held: its alarms cannot be read.
     Held { why: String },
     /// The release cannot start: an alarm is missing or firing, or the
@@ -211,6 +216,34 @@ impl Released {
             Released::Progressing { weight, .. } => *weight,
             Released::Promoted { .. } => 100,
             _ => 0,
+        }
+    }
+}
+
+impl Released {
+    /// The `Released` condition: True once promoted; False while traffic
+    /// moves (Progressing, with the step and weight), after a rollback
+    /// (RolledBack, naming the alarm), and while held or waiting.
+    pub fn condition(&self) -> Condition {
+        Condition {
+            kind: ConditionType::Released,
+            status: if self.is_promoted() {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
+            reason: self.reason(),
+            message: self.to_string(),
+        }
+    }
+
+    /// The version the release is about.
+    pub fn version(&self) -> Option<&str> {
+        match self {
+            Released::Progressing { target, .. } => Some(target),
+            Released::Promoted { version } => Some(version),
+            Released::RolledBack { from, .. } => Some(from),
+            _ => None,
         }
     }
 }
@@ -335,6 +368,77 @@ fn same_weight(have: &Option<(String, f64)>, want: &Option<(String, f64)>) -> bo
     }
 }
 
+/// What the alias records of the release of `release`, without deciding
+/// anything (for looks that do not write: `plan`, `status`, `wait`).
+pub fn observed(release: &Release, alias: Option<&AliasView>) -> Released {
+    let target = &release.version;
+    let Some(alias) = alias else {
+        return Released::Waiting {
+            why: format!("the alias does not exist yet; it is made at version {target}"),
+        };
+    };
+    let rec = Record::parse(&alias.description);
+    match rec {
+        Some(r) if r.phase == Phase::Progressing && &r.target == target => {
+            let steps = release.steps.len();
+            let step = r.step.min(steps.saturating_sub(1));
+            Released::Progressing {
+                stable: r.stable,
+                target: r.target,
+                step,
+                steps,
+                weight: alias
+                    .weight
+                    .as_ref()
+                    .map(|(_, w)| (w * 100.0).round() as u8)
+                    .unwrap_or(0),
+            }
+        }
+        Some(r) if r.phase == Phase::RolledBack && &r.target == target => Released::RolledBack {
+            from: r.target,
+            to: alias.version.clone(),
+            why: r.why,
+        },
+        _ if &alias.version == target && alias.weight.is_none() => Released::Promoted {
+            version: target.clone(),
+        },
+        _ => Released::Waiting {
+            why: format!(
+                "version {target} is to be released (the alias serves version {})",
+                alias.version
+            ),
+        },
+    }
+}
+
+/// The rollback of a release whose mount is gone: weights cleared, the
+/// stable version kept.
+pub fn withdraw(record: Record, now_ms: u64) -> Decision {
+    let stable = record.stable.clone();
+    let from = record.target.clone();
+    let why = "the mount was removed".to_string();
+    Decision {
+        write: Some(Write::Update {
+            version: stable.clone(),
+            weight: None,
+            record: Record {
+                phase: Phase::RolledBack,
+                since_ms: now_ms,
+                why: why.clone(),
+                ..record
+            },
+        }),
+        status: Released::RolledBack {
+            from,
+            to: stable,
+            why,
+        },
+        check_version: None,
+        guard: GuardAction::Delete,
+        deadline_ms: None,
+    }
+}
+
 /// What a release does next.
 pub fn decide(i: &Input<'_>) -> Decision {
     let target = &i.release.version;
@@ -396,11 +500,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
             });
             if alias.weight.is_some() {
                 // A weight added by hand: put back.
-                d.write = update(
-                    target,
-                    None,
-                    record(Phase::Promoted, target, target, 0, ""),
-                );
+                d.write = update(target, None, record(Phase::Promoted, target, target, 0, ""));
             }
             d
         }
@@ -788,32 +888,266 @@ mod tests {
         };
         // (what, manifest version, alias, alarms, guard, unreadable for s, status reason, write)
         #[allow(clippy::type_complexity)]
-        let table: Vec<(&str, &str, Option<AliasView>, Option<&BTreeMap<String, AlarmState>>, Option<&str>, Option<u64>, &str, Written)> = vec![
-            ("first release", "4", None, Some(&ok), None, None, "Promoted", Some(("4".into(), None, Promoted, 0))),
-            ("start", "4", Some(alias("3", None, None)), Some(&ok), None, None, "Progressing", w("3", Some(("4", 0.1)), Progressing, 0)),
-            ("start, alarms unreadable", "4", Some(alias("3", None, None)), None, None, None, "Waiting", None),
-            ("start, alarm missing", "4", Some(alias("3", None, None)), Some(&none), None, None, "Waiting", None),
-            ("start, alarm firing", "4", Some(alias("3", None, None)), Some(&firing), None, None, "Waiting", None),
-            ("in a step", "4", Some(alias("3", Some(("4", 0.1)), Some(&p0))), Some(&ok), None, None, "Progressing", None),
-            ("next step", "4", Some(alias("3", Some(("4", 0.1)), Some(&p0_due))), Some(&ok), None, None, "Progressing", w("3", Some(("4", 0.5)), Progressing, 1)),
-            ("promotion", "4", Some(alias("3", Some(("4", 0.5)), Some(&p1_due))), Some(&ok), None, None, "Promoted", w("4", None, Promoted, 0)),
-            ("alarm", "4", Some(alias("3", Some(("4", 0.1)), Some(&p0))), Some(&firing), None, None, "RolledBack", w("3", None, RolledBack, 0)),
-            ("guard alarm", "4", Some(alias("3", Some(("4", 0.1)), Some(&p0))), Some(&guard_firing), Some("g"), None, "RolledBack", w("3", None, RolledBack, 0)),
-            ("guard missing holds", "4", Some(alias("3", Some(("4", 0.1)), Some(&p0))), Some(&ok), Some("g"), None, "Held", None),
-            ("alarms unreadable", "4", Some(alias("3", Some(("4", 0.1)), Some(&p0))), None, None, Some(1), "Held", None),
-            ("held too long", "4", Some(alias("3", Some(("4", 0.1)), Some(&p0))), None, None, Some(600), "RolledBack", w("3", None, RolledBack, 0)),
-            ("alarm beats the deadline", "4", Some(alias("3", Some(("4", 0.5)), Some(&p1_due))), Some(&firing), None, None, "RolledBack", w("3", None, RolledBack, 1)),
-            ("new version mid-release", "5", Some(alias("3", Some(("4", 0.5)), Some(&p1_due))), Some(&ok), None, None, "Progressing", w("3", Some(("5", 0.1)), Progressing, 0)),
-            ("revert", "3", Some(alias("3", Some(("4", 0.1)), Some(&p0))), Some(&firing), None, None, "Promoted", w("3", None, Promoted, 0)),
-            ("weight edited by hand", "4", Some(alias("3", Some(("4", 0.3)), Some(&p0))), Some(&ok), None, None, "Progressing", w("3", Some(("4", 0.1)), Progressing, 0)),
-            ("weights cleared by hand", "4", Some(alias("3", None, Some(&p0))), Some(&ok), None, None, "RolledBack", w("3", None, RolledBack, 0)),
-            ("alias set by hand", "4", Some(alias("2", None, Some(&p0))), Some(&ok), None, None, "RolledBack", w("2", None, RolledBack, 0)),
-            ("promoted by hand", "4", Some(alias("4", None, Some(&p0))), Some(&ok), None, None, "Promoted", w("4", None, Promoted, 0)),
-            ("rolled back stands", "4", Some(alias("3", None, Some(&rolled))), Some(&ok), None, None, "RolledBack", None),
-            ("a new version after a rollback", "5", Some(alias("3", None, Some(&rolled))), Some(&ok), None, None, "Progressing", w("3", Some(("5", 0.1)), Progressing, 0)),
-            ("promoted, nothing to do", "4", Some(alias("4", None, Some(&promoted))), None, None, None, "Promoted", None),
-            ("a weight added by hand", "4", Some(alias("4", Some(("5", 0.2)), Some(&promoted))), None, None, None, "Promoted", w("4", None, Promoted, 0)),
-            ("another owner's alias", "4", Some(alias("3", Some(("4", 0.1)), Some(&other_owner))), Some(&ok), None, None, "AliasConflict", None),
+        let table: Vec<(
+            &str,
+            &str,
+            Option<AliasView>,
+            Option<&BTreeMap<String, AlarmState>>,
+            Option<&str>,
+            Option<u64>,
+            &str,
+            Written,
+        )> = vec![
+            (
+                "first release",
+                "4",
+                None,
+                Some(&ok),
+                None,
+                None,
+                "Promoted",
+                Some(("4".into(), None, Promoted, 0)),
+            ),
+            (
+                "start",
+                "4",
+                Some(alias("3", None, None)),
+                Some(&ok),
+                None,
+                None,
+                "Progressing",
+                w("3", Some(("4", 0.1)), Progressing, 0),
+            ),
+            (
+                "start, alarms unreadable",
+                "4",
+                Some(alias("3", None, None)),
+                None,
+                None,
+                None,
+                "Waiting",
+                None,
+            ),
+            (
+                "start, alarm missing",
+                "4",
+                Some(alias("3", None, None)),
+                Some(&none),
+                None,
+                None,
+                "Waiting",
+                None,
+            ),
+            (
+                "start, alarm firing",
+                "4",
+                Some(alias("3", None, None)),
+                Some(&firing),
+                None,
+                None,
+                "Waiting",
+                None,
+            ),
+            (
+                "in a step",
+                "4",
+                Some(alias("3", Some(("4", 0.1)), Some(&p0))),
+                Some(&ok),
+                None,
+                None,
+                "Progressing",
+                None,
+            ),
+            (
+                "next step",
+                "4",
+                Some(alias("3", Some(("4", 0.1)), Some(&p0_due))),
+                Some(&ok),
+                None,
+                None,
+                "Progressing",
+                w("3", Some(("4", 0.5)), Progressing, 1),
+            ),
+            (
+                "promotion",
+                "4",
+                Some(alias("3", Some(("4", 0.5)), Some(&p1_due))),
+                Some(&ok),
+                None,
+                None,
+                "Promoted",
+                w("4", None, Promoted, 0),
+            ),
+            (
+                "alarm",
+                "4",
+                Some(alias("3", Some(("4", 0.1)), Some(&p0))),
+                Some(&firing),
+                None,
+                None,
+                "RolledBack",
+                w("3", None, RolledBack, 0),
+            ),
+            (
+                "guard alarm",
+                "4",
+                Some(alias("3", Some(("4", 0.1)), Some(&p0))),
+                Some(&guard_firing),
+                Some("g"),
+                None,
+                "RolledBack",
+                w("3", None, RolledBack, 0),
+            ),
+            (
+                "guard missing holds",
+                "4",
+                Some(alias("3", Some(("4", 0.1)), Some(&p0))),
+                Some(&ok),
+                Some("g"),
+                None,
+                "Held",
+                None,
+            ),
+            (
+                "alarms unreadable",
+                "4",
+                Some(alias("3", Some(("4", 0.1)), Some(&p0))),
+                None,
+                None,
+                Some(1),
+                "Held",
+                None,
+            ),
+            (
+                "held too long",
+                "4",
+                Some(alias("3", Some(("4", 0.1)), Some(&p0))),
+                None,
+                None,
+                Some(600),
+                "RolledBack",
+                w("3", None, RolledBack, 0),
+            ),
+            (
+                "alarm beats the deadline",
+                "4",
+                Some(alias("3", Some(("4", 0.5)), Some(&p1_due))),
+                Some(&firing),
+                None,
+                None,
+                "RolledBack",
+                w("3", None, RolledBack, 1),
+            ),
+            (
+                "new version mid-release",
+                "5",
+                Some(alias("3", Some(("4", 0.5)), Some(&p1_due))),
+                Some(&ok),
+                None,
+                None,
+                "Progressing",
+                w("3", Some(("5", 0.1)), Progressing, 0),
+            ),
+            (
+                "revert",
+                "3",
+                Some(alias("3", Some(("4", 0.1)), Some(&p0))),
+                Some(&firing),
+                None,
+                None,
+                "Promoted",
+                w("3", None, Promoted, 0),
+            ),
+            (
+                "weight edited by hand",
+                "4",
+                Some(alias("3", Some(("4", 0.3)), Some(&p0))),
+                Some(&ok),
+                None,
+                None,
+                "Progressing",
+                w("3", Some(("4", 0.1)), Progressing, 0),
+            ),
+            (
+                "weights cleared by hand",
+                "4",
+                Some(alias("3", None, Some(&p0))),
+                Some(&ok),
+                None,
+                None,
+                "RolledBack",
+                w("3", None, RolledBack, 0),
+            ),
+            (
+                "alias set by hand",
+                "4",
+                Some(alias("2", None, Some(&p0))),
+                Some(&ok),
+                None,
+                None,
+                "RolledBack",
+                w("2", None, RolledBack, 0),
+            ),
+            (
+                "promoted by hand",
+                "4",
+                Some(alias("4", None, Some(&p0))),
+                Some(&ok),
+                None,
+                None,
+                "Promoted",
+                w("4", None, Promoted, 0),
+            ),
+            (
+                "rolled back stands",
+                "4",
+                Some(alias("3", None, Some(&rolled))),
+                Some(&ok),
+                None,
+                None,
+                "RolledBack",
+                None,
+            ),
+            (
+                "a new version after a rollback",
+                "5",
+                Some(alias("3", None, Some(&rolled))),
+                Some(&ok),
+                None,
+                None,
+                "Progressing",
+                w("3", Some(("5", 0.1)), Progressing, 0),
+            ),
+            (
+                "promoted, nothing to do",
+                "4",
+                Some(alias("4", None, Some(&promoted))),
+                None,
+                None,
+                None,
+                "Promoted",
+                None,
+            ),
+            (
+                "a weight added by hand",
+                "4",
+                Some(alias("4", Some(("5", 0.2)), Some(&promoted))),
+                None,
+                None,
+                None,
+                "Promoted",
+                w("4", None, Promoted, 0),
+            ),
+            (
+                "another owner's alias",
+                "4",
+                Some(alias("3", Some(("4", 0.1)), Some(&other_owner))),
+                Some(&ok),
+                None,
+                None,
+                "AliasConflict",
+                None,
+            ),
         ];
         for (what, version, alias, alarms, guard, unreadable, reason, want) in table {
             let r = release(version);
@@ -967,6 +1301,9 @@ mod tests {
     fn guard_names_fit_cloudwatch() {
         let n = guard_alarm_name(&"f".repeat(64), &"a".repeat(128));
         assert!(n.len() <= 255);
-        assert_eq!(guard_alarm_name("pay", "apimount_pay"), "apimount-guard-pay-apimount_pay");
+        assert_eq!(
+            guard_alarm_name("pay", "apimount_pay"),
+            "apimount-guard-pay-apimount_pay"
+        );
     }
 }

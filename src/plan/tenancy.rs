@@ -136,6 +136,24 @@ pub fn check_static(policy: &TenantPolicy, tenant: &Tenant, mount: &Mount) -> Re
     check_options(tenant, mount)
 }
 
+/// Whether a mount may have the alias of its release made on `function`
+/// (the function as the manifest names it, resolved): what can be checked
+/// without AWS, and the function against the tenant's patterns. Checked
+/// before apimount writes anything to the function for a release, since
+/// the alias is made before the mount's route can resolve.
+pub fn check_release(
+    policy: &TenantPolicy,
+    tenant: &Tenant,
+    mount: &Mount,
+    function: &ResolvedFunction,
+) -> Result<(), Problem> {
+    check_static(policy, tenant, mount)?;
+    if !function_allowed(tenant, function) {
+        return Err(function_not_allowed(tenant, &function.arn()));
+    }
+    Ok(())
+}
+
 /// The function as far as the manifest's reference tells: by name against
 /// name patterns, by ARN against every pattern.
 fn check_function_reference(tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {

@@ -77,6 +77,7 @@ pub mod journal;
 pub mod lane;
 #[cfg(test)]
 mod noninterference;
+pub mod release;
 pub mod report;
 pub mod status;
 pub mod stop;
@@ -138,6 +139,8 @@ pub struct Reconciler {
     /// them first and reads no function unless they answer (an outage
     /// costs two calls a pass, however many functions there are).
     blind: std::sync::atomic::AtomicBool,
+    /// What is known of the mounts' releases between passes.
+    releases: release::Releases,
 }
 
 /// Phase 1 of a pass: what it read. The API and the stage are read on every
@@ -212,6 +215,7 @@ impl Reconciler {
             mount_functions: Mutex::new(BTreeMap::new()),
             stop,
             blind: std::sync::atomic::AtomicBool::new(false),
+            releases: release::Releases::default(),
         }
     }
 
@@ -315,9 +319,47 @@ impl Reconciler {
             invalid: snap.errors.clone(),
             ..PassReport::default()
         };
+        let releases = snap.mounts.iter().any(|m| m.release.is_some());
+        let prepared = match (mode, releases && !focused) {
+            (Mode::Apply, true) => self.prepare_releases(snap).await,
+            _ => BTreeMap::new(),
+        };
         if let Err(p) = self.run(snap, mode, reads, focused, &mut report).await {
             report.fatal = Some(p.message);
             report.fatal_reason = Some(p.reason);
+        }
+        if report.fatal.is_none() {
+            let outcomes = match mode {
+                Mode::Apply => {
+                    // Releases move only on routes that are accepted and
+                    // resolved; the others wait.
+                    let eligible: BTreeSet<MountId> = report
+                        .mounts
+                        .iter()
+                        .filter(|m| {
+                            m.problem.as_ref().is_none_or(|p| {
+                                p.reason.condition() == plan::conditions::ConditionType::Programmed
+                            })
+                        })
+                        .map(|m| m.id())
+                        .collect();
+                    let mut stepped = self
+                        .step_releases(snap, &eligible, reads == Reads::All)
+                        .await;
+                    for (id, o) in prepared {
+                        stepped.entry(id).or_insert(o);
+                    }
+                    stepped
+                }
+                Mode::Plan if releases => {
+                    let only = focused
+                        .then(|| report.mounts.first().map(|m| m.id()))
+                        .flatten();
+                    self.observe_releases(snap, only.as_ref()).await
+                }
+                Mode::Plan => BTreeMap::new(),
+            };
+            report.add_releases(outcomes);
         }
         self.functions.remember_writes(&report);
         report.duration = started.elapsed();

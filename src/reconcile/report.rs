@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::release::ReleaseOutcome;
 use crate::manifest::{ErrorKind, ManifestError, Mount, MountId};
 use crate::plan::model::{ObservedApi, ResolvedFunction, StageMethodSetting};
+use crate::plan::release::Released;
 use crate::plan::{Change, DesiredMount, MountAction, Plan, Problem, Reason, State};
 
 /// The outcome of one change.
@@ -33,6 +35,12 @@ pub struct MountReport {
     pub state: State,
     pub problem: Option<Problem>,
     pub changes: Vec<ChangeOutcome>,
+    /// The version the manifest releases (mounts with `spec.release`).
+    pub release_version: Option<String>,
+    /// Where the mount's release stands.
+    pub released: Option<Released>,
+    /// A release call that failed in this pass (tried again next time).
+    pub release_error: Option<String>,
 }
 
 /// A whole pass.
@@ -71,6 +79,10 @@ pub struct PassReport {
     /// The stage's method settings as observed (plan mode only, when the
     /// stage exists), for the throttling shown by `status --tree`.
     pub stage_settings: Option<BTreeMap<String, StageMethodSetting>>,
+    /// Releases of mounts that are gone, rolled back by this pass.
+    pub withdrawn: Vec<(MountId, ReleaseOutcome)>,
+    /// Alias writes of releases in this pass.
+    pub release_writes: usize,
 }
 
 impl MountReport {
@@ -83,6 +95,21 @@ impl MountReport {
 }
 
 impl PassReport {
+    /// Puts the releases' outcomes on their mounts' reports (the gone
+    /// mounts' in `withdrawn`).
+    pub(crate) fn add_releases(&mut self, outcomes: BTreeMap<MountId, ReleaseOutcome>) {
+        for (id, o) in outcomes {
+            self.release_writes += o.writes;
+            match self.mounts.iter_mut().find(|m| m.id() == id) {
+                Some(m) => {
+                    m.released = Some(o.status);
+                    m.release_error = o.error;
+                }
+                None => self.withdrawn.push((id, o)),
+            }
+        }
+    }
+
     pub fn all_changes(&self) -> impl Iterator<Item = &ChangeOutcome> {
         self.mounts
             .iter()
@@ -128,6 +155,9 @@ pub(crate) fn mount_report(m: &Mount, f: &Result<ResolvedFunction, Problem>) -> 
         state: State::Ready,
         problem: None,
         changes: Vec::new(),
+        release_version: m.release.as_ref().map(|r| r.version.clone()),
+        released: None,
+        release_error: None,
     }
 }
 

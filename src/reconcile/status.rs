@@ -41,6 +41,10 @@ pub struct ManifestStatus {
     pub reason: String,
     pub message: String,
     pub conditions: [Condition; 3],
+    /// The `Released` condition, for a mount with a release.
+    pub released: Option<Condition>,
+    /// The version the manifest releases, and the share of traffic it has.
+    pub release: Option<(String, u8)>,
 }
 
 /// The status of every manifest of a pass.
@@ -73,6 +77,11 @@ pub fn statuses(r: &PassReport) -> Vec<ManifestStatus> {
                 .map(|p| p.message.clone())
                 .unwrap_or_default(),
             conditions: conditions(m.problem.as_ref(), pending),
+            released: m.released.as_ref().map(|r| r.condition()),
+            release: m
+                .release_version
+                .clone()
+                .map(|v| (v, m.released.as_ref().map_or(0, |r| r.weight()))),
         });
     }
     // A file with several problems reports the first.
@@ -95,6 +104,8 @@ pub fn statuses(r: &PassReport) -> Vec<ManifestStatus> {
             reason: problem.reason.to_string(),
             message: problem.message.clone(),
             conditions: conditions(Some(&problem), false),
+            released: None,
+            release: None,
         });
     }
     out
@@ -148,6 +159,7 @@ impl Transitions {
                 let times: Vec<String> = s
                     .conditions
                     .iter()
+                    .chain(s.released.iter())
                     .map(|c| {
                         let key = (s.manifest.clone(), c.kind);
                         let time = match self.0.get(&key) {
@@ -171,6 +183,7 @@ pub fn document(s: &ManifestStatus, times: &[String]) -> Value {
     let conditions: Vec<Value> = s
         .conditions
         .iter()
+        .chain(s.released.iter())
         .zip(times)
         .map(|(c, t)| {
             json!({
@@ -182,7 +195,7 @@ pub fn document(s: &ManifestStatus, times: &[String]) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut doc = json!({
         "apiVersion": crate::manifest::API_VERSION,
         "kind": "ServiceMountStatus",
         "manifest": s.manifest,
@@ -196,7 +209,11 @@ pub fn document(s: &ManifestStatus, times: &[String]) -> Value {
         "reason": s.reason,
         "message": s.message,
         "conditions": conditions,
-    })
+    });
+    if let Some((version, weight)) = &s.release {
+        doc["release"] = json!({"version": version, "weight": weight});
+    }
+    doc
 }
 
 /// A time as RFC 3339 in UTC, to the second.
@@ -243,6 +260,8 @@ mod tests {
             reason: String::new(),
             message: String::new(),
             conditions: conditions(None, false),
+            released: None,
+            release: None,
         };
         let last = vec![known("a.yaml", State::Ready), known("b.yaml", State::Ready)];
         let present: std::collections::BTreeSet<String> = ["a.yaml".to_string()].into();
@@ -298,6 +317,8 @@ mod tests {
             reason: String::new(),
             message: String::new(),
             conditions: conditions(problem.as_ref(), false),
+            released: None,
+            release: None,
         };
         let mut t = Transitions::default();
         let t0 = UNIX_EPOCH + Duration::from_secs(1000);

@@ -19,6 +19,7 @@ mod neighbour;
 mod never_dark;
 mod outages;
 mod pipeline;
+mod releases;
 mod resilience;
 mod route_options;
 mod schema;

@@ -49,7 +49,7 @@
 //! The proxy runs on its own tokio runtime (in background threads), so a test
 //! may block its own thread on `Command::output()` while the proxy serves.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
@@ -186,10 +186,22 @@ pub enum Refusal {
     /// the request does not meet: 403 `AccessDenied`. moto lets anyone
     /// assume any role, even one that was never created.
     RoleNotAssumable,
+    /// CreateAlias or UpdateAlias whose routing weights AWS refuses: more
+    /// than one additional version, the primary version or `$LATEST` as
+    /// the additional one, a weight not strictly between 0 and 1, weights
+    /// on an alias of `$LATEST`, or a version that is not published: 400
+    /// `InvalidParameterValueException`. moto stores any.
+    AliasRouting,
+    /// UpdateAlias with a RevisionId that is not the alias's current one:
+    /// 412 `PreconditionFailedException`. moto never changes an alias's
+    /// RevisionId and ignores the one sent; the strict layer gives each
+    /// alias a revision that changes with every write (and with any change
+    /// made behind its back) and refuses a stale one.
+    StaleRevision,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 11] = [
+    pub const ALL: [Refusal; 13] = [
         Refusal::DuplicateSibling,
         Refusal::MethodExists,
         Refusal::InvalidVerb,
@@ -201,6 +213,8 @@ impl Refusal {
         Refusal::TooManyPatches,
         Refusal::EmptyAuthorizerId,
         Refusal::RoleNotAssumable,
+        Refusal::AliasRouting,
+        Refusal::StaleRevision,
     ];
 
     fn index(self) -> usize {
@@ -223,6 +237,8 @@ impl Refusal {
             Refusal::TooManyPatches => "400-too-many-patch-operations",
             Refusal::EmptyAuthorizerId => "400-empty-authorizer-id",
             Refusal::RoleNotAssumable => "403-assume-role-denied",
+            Refusal::AliasRouting => "400-alias-routing",
+            Refusal::StaleRevision => "412-stale-revision",
         }
     }
 }
@@ -353,9 +369,9 @@ struct Counters {
     /// Forwarded requests whose response could not be read from the emulator.
     upstream_errors: AtomicUsize,
     /// Requests the strict layer answered itself, by rule.
-    refusals: [AtomicUsize; 11],
+    refusals: [AtomicUsize; 13],
     /// Of those, the ones repeating a request whose answer the proxy lost.
-    retry_refusals: [AtomicUsize; 11],
+    retry_refusals: [AtomicUsize; 13],
     /// GETs the strict layer sent to the emulator, and those that failed.
     strict_lookups: AtomicUsize,
     strict_lookup_errors: AtomicUsize,
@@ -593,6 +609,9 @@ struct Shared {
     rules: Mutex<Vec<Rule>>,
     /// Requests an aimed rule acted on.
     ruled: AtomicUsize,
+    /// Writes forwarded to each Lambda alias (`function/alias`), for the
+    /// revisions the strict layer gives aliases.
+    alias_writes: Mutex<HashMap<String, u64>>,
 }
 
 /// One request as it arrived: enough to name the IAM action and resource
@@ -619,6 +638,7 @@ impl Recorded {
                 .scope
                 .as_ref()
                 .is_none_or(|(_, service)| service != "sts")
+            && !is_read_by_post(&operation_of(&self.method, &self.path))
     }
 
     fn of(head: &request::Parts, body: &Bytes) -> Recorded {
@@ -701,6 +721,7 @@ impl FaultProxy {
             lost_operations: Mutex::new(BTreeMap::new()),
             rules: Mutex::new(config.rules.clone()),
             ruled: AtomicUsize::new(0),
+            alias_writes: Mutex::new(HashMap::new()),
         });
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind proxy port");
         listener.set_nonblocking(true).expect("non-blocking");
@@ -1052,11 +1073,14 @@ async fn handle(
                 c.delayed.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(d).await;
             }
-            // STS's calls are POSTs that change nothing apimount manages.
+            let operation = request_operation(&head, &body);
+            // STS's calls, and CloudWatch's reads, are POSTs that change
+            // nothing apimount manages.
             let write = head.method != Method::GET
                 && head.method != Method::HEAD
-                && !Service::is_sts(&head.headers);
-            let operation = request_operation(&head, &body);
+                && !Service::is_sts(&head.headers)
+                && !is_read_by_post(&operation);
+            let path = head.uri.path().to_string();
             let key = retry_key(&head, &body);
             // Held until the emulator has answered: the check stays true.
             let serialised = if shared.strict && write {
@@ -1098,6 +1122,11 @@ async fn handle(
                     let message = format!("fault proxy: emulator unreachable: {e}");
                     return Ok(json(StatusCode::BAD_GATEWAY, None, &message));
                 }
+            };
+            let answer = if shared.strict {
+                strict::alias_answer(&shared, &operation, &path, answer).await
+            } else {
+                answer
             };
             drop(serialised);
             if !write {
@@ -1284,6 +1313,9 @@ mod strict {
             }
             (Service::Lambda, "lambda:AddPermission") => {
                 add_permission(&lookup, head, &segs, body).await
+            }
+            (Service::Lambda, "lambda:CreateAlias" | "lambda:UpdateAlias") => {
+                alias_write(&lookup, operation, &segs, body).await
             }
             (Service::ApiGateway, "apigateway:UpdateStage") => match too_many_patches(body) {
                 Some(refused) => Ok(Some(refused)),
@@ -1857,6 +1889,187 @@ mod strict {
         }))
     }
 
+    /// `function/alias` of an alias path: the function by name, whether
+    /// the path names it by name or by ARN.
+    fn alias_key(function_segment: &str, alias: &str) -> String {
+        let function = percent_decoded(function_segment);
+        let name = match function.strip_prefix("arn:") {
+            Some(_) => function.split(':').nth(6).unwrap_or_default().to_string(),
+            None => function.split(':').next().unwrap_or_default().to_string(),
+        };
+        format!("{name}/{}", percent_decoded(alias))
+    }
+
+    /// The revision the strict layer gives an alias: a digest of what it
+    /// holds and the number of writes made to it through the proxy, so it
+    /// changes with every write, and with a change made to moto directly.
+    fn alias_revision(shared: &Shared, key: &str, alias: &Value) -> String {
+        use std::hash::{Hash, Hasher};
+        let writes = shared
+            .alias_writes
+            .lock()
+            .expect("alias writes lock")
+            .get(key)
+            .copied()
+            .unwrap_or(0);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        alias["FunctionVersion"].to_string().hash(&mut h);
+        weights_of(alias).hash(&mut h);
+        alias["Description"].to_string().hash(&mut h);
+        format!("{:016x}-{writes}", h.finish())
+    }
+
+    /// An alias's additional version weights, sorted, as text.
+    fn weights_of(alias: &Value) -> Vec<(String, String)> {
+        let mut list: Vec<(String, String)> = alias["RoutingConfig"]["AdditionalVersionWeights"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
+            .unwrap_or_default();
+        list.sort();
+        list
+    }
+
+    /// After an alias call was forwarded: a successful write counts, and
+    /// every answer that carries the alias carries the strict layer's
+    /// revision instead of moto's.
+    pub(super) async fn alias_answer(
+        shared: &Shared,
+        operation: &str,
+        path: &str,
+        answer: Answer,
+    ) -> Answer {
+        if !matches!(
+            operation,
+            "lambda:GetAlias" | "lambda:CreateAlias" | "lambda:UpdateAlias"
+        ) || !answer.status().is_success()
+        {
+            return answer;
+        }
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (head, body) = answer.into_parts();
+        let body = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(never) => match never {},
+        };
+        let Ok(mut alias) = serde_json::from_slice::<Value>(&body) else {
+            return hyper::Response::from_parts(head, http_body_util::Full::new(body));
+        };
+        let name = match operation {
+            "lambda:CreateAlias" => alias["Name"].as_str().unwrap_or_default().to_string(),
+            _ => segs.get(4).copied().unwrap_or_default().to_string(),
+        };
+        let key = alias_key(segs.get(2).copied().unwrap_or_default(), &name);
+        if operation != "lambda:GetAlias" {
+            *shared
+                .alias_writes
+                .lock()
+                .expect("alias writes lock")
+                .entry(key.clone())
+                .or_default() += 1;
+        }
+        alias["RevisionId"] = Value::String(alias_revision(shared, &key, &alias));
+        let text = Bytes::from(alias.to_string());
+        let mut answer = hyper::Response::from_parts(head, http_body_util::Full::new(text.clone()));
+        answer.headers_mut().insert(
+            header::CONTENT_LENGTH,
+            header::HeaderValue::from(text.len()),
+        );
+        answer
+    }
+
+    /// CreateAlias (`POST …/functions/{fn}/aliases`) and UpdateAlias (`PUT
+    /// …/functions/{fn}/aliases/{name}`): refused as AWS does for a stale
+    /// RevisionId and for routing weights it does not take.
+    async fn alias_write(
+        lookup: &Lookup<'_>,
+        operation: &str,
+        segs: &[&str],
+        body: &Bytes,
+    ) -> Decided {
+        let request: Value = serde_json::from_slice(body)
+            .map_err(|e| format!("{operation}: the body is not JSON ({e})"))?;
+        let function = segs[2];
+        let current = match operation {
+            "lambda:UpdateAlias" => {
+                let path = format!("/2015-03-31/functions/{function}/aliases/{}", segs[4]);
+                match lookup.get(&path).await? {
+                    Some(a) => Some(a),
+                    // moto answers the missing alias itself.
+                    None => return Ok(None),
+                }
+            }
+            _ => None,
+        };
+        let refuse = |refusal, status, code: &'static str, message: String| {
+            Ok(Some((
+                refusal,
+                super::error_answer(
+                    status,
+                    Some(code),
+                    serde_json::json!({ "Type": "User", "Message": message }).to_string(),
+                ),
+            )))
+        };
+        if let (Some(current), Some(sent)) = (&current, request["RevisionId"].as_str()) {
+            let key = alias_key(function, segs[4]);
+            let now = alias_revision(lookup.shared, &key, current);
+            if sent != now {
+                return refuse(
+                    Refusal::StaleRevision,
+                    StatusCode::PRECONDITION_FAILED,
+                    "PreconditionFailedException",
+                    format!("The Revision Id provided does not match the latest Revision Id. Call the GetAlias API to retrieve the latest Revision Id ({sent} is not {now})"),
+                );
+            }
+        }
+        let primary = request["FunctionVersion"]
+            .as_str()
+            .or_else(|| current.as_ref().and_then(|c| c["FunctionVersion"].as_str()))
+            .unwrap_or_default()
+            .to_string();
+        let Some(weights) = request["RoutingConfig"]["AdditionalVersionWeights"].as_object() else {
+            return Ok(None);
+        };
+        let bad = |why: String| {
+            refuse(
+                Refusal::AliasRouting,
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                why,
+            )
+        };
+        if weights.len() > 1 {
+            return bad(format!(
+                "An alias can route to one additional version at most, not {}",
+                weights.len()
+            ));
+        }
+        for (version, weight) in weights {
+            let w = weight.as_f64().unwrap_or(-1.0);
+            if version == "$LATEST" || primary == "$LATEST" {
+                return bad(
+                    "$LATEST is not supported for an alias pointing to more than 1 version".into(),
+                );
+            }
+            if version == &primary {
+                return bad(format!(
+                    "The additional version {version} must not be the alias's primary version"
+                ));
+            }
+            if !(w > 0.0 && w < 1.0) {
+                return bad(format!("The weight {weight} of version {version} must be between 0 and 1, both excluded"));
+            }
+            let path =
+                format!("/2015-03-31/functions/{function}/configuration?Qualifier={version}");
+            if lookup.get(&path).await?.is_none() {
+                return bad(format!(
+                    "Version {version} of the function is not published"
+                ));
+            }
+        }
+        Ok(None)
+    }
+
     /// The qualifier of a function name or ARN (`name:live`,
     /// `arn:aws:lambda:REGION:ACCOUNT:function:name:live`).
     fn qualifier_of(function: &str) -> Option<String> {
@@ -1950,6 +2163,13 @@ async fn forward(
 
 // ----- the call log ------------------------------------------------------------------
 
+/// Calls that are POSTs but read: CloudWatch's Describe and Get calls.
+fn is_read_by_post(operation: &str) -> bool {
+    operation.strip_prefix("cloudwatch:").is_some_and(|op| {
+        op.starts_with("Describe") || op.starts_with("Get") || op.starts_with("List")
+    })
+}
+
 /// Names a REST call by its method and path shape: `apigateway:GetResources`,
 /// `lambda:GetPolicy`…; unknown shapes come out as `METHOD /shape`.
 /// The operation of a request: STS's from its form body (`sts:AssumeRole`),
@@ -1995,6 +2215,14 @@ pub fn operation_of(method: &str, path: &str) -> String {
                 _ => s,
             })
             .collect(),
+        Some("service") => {
+            // CloudWatch (Smithy RPC v2):
+            // /service/GraniteServiceVersion20100801/operation/{Operation}.
+            if let [_, _, "operation", op] = segs[..] {
+                return format!("cloudwatch:{op}");
+            }
+            segs.clone()
+        }
         Some("tags") => segs
             .iter()
             .enumerate()
@@ -2049,6 +2277,12 @@ pub fn operation_of(method: &str, path: &str) -> String {
         ("GET", "/2015-03-31/functions/{fn}/policy") => "lambda:GetPolicy",
         ("POST", "/2015-03-31/functions/{fn}/policy") => "lambda:AddPermission",
         ("DELETE", "/2015-03-31/functions/{fn}/policy/{sid}") => "lambda:RemovePermission",
+        ("GET", "/2015-03-31/functions/{fn}/configuration") => "lambda:GetFunctionConfiguration",
+        ("POST", "/2015-03-31/functions/{fn}/versions") => "lambda:PublishVersion",
+        ("POST", "/2015-03-31/functions/{fn}/aliases") => "lambda:CreateAlias",
+        ("GET", "/2015-03-31/functions/{fn}/aliases/{sid}") => "lambda:GetAlias",
+        ("PUT", "/2015-03-31/functions/{fn}/aliases/{sid}") => "lambda:UpdateAlias",
+        ("DELETE", "/2015-03-31/functions/{fn}/aliases/{sid}") => "lambda:DeleteAlias",
         _ => return format!("{method} {shape}"),
     };
     name.to_string()

@@ -344,7 +344,10 @@ impl Reconciler {
                         .map(|m| m.id())
                         .collect();
                     let mut stepped = self
-                        .step_releases(snap, &eligible, reads == Reads::All)
+                        // Every alias is read again at a resync (to see
+                        // hand edits); a change pass reads only where a
+                        // decision writes.
+                        .step_releases(snap, &eligible, reads != Reads::Changed)
                         .await;
                     for (id, o) in prepared {
                         stepped.entry(id).or_insert(o);

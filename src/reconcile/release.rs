@@ -312,7 +312,8 @@ impl Reconciler {
                     && k.view.as_ref().is_some_and(|v| {
                         v.version == k.target || matches!(k.status, Released::RolledBack { .. })
                     });
-                if settled && !full {
+                // A settled release consults no alarm, even at a resync.
+                if settled {
                     continue;
                 }
                 let names = alarms_to_read(release_of(m).expect("filtered"), k.guard.as_deref());

@@ -196,6 +196,13 @@ impl Daemon {
         status
     }
 
+    /// SIGKILL: the process ends wherever it is, releasing nothing.
+    pub fn kill(&mut self) {
+        let mut child = self.child.lock().unwrap();
+        child.kill().expect("SIGKILL apimount");
+        let _ = child.wait();
+    }
+
     /// Polls `probe` until it yields a value; panics after `timeout` with the
     /// daemon's stderr, or as soon as the daemon exits.
     pub async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut probe: F) -> T

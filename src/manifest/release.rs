@@ -313,6 +313,67 @@ mod tests {
         assert_eq!(alias_name(None, "payments"), "apimount_payments");
     }
 
+    fn parse(
+        release: &str,
+        function: &str,
+    ) -> Result<crate::manifest::Mount, Vec<crate::manifest::ManifestError>> {
+        let text = format!(
+            "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: pay\nspec:\n  path: /pay\n  function: {function}\n  release:\n{release}"
+        );
+        crate::manifest::parse(std::path::Path::new("pay.yaml"), text.as_bytes())
+    }
+
+    #[test]
+    fn manifests_with_a_release_by_table() {
+        // (release body, the field of the error, its line; None: valid)
+        let table: &[(&str, Option<(&str, u64)>)] = &[
+            ("    version: \"42\"\n", None),
+            ("    version: 42\n", None),
+            ("    version: \"3\"\n    strategy: Linear10PercentEvery1Minute\n    alarms: [a, b]\n    guard: {maxErrorRate: 2.5}\n", None),
+            ("    version: \"3\"\n    steps:\n      - {weight: 5, pause: 30s}\n      - {weight: 50, pause: 1h}\n", None),
+            ("    version: $LATEST\n", Some(("spec.release.version", 9))),
+            ("    version: \"3\"\n    strategy: Blue\n", Some(("spec.release.strategy", 10))),
+            ("    version: \"3\"\n    strategy: AllAtOnce\n    steps: []\n", Some(("spec.release.steps", 11))),
+            ("    version: \"3\"\n    steps:\n      - {weight: 0, pause: 30s}\n", Some(("spec.release.steps[0].weight", 11))),
+            ("    version: \"3\"\n    steps:\n      - {weight: 10, pause: soon}\n", Some(("spec.release.steps[0].pause", 11))),
+            ("    version: \"3\"\n    steps:\n      - {weight: 50, pause: 1m}\n      - {weight: 20, pause: 1m}\n", Some(("spec.release.steps[1]", 12))),
+            ("    version: \"3\"\n    steps:\n      - {weight: 10, pause: 25h}\n", Some(("spec.release.steps[0]", 11))),
+            ("    version: \"3\"\n    alarms: [a, b, c, d, e, f, g, h, i, j, k]\n", Some(("spec.release.alarms", 10))),
+            ("    version: \"3\"\n    alarms: [a, a]\n", Some(("spec.release.alarms[1]", 10))),
+            ("    version: \"3\"\n    guard: {maxErrorRate: 0}\n", Some(("spec.release.guard.maxErrorRate", 10))),
+            ("    version: \"3\"\n    guard: {maxErrorRate: \"5\"}\n", Some(("spec.release.guard.maxErrorRate", 10))),
+        ];
+        for (body, want) in table {
+            let got = parse(body, "pay");
+            match (want, got) {
+                (None, Ok(m)) => {
+                    assert_eq!(m.function.qualifier(), Some("apimount_pay"), "{body}");
+                    assert_eq!(m.named_function().qualifier(), None, "{body}");
+                }
+                (Some((field, line)), Err(errors)) => {
+                    let e = &errors[0];
+                    assert_eq!(e.field.as_deref(), Some(*field), "{body}: {errors:?}");
+                    assert_eq!(e.position.map(|p| p.0), Some(*line), "{body}: {errors:?}");
+                    assert_eq!(e.file, std::path::Path::new("pay.yaml"));
+                }
+                (want, got) => panic!("{body}: wanted {want:?}, got {got:?}"),
+            }
+        }
+        // A release needs the function unqualified.
+        let e = parse("    version: \"3\"\n", "pay:live").unwrap_err();
+        assert_eq!(e[0].field.as_deref(), Some("spec.function"));
+        // Unknown fields are refused.
+        assert!(parse("    version: \"3\"\n    weight: 10\n", "pay").is_err());
+        // The release is not in the generation: a new version rewrites no route.
+        let a = parse("    version: \"3\"\n", "pay").unwrap();
+        let b = parse("    version: \"4\"\n    alarms: [x]\n", "pay").unwrap();
+        assert_eq!(a.generation(), b.generation());
+        // Under a tenant the alias is named after it too.
+        let mut t = a.clone();
+        t.set_tenant(Some("team".into()));
+        assert_eq!(t.function.qualifier(), Some("apimount_team_pay"));
+    }
+
     #[test]
     fn alarm_names() {
         assert!(check_alarm_name("payments-5xx").is_ok());

@@ -25,6 +25,11 @@
 //!     maxBurstLimit: 1000              #   within these
 //!     maxTimeoutMs: 10000              # default: no bound (29,000 is the gateway's own)
 //!     accounts: ["222222222222"]       # default: the API's account only
+//!     release:                         # bounds on spec.release; default: any release
+//!       allowed: true                  #   may its mounts release at all
+//!       requireAlarms: true            #   each release names an alarm (or a guard)
+//!       minPause: 1m                   #   the shortest step
+//!       maxFirstWeight: 25             #   the most traffic the first step gives
 //! ```
 //!
 //! What the rules mean for a mount is decided in `plan::tenancy`.
@@ -95,6 +100,33 @@ pub struct Tenant {
     /// The accounts whose functions its mounts may name; `None`: the API's
     /// account only.
     pub accounts: Option<Vec<String>>,
+    /// What its mounts' releases (`spec.release`) may do.
+    pub release: ReleaseBounds,
+}
+
+/// A tenant's bounds on progressive releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseBounds {
+    /// Whether its mounts may release at all (default true).
+    pub allowed: bool,
+    /// Whether each release must name an alarm (or a guard) that can stop it.
+    pub require_alarms: bool,
+    /// The shortest step a release may have.
+    pub min_pause: Option<std::time::Duration>,
+    /// The largest share (percent) its first step may give the new version;
+    /// a release all at once gives it 100.
+    pub max_first_weight: Option<u8>,
+}
+
+impl Default for ReleaseBounds {
+    fn default() -> Self {
+        ReleaseBounds {
+            allowed: true,
+            require_alarms: false,
+            min_pause: None,
+            max_first_weight: None,
+        }
+    }
 }
 
 /// A function name glob (`accounts-*`) or function ARN glob
@@ -196,6 +228,21 @@ struct TenantDoc {
     max_timeout_ms: Option<Spanned<i64>>,
     #[serde(default)]
     accounts: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    release: Option<Spanned<ReleaseBoundsDoc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ReleaseBoundsDoc {
+    #[serde(default)]
+    allowed: Option<Spanned<bool>>,
+    #[serde(default)]
+    require_alarms: Option<Spanned<bool>>,
+    #[serde(default)]
+    min_pause: Option<Spanned<String>>,
+    #[serde(default)]
+    max_first_weight: Option<Spanned<i64>>,
 }
 
 fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
@@ -528,6 +575,11 @@ impl<'a> Check<'a> {
             }
             accounts = Some(out);
         }
+        let release = t
+            .release
+            .as_ref()
+            .map(|r| self.release_bounds(&r.value, &at))
+            .unwrap_or_default();
         (self.errors.len() == before).then(|| Tenant {
             name: t.name.value.clone(),
             paths,
@@ -541,7 +593,49 @@ impl<'a> Check<'a> {
             max_burst_limit: max_burst_limit.map(|b| b as u32),
             max_timeout_ms: max_timeout_ms.map(|m| m as u32),
             accounts,
+            release,
         })
+    }
+
+    /// A tenant's `release` bounds.
+    fn release_bounds(&mut self, r: &ReleaseBoundsDoc, at: &str) -> ReleaseBounds {
+        for (name, flag) in [
+            ("allowed", &r.allowed),
+            ("requireAlarms", &r.require_alarms),
+        ] {
+            if let Some(a) = flag {
+                if let Some(quote) = quoted_at(self.text, pos(a)) {
+                    self.fail(
+                        pos(a),
+                        &format!("{at}.release.{name}"),
+                        format!(
+                            "expected a boolean (true or false), found the string {quote}{}{quote}",
+                            a.value
+                        ),
+                    );
+                }
+            }
+        }
+        let min_pause = r.min_pause.as_ref().and_then(|p| {
+            crate::settings::parse_duration(&p.value)
+                .map_err(|e| self.fail(pos(p), &format!("{at}.release.minPause"), e.to_string()))
+                .ok()
+        });
+        let max_first_weight = r.max_first_weight.as_ref().and_then(|w| {
+            self.whole(
+                w,
+                &format!("{at}.release.maxFirstWeight"),
+                1,
+                100,
+                "percent",
+            )
+        });
+        ReleaseBounds {
+            allowed: r.allowed.as_ref().is_none_or(|a| a.value),
+            require_alarms: r.require_alarms.as_ref().is_some_and(|a| a.value),
+            min_pause,
+            max_first_weight: max_first_weight.map(|w| w as u8),
+        }
     }
 
     /// The policy's `accounts`: ids, roles in those accounts, external ids.

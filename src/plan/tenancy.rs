@@ -229,6 +229,46 @@ fn check_options(tenant: &Tenant, mount: &Mount) -> Result<(), Problem> {
             );
         }
     }
+    if let Some(r) = &mount.release {
+        let b = &tenant.release;
+        if !b.allowed {
+            return refuse(
+                "spec.release",
+                format!("tenant '{name}' may not release progressively (release.allowed: false in the tenant policy); drop spec.release"),
+            );
+        }
+        if b.require_alarms && r.alarms.is_empty() && r.guard.is_none() {
+            return refuse(
+                "spec.release.alarms",
+                format!(
+                    "tenant '{name}' must name an alarm (or a guard) that can stop each release"
+                ),
+            );
+        }
+        if let Some(min) = b.min_pause {
+            if let Some(s) = r.steps.iter().find(|s| s.pause < min) {
+                return refuse(
+                    "spec.release.steps",
+                    format!(
+                        "a step of {} s is shorter than the {} s tenant '{name}' allows",
+                        s.pause.as_secs_f64(),
+                        min.as_secs_f64()
+                    ),
+                );
+            }
+        }
+        if let Some(max) = b.max_first_weight {
+            let first = r.steps.first().map_or(100, |s| s.weight);
+            if first > max {
+                return refuse(
+                    "spec.release.steps",
+                    format!(
+                        "the first step gives the new version {first}% of the traffic (100% all at once); tenant '{name}' allows {max}% at most"
+                    ),
+                );
+            }
+        }
+    }
     if let Some(max) = tenant.max_timeout_ms {
         let timeout = mount.timeout_ms.unwrap_or(MAX_TIMEOUT_MS);
         if timeout > max {
@@ -619,6 +659,131 @@ tenants:
                 "{extra}"
             );
         }
+    }
+
+    #[test]
+    fn releases_within_the_tenants_bounds() {
+        let p = parse_policy(
+            Path::new("tenants.yaml"),
+            b"apiVersion: apimount/v1
+kind: TenantPolicy
+tenants:
+  - name: careful
+    paths: [/c]
+    functions: [\"*\"]
+    authorizations: [NONE]
+    release: {requireAlarms: true, minPause: 1m, maxFirstWeight: 25}
+  - name: none
+    paths: [/n]
+    functions: [\"*\"]
+    authorizations: [NONE]
+    release: {allowed: false}
+  - name: free
+    paths: [/f]
+    functions: [\"*\"]
+    authorizations: [NONE]
+",
+        )
+        .unwrap();
+        let careful = tenant(&p, "careful").unwrap();
+        let none = tenant(&p, "none").unwrap();
+        let free = tenant(&p, "free").unwrap();
+        let release = |body: &str| format!("  release:\n    version: \"2\"\n{body}");
+        let step =
+            |w: u8, pause: &str| format!("    steps:\n      - {{weight: {w}, pause: {pause}}}\n");
+        let alarms = "    alarms: [a]\n";
+        type Row<'a> = (&'a Tenant, &'a str, String, Option<(&'a str, &'a str)>);
+        let table: Vec<Row> = vec![
+            (
+                careful,
+                "/c",
+                release(&format!("{}{alarms}", step(25, "1m"))),
+                None,
+            ),
+            (
+                careful,
+                "/c",
+                release(&format!(
+                    "{}    guard: {{maxErrorRate: 5}}\n",
+                    step(10, "5m")
+                )),
+                None,
+            ),
+            (
+                careful,
+                "/c",
+                release(&step(10, "5m")),
+                Some(("spec.release.alarms", "must name an alarm")),
+            ),
+            (
+                careful,
+                "/c",
+                release(&format!("{}{alarms}", step(10, "59s"))),
+                Some(("spec.release.steps", "shorter than the 60 s")),
+            ),
+            (
+                careful,
+                "/c",
+                release(&format!("{}{alarms}", step(26, "5m"))),
+                Some(("spec.release.steps", "gives the new version 26%")),
+            ),
+            (
+                careful,
+                "/c",
+                release(&format!("    strategy: AllAtOnce\n{alarms}")),
+                Some(("spec.release.steps", "100% all at once")),
+            ),
+            (
+                none,
+                "/n",
+                release(alarms),
+                Some(("spec.release", "may not release")),
+            ),
+            (free, "/f", release("    strategy: AllAtOnce\n"), None),
+            (none, "/n", String::new(), None),
+        ];
+        let f = function("f", None);
+        for (t, path, extra, want) in table {
+            let m = mount(path, "f", &extra);
+            let got = check(&p, t, &m, Some(&f), &BTreeMap::new()).err();
+            match want {
+                None => assert_eq!(got, None, "{extra}"),
+                Some((field, w)) => {
+                    let got = got.unwrap_or_else(|| panic!("{extra}: allowed"));
+                    assert_eq!(got.reason, Reason::OptionNotAllowed, "{extra}");
+                    assert_eq!(got.field, Some(field), "{extra}");
+                    assert!(got.message.contains(w), "{extra}: {}", got.message);
+                }
+            }
+            assert_eq!(
+                check_release(&p, t, &m, &f).err().map(|e| e.reason),
+                want.map(|_| Reason::OptionNotAllowed),
+                "{extra}"
+            );
+        }
+        // A function the tenant may not use gets no alias either.
+        let m = mount("/f", "f", &release(""));
+        let other =
+            ResolvedFunction::from_arn("arn:aws:lambda:eu-west-2:111122223333:function:g").unwrap();
+        let limited = parse_policy(
+            Path::new("tenants.yaml"),
+            b"apiVersion: apimount/v1
+kind: TenantPolicy
+tenants:
+  - name: free
+    paths: [/f]
+    functions: [\"arn:aws:lambda:*:*:function:f\"]
+    authorizations: [NONE]
+",
+        )
+        .unwrap();
+        let t = tenant(&limited, "free").unwrap();
+        assert_eq!(
+            check_release(&limited, t, &m, &other)
+                .err()
+                .map(|e| e.reason),
+            Some(Reason::FunctionNotAllowed)
+        );
     }
 
     #[test]

@@ -2954,6 +2954,105 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn strict_layer_refuses_alias_weights_and_stale_revisions_as_aws() {
+        let fx = Fixture::start().await;
+        fx.create_function("strict-fn").await;
+        fx.create_alias("strict-fn", "live").await; // version 1
+        fx.lambda
+            .update_function_configuration()
+            .function_name("strict-fn")
+            .description("build 2")
+            .send()
+            .await
+            .expect("UpdateFunctionConfiguration");
+        let v2 = fx
+            .lambda
+            .publish_version()
+            .function_name("strict-fn")
+            .send()
+            .await
+            .expect("PublishVersion")
+            .version()
+            .expect("a version")
+            .to_string();
+        let (proxy, _, lambda) = strict_proxy(&fx, strict_only());
+        let get = || {
+            lambda
+                .get_alias()
+                .function_name("strict-fn")
+                .name("live")
+                .send()
+        };
+        let first = get().await.expect("GetAlias");
+        let r1 = first.revision_id().expect("a revision").to_string();
+        assert_eq!(
+            get().await.unwrap().revision_id(),
+            Some(r1.as_str()),
+            "stable between writes"
+        );
+        let update = |revision: Option<&str>, weights: &[(&str, f64)]| {
+            let map: std::collections::HashMap<String, f64> =
+                weights.iter().map(|(v, w)| (v.to_string(), *w)).collect();
+            lambda
+                .update_alias()
+                .function_name("strict-fn")
+                .name("live")
+                .set_revision_id(revision.map(str::to_string))
+                .routing_config(
+                    aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
+                        .set_additional_version_weights(Some(map))
+                        .build(),
+                )
+                .send()
+        };
+        // Weights AWS refuses.
+        for weights in [
+            vec![("1", 0.1)],                                  // the primary version
+            vec![("$LATEST", 0.1)],                            // $LATEST
+            vec![(v2.as_str(), 0.0)],                          // not above 0
+            vec![(v2.as_str(), 1.0)],                          // not below 1
+            vec!["9"].into_iter().map(|v| (v, 0.1)).collect(), // not published
+        ] {
+            let (code, message) = refused(update(Some(&r1), &weights).await);
+            assert_eq!(
+                code, "InvalidParameterValueException",
+                "{weights:?}: {message}"
+            );
+        }
+        // A good write rotates the revision, and the answer carries the new one.
+        let written = update(Some(&r1), &[(v2.as_str(), 0.1)])
+            .await
+            .expect("a good write");
+        let r2 = written.revision_id().expect("a revision").to_string();
+        assert_ne!(r1, r2);
+        assert_eq!(get().await.unwrap().revision_id(), Some(r2.as_str()));
+        // The old revision is stale now.
+        let (code, _) = refused(update(Some(&r1), &[(v2.as_str(), 0.5)]).await);
+        assert_eq!(code, "PreconditionFailedException");
+        // A change made behind the proxy's back changes the revision too.
+        fx.lambda
+            .update_alias()
+            .function_name("strict-fn")
+            .name("live")
+            .description("by hand")
+            .send()
+            .await
+            .expect("UpdateAlias on moto");
+        let (code, _) = refused(update(Some(&r2), &[(v2.as_str(), 0.5)]).await);
+        assert_eq!(code, "PreconditionFailedException");
+        let stats = proxy.stats();
+        assert_eq!(
+            stats.refusals,
+            refusals(&[(Refusal::AliasRouting, 5), (Refusal::StaleRevision, 2)]),
+            "{stats}"
+        );
+        assert!(
+            stats.strict_lookups > 0 && stats.strict_lookup_errors == 0,
+            "{stats}"
+        );
+    }
+
+    #[tokio::test]
     async fn strict_layer_refuses_tags_outside_the_documented_characters() {
         let fx = Fixture::start().await;
         let (api, root) = fx.create_rest_api("strict-tags").await;

@@ -8,7 +8,8 @@
 //! The scenarios: a daemon with an S3 source under a tenant policy, status
 //! documents in S3 and the DynamoDB lease, mounting every route option (CORS,
 //! throttling, timeout), IAM and CUSTOM authorization (the authorizer
-//! delegated by name), a Lambda alias, then an edit and a removal; and
+//! delegated by name), a Lambda alias, then an edit and a removal; a
+//! release with a guard alarm, rolled back when the guard fires; and
 //! `apply`, `plan`, `status` and `wait` on a folder while the answers of the
 //! calls apimount must recover from are lost (CreateResource, PutMethod,
 //! AddPermission).
@@ -52,7 +53,7 @@ const OPTIONS: &str = "  authorization: AWS_IAM
 
 /// Every action the scenarios must have made, so the check cannot pass by
 /// seeing nothing.
-const EXPECTED: [&str; 15] = [
+const EXPECTED: [&str; 22] = [
     "apigateway:GET",
     "apigateway:POST",
     "apigateway:PUT",
@@ -62,6 +63,13 @@ const EXPECTED: [&str; 15] = [
     "lambda:GetPolicy",
     "lambda:AddPermission",
     "lambda:RemovePermission",
+    "lambda:GetAlias",
+    "lambda:CreateAlias",
+    "lambda:UpdateAlias",
+    "lambda:GetFunctionConfiguration",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:PutMetricAlarm",
+    "cloudwatch:DeleteAlarms",
     "s3:ListBucket",
     "s3:GetObject",
     "s3:PutObject",
@@ -264,6 +272,113 @@ async fn the_iam_policy_allows_every_call_apimount_makes() {
     let status = tagged.terminate();
     assert!(status.success(), "{}", tagged.stderr());
     assert!(!claimed().await, "the tag is removed on SIGTERM");
+
+    // A release with a guard alarm: the alias made, the guard made, the
+    // traffic moved, the guard's alarm firing, the rollback, the guard gone.
+    fx.create_function("iam-orders").await;
+    let publish = |n: u32| {
+        let fx = &fx;
+        async move {
+            fx.lambda
+                .update_function_configuration()
+                .function_name("iam-orders")
+                .description(format!("build {n}"))
+                .send()
+                .await
+                .expect("UpdateFunctionConfiguration");
+            fx.lambda
+                .publish_version()
+                .function_name("iam-orders")
+                .send()
+                .await
+                .expect("PublishVersion")
+                .version()
+                .expect("a version")
+                .to_string()
+        }
+    };
+    let (v1, v2) = (publish(1).await, publish(2).await);
+    let cw = aws_sdk_cloudwatch::Client::new(fx.sdk_config());
+    cw.put_metric_alarm()
+        .alarm_name("iam-orders-5xx")
+        .namespace("AWS/Lambda")
+        .metric_name("Errors")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    let releases = manifest_dir();
+    let release = |v: &str| {
+        mount_yaml(
+            "orders",
+            "/orders",
+            "iam-orders",
+            &format!("  release:\n    version: \"{v}\"\n    steps: [{{weight: 10, pause: 1h}}]\n    alarms: [iam-orders-5xx]\n    guard: {{maxErrorRate: 5}}\n"),
+        )
+    };
+    write_manifest(releases.path(), "orders.yaml", &release(&v1));
+    let mut releasing = Daemon::start(
+        &fx,
+        &[
+            "--rest-api-id",
+            &api,
+            "--manifests",
+            releases.path().to_str().unwrap(),
+            "--release-poll",
+            "1s",
+            "--allow-mass-delete",
+        ],
+    );
+    releasing.wait_ready().await;
+    let weights = || async {
+        fx.lambda
+            .get_alias()
+            .function_name("iam-orders")
+            .name("apimount_orders")
+            .send()
+            .await
+            .ok()
+            .map(|a| {
+                a.routing_config()
+                    .and_then(|r| r.additional_version_weights())
+                    .map_or(0, |w| w.len())
+            })
+    };
+    releasing
+        .wait_for("the alias", DEADLINE, || async { weights().await })
+        .await;
+    write_manifest(releases.path(), "orders.yaml", &release(&v2));
+    releasing
+        .wait_for("the release under way", DEADLINE, || async {
+            weights().await.filter(|n| *n == 1)
+        })
+        .await;
+    cw.set_alarm_state()
+        .alarm_name("apimount-guard-iam-orders-apimount_orders")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("the test")
+        .send()
+        .await
+        .expect("SetAlarmState");
+    releasing
+        .wait_for("the rollback", DEADLINE, || async {
+            weights().await.filter(|n| *n == 0)
+        })
+        .await;
+    releasing
+        .wait_for("the guard deleted", DEADLINE, || async {
+            fx.strict_requests()
+                .iter()
+                .any(|r| r.path.ends_with("/DeleteAlarms"))
+                .then_some(())
+        })
+        .await;
+    let status = releasing.terminate();
+    assert!(status.success(), "{}", releasing.stderr());
 
     // The layer refused only the SDK's retries of the lost calls, as AWS would.
     let stats = lossy.stats();

@@ -85,6 +85,9 @@ pub fn iam_call(r: &Recorded, partition: &str, account: &str) -> Result<Option<I
                 ("GET", ["policy"]) => "lambda:GetPolicy",
                 ("POST", ["policy"]) => "lambda:AddPermission",
                 ("DELETE", ["policy", _]) => "lambda:RemovePermission",
+                ("POST", ["aliases"]) => "lambda:CreateAlias",
+                ("GET", ["aliases", _]) => "lambda:GetAlias",
+                ("PUT", ["aliases", _]) => "lambda:UpdateAlias",
                 (m, rest) => return Err(format!("lambda {m} {rest:?}: unknown operation")),
             };
             let mut c = call(action.to_string(), arn);
@@ -150,8 +153,55 @@ pub fn iam_call(r: &Recorded, partition: &str, account: &str) -> Result<Option<I
                 format!("arn:{partition}:dynamodb:{region}:{account}:table/{table}"),
             )))
         }
+        // CloudWatch (Smithy RPC v2 CBOR): the operation in the path, the
+        // alarm's name in the body.
+        "monitoring" => {
+            let op = r
+                .path
+                .rsplit_once("/operation/")
+                .map(|(_, op)| op.to_string())
+                .ok_or_else(|| format!("cloudwatch {}: unknown path", r.path))?;
+            let alarm =
+                |name: &str| format!("arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}");
+            let resource = match op.as_str() {
+                "DescribeAlarms" => alarm("*"),
+                "PutMetricAlarm" => alarm(
+                    &cbor_text_after(&r.body, "AlarmName")
+                        .ok_or("PutMetricAlarm without an AlarmName")?,
+                ),
+                "DeleteAlarms" => alarm(
+                    &cbor_text_after(&r.body, "AlarmNames")
+                        .ok_or("DeleteAlarms without AlarmNames")?,
+                ),
+                other => return Err(format!("cloudwatch {other}: unknown operation")),
+            };
+            Ok(Some(call(format!("cloudwatch:{op}"), resource)))
+        }
         other => Err(format!("{other}: a service the policy check does not know")),
     }
+}
+
+/// The text string that follows the text key `key` in a CBOR map (the
+/// first element when it is an array): enough of CBOR to name the alarm
+/// of a CloudWatch call.
+fn cbor_text_after(body: &[u8], key: &str) -> Option<String> {
+    let mut encoded = vec![0x60 + key.len() as u8];
+    encoded.extend_from_slice(key.as_bytes());
+    let at = body.windows(encoded.len()).position(|w| w == encoded)? + encoded.len();
+    let mut i = at;
+    if (0x80..=0x97).contains(body.get(i)?) {
+        i += 1;
+    }
+    let (len, start) = match *body.get(i)? {
+        b @ 0x60..=0x77 => (usize::from(b - 0x60), i + 1),
+        0x78 => (usize::from(*body.get(i + 1)?), i + 2),
+        0x79 => (
+            usize::from(u16::from_be_bytes([*body.get(i + 1)?, *body.get(i + 2)?])),
+            i + 3,
+        ),
+        _ => return None,
+    };
+    String::from_utf8(body.get(start..start + len)?.to_vec()).ok()
 }
 
 /// Percent-decodes `s` (`%3A` → `:`); anything else is kept as it is.

@@ -1,6 +1,7 @@
-"""Arranges the demo world in the emulator: a REST API named 'apimount-demo'
-and one Lambda function for every `spec.function` named by the manifests
-given as arguments. Prints the REST API id.
+"""Arranges the demo world in the emulator: a REST API named 'apimount-demo',
+one Lambda function for every `spec.function` named by the manifests given
+as arguments, the versions their releases name and the alarms they watch.
+Prints the REST API id.
 
 Idempotent: reuses the API and any function that already exists. Runs with
 the boto3 that comes with moto in .venv; talks only to AWS_ENDPOINT_URL.
@@ -15,12 +16,20 @@ import boto3
 import yaml
 
 functions = set()
+# Releases: the version each function must have published, and the alarms.
+versions = {}
+alarms = set()
 for path in sys.argv[1:]:
     with open(path, encoding="utf-8") as f:
         doc = yaml.safe_load(f)
-    name = (doc.get("spec") or {}).get("function")
+    spec = doc.get("spec") or {}
+    name = spec.get("function")
     if isinstance(name, str) and ":" not in name:
         functions.add(name)
+        release = spec.get("release") or {}
+        if "version" in release:
+            versions[name] = max(versions.get(name, 0), int(release["version"]))
+        alarms.update(release.get("alarms") or [])
 
 api_gw = boto3.client("apigateway")
 lam = boto3.client("lambda")
@@ -48,4 +57,16 @@ for name in sorted(functions):
     except lam.exceptions.ResourceNotFoundException:
         lam.create_function(FunctionName=name, Runtime="python3.12", Role=role_arn,
                             Handler="handler.handler", Code={"ZipFile": buf.getvalue()})
+for name, wanted in sorted(versions.items()):
+    published = [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]]
+    have = max([int(v) for v in published if v != "$LATEST"], default=0)
+    while have < wanted:
+        have += 1
+        lam.update_function_configuration(FunctionName=name, Description=f"build {have}")
+        lam.publish_version(FunctionName=name)
+cloudwatch = boto3.client("cloudwatch")
+for alarm in sorted(alarms):
+    cloudwatch.put_metric_alarm(AlarmName=alarm, Namespace="AWS/Lambda", MetricName="Errors",
+                                Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
+                                ComparisonOperator="GreaterThanOrEqualToThreshold")
 print(api_id)

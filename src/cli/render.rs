@@ -64,6 +64,12 @@ pub fn render_pass(r: &PassReport, mode: Mode) -> String {
                 let _ = writeln!(s, "  {state}");
             }
         }
+        if let Some(r) = &m.released {
+            let _ = writeln!(s, "  release {}: {r}", r.reason());
+        }
+        if let Some(e) = &m.release_error {
+            let _ = writeln!(s, "  release call failed: {e}");
+        }
     }
     for (mount, changes) in &r.cleanups {
         match mount {

@@ -21,6 +21,9 @@ struct Row {
     state: String,
     reason: String,
     message: String,
+    /// Where the mount's release stands (`Progressing 10%`), if it has one.
+    release: String,
+    release_message: String,
 }
 
 fn rows(r: &PassReport) -> Vec<Row> {
@@ -54,6 +57,20 @@ fn rows(r: &PassReport) -> Vec<Row> {
                 .as_ref()
                 .map(|p| p.message.clone())
                 .unwrap_or_default(),
+            release: m
+                .released
+                .as_ref()
+                .map(|r| match r.version() {
+                    Some(v) => format!("{} {v} {}%", r.reason(), r.weight()),
+                    None => r.reason().to_string(),
+                })
+                .unwrap_or_default(),
+            release_message: m
+                .released
+                .as_ref()
+                .filter(|r| !r.is_promoted())
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
         });
     }
     for e in &r.invalid {
@@ -66,6 +83,8 @@ fn rows(r: &PassReport) -> Vec<Row> {
             state: State::Failed.to_string(),
             reason: invalid_reason(e).to_string(),
             message: e.to_string(),
+            release: String::new(),
+            release_message: String::new(),
         });
     }
     out
@@ -81,6 +100,11 @@ pub fn render_status(r: &PassReport) -> String {
         headers.push("TENANT");
     }
     headers.extend(["PATH", "FUNCTION", "STATE", "REASON"]);
+    // The release column only when a mount releases.
+    let releases = rows.iter().any(|row| !row.release.is_empty());
+    if releases {
+        headers.push("RELEASE");
+    }
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
@@ -94,6 +118,9 @@ pub fn render_status(r: &PassReport) -> String {
                 row.state.clone(),
                 row.reason.clone(),
             ]);
+            if releases {
+                c.push(row.release.clone());
+            }
             c
         })
         .collect();
@@ -123,6 +150,13 @@ pub fn render_status(r: &PassReport) -> String {
             (None, false) => row.name.clone(),
         };
         let _ = writeln!(s, "\n{who}: {}", row.message);
+    }
+    for row in rows.iter().filter(|r| !r.release_message.is_empty()) {
+        let who = match &row.tenant {
+            Some(t) => format!("{t}/{}", row.name),
+            None => row.name.clone(),
+        };
+        let _ = writeln!(s, "\n{who}: release {}", row.release_message);
     }
     s
 }

@@ -326,6 +326,37 @@ async fn an_alarm_rolls_a_release_back_and_it_stays_back_until_a_new_version() {
         "{}",
         crate::support::show(&out)
     );
+    // `status` and `plan` say so too, without writing.
+    let mark = fx.strict_requests().len();
+    let cli = |verb: &str| {
+        fx.apimount(&[
+            verb,
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--rest-api-id",
+            &api,
+        ])
+    };
+    let st = cli("status");
+    let text = crate::support::stdout(&st);
+    assert!(
+        text.contains("RELEASE") && text.contains(&format!("RolledBack {v2} 0%")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("pay: release version {v2} rolled back to {v1}")),
+        "{text}"
+    );
+    let plan = crate::support::stdout(&cli("plan"));
+    assert!(
+        plan.contains("release RolledBack") && plan.contains(ALARM),
+        "{plan}"
+    );
+    assert!(
+        calls_since(&fx, mark).is_empty(),
+        "{:?}",
+        calls_since(&fx, mark)
+    );
 
     // The rollback stands: the alarm going back to OK changes nothing.
     set_alarm(&cw, ALARM, StateValue::Ok).await;

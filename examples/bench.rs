@@ -87,6 +87,11 @@ struct Sizes {
     accounts: usize,
     account_functions: usize,
     account_passes: usize,
+    /// Releases taken through their steps and rolled back by an alarm, one
+    /// at a time for the rollback timing.
+    release_trials: usize,
+    /// Releases running at once while the alarm reads are counted.
+    release_running: usize,
 }
 
 impl Sizes {
@@ -113,6 +118,8 @@ impl Sizes {
             accounts: 3,
             account_functions: 100,
             account_passes: 4,
+            release_trials: 20,
+            release_running: 50,
         }
     }
 
@@ -139,6 +146,8 @@ impl Sizes {
             accounts: 2,
             account_functions: 5,
             account_passes: 1,
+            release_trials: 3,
+            release_running: 10,
         }
     }
 }
@@ -972,7 +981,7 @@ impl Report {
 
 /// Apply from empty for each count: apimount vs baseline, fresh API per trial.
 /// The measurements `--only` can pick, in the order they run.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "convergence",
     "latency",
     "burst",
@@ -982,6 +991,7 @@ const SECTIONS: [&str; 9] = [
     "budget",
     "outage",
     "accounts",
+    "releases",
 ];
 
 /// The one-mount baseline alone, for a run that measures latency without the
@@ -2018,6 +2028,286 @@ async fn measure_accounts(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()
     Ok(())
 }
 
+fn release_manifest(name: &str, version: &str, steps: &str, alarm: &str, guard: bool) -> String {
+    format!(
+        "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: /{name}\n  function: {name}\n  release:\n    version: \"{version}\"\n    steps: [{steps}]\n    alarms: [{alarm}]\n{}",
+        if guard { "    guard: {maxErrorRate: 5}\n" } else { "" }
+    )
+}
+
+/// Section 11, releases: each step's timing, the alarm-to-rollback time, the
+/// calls a release makes, and the alarm reads of many running releases.
+async fn measure_releases(b: &mut Bench, s: &Sizes, r: &mut Report) -> Result<()> {
+    const POLL_S: f64 = 1.0;
+    const PAUSE_S: f64 = 3.0;
+    let fx = support::Fixture::start().await;
+    let (api, _) = fx.create_rest_api("releases").await;
+    let cw = aws_sdk_cloudwatch::Client::new(fx.sdk_config());
+    let trials: Vec<String> = (0..s.release_trials)
+        .map(|i| format!("rel{i:02}"))
+        .collect();
+    let running: Vec<String> = (0..s.release_running)
+        .map(|i| format!("run{i:02}"))
+        .collect();
+    let dir = b.manifest_dir("releases")?;
+    for n in trials.iter().chain(&running) {
+        fx.create_function(n).await;
+        for build in 1..=3 {
+            fx.publish_version(n, build).await;
+        }
+    }
+    for n in &trials {
+        fx.create_alarm(&format!("{n}-5xx")).await;
+        std::fs::write(
+            dir.join(format!("{n}.yaml")),
+            release_manifest(
+                n,
+                "1",
+                "{weight: 10, pause: 3s}, {weight: 50, pause: 3s}",
+                &format!("{n}-5xx"),
+                true,
+            ),
+        )?;
+    }
+    fx.create_alarm("shared-5xx").await;
+    for n in &running {
+        std::fs::write(
+            dir.join(format!("{n}.yaml")),
+            release_manifest(n, "1", "{weight: 20, pause: 1h}", "shared-5xx", false),
+        )?;
+    }
+    let daemon = b.start_daemon_with(
+        &api,
+        &dir,
+        "10m",
+        &fx.strict_endpoint(),
+        &["--release-poll", "1s"],
+    )?;
+    let fx = &fx;
+    let until = |what: &'static str, names: Vec<String>, test: fn(&support::AliasState) -> bool| async move {
+        let t0 = Instant::now();
+        loop {
+            let mut all = true;
+            for n in &names {
+                if !fx
+                    .alias_state(n, &format!("apimount_{n}"))
+                    .await
+                    .as_ref()
+                    .is_some_and(test)
+                {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                return Ok(());
+            }
+            if t0.elapsed() > Duration::from_secs(300) {
+                bail!("releases: timed out waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    until(
+        "the aliases",
+        trials.iter().chain(&running).cloned().collect(),
+        |a| a.0 == "1",
+    )
+    .await?;
+
+    // Phase 1: every trial releases version 2 in two steps of 3 s; the
+    // moments each alias changes are seen by polling it every 50 ms.
+    let mark = fx.strict_requests().len();
+    for n in &trials {
+        std::fs::write(
+            dir.join(format!("{n}.yaml")),
+            release_manifest(
+                n,
+                "2",
+                "{weight: 10, pause: 3s}, {weight: 50, pause: 3s}",
+                &format!("{n}-5xx"),
+                true,
+            ),
+        )?;
+    }
+    let mut seen: BTreeMap<String, Vec<(f64, Instant)>> = BTreeMap::new();
+    let t0 = Instant::now();
+    loop {
+        let mut done = true;
+        for n in &trials {
+            let a = fx.alias_state(n, &format!("apimount_{n}")).await;
+            let share = match &a {
+                Some((v, w, _)) if v == "2" && w.is_empty() => 1.0,
+                Some((_, w, _)) => w.first().map_or(0.0, |x| x.1),
+                None => 0.0,
+            };
+            let list = seen.entry(n.clone()).or_default();
+            if list.last().map(|l| l.0) != Some(share) && share > 0.0 {
+                list.push((share, Instant::now()));
+            }
+            done &= share == 1.0;
+        }
+        if done {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(300) {
+            bail!("releases: the promotions did not come");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Each step's length: from the share it began with to the next change.
+    let mut steps: Vec<f64> = Vec::new();
+    for list in seen.values() {
+        if let [(_, a), (_, b2), (_, c)] = list[..] {
+            steps.push(b2.duration_since(a).as_secs_f64());
+            steps.push(c.duration_since(b2).as_secs_f64());
+        }
+    }
+    let phase1: Vec<String> = fx.strict_requests()[mark..]
+        .iter()
+        .map(|q| support::faults::operation_of(&q.method, &q.path))
+        .collect();
+    let count = |ops: &[String], op: &str| ops.iter().filter(|o| *o == op).count();
+    let gateway_writes = fx.strict_requests()[mark..]
+        .iter()
+        .filter(|q| q.is_write() && q.scope.as_ref().is_some_and(|(_, svc)| svc == "apigateway"))
+        .count();
+    let alias_writes = count(&phase1, "lambda:UpdateAlias") as f64 / trials.len() as f64;
+    let guards = (
+        count(&phase1, "cloudwatch:PutMetricAlarm"),
+        count(&phase1, "cloudwatch:DeleteAlarms"),
+    );
+
+    // Phase 2: each trial starts version 3 (an hour-long step); then, one
+    // at a time, its alarm goes to ALARM and the time until its weights are
+    // gone is measured.
+    for n in &trials {
+        std::fs::write(
+            dir.join(format!("{n}.yaml")),
+            release_manifest(
+                n,
+                "3",
+                "{weight: 10, pause: 1h}",
+                &format!("{n}-5xx"),
+                false,
+            ),
+        )?;
+    }
+    until("the third versions under way", trials.clone(), |a| {
+        !a.1.is_empty()
+    })
+    .await?;
+    let mut rollbacks: Vec<f64> = Vec::new();
+    for n in &trials {
+        let fired = Instant::now();
+        cw.set_alarm_state()
+            .alarm_name(format!("{n}-5xx"))
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason("the benchmark")
+            .send()
+            .await?;
+        until("a rollback", vec![n.clone()], |a| a.1.is_empty()).await?;
+        rollbacks.push(fired.elapsed().as_secs_f64());
+    }
+
+    // Phase 3: many releases running at once (hour-long steps) share one
+    // alarm; the alarm reads and alias reads over a window are counted.
+    for n in &running {
+        std::fs::write(
+            dir.join(format!("{n}.yaml")),
+            release_manifest(n, "2", "{weight: 20, pause: 1h}", "shared-5xx", false),
+        )?;
+    }
+    until("the running releases under way", running.clone(), |a| {
+        !a.1.is_empty()
+    })
+    .await?;
+    let window = Duration::from_secs(10);
+    let mark = fx.strict_requests().len();
+    tokio::time::sleep(window).await;
+    let ops: Vec<String> = fx.strict_requests()[mark..]
+        .iter()
+        .map(|q| support::faults::operation_of(&q.method, &q.path))
+        .collect();
+    drop(daemon);
+    let describe = count(&ops, "cloudwatch:DescribeAlarms");
+    let ticks = window.as_secs_f64() / POLL_S;
+    let per_tick = describe as f64 / ticks;
+
+    let st = stat(&steps);
+    let rb = stat(&rollbacks);
+    let step_ok = steps
+        .iter()
+        .all(|x| *x >= PAUSE_S - 0.1 && *x <= PAUSE_S + POLL_S + 2.0);
+    r.target(
+        "11. release: each step lasts its pause … pause + poll + 2 s",
+        &format!("{PAUSE_S:.0} s … {:.0} s", PAUSE_S + POLL_S + 2.0),
+        secs(st),
+        step_ok && !steps.is_empty(),
+    );
+    r.target(
+        "11. release: alarm in ALARM → weights removed",
+        &format!("≤ poll + 2 s = {:.0} s", POLL_S + 2.0),
+        secs(rb),
+        rb.max <= POLL_S + 2.0,
+    );
+    r.target(
+        "11. release: API Gateway writes during releases",
+        "0",
+        gateway_writes.to_string(),
+        gateway_writes == 0,
+    );
+    r.target(
+        "11. release: alias writes per release of 2 steps",
+        "≤ n + 1 = 3",
+        format!("{alias_writes:.2}"),
+        alias_writes <= 3.0,
+    );
+    r.target(
+        &format!(
+            "11. release: DescribeAlarms per tick, {} releases running",
+            running.len()
+        ),
+        "1",
+        format!(
+            "{per_tick:.2} ({describe} in {:.0} s at a {POLL_S:.0} s poll)",
+            window.as_secs_f64()
+        ),
+        per_tick <= 1.1,
+    );
+    let body = format!(
+        "{} release mounts (one function each, with its own alarm and a guard) on a strict-layer \
+         moto, under `apimount run --release-poll 1s`. Phase 1: each releases version 2 in two \
+         steps of {PAUSE_S:.0} s; each alias is read every 50 ms to see when its share changes (so \
+         a step's length is known to ±0.1 s, the tolerance of the lower bound). Phase 2: each \
+         starts version 3; then one at a time its alarm is set to ALARM (SetAlarmState) and the \
+         time until the alias's weights are gone is measured. Phase 3: {} more releases run at \
+         once (hour-long steps) sharing one alarm; the calls over {:.0} s are counted.\n\n\
+         | measure | value |\n|---|---|\n\
+         | step length ({} steps) | {} |\n\
+         | alarm → weights removed ({} trials) | {} |\n\
+         | API Gateway writes during phases 1 and 2 | {gateway_writes} |\n\
+         | UpdateAlias per release of 2 steps | {alias_writes:.2} |\n\
+         | guard alarms made / deleted in phase 1 | {} / {} |\n\
+         | DescribeAlarms calls in {:.0} s with {} releases running | {describe} |\n\
+         | GetAlias calls in that window | {} |\n",
+        trials.len(),
+        running.len(),
+        window.as_secs_f64(),
+        steps.len(),
+        secs(st),
+        rollbacks.len(),
+        secs(rb),
+        guards.0,
+        guards.1,
+        window.as_secs_f64(),
+        running.len(),
+        count(&ops, "lambda:GetAlias"),
+    );
+    r.section("11. Releases: steps, rollbacks and what they cost", &body);
+    Ok(())
+}
+
 async fn policy_sids(
     lambda: &aws_sdk_lambda::Client,
     function: &str,
@@ -2319,6 +2609,9 @@ async fn bench_main(args: &[String]) -> Result<()> {
     }
     if wants("accounts") {
         measure_accounts(&mut b, &s, &mut r).await?;
+    }
+    if wants("releases") {
+        measure_releases(&mut b, &s, &mut r).await?;
     }
 
     let mut md = format!(

@@ -79,6 +79,12 @@ impl QuotaBudget {
         ((LAMBDA_PER_SEC * self.share * interval.as_secs_f64()).floor() as usize).max(1)
     }
 
+    /// How many policies a resync reads when it also reads `aliases`
+    /// release aliases (one GetAlias each, from the same Lambda share).
+    pub fn policy_reads_beside(&self, interval: Duration, aliases: usize) -> usize {
+        self.policy_reads(interval).saturating_sub(aliases).max(1)
+    }
+
     /// The longest time until each of `functions` functions has been read
     /// again, with passes `interval` apart.
     pub fn verification_time(&self, functions: usize, interval: Duration) -> Duration {
@@ -158,6 +164,18 @@ mod tests {
                 assert!(total <= APIGW_TOTAL_PER_SEC * share + 1e-9);
             }
         }
+    }
+
+    #[test]
+    fn release_aliases_come_out_of_the_policy_reads() {
+        let b = QuotaBudget::new(0.05);
+        let minute = Duration::from_secs(60);
+        // 15/s × 5 % × 60 s = 45 Lambda reads a resync.
+        assert_eq!(b.policy_reads(minute), 45);
+        assert_eq!(b.policy_reads_beside(minute, 0), 45);
+        assert_eq!(b.policy_reads_beside(minute, 10), 35);
+        // At least one policy is read, however many aliases.
+        assert_eq!(b.policy_reads_beside(minute, 100), 1);
     }
 
     #[test]

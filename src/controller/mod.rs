@@ -495,9 +495,15 @@ impl Controller {
             .resync_interval(self.opts.resync_interval, self.reconciler.api_pages())
     }
 
-    /// How many policies a resync reads.
+    /// How many policies a resync reads: the Lambda share, less the
+    /// release aliases the resync reads too.
     fn policy_reads(&self) -> usize {
-        self.opts.quota.policy_reads(self.resync_interval())
+        let aliases = self.release_snap.as_ref().map_or(0, |s| {
+            s.mounts.iter().filter(|m| m.release.is_some()).count()
+        });
+        self.opts
+            .quota
+            .policy_reads_beside(self.resync_interval(), aliases)
     }
 
     /// Whether the source shows nothing new since the last pass (same files,

@@ -578,7 +578,7 @@ impl<'a> Check<'a> {
         let release = t
             .release
             .as_ref()
-            .map(|r| self.release_bounds(&r.value, &at))
+            .map(|r| self.release_bounds(&r.value, at))
             .unwrap_or_default();
         (self.errors.len() == before).then(|| Tenant {
             name: t.name.value.clone(),

@@ -276,41 +276,12 @@ async fn the_iam_policy_allows_every_call_apimount_makes() {
     // A release with a guard alarm: the alias made, the guard made, the
     // traffic moved, the guard's alarm firing, the rollback, the guard gone.
     fx.create_function("iam-orders").await;
-    let publish = |n: u32| {
-        let fx = &fx;
-        async move {
-            fx.lambda
-                .update_function_configuration()
-                .function_name("iam-orders")
-                .description(format!("build {n}"))
-                .send()
-                .await
-                .expect("UpdateFunctionConfiguration");
-            fx.lambda
-                .publish_version()
-                .function_name("iam-orders")
-                .send()
-                .await
-                .expect("PublishVersion")
-                .version()
-                .expect("a version")
-                .to_string()
-        }
-    };
-    let (v1, v2) = (publish(1).await, publish(2).await);
+    let (v1, v2) = (
+        fx.publish_version("iam-orders", 1).await,
+        fx.publish_version("iam-orders", 2).await,
+    );
+    fx.create_alarm("iam-orders-5xx").await;
     let cw = aws_sdk_cloudwatch::Client::new(fx.sdk_config());
-    cw.put_metric_alarm()
-        .alarm_name("iam-orders-5xx")
-        .namespace("AWS/Lambda")
-        .metric_name("Errors")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .expect("PutMetricAlarm");
     let releases = manifest_dir();
     let release = |v: &str| {
         mount_yaml(

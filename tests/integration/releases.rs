@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+use aws_sdk_cloudwatch::types::StateValue;
 use serde_json::Value;
 
 use crate::support::daemon::Daemon;
@@ -51,21 +51,6 @@ fn cloudwatch(fx: &Fixture) -> aws_sdk_cloudwatch::Client {
     aws_sdk_cloudwatch::Client::new(fx.sdk_config())
 }
 
-async fn create_alarm(cw: &aws_sdk_cloudwatch::Client, name: &str) {
-    cw.put_metric_alarm()
-        .alarm_name(name)
-        .namespace("AWS/Lambda")
-        .metric_name("Errors")
-        .statistic(Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PutMetricAlarm {name}: {e:?}"));
-}
-
 async fn set_alarm(cw: &aws_sdk_cloudwatch::Client, name: &str, state: StateValue) {
     cw.set_alarm_state()
         .alarm_name(name)
@@ -76,48 +61,13 @@ async fn set_alarm(cw: &aws_sdk_cloudwatch::Client, name: &str, state: StateValu
         .unwrap_or_else(|e| panic!("SetAlarmState {name}: {e:?}"));
 }
 
-/// Publishes a new version of `function` (its description changed, so AWS
-/// would publish one too) and returns its number.
 async fn publish(fx: &Fixture, function: &str, n: usize) -> String {
-    fx.lambda
-        .update_function_configuration()
-        .function_name(function)
-        .description(format!("build {n}"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("UpdateFunctionConfiguration {function}: {e:?}"));
-    fx.lambda
-        .publish_version()
-        .function_name(function)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PublishVersion {function}: {e:?}"))
-        .version()
-        .expect("a version number")
-        .to_string()
+    fx.publish_version(function, n).await
 }
 
-/// The alias as moto holds it: (version, additional version weights, description).
-async fn alias(fx: &Fixture) -> Option<(String, Vec<(String, f64)>, String)> {
-    let a = fx
-        .lambda
-        .get_alias()
-        .function_name("pay")
-        .name(ALIAS)
-        .send()
-        .await
-        .ok()?;
-    let mut weights: Vec<(String, f64)> = a
-        .routing_config()
-        .and_then(|r| r.additional_version_weights())
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-        .unwrap_or_default();
-    weights.sort_by(|x, y| x.0.cmp(&y.0));
-    Some((
-        a.function_version().unwrap_or_default().to_string(),
-        weights,
-        a.description().unwrap_or_default().to_string(),
-    ))
+/// The alias of pay as moto holds it.
+async fn alias(fx: &Fixture) -> Option<crate::support::AliasState> {
+    fx.alias_state("pay", ALIAS).await
 }
 
 fn daemon(fx: &Fixture, dir: &std::path::Path, api: &str, status: &std::path::Path) -> Daemon {
@@ -163,8 +113,7 @@ async fn a_release_moves_in_steps_and_is_promoted_with_no_gateway_write() {
     fx.create_function("pay").await;
     let v1 = publish(&fx, "pay", 1).await;
     let v2 = publish(&fx, "pay", 2).await;
-    let cw = cloudwatch(&fx);
-    create_alarm(&cw, ALARM).await;
+    fx.create_alarm(ALARM).await;
     let dir = manifest_dir();
     let status = manifest_dir();
     write_manifest(dir.path(), "pay.yaml", &release_yaml(&v1, TWO_STEPS));
@@ -273,7 +222,7 @@ async fn an_alarm_rolls_a_release_back_and_it_stays_back_until_a_new_version() {
     let v2 = publish(&fx, "pay", 2).await;
     let v3 = publish(&fx, "pay", 3).await;
     let cw = cloudwatch(&fx);
-    create_alarm(&cw, ALARM).await;
+    fx.create_alarm(ALARM).await;
     let dir = manifest_dir();
     let status = manifest_dir();
     write_manifest(dir.path(), "pay.yaml", &release_yaml(&v1, LONG_STEP));
@@ -413,8 +362,7 @@ async fn new_versions_reverts_hand_edits_and_removal_mid_release() {
     let v1 = publish(&fx, "pay", 1).await;
     let v2 = publish(&fx, "pay", 2).await;
     let v3 = publish(&fx, "pay", 3).await;
-    let cw = cloudwatch(&fx);
-    create_alarm(&cw, ALARM).await;
+    fx.create_alarm(ALARM).await;
     let dir = manifest_dir();
     let status = manifest_dir();
     write_manifest(dir.path(), "pay.yaml", &release_yaml(&v1, LONG_STEP));
@@ -625,7 +573,7 @@ async fn a_release_that_cannot_start_writes_nothing_and_wait_says_so() {
         Some((v1.clone(), vec![]))
     );
     // Once the alarm exists the release goes ahead.
-    create_alarm(&cloudwatch(&fx), ALARM).await;
+    fx.create_alarm(ALARM).await;
     write_manifest(dir.path(), "pay.yaml", &release_yaml(&v2, TWO_STEPS));
     d.wait_for("the promotion", Duration::from_secs(30), || async {
         alias(&fx).await.filter(|a| a.0 == v2 && a.1.is_empty())
@@ -648,7 +596,7 @@ async fn the_guard_alarm_is_made_for_the_release_rolls_it_back_and_goes() {
     let v1 = publish(&fx, "pay", 1).await;
     let v2 = publish(&fx, "pay", 2).await;
     let cw = cloudwatch(&fx);
-    create_alarm(&cw, ALARM).await;
+    fx.create_alarm(ALARM).await;
     let guarded = |v: &str| {
         release_yaml(v, LONG_STEP).replace(
             &format!("    alarms: [{ALARM}]\n"),
@@ -734,25 +682,9 @@ spec:
     )
 }
 
-async fn alias_of(fx: &Fixture, function: &str) -> Option<(String, Vec<(String, f64)>, String)> {
-    let a = fx
-        .lambda
-        .get_alias()
-        .function_name(function)
-        .name(format!("apimount_{function}"))
-        .send()
+async fn alias_of(fx: &Fixture, function: &str) -> Option<crate::support::AliasState> {
+    fx.alias_state(function, &format!("apimount_{function}"))
         .await
-        .ok()?;
-    let weights: Vec<(String, f64)> = a
-        .routing_config()
-        .and_then(|r| r.additional_version_weights())
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-        .unwrap_or_default();
-    Some((
-        a.function_version().unwrap_or_default().to_string(),
-        weights,
-        a.description().unwrap_or_default().to_string(),
-    ))
 }
 
 /// Functions `names`, each with two published versions (1 and 2).
@@ -770,7 +702,7 @@ async fn fifty_running_releases_share_one_alarm_read_a_tick_and_read_no_alias() 
     let (api, _) = fx.create_rest_api("releases").await;
     let names: Vec<String> = (0..50).map(|i| format!("svc{i:02}")).collect();
     functions_with_two_versions(&fx, &names).await;
-    create_alarm(&cloudwatch(&fx), ALARM).await;
+    fx.create_alarm(ALARM).await;
     let dir = manifest_dir();
     for n in &names {
         write_manifest(
@@ -856,8 +788,8 @@ async fn releases_resume_from_the_alias_after_the_controller_is_killed_anywhere(
     let names: Vec<String> = (0..20).map(|i| format!("svc{i:02}")).collect();
     functions_with_two_versions(&fx, &names).await;
     let cw = cloudwatch(&fx);
-    create_alarm(&cw, "good").await;
-    create_alarm(&cw, "bad").await;
+    fx.create_alarm("good").await;
+    fx.create_alarm("bad").await;
     // The last five watch an alarm that fires mid-release, and step slowly
     // enough to be under way when it does.
     let manifest = |n: &String, i: usize, version: &str| {

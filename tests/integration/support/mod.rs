@@ -263,6 +263,9 @@ fn answers_http(port: u16) -> bool {
 
 /// An emulator plus SDK clients and helpers for arranging and inspecting
 /// AWS state in a test.
+/// An alias's version, additional version weights and description.
+pub type AliasState = (String, Vec<(String, f64)>, String);
+
 pub struct Fixture {
     pub emulator: Emulator,
     pub apigateway: aws_sdk_apigateway::Client,
@@ -557,16 +560,7 @@ impl Fixture {
     /// Publishes a version of `function` and points a new alias at it;
     /// returns the alias ARN.
     pub async fn create_alias(&self, function: &str, alias: &str) -> String {
-        let version = self
-            .lambda
-            .publish_version()
-            .function_name(function)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("PublishVersion {function}: {e:?}"))
-            .version()
-            .expect("PublishVersion returned no version")
-            .to_string();
+        let version = self.publish(function).await;
         self.lambda
             .create_alias()
             .function_name(function)
@@ -578,6 +572,77 @@ impl Fixture {
             .alias_arn()
             .expect("CreateAlias returned no ARN")
             .to_string()
+    }
+
+    /// Publishes a new version of `function`, as a new build would (its
+    /// description changes first: Lambda, and moto, publish a version only
+    /// when something changed); returns the version's number.
+    pub async fn publish_version(&self, function: &str, build: usize) -> String {
+        self.lambda
+            .update_function_configuration()
+            .function_name(function)
+            .description(format!("build {build}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("UpdateFunctionConfiguration {function}: {e:?}"));
+        self.publish(function).await
+    }
+
+    /// PublishVersion of `function` as it is; the version's number.
+    async fn publish(&self, function: &str) -> String {
+        self.lambda
+            .publish_version()
+            .function_name(function)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PublishVersion {function}: {e:?}"))
+            .version()
+            .expect("PublishVersion returned no version")
+            .to_string()
+    }
+
+    /// An alias as moto holds it: its version, its additional version
+    /// weights (sorted) and its description; `None` if it does not exist.
+    pub async fn alias_state(&self, function: &str, alias: &str) -> Option<AliasState> {
+        let a = self
+            .lambda
+            .get_alias()
+            .function_name(function)
+            .name(alias)
+            .send()
+            .await
+            .ok()?;
+        let mut weights: Vec<(String, f64)> = a
+            .routing_config()
+            .and_then(|r| r.additional_version_weights())
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        weights.sort_by(|x, y| x.0.cmp(&y.0));
+        Some((
+            a.function_version().unwrap_or_default().to_string(),
+            weights,
+            a.description().unwrap_or_default().to_string(),
+        ))
+    }
+
+    /// A CloudWatch alarm on a Lambda metric (the tests drive its state
+    /// with SetAlarmState).
+    pub async fn create_alarm(&self, name: &str) {
+        aws_sdk_cloudwatch::Client::new(&self.sdk_config)
+            .put_metric_alarm()
+            .alarm_name(name)
+            .namespace("AWS/Lambda")
+            .metric_name("Errors")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutMetricAlarm {name}: {e:?}"));
     }
 
     // ----- inspecting state ------------------------------------------------

@@ -391,8 +391,11 @@ impl Reconciler {
                 }
                 // A revision refused as stale is read and decided again.
                 for _ in 0..3 {
+                    // The decision's clock is read after the reads, so a
+                    // step begins as near its write as the calls allow.
                     let d = decide(&Input {
                         alias: view.as_ref(),
+                        now_ms: now_ms(),
                         ..base.clone()
                     });
                     let deadline = d.deadline_ms;

@@ -411,6 +411,10 @@ impl Reconciler {
         match mode {
             Mode::Plan => self.report_plan(api, &stage, &desired, &planned, report),
             Mode::Apply => {
+                if snap.mounts.iter().any(|m| m.release.is_some()) || api_has_release_aliases(&api)
+                {
+                    self.note_release_orphans(&api, snap);
+                }
                 let applied = self.apply(&api, &stage, &desired, &planned, report).await;
                 self.deploy(applied, &api, &stage, &desired, &planned, report)
                     .await;
@@ -1138,6 +1142,15 @@ impl Reconciler {
 /// A pass whose deployment is blocked (by apimount, or refused by AWS):
 /// the stage keeps its deployment, and the mounts in line wait for it with
 /// the reason. It is not retried until something changes.
+/// Whether any method of the API routes to an alias of apimount's releases.
+fn api_has_release_aliases(api: &ObservedApi) -> bool {
+    api.methods().any(|(_, _, m)| {
+        m.function()
+            .and_then(|f| f.qualifier)
+            .is_some_and(|q| q.starts_with(crate::manifest::release::ALIAS_PREFIX))
+    })
+}
+
 fn deploy_blocked(report: &mut PassReport, why: String) {
     report.deploy_pending = true;
     report.deploy_blocked = true;

@@ -22,8 +22,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::Reconciler;
 use crate::aws::alarms::GuardSpec;
 use crate::aws::AwsError;
-use crate::manifest::release::{alias_name, Release};
+use crate::manifest::release::{alias_name, Guard, Release, ALIAS_PREFIX};
 use crate::manifest::{FunctionRef, Mount, MountId};
+use crate::plan::model::ObservedApi;
+use crate::plan::names::Ownership;
 use crate::plan::release::{
     alarms_to_read, decide, guard_alarm_name, observed, AlarmState, AliasView, Decision,
     GuardAction, Input, Released, Write,
@@ -56,7 +58,11 @@ struct Known {
     deadline_ms: Option<u64>,
     unreadable_since_ms: Option<u64>,
     guard: Option<String>,
-    mount: Mount,
+    /// The manifest's guard, if it asks for one.
+    guard_spec: Option<Guard>,
+    /// Known only from a route of this owner whose mount is gone (seen on
+    /// the API after a restart): its guard, if any, is not known.
+    orphan: bool,
 }
 
 impl Known {
@@ -179,7 +185,9 @@ impl Reconciler {
                     unreadable_since_ms: None,
                     now_ms: now_ms(),
                 });
-                outcome = self.carry_out(&function, &alias, d, None, m).await;
+                outcome = self
+                    .carry_out(&function, &alias, d, None, &id, release.guard, false)
+                    .await;
                 if outcome.error.is_some() || outcome.writes == 0 {
                     out.insert(id, outcome);
                     continue;
@@ -200,7 +208,8 @@ impl Reconciler {
                     deadline_ms: None,
                     unreadable_since_ms: None,
                     guard,
-                    mount: m.clone(),
+                    guard_spec: release.guard,
+                    orphan: false,
                 },
             );
             if outcome.writes > 0 {
@@ -218,6 +227,56 @@ impl Reconciler {
             }
         }
         out
+    }
+
+    /// Remembers the releases of this owner's routes whose mounts are gone
+    /// (seen on the API), so that a release under way when its mount went
+    /// is rolled back even by a controller that never saw the mount.
+    pub(crate) fn note_release_orphans(&self, api: &ObservedApi, snap: &Snapshot) {
+        let present: BTreeSet<MountId> = snap.mounts.iter().map(Mount::id).collect();
+        let mut known = self.releases.known.lock().expect("releases lock");
+        for (_, _, method) in api.methods() {
+            let Ownership::Apimount(marker) = method.ownership() else {
+                continue;
+            };
+            if marker.owner != self.target.owner
+                || present.contains(&marker.mount)
+                || snap.retained.contains(&marker.mount)
+                || known.contains_key(&marker.mount)
+            {
+                continue;
+            }
+            let Some(f) = method.function() else {
+                continue;
+            };
+            let Some(alias) = f.qualifier.clone().filter(|q| q.starts_with(ALIAS_PREFIX)) else {
+                continue;
+            };
+            let function = FunctionRef::Arn {
+                partition: f.partition,
+                region: f.region,
+                account: f.account,
+                name: f.name,
+                qualifier: None,
+            };
+            known.insert(
+                marker.mount.clone(),
+                Known {
+                    guard: None,
+                    function,
+                    alias,
+                    target: String::new(),
+                    view: None,
+                    status: Released::Waiting {
+                        why: "the mount is gone".into(),
+                    },
+                    deadline_ms: None,
+                    unreadable_since_ms: None,
+                    guard_spec: None,
+                    orphan: true,
+                },
+            );
+        }
     }
 
     /// Whether the mount's tenant may release on `function` (none: always).
@@ -290,12 +349,14 @@ impl Reconciler {
                 deadline_ms: None,
                 unreadable_since_ms: None,
                 guard: None,
-                mount: (*m).clone(),
+                guard_spec: None,
+                orphan: false,
             });
             k.guard = release
                 .guard
                 .map(|_| guard_alarm_name(function.name(), &alias));
-            k.mount = (*m).clone();
+            k.guard_spec = release.guard;
+            k.orphan = false;
             if k.target != release.version {
                 k.target = release.version.clone();
                 k.view = None;
@@ -402,7 +463,15 @@ impl Reconciler {
                     let revision = view.as_ref().map(|v| v.revision.clone());
                     let next_view = written_view(&d);
                     let o = self
-                        .carry_out(&k.function, &k.alias, d, revision.as_deref(), m)
+                        .carry_out(
+                            &k.function,
+                            &k.alias,
+                            d,
+                            revision.as_deref(),
+                            &id,
+                            k.guard_spec,
+                            false,
+                        )
                         .await;
                     let stale = o
                         .error
@@ -481,7 +550,15 @@ impl Reconciler {
             }
             let d = crate::plan::release::withdraw(record, now_ms());
             let o = self
-                .carry_out(&k.function, &k.alias, d, Some(&view.revision), &k.mount)
+                .carry_out(
+                    &k.function,
+                    &k.alias,
+                    d,
+                    Some(&view.revision),
+                    id,
+                    k.guard_spec,
+                    k.orphan,
+                )
                 .await;
             if o.error
                 .as_deref()
@@ -517,14 +594,18 @@ impl Reconciler {
     }
 
     /// Makes a decision's calls: the version's check, the guard alarm, the
-    /// alias write (as of `revision`), the guard's removal.
+    /// alias write (as of `revision`), the guard's removal (of `guard`, or
+    /// of whatever guard there may be for an `orphan`).
+    #[allow(clippy::too_many_arguments)]
     async fn carry_out(
         &self,
         function: &FunctionRef,
         alias: &str,
         d: Decision,
         revision: Option<&str>,
-        m: &Mount,
+        id: &MountId,
+        guard: Option<Guard>,
+        orphan: bool,
     ) -> ReleaseOutcome {
         let status = d.status.clone();
         let mut outcome = ReleaseOutcome {
@@ -548,18 +629,14 @@ impl Reconciler {
                 Err(e) => return failed(outcome.status, &e),
             }
         }
-        let guard_name = m.release.as_ref().and_then(|r| {
-            r.guard
-                .map(|g| (g, guard_alarm_name(function.name(), alias)))
-        });
-        if let (GuardAction::Put(version), Some((g, name))) = (&d.guard, &guard_name) {
+        let name = guard_alarm_name(function.name(), alias);
+        if let (GuardAction::Put(version), Some(g)) = (&d.guard, &guard) {
             let description = format!(
-                "apimount:{}:{} guard of the release of version {version}",
+                "apimount:{}:{id} guard of the release of version {version}",
                 self.target.owner,
-                m.id()
             );
             let spec = GuardSpec {
-                name,
+                name: &name,
                 function_name: function.name(),
                 alias,
                 version,
@@ -597,8 +674,8 @@ impl Reconciler {
             return failed(outcome.status, &e);
         }
         outcome.writes = 1;
-        if let (GuardAction::Delete, Some((_, name))) = (&d.guard, &guard_name) {
-            if let Err(e) = self.aws.delete_alarm(acct.as_deref(), name).await {
+        if d.guard == GuardAction::Delete && (guard.is_some() || orphan) {
+            if let Err(e) = self.aws.delete_alarm(acct.as_deref(), &name).await {
                 outcome.error = Some(format!(
                     "the guard alarm {name} could not be deleted: {}",
                     crate::errors::chain(&e)

@@ -869,3 +869,49 @@ async fn releases_resume_from_the_alias_after_the_controller_is_killed_anywhere(
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mount_removed_while_no_controller_ran_has_its_release_rolled_back() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("releases").await;
+    fx.create_function("pay").await;
+    fx.create_function("other").await;
+    let v1 = publish(&fx, "pay", 1).await;
+    let v2 = publish(&fx, "pay", 2).await;
+    fx.create_alarm(ALARM).await;
+    let dir = manifest_dir();
+    let status = manifest_dir();
+    write_manifest(dir.path(), "pay.yaml", &release_yaml(&v1, LONG_STEP));
+    write_manifest(
+        dir.path(),
+        "other.yaml",
+        &crate::support::mount_yaml("other", "/other", "other", ""),
+    );
+    let mut d = daemon(&fx, dir.path(), &api, status.path());
+    d.wait_ready().await;
+    d.wait_for("the alias", Duration::from_secs(20), || async {
+        alias(&fx).await.filter(|a| a.0 == v1)
+    })
+    .await;
+    write_manifest(dir.path(), "pay.yaml", &release_yaml(&v2, LONG_STEP));
+    d.wait_for("the release", Duration::from_secs(20), || async {
+        alias(&fx).await.filter(|a| !a.1.is_empty())
+    })
+    .await;
+    d.kill();
+    std::fs::remove_file(dir.path().join("pay.yaml")).unwrap();
+    // A new controller never saw the mount: it finds the release through
+    // the route the mount left on the API.
+    let d = daemon(&fx, dir.path(), &api, status.path());
+    let back = d
+        .wait_for("the rollback", Duration::from_secs(30), || async {
+            alias(&fx).await.filter(|a| a.1.is_empty())
+        })
+        .await;
+    assert_eq!(back.0, v1);
+    assert!(back.2.contains("mount was removed"), "{}", back.2);
+    d.wait_for("the route removed", Duration::from_secs(20), || async {
+        (!fx.route_table(&api).await.contains_key("/pay")).then_some(())
+    })
+    .await;
+}

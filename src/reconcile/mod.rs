@@ -354,12 +354,9 @@ impl Reconciler {
                     }
                     stepped
                 }
-                Mode::Plan if releases => {
-                    let only = focused
-                        .then(|| report.mounts.first().map(|m| m.id()))
-                        .flatten();
-                    self.observe_releases(snap, only.as_ref()).await
-                }
+                // A focused pass (`wait`) has only its mount and those
+                // contending for its path: every alias of those is read.
+                Mode::Plan if releases => self.observe_releases(snap, None).await,
                 Mode::Plan => BTreeMap::new(),
             };
             report.add_releases(outcomes);

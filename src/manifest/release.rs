@@ -3,7 +3,6 @@
 //! stop it. The validated values and the rules for them; `validate` applies
 //! the rules to a document, `plan::release` decides what each step does.
 
-use std::fmt;
 use std::time::Duration;
 
 use super::FunctionRef;
@@ -107,29 +106,6 @@ impl Release {
         "Linear10PercentEvery1Minute",
         "Linear10PercentEvery10Minutes",
     ];
-}
-
-impl fmt::Display for Release {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "version {}", self.version)?;
-        if self.steps.is_empty() {
-            f.write_str(", all at once")?;
-        } else {
-            let steps: Vec<String> = self
-                .steps
-                .iter()
-                .map(|s| format!("{}% {}s", s.weight, s.pause.as_secs()))
-                .collect();
-            write!(f, ", steps {}", steps.join(" → "))?;
-        }
-        if !self.alarms.is_empty() {
-            write!(f, ", alarms {}", self.alarms.join(" "))?;
-        }
-        if let Some(g) = &self.guard {
-            write!(f, ", guard {}% errors", g.max_error_rate())?;
-        }
-        Ok(())
-    }
 }
 
 /// The alias apimount owns for a mount: `apimount_{name}`, or
@@ -375,7 +351,30 @@ mod tests {
     }
 
     #[test]
+    fn strategies_pause_as_their_names_say_and_guards_keep_their_rate() {
+        let canary = Release::strategy("Canary10Percent5Minutes").unwrap();
+        assert_eq!(canary[0].pause, Duration::from_secs(300));
+        let linear = Release::strategy("Linear10PercentEvery1Minute").unwrap();
+        assert!(linear.iter().all(|s| s.pause == Duration::from_secs(60)));
+        assert_eq!(
+            Release::strategy("Linear10PercentEvery10Minutes").unwrap()[8],
+            Step {
+                weight: 90,
+                pause: Duration::from_secs(600)
+            }
+        );
+        let m = parse(
+            "    version: \"3\"\n    guard: {maxErrorRate: 2.5}\n",
+            "pay",
+        )
+        .unwrap();
+        let g = m.release.unwrap().guard.unwrap();
+        assert_eq!(g.max_error_rate(), 2.5);
+    }
+
+    #[test]
     fn alarm_names() {
+        assert!(check_alarm_name(&"x".repeat(255)).is_ok());
         assert!(check_alarm_name("payments-5xx").is_ok());
         assert!(check_alarm_name("with space / slash").is_ok());
         assert!(check_alarm_name("").is_err());

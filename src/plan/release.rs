@@ -1298,6 +1298,222 @@ mod tests {
     }
 
     #[test]
+    fn what_an_alias_records_read_without_deciding() {
+        use Phase::*;
+        let r = release("4");
+        let p = rec(Progressing, "3", "4", 1, 10);
+        let older = rec(Progressing, "2", "3", 0, 10);
+        let back = Record {
+            why: "the alarm 'errors' went to ALARM".into(),
+            ..rec(RolledBack, "3", "4", 0, 10)
+        };
+        let table: Vec<(Option<AliasView>, &str, u8)> = vec![
+            (None, "Waiting", 0),
+            (
+                Some(alias("3", Some(("4", 0.5)), Some(&p))),
+                "Progressing",
+                50,
+            ),
+            (
+                Some(alias("2", Some(("3", 0.1)), Some(&older))),
+                "Waiting",
+                0,
+            ),
+            (Some(alias("3", None, Some(&back))), "RolledBack", 0),
+            (Some(alias("4", None, None)), "Promoted", 100),
+            (Some(alias("4", Some(("5", 0.1)), None)), "Waiting", 0),
+            (Some(alias("3", None, None)), "Waiting", 0),
+        ];
+        for (a, reason, weight) in table {
+            let got = observed(&r, a.as_ref());
+            assert_eq!((got.reason(), got.weight()), (reason, weight), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn a_new_phase_or_step_starts_its_clock_and_a_put_back_does_not() {
+        use AlarmState::*;
+        use Phase::*;
+        let ok = states(&[("errors", Ok)]);
+        let firing = states(&[("errors", Alarm)]);
+        let p0 = rec(Progressing, "3", "4", 0, 30);
+        let p0_due = rec(Progressing, "3", "4", 0, 60);
+        let p1_due = rec(Progressing, "3", "4", 1, 61);
+        // (what, manifest version, alias, alarms, whether the record's clock
+        // is now, the record's stable and target versions and step)
+        type Row<'a> = (
+            &'a str,
+            &'a str,
+            AliasView,
+            &'a BTreeMap<String, AlarmState>,
+            bool,
+            (&'a str, &'a str, usize),
+        );
+        let table: Vec<Row> = vec![
+            (
+                "next step",
+                "4",
+                alias("3", Some(("4", 0.1)), Some(&p0_due)),
+                &ok,
+                true,
+                ("3", "4", 1),
+            ),
+            (
+                "promotion",
+                "4",
+                alias("3", Some(("4", 0.5)), Some(&p1_due)),
+                &ok,
+                true,
+                ("4", "4", 0),
+            ),
+            (
+                "rollback",
+                "4",
+                alias("3", Some(("4", 0.1)), Some(&p0)),
+                &firing,
+                true,
+                ("3", "4", 0),
+            ),
+            (
+                "revert",
+                "3",
+                alias("3", Some(("4", 0.1)), Some(&p0)),
+                &ok,
+                true,
+                ("3", "3", 0),
+            ),
+            (
+                "promoted by hand",
+                "4",
+                alias("4", None, Some(&p0)),
+                &ok,
+                true,
+                ("4", "4", 0),
+            ),
+            (
+                "cleared by hand",
+                "4",
+                alias("3", None, Some(&p0)),
+                &ok,
+                true,
+                ("3", "4", 0),
+            ),
+            (
+                "set by hand",
+                "4",
+                alias("2", None, Some(&p0)),
+                &ok,
+                true,
+                ("2", "4", 0),
+            ),
+            (
+                "restart",
+                "5",
+                alias("3", Some(("4", 0.1)), Some(&p0)),
+                &ok,
+                true,
+                ("3", "5", 0),
+            ),
+            (
+                "put back",
+                "4",
+                alias("3", Some(("4", 0.3)), Some(&p0)),
+                &ok,
+                false,
+                ("3", "4", 0),
+            ),
+        ];
+        let m = mount();
+        for (what, version, a, alarms, now, (stable, target, step)) in table {
+            let r = release(version);
+            let d = decide(&Input {
+                owner: "apimount",
+                mount: &m,
+                release: &r,
+                alias: Some(&a),
+                alarms: Some(alarms),
+                guard: None,
+                unreadable_since_ms: None,
+                now_ms: NOW,
+            });
+            let Some(Write::Update { record, .. }) = &d.write else {
+                panic!("{what}: no write");
+            };
+            assert_eq!(record.since_ms == NOW, now, "{what}");
+            if what == "next step" {
+                assert_eq!(d.deadline_ms, Some(NOW + 60_000), "{what}");
+            }
+            assert_eq!(
+                (record.stable.as_str(), record.target.as_str(), record.step),
+                (stable, target, step),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_removed_mounts_release_is_withdrawn_to_its_stable_version() {
+        let p = rec(Phase::Progressing, "3", "4", 1, 10);
+        let d = withdraw(p, NOW);
+        assert_eq!(written(&d), w("3", None, Phase::RolledBack, 1));
+        assert_eq!(d.guard, GuardAction::Delete);
+        assert_eq!(d.status.reason(), "RolledBack");
+        let Some(Write::Update { record, .. }) = &d.write else {
+            panic!("an update");
+        };
+        assert_eq!(
+            (record.since_ms, record.why.as_str()),
+            (NOW, "the mount was removed")
+        );
+    }
+
+    #[test]
+    fn alarm_states_and_release_versions() {
+        for (text, want) in [
+            ("OK", Some(AlarmState::Ok)),
+            ("ALARM", Some(AlarmState::Alarm)),
+            ("INSUFFICIENT_DATA", Some(AlarmState::InsufficientData)),
+            ("alarm", None),
+            ("", None),
+        ] {
+            assert_eq!(AlarmState::parse(text), want, "{text}");
+        }
+        let p = Released::Progressing {
+            stable: "3".into(),
+            target: "4".into(),
+            step: 0,
+            steps: 2,
+            weight: 10,
+        };
+        assert_eq!(p.version(), Some("4"));
+        assert_eq!(
+            Released::Promoted {
+                version: "5".into()
+            }
+            .version(),
+            Some("5")
+        );
+        let back = Released::RolledBack {
+            from: "6".into(),
+            to: "5".into(),
+            why: "x".into(),
+        };
+        assert_eq!(back.version(), Some("6"));
+        assert_eq!(Released::Held { why: "x".into() }.version(), None);
+    }
+
+    #[test]
+    fn a_reason_of_wide_characters_is_cut_to_fit_too() {
+        let mut r = rec(Phase::RolledBack, "3", "4", 1, 0);
+        for wide in ["é", "→", "😀"] {
+            r.why = wide.repeat(200);
+            let s = r.render();
+            assert!(s.len() <= MAX_DESCRIPTION, "{wide}: {}", s.len());
+            assert!(Record::parse(&s).is_some(), "{wide}");
+        }
+    }
+
+    #[test]
     fn guard_names_fit_cloudwatch() {
         let n = guard_alarm_name(&"f".repeat(64), &"a".repeat(128));
         assert!(n.len() <= 255);

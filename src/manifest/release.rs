@@ -356,6 +356,8 @@ mod tests {
         assert_eq!(canary[0].pause, Duration::from_secs(300));
         let linear = Release::strategy("Linear10PercentEvery1Minute").unwrap();
         assert!(linear.iter().all(|s| s.pause == Duration::from_secs(60)));
+        let weights: Vec<u8> = linear.iter().map(|s| s.weight).collect();
+        assert_eq!(weights, [10, 20, 30, 40, 50, 60, 70, 80, 90]);
         assert_eq!(
             Release::strategy("Linear10PercentEvery10Minutes").unwrap()[8],
             Step {

@@ -1307,6 +1307,10 @@ mod tests {
             why: "the alarm 'errors' went to ALARM".into(),
             ..rec(RolledBack, "3", "4", 0, 10)
         };
+        let older_back = Record {
+            target: "3".into(),
+            ..back.clone()
+        };
         let table: Vec<(Option<AliasView>, &str, u8)> = vec![
             (None, "Waiting", 0),
             (
@@ -1320,6 +1324,8 @@ mod tests {
                 0,
             ),
             (Some(alias("3", None, Some(&back))), "RolledBack", 0),
+            // A rollback of another version does not stand for this one.
+            (Some(alias("2", None, Some(&older_back))), "Waiting", 0),
             (Some(alias("4", None, None)), "Promoted", 100),
             (Some(alias("4", Some(("5", 0.1)), None)), "Waiting", 0),
             (Some(alias("3", None, None)), "Waiting", 0),
@@ -1339,6 +1345,7 @@ mod tests {
         let p0 = rec(Progressing, "3", "4", 0, 30);
         let p0_due = rec(Progressing, "3", "4", 0, 60);
         let p1_due = rec(Progressing, "3", "4", 1, 61);
+        let p1 = rec(Progressing, "3", "4", 1, 10);
         // (what, manifest version, alias, alarms, whether the record's clock
         // is now, the record's stable and target versions and step)
         type Row<'a> = (
@@ -1377,7 +1384,7 @@ mod tests {
             (
                 "revert",
                 "3",
-                alias("3", Some(("4", 0.1)), Some(&p0)),
+                alias("3", Some(("4", 0.5)), Some(&p1)),
                 &ok,
                 true,
                 ("3", "3", 0),
@@ -1440,6 +1447,13 @@ mod tests {
                 panic!("{what}: no write");
             };
             assert_eq!(record.since_ms == NOW, now, "{what}");
+            let why = match what {
+                "rollback" => "the alarm 'errors' went to ALARM",
+                "cleared by hand" => "by hand: the alias's routing weights were cleared",
+                "set by hand" => "by hand: the alias was set to version 2",
+                _ => "",
+            };
+            assert_eq!(record.why, why, "{what}");
             if what == "next step" {
                 assert_eq!(d.deadline_ms, Some(NOW + 60_000), "{what}");
             }

@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::Reconciler;
 use crate::aws::alarms::GuardSpec;
 use crate::aws::AwsError;
-use crate::manifest::release::{alias_name, Guard, Release, ALIAS_PREFIX};
+use crate::manifest::release::{alias_name, Guard, ALIAS_PREFIX};
 use crate::manifest::{FunctionRef, Mount, MountId};
 use crate::plan::model::ObservedApi;
 use crate::plan::names::Ownership;
@@ -93,14 +93,7 @@ fn now_ms() -> u64 {
 
 /// The account a function's alarms are in: the function's (`None`: the API's).
 fn account(f: &FunctionRef) -> Option<String> {
-    match f {
-        FunctionRef::Arn { account, .. } => Some(account.clone()),
-        FunctionRef::Name { .. } => None,
-    }
-}
-
-fn release_of(m: &Mount) -> Option<&Release> {
-    m.release.as_ref()
+    crate::aws::lambda::account_of(f).map(str::to_string)
 }
 
 impl Reconciler {
@@ -124,7 +117,7 @@ impl Reconciler {
         let owner = self.target.owner.as_str();
         let mut out = BTreeMap::new();
         for m in &snap.mounts {
-            let Some(release) = release_of(m) else {
+            let Some(release) = &m.release else {
                 continue;
             };
             if self
@@ -334,7 +327,7 @@ impl Reconciler {
         let mut out = BTreeMap::new();
         // What is known of each, made fresh for a mount seen the first time.
         for m in &mounts {
-            let release = release_of(m).expect("filtered");
+            let release = m.release.as_ref().expect("filtered");
             let function = m.named_function();
             let alias = alias_name(m.tenant.as_deref(), &m.name);
             let mut known = self.releases.known.lock().expect("releases lock");
@@ -377,7 +370,8 @@ impl Reconciler {
                 if settled {
                     continue;
                 }
-                let names = alarms_to_read(release_of(m).expect("filtered"), k.guard.as_deref());
+                let names =
+                    alarms_to_read(m.release.as_ref().expect("filtered"), k.guard.as_deref());
                 wanted
                     .entry(account(&k.function))
                     .or_default()
@@ -403,7 +397,7 @@ impl Reconciler {
                 break;
             }
             let id = m.id();
-            let release = release_of(m).expect("filtered");
+            let release = m.release.as_ref().expect("filtered");
             let k = self.releases.known.lock().expect("releases lock")[&id].clone();
             let acct = account(&k.function);
             let alarms = match states.get(&acct) {
@@ -694,7 +688,7 @@ impl Reconciler {
     ) -> BTreeMap<MountId, ReleaseOutcome> {
         let mut out = BTreeMap::new();
         for m in &snap.mounts {
-            let Some(release) = release_of(m) else {
+            let Some(release) = &m.release else {
                 continue;
             };
             if only.is_some_and(|id| id != &m.id()) {

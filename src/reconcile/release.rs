@@ -57,7 +57,6 @@ struct Known {
     status: Released,
     deadline_ms: Option<u64>,
     unreadable_since_ms: Option<u64>,
-    guard: Option<String>,
     /// The manifest's guard, if it asks for one.
     guard_spec: Option<Guard>,
     /// Known only from a route of this owner whose mount is gone (seen on
@@ -66,6 +65,12 @@ struct Known {
 }
 
 impl Known {
+    /// The guard alarm's name, when the manifest asks for a guard.
+    fn guard_name(&self) -> Option<String> {
+        self.guard_spec
+            .map(|_| guard_alarm_name(self.function.name(), &self.alias))
+    }
+
     /// Whether the release needs watching: anything but a settled end.
     fn active(&self) -> bool {
         !matches!(
@@ -186,9 +191,6 @@ impl Reconciler {
                     continue;
                 }
             }
-            let guard = release
-                .guard
-                .map(|_| guard_alarm_name(function.name(), &alias));
             let status = outcome.status.clone();
             self.releases.known.lock().expect("releases lock").insert(
                 id.clone(),
@@ -200,7 +202,6 @@ impl Reconciler {
                     status,
                     deadline_ms: None,
                     unreadable_since_ms: None,
-                    guard,
                     guard_spec: release.guard,
                     orphan: false,
                 },
@@ -255,7 +256,6 @@ impl Reconciler {
             known.insert(
                 marker.mount.clone(),
                 Known {
-                    guard: None,
                     function,
                     alias,
                     target: String::new(),
@@ -341,13 +341,9 @@ impl Reconciler {
                 },
                 deadline_ms: None,
                 unreadable_since_ms: None,
-                guard: None,
                 guard_spec: None,
                 orphan: false,
             });
-            k.guard = release
-                .guard
-                .map(|_| guard_alarm_name(function.name(), &alias));
             k.guard_spec = release.guard;
             k.orphan = false;
             if k.target != release.version {
@@ -370,8 +366,8 @@ impl Reconciler {
                 if settled {
                     continue;
                 }
-                let names =
-                    alarms_to_read(m.release.as_ref().expect("filtered"), k.guard.as_deref());
+                let guard = k.guard_name();
+                let names = alarms_to_read(m.release.as_ref().expect("filtered"), guard.as_deref());
                 wanted
                     .entry(account(&k.function))
                     .or_default()
@@ -410,13 +406,14 @@ impl Reconciler {
                 Some(Err(_)) => Some(k.unreadable_since_ms.unwrap_or(now)),
                 _ => None,
             };
+            let guard = k.guard_name();
             let base = Input {
                 owner,
                 mount: &id,
                 release,
                 alias: None,
                 alarms,
-                guard: k.guard.as_deref(),
+                guard: guard.as_deref(),
                 unreadable_since_ms: unreadable_since,
                 now_ms: now,
             };

@@ -1699,6 +1699,75 @@ mod tests {
     }
 
     #[test]
+    fn a_foreign_method_is_adoptable_only_in_the_manifests_exact_shape() {
+        let f = func("acct");
+        let uri = f.integration_uri(REGION);
+        let other_uri = func("pay").integration_uri(REGION);
+        let plain = mount("m", "/m", "acct", "  methods: [GET]\n");
+        let cors = mount("m", "/m", "acct", &format!("  methods: [GET]\n{CORS}"));
+        let proxy = ObservedMethod {
+            authorization_type: "NONE".into(),
+            authorizer_id: None,
+            api_key_required: false,
+            operation_name: None,
+            integration: Some(ObservedIntegration::lambda_proxy(&uri)),
+            responses: Default::default(),
+        };
+        let mock = ObservedMethod {
+            integration: Some(ObservedIntegration {
+                kind: "MOCK".into(),
+                http_method: None,
+                uri: None,
+                ..ObservedIntegration::lambda_proxy("")
+            }),
+            ..proxy.clone()
+        };
+        let with = |change: &dyn Fn(&mut ObservedMethod)| {
+            let mut m = proxy.clone();
+            change(&mut m);
+            m
+        };
+        let iam_mock = ObservedMethod {
+            authorization_type: "AWS_IAM".into(),
+            ..mock.clone()
+        };
+        let iam = with(&|m| m.authorization_type = "AWS_IAM".into());
+        let authorizer = with(&|m| m.authorizer_id = Some("auth1".into()));
+        let key = with(&|m| m.api_key_required = true);
+        let elsewhere =
+            with(&|m| m.integration = Some(ObservedIntegration::lambda_proxy(&other_uri)));
+        let bare = with(&|m| m.integration = None);
+        let cases: Vec<(&str, &ObservedMethod, &str, &Mount, bool)> = vec![
+            ("the exact shape", &proxy, "GET", &plain, true),
+            (
+                "a verb the manifest does not list",
+                &proxy,
+                "POST",
+                &plain,
+                false,
+            ),
+            ("another authorization", &iam, "GET", &plain, false),
+            ("an authorizer", &authorizer, "GET", &plain, false),
+            ("an API key", &key, "GET", &plain, false),
+            ("another function", &elsewhere, "GET", &plain, false),
+            ("no integration", &bare, "GET", &plain, false),
+            ("a preflight with cors", &mock, "OPTIONS", &cors, true),
+            ("a preflight behind IAM", &iam_mock, "OPTIONS", &cors, false),
+            (
+                "a Lambda OPTIONS with cors",
+                &proxy,
+                "OPTIONS",
+                &cors,
+                false,
+            ),
+            ("a preflight without cors", &mock, "OPTIONS", &plain, false),
+        ];
+        for (what, method, verb, m, want) in cases {
+            assert_eq!(adoptable(method, verb, m, &uri), want, "{what}");
+        }
+    }
+
+    #[test]
     fn invalid_manifests_and_unknown_files_keep_routes() {
         let mut w = world();
         let both = vec![

@@ -101,6 +101,8 @@ pub(crate) struct Journal<'a> {
     pub(crate) next_group: usize,
     /// The hashes the tag holds now.
     pub(crate) in_force: BTreeSet<String>,
+    /// The last chunk this pass wrote: what its groups still need.
+    pub(crate) chunk: BTreeSet<String>,
     /// Why writing the tag failed, if it did this pass (a note of the pass).
     pub(crate) failed: Option<String>,
 }
@@ -115,35 +117,97 @@ impl Executor<'_> {
         if let (Some(mut chunk), Some(stage)) = (chunk, self.journal.stage) {
             // Keep what earlier groups left method-less (a failed change).
             let left = journal::abandoned(&self.api, &self.journal.in_force);
+            let mut dropped = Vec::new();
             for path in left {
                 if chunk.len() < journal::CAPACITY {
                     chunk.insert(journal::path_hash(&path));
+                } else {
+                    dropped.push(path);
                 }
             }
-            if chunk != self.journal.in_force && !self.stop.requested() {
-                match self
-                    .aws
-                    .tag_stage(
-                        self.api_id,
-                        stage,
-                        &self.journal.key,
-                        &journal::encode(&chunk),
-                    )
-                    .await
-                {
-                    Ok(()) => {
-                        self.journal.in_force = chunk;
-                    }
-                    // Going on is safe: at worst a crash now leaves an empty
-                    // resource behind, never a deleted route.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not write the in-flight journal (stage tag)");
-                        self.journal.failed = Some(chain(&e));
-                    }
-                }
+            if !dropped.is_empty() {
+                tracing::warn!(paths = ?dropped, "the in-flight journal is full: these method-less resources are no longer in it");
+                self.journal.failed = Some(format!(
+                    "the journal is full; {} are no longer in it",
+                    dropped.join(", ")
+                ));
+            }
+            let in_force = chunk == self.journal.in_force
+                || (!self.stop.requested() && self.write_journal(stage, &chunk).await);
+            if in_force {
+                self.journal.chunk = chunk;
             }
         }
         self.run_all(changes).await
+    }
+
+    /// Before `verb` at `path` is deleted to be put again (a repair where the
+    /// backend cannot patch), makes sure the journal names `path` when that
+    /// delete leaves nothing served at or below it: cut short between the
+    /// delete and the put, the pass would leave a bare resource that, once
+    /// its manifest is gone, nothing would remove. Like a chunk, a journal
+    /// that cannot be written is a note of the pass, not a failure.
+    async fn journal_ahead(&mut self, path: &str, verb: HttpMethod) {
+        let Some(stage) = self.journal.stage else {
+            return;
+        };
+        let hash = journal::path_hash(path);
+        let empties = self.api.get(path).is_some_and(|r| {
+            r.methods.keys().all(|v| v == verb.as_str())
+                && self
+                    .api
+                    .descendants(path)
+                    .iter()
+                    .all(|d| d.methods.is_empty())
+        });
+        if !empties || self.journal.in_force.contains(&hash) {
+            return;
+        }
+        // What the tag must keep: the chunk of the groups still running and
+        // what is method-less now; earlier repairs that were put back go.
+        let mut next = self.journal.chunk.clone();
+        next.extend(
+            journal::abandoned(&self.api, &self.journal.in_force)
+                .iter()
+                .map(|p| journal::path_hash(p)),
+        );
+        next.insert(hash);
+        if next.len() > journal::CAPACITY {
+            let why = format!("the journal is full; {path} is not in it");
+            tracing::warn!(
+                path,
+                "could not journal a method about to be put again: the journal is full"
+            );
+            self.journal.failed = Some(why);
+            return;
+        }
+        self.write_journal(stage, &next).await;
+    }
+
+    /// Writes the journal's tag; says whether it was written. Going on after
+    /// a failure is safe: at worst a crash then leaves an empty resource
+    /// behind, never a deleted route; the pass notes it.
+    async fn write_journal(&mut self, stage: &str, hashes: &BTreeSet<String>) -> bool {
+        match self
+            .aws
+            .tag_stage(
+                self.api_id,
+                stage,
+                &self.journal.key,
+                &journal::encode(hashes),
+            )
+            .await
+        {
+            Ok(()) => {
+                self.journal.in_force = hashes.clone();
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not write the in-flight journal (stage tag)");
+                self.journal.failed = Some(chain(&e));
+                false
+            }
+        }
     }
 
     /// Ends the journal: removes the tag when nothing it names is left
@@ -417,6 +481,7 @@ impl Executor<'_> {
             }
         }
         let what = format!("replacing {verb} {path}");
+        self.journal_ahead(path, verb).await;
         self.aws
             .delete_method(self.api_id, &id, verb.as_str())
             .await

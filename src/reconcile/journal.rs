@@ -80,10 +80,28 @@ pub fn abandoned(api: &ObservedApi, journal: &BTreeSet<String>) -> BTreeSet<Stri
 }
 
 /// Paths a group of changes can leave method-less if cut short: resources it
-/// creates (a method comes later) and method-less resources it deletes (a
-/// parent whose child goes first).
+/// creates (a method comes later), method-less resources it deletes (a
+/// parent whose child goes first), and resources whose every method it
+/// deletes while nothing below them is served (a verb dropped before its
+/// replacement is put). A method repaired by delete-and-put, where the
+/// backend cannot patch, is journaled by the executor when it happens.
 pub fn at_risk(api: &ObservedApi, changes: &[Change]) -> BTreeSet<String> {
     let mut paths = BTreeSet::new();
+    let mut deleting: std::collections::BTreeMap<&str, BTreeSet<&str>> = Default::default();
+    for c in changes {
+        if let Change::DeleteMethod { path, verb } = c {
+            deleting.entry(path).or_default().insert(verb);
+        }
+    }
+    for (path, verbs) in deleting {
+        let emptied = api.get(path).is_some_and(|r| {
+            r.methods.keys().all(|v| verbs.contains(v.as_str()))
+                && api.descendants(path).iter().all(|d| d.methods.is_empty())
+        });
+        if emptied {
+            paths.insert(path_hash(path));
+        }
+    }
     for c in changes {
         match c {
             Change::CreateResource { path } | Change::PutMethod { path, .. } => {
@@ -211,6 +229,41 @@ mod tests {
             Change::DeleteResource { path: "/a".into() },
         ];
         assert_eq!(at_risk(&a, &changes), BTreeSet::from([path_hash("/a")]));
+    }
+
+    #[test]
+    fn deleting_every_method_of_a_resource_journals_it() {
+        let mut a = api(&[
+            ("/", false),
+            ("/a", true),
+            ("/b", true),
+            ("/c", false),
+            ("/c/d", true),
+        ]);
+        let get = a.resources["/a"].methods["GET"].clone();
+        a.resources
+            .get_mut("/b")
+            .unwrap()
+            .methods
+            .insert("POST".into(), get);
+        let del = |path: &str, verb: &str| Change::DeleteMethod {
+            path: path.into(),
+            verb: verb.into(),
+        };
+        // /a loses its only method; /b keeps POST; /c has nothing to lose.
+        assert_eq!(
+            at_risk(&a, &[del("/a", "GET"), del("/b", "GET")]),
+            BTreeSet::from([path_hash("/a")])
+        );
+        // Both of /b's methods go: journaled.
+        assert_eq!(
+            at_risk(&a, &[del("/b", "GET"), del("/b", "POST")]),
+            BTreeSet::from([path_hash("/b")])
+        );
+        // A method below keeps the resource served: not journaled.
+        let methods = a.resources["/a"].methods.clone();
+        a.resources.get_mut("/c").unwrap().methods = methods;
+        assert!(at_risk(&a, &[del("/c", "GET")]).is_empty());
     }
 
     #[test]

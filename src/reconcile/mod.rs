@@ -767,6 +767,7 @@ impl Reconciler {
                 chunks: journal::chunks(&needs),
                 next_group: 0,
                 in_force: planned.journaled.clone(),
+                chunk: BTreeSet::new(),
                 failed: None,
             },
         };

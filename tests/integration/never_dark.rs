@@ -155,6 +155,81 @@ async fn a_failed_repair_puts_the_method_back_and_the_others_deploy() {
     );
 }
 
+/// A repair by delete-and-put cut short after the delete (here the put and
+/// the put-back both fail; a crash would do the same) leaves a bare
+/// resource, which carries no owner's marker. The journal names it, so once
+/// its manifest is gone the next pass removes it rather than leaving it to
+/// nobody.
+#[tokio::test]
+async fn a_repair_cut_short_leaves_nothing_behind_once_its_manifest_goes() {
+    let fx = Fixture::start().await;
+    let (api, _) = fx.create_rest_api("shared").await;
+    fx.create_function("nd-r").await;
+    let dir = manifest_dir();
+    write_manifest(
+        dir.path(),
+        "r.yaml",
+        &mount_yaml("r", "/r", "nd-r", "  proxy: false\n"),
+    );
+    // Another route, so the API still has one to deploy at the end.
+    write_manifest(
+        dir.path(),
+        "k.yaml",
+        &mount_yaml("k", "/k", "nd-r", "  proxy: false\n"),
+    );
+    let proxy = strict(&fx.endpoint(), Vec::new());
+    let out = apply(&fx, dir.path(), &api, &proxy);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // The manifest now asks for an API key: a repair of ANY /r, which moto
+    // makes by delete-and-put. Every PutMethod on /r fails, the put-back too.
+    write_manifest(
+        dir.path(),
+        "r.yaml",
+        &mount_yaml(
+            "r",
+            "/r",
+            "nd-r",
+            "  proxy: false\n  apiKeyRequired: true\n",
+        ),
+    );
+    let rid = fx
+        .resource_at(&api, "/r")
+        .await
+        .and_then(|r| r.id().map(str::to_string))
+        .expect("/r");
+    proxy.set_rules(vec![Rule::fail(
+        "apigateway:PutMethod",
+        Fault::InternalError,
+    )
+    .on_path(&format!("/resources/{rid}/"))]);
+    let out = apply(&fx, dir.path(), &api, &proxy);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(proxy.ruled() > 0, "the faults were not aimed at the repair");
+    let bare = fx.resource_at(&api, "/r").await.expect("/r stays");
+    assert!(
+        bare.resource_methods().is_none_or(|m| m.is_empty()),
+        "the repair was meant to be cut short after its delete: {bare:?}\n{}",
+        show(&out)
+    );
+
+    // The team removes its manifest: the bare resource goes with it.
+    proxy.set_rules(Vec::new());
+    std::fs::remove_file(dir.path().join("r.yaml")).expect("remove r.yaml");
+    let out = apply(&fx, dir.path(), &api, &proxy);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        fx.resource_at(&api, "/r").await.is_none(),
+        "the bare resource a cut-short repair left is still there\n{}",
+        show(&out)
+    );
+    let stats = proxy.stats();
+    assert!(
+        stats.strict_lookups > 0 && stats.strict_lookup_errors == 0,
+        "{stats}"
+    );
+}
+
 /// A mount whose PutIntegration keeps failing is rolled back, so the API
 /// stays deployable (AWS refuses a deployment while a method lacks an
 /// integration) and the other mount's change goes live.

@@ -966,6 +966,7 @@ async fn sigkill_during_large_apply_converges() {
         let mut child =
             w.fx.apimount_command(&args)
                 .env("AWS_ENDPOINT_URL", &via_proxy)
+                .env("RUST_LOG", "apimount=debug")
                 .stdout(Stdio::from(File::create(&stdout).expect("stdout file")))
                 .stderr(Stdio::from(File::create(&stderr).expect("stderr file")))
                 .spawn()
@@ -988,9 +989,18 @@ async fn sigkill_during_large_apply_converges() {
                     let mounts: Vec<MountSpec> = present.values().cloned().collect();
                     let f = verify(&w, &mounts, &functions, &untouched).await;
                     if !f.problems.is_empty() {
+                        // The logs of this trial and the one before it: what
+                        // was left, and what this pass made of it.
+                        let log_of = |t: usize| {
+                            std::fs::read_to_string(logs.join(format!("trial-{t}.err")))
+                                .unwrap_or_default()
+                        };
                         exit0_problems.push(format!(
-                            "trial {trial} ({change}) exited 0, but:\n    {}",
-                            f.problems.join("\n    ")
+                            "trial {trial} ({change}) exited 0, but:\n    {}\n--- log of trial {} ---\n{}\n--- log of trial {trial} ---\n{}",
+                            f.problems.join("\n    "),
+                            trial.saturating_sub(1),
+                            log_of(trial.saturating_sub(1)),
+                            log_of(trial)
                         ));
                     }
                 }
@@ -1022,6 +1032,14 @@ async fn sigkill_during_large_apply_converges() {
         ));
     }
     eprintln!("{}", history.join("\n"));
+    // The trials' logs (debug level) outlive the test when asked for.
+    if let Ok(keep) = std::env::var("APIMOUNT_KEEP_TRIAL_LOGS") {
+        let _ = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&logs)
+            .arg(&keep)
+            .status();
+    }
     eprintln!(
         "{TRIALS} trials: {killed} killed mid-pass, {finished} finished before the kill ({:.1}s so far)",
         test_started.elapsed().as_secs_f64()

@@ -1009,6 +1009,9 @@ async fn sigkill_during_large_apply_converges() {
             None => {
                 child.kill().expect("SIGKILL apimount");
                 child.wait().expect("reap apimount");
+                // What the killed process had sent lands before the next one
+                // reads (see `FaultProxy::wait_idle`).
+                proxy.wait_idle(Duration::from_secs(30));
                 killed += 1;
                 let done =
                     ((sleep as f64 - idle_ms) / (estimate - idle_ms).max(1.0)).clamp(0.0, 1.0);

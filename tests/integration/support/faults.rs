@@ -612,6 +612,8 @@ struct Shared {
     /// Writes forwarded to each Lambda alias (`function/alias`), for the
     /// revisions the strict layer gives aliases.
     alias_writes: Mutex<HashMap<String, u64>>,
+    /// Connections being served now.
+    open: AtomicUsize,
 }
 
 /// One request as it arrived: enough to name the IAM action and resource
@@ -722,6 +724,7 @@ impl FaultProxy {
             rules: Mutex::new(config.rules.clone()),
             ruled: AtomicUsize::new(0),
             alias_writes: Mutex::new(HashMap::new()),
+            open: AtomicUsize::new(0),
         });
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind proxy port");
         listener.set_nonblocking(true).expect("non-blocking");
@@ -743,11 +746,16 @@ impl FaultProxy {
                 };
                 let shared = accept_shared.clone();
                 shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+                shared.open.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     // A connection never lives longer than apimount's own
                     // per-attempt timeout would allow.
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(30), serve(client, shared)).await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(30),
+                        serve(client, shared.clone()),
+                    )
+                    .await;
+                    shared.open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -762,6 +770,23 @@ impl FaultProxy {
     /// Replaces the aimed rules.
     pub fn set_rules(&self, rules: Vec<Rule>) {
         *self.shared.rules.lock().expect("rules lock") = rules;
+    }
+
+    /// Waits until no connection is being served: every request a killed
+    /// client had sent has been forwarded (or refused) and answered. AWS
+    /// carries out a request whose sender died as well; waiting here keeps
+    /// such a late write from landing after the next process has read the
+    /// API, which, with a restart in milliseconds, no real deployment sees.
+    pub fn wait_idle(&self, within: Duration) {
+        let end = Instant::now() + within;
+        while self.shared.open.load(Ordering::SeqCst) > 0 {
+            assert!(
+                Instant::now() < end,
+                "the proxy still serves {} connection(s) after {within:?}",
+                self.shared.open.load(Ordering::SeqCst)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// How many requests aimed rules acted on.

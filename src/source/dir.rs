@@ -451,6 +451,9 @@ mod tests {
         }
         assert_eq!(taken as u64, MAX_SOURCE_BYTES / MAX_MANIFEST_BYTES);
         assert!(b2.take(0), "an empty file still fits");
+        // The figures the README and the over-caps message give.
+        assert_eq!(MAX_SOURCE_BYTES, 16 << 20);
+        assert_eq!(super::super::MAX_SOURCE_FILES, 5000);
     }
 
     #[test]
@@ -472,9 +475,25 @@ mod tests {
         std::os::unix::fs::symlink("b", root.join("c")).unwrap();
         std::os::unix::fs::symlink(".", root.join("d")).unwrap();
         std::os::unix::fs::symlink("e-real", root.join("e")).unwrap();
-        let layout = Layout::Tenants(["a", "b", "c", "d", "e"].map(String::from).into());
+        // f leads to a folder around g's: neither may read the other's.
+        std::fs::create_dir_all(root.join("outer/inner")).unwrap();
+        std::fs::write(root.join("outer/o.yaml"), GOOD.replace("accounts", "o")).unwrap();
+        std::os::unix::fs::symlink("outer", root.join("f")).unwrap();
+        std::os::unix::fs::symlink("outer/inner", root.join("g")).unwrap();
+        // A folder of no tenant behind a link that leads outside the root:
+        // nothing of it is listed, not even its files' names.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("elsewhere.yaml"), GOOD).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("z-out")).unwrap();
+        let layout = Layout::Tenants(["a", "b", "c", "d", "e", "f", "g"].map(String::from).into());
         let snap = load_dir(root, &layout, &mut NameMemory::new()).unwrap();
         let errors: Vec<String> = snap.errors.iter().map(|e| e.to_string()).collect();
+        // e's real folder is read as e's, not reported as a folder of no tenant.
+        assert!(!errors.iter().any(|e| e.contains("e-real")), "{errors:?}");
+        assert!(
+            !errors.iter().any(|e| e.contains("elsewhere.yaml")),
+            "{errors:?}"
+        );
         let peek = errors
             .iter()
             .find(|e| e.contains("0-peek.yaml"))
@@ -483,7 +502,7 @@ mod tests {
             peek.contains("leads outside the folder of tenant 'a'") && !peek.contains("secret"),
             "says nothing of where it leads: {peek}"
         );
-        for t in ["c", "d"] {
+        for t in ["c", "d", "f", "g"] {
             assert!(
                 errors
                     .iter()
@@ -511,6 +530,53 @@ mod tests {
                 (Some("e"), "e")
             ],
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_broken_file_in_no_tenants_folder_holds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("a")).unwrap();
+        std::fs::write(root.join("a/own.yaml"), GOOD).unwrap();
+        // At the top level, unreadable as YAML and without a name to salvage.
+        std::fs::write(root.join("stray.yaml"), "{{{{").unwrap();
+        // And a valid one: never applied, its name keeps what it made.
+        std::fs::write(root.join("top.yaml"), GOOD.replace("accounts", "top")).unwrap();
+        let layout = Layout::Tenants(["a".to_string()].into());
+        let snap = load_dir(root, &layout, &mut NameMemory::new()).unwrap();
+        assert!(snap.held.is_empty(), "{:?}", snap.held);
+        let mounts: Vec<(Option<&str>, &str)> = snap
+            .mounts
+            .iter()
+            .map(|m| (m.tenant.as_deref(), m.name.as_str()))
+            .collect();
+        assert_eq!(mounts, vec![(Some("a"), "accounts")]);
+        assert!(snap.retained.contains(&id("top")), "{:?}", snap.retained);
+        let top = snap
+            .errors
+            .iter()
+            .find(|e| e.file.ends_with("top.yaml"))
+            .expect("the top-level file is reported");
+        assert_eq!(top.kind, crate::manifest::ErrorKind::Misplaced, "{top}");
+        let stray = snap
+            .errors
+            .iter()
+            .find(|e| e.file.ends_with("stray.yaml"))
+            .expect("the stray file is reported");
+        assert_eq!(stray.kind, crate::manifest::ErrorKind::Misplaced, "{stray}");
+    }
+
+    #[test]
+    fn a_link_to_nothing_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("gone.yaml", dir.path().join("dangling.yaml")).unwrap();
+        let snap = load_dir(dir.path(), &Layout::Flat, &mut NameMemory::new()).unwrap();
+        let messages: Vec<String> = snap.errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            messages.iter().any(|m| m.contains("dangling.yaml")
+                && m.contains("symlink whose target does not exist")),
+            "{messages:?}"
         );
     }
 

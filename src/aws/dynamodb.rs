@@ -27,7 +27,9 @@ impl LeaseTable {
     /// (retries included), so a renewal cannot outlast the lease it renews.
     pub fn new(config: &AwsConfig, table: &str, timeout: Duration) -> LeaseTable {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            // The connect timeout of every client: the clients then share
+            // one connector of the shared HTTPS client.
+            .connect_timeout(super::CONNECT_TIMEOUT)
             .operation_attempt_timeout(timeout)
             .operation_timeout(timeout)
             .build();

@@ -113,11 +113,38 @@ impl AwsConfig {
     }
 }
 
+/// How long a connection may take to open, for every client.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One HTTPS client for every SDK client the process makes (API Gateway,
+/// Lambda, STS, S3, DynamoDB, CloudWatch, and the clients of team
+/// accounts). Left to themselves, each SDK client builds its own, each with
+/// its own TLS configuration (the trusted roots parsed again) and connection
+/// pool; shared, the clients whose connect and read timeouts agree share one
+/// connector. Built as the SDK's default is: rustls with aws-lc, and the
+/// proxy named by `HTTPS_PROXY` / `NO_PROXY`, if any.
+fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
+
 async fn load_sdk_config(opts: &ClientOptions) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(shared_https_client())
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
+                .connect_timeout(CONNECT_TIMEOUT)
                 .operation_attempt_timeout(opts.attempt_timeout)
                 .operation_timeout(opts.operation_timeout)
                 .build(),

@@ -28,7 +28,9 @@ impl StageTags {
     ) -> Result<StageTags, NoRegion> {
         let region = config.region().ok_or(NoRegion)?;
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            // The connect timeout of every client: the clients then share
+            // one connector of the shared HTTPS client.
+            .connect_timeout(super::CONNECT_TIMEOUT)
             .operation_attempt_timeout(timeout)
             .operation_timeout(timeout)
             .build();

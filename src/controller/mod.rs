@@ -320,6 +320,7 @@ impl Controller {
         if self.lease.is_none() || self.stopper.may_write() {
             return Leadership::Held;
         }
+        tracing::debug!("not writing now: waiting for the lease");
         // Said once another instance is known to hold it, not while the
         // first attempt to take it is still under way.
         let mut said = false;
@@ -565,7 +566,11 @@ impl Controller {
                 Some(()) = self.wake.recv() => {
                     // Debounce: let the burst finish, then take everything that came.
                     self.wait_beating(self.opts.debounce).await;
-                    while self.wake.try_recv().is_ok() {}
+                    let mut more = 0;
+                    while self.wake.try_recv().is_ok() {
+                        more += 1;
+                    }
+                    tracing::debug!(more, "folder event; reading the manifests");
                     self.follow_folder();
                     if let Some(t) = &mut self.tenancy {
                         t.refresh();

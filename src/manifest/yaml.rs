@@ -272,3 +272,62 @@ pub(crate) fn quoted_at(text: &str, position: Option<(u64, u64)>) -> Option<char
         .nth(usize::try_from(column.checked_sub(1)?).ok()?)?;
     matches!(c, '"' | '\'').then_some(c)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_counted_by_their_markers_and_content() {
+        let table: &[(&str, usize)] = &[
+            ("", 0),
+            ("# only a comment\n\n", 0),
+            ("a: 1", 1),
+            ("a: 1\nb: 2", 1),
+            ("---\na: 1", 1),
+            ("%YAML 1.2\n---\na: 1", 1),
+            ("# header\n---\na: 1", 1),
+            ("a: 1\n---\nb: 2", 2),
+            ("---\na: 1\n--- \nb: 2\n---\t\nc: 3", 3),
+            ("a: '---'\nb: ---x", 1),
+        ];
+        for (text, want) in table {
+            assert_eq!(count_documents(text), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_last_key_of_a_piece_of_a_line() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("  proxy: \"yes\"", Some("proxy")),
+            ("  proxy:", Some("proxy")),
+            ("{a: 1, b: x", Some("b")),
+            ("\"quoted\": 1", Some("quoted")),
+            ("- {path: /a, methods: [", Some("methods")),
+            ("url:http", None),
+            ("no colon at all", None),
+            ("", None),
+        ];
+        for (piece, want) in table {
+            assert_eq!(last_key(piece).as_deref(), *want, "{piece:?}");
+        }
+    }
+
+    #[test]
+    fn types_are_named_in_words() {
+        let table: &[(&str, &str)] = &[
+            ("string", "a string"),
+            ("String", "a string"),
+            ("bool", "a boolean (true or false)"),
+            ("boolean", "a boolean (true or false)"),
+            ("Vec<String>", "a list"),
+            ("sequence", "a list"),
+            ("map", "a mapping"),
+            ("struct MountDoc", "a mapping"),
+            ("u32", "a value"),
+        ];
+        for (rust_type, want) in table {
+            assert_eq!(type_words(rust_type), *want, "{rust_type}");
+        }
+    }
+}

@@ -301,6 +301,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn statuses_are_spelt_as_kubernetes_does() {
+        assert_eq!(ConditionStatus::True.as_str(), "True");
+        assert_eq!(ConditionStatus::False.as_str(), "False");
+        assert_eq!(ConditionStatus::Unknown.as_str(), "Unknown");
+    }
+
+    #[test]
     fn each_reason_goes_to_its_condition() {
         use ConditionType::*;
         use Reason::*;

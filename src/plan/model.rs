@@ -731,6 +731,37 @@ impl fmt::Display for Rate {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_integration_is_answered_only_as_asked() {
+        let want = ObservedIntegration::lambda_proxy("arn:want").with_timeout(Some(5000));
+        let with = |change: &dyn Fn(&mut ObservedIntegration)| {
+            let mut i = want.clone();
+            change(&mut i);
+            i
+        };
+        assert_eq!(want.answered(&want), Ok(()));
+        // The default timeout shown or left out is the same timeout.
+        let default = ObservedIntegration::lambda_proxy("arn:want");
+        let shown = default.clone().with_timeout(Some(DEFAULT_TIMEOUT_MS));
+        assert_eq!(shown.answered(&default), Ok(()));
+        let wrong: Vec<(&str, ObservedIntegration)> = vec![
+            ("type", with(&|i| i.kind = "HTTP_PROXY".into())),
+            ("target", with(&|i| i.uri = Some("arn:other".into()))),
+            ("no target", with(&|i| i.uri = None)),
+            ("timeout", with(&|i| i.timeout_ms = None)),
+            (
+                "templates",
+                with(&|i| {
+                    i.request_templates
+                        .insert("application/json".into(), "{}".into());
+                }),
+            ),
+        ];
+        for (what, answer) in wrong {
+            assert!(answer.answered(&want).is_err(), "{what}");
+        }
+    }
+
     fn observed(
         auth: &str,
         authorizer: Option<&str>,

@@ -410,5 +410,20 @@ mod tests {
             );
         }
         assert_eq!(d.split_whitespace().count(), 3, "{d}");
+        // A fingerprint is the owner's routes: another owner's change, or a
+        // hand-made method's, leaves it; a change of its own moves it.
+        let (a, b) = (
+            owner_fingerprint(&api, "team-a"),
+            owner_fingerprint(&api, "team-b"),
+        );
+        assert_eq!(a.len(), 12);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
+        let mut changed = api.clone();
+        let m = changed.resources.get_mut("/a1").unwrap();
+        m.methods.get_mut("GET").unwrap().api_key_required = true;
+        changed.resources.get_mut("/a4").unwrap().methods.clear();
+        assert_eq!(owner_fingerprint(&changed, "team-a"), a);
+        assert_ne!(owner_fingerprint(&changed, "team-b"), b);
     }
 }

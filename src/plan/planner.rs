@@ -1768,6 +1768,41 @@ mod tests {
     }
 
     #[test]
+    fn an_integration_diff_names_what_differs() {
+        let want = ObservedIntegration::lambda_proxy("arn:want").with_timeout(Some(5000));
+        let method = |i: Option<ObservedIntegration>| ObservedMethod {
+            authorization_type: "NONE".into(),
+            authorizer_id: None,
+            api_key_required: false,
+            operation_name: None,
+            integration: i,
+            responses: Default::default(),
+        };
+        let with = |change: &dyn Fn(&mut ObservedIntegration)| {
+            let mut i = want.clone();
+            change(&mut i);
+            method(Some(i))
+        };
+        let table: Vec<(ObservedMethod, &str)> = vec![
+            (method(None), "integration missing"),
+            (with(&|i| i.kind = "HTTP".into()), "type HTTP -> AWS_PROXY"),
+            (
+                with(&|i| i.http_method = Some("GET".into())),
+                "integration method GET -> POST",
+            ),
+            (
+                with(&|i| i.timeout_ms = Some(1000)),
+                "timeout 1000 ms -> 5000 ms",
+            ),
+        ];
+        for (observed, diff) in table {
+            assert_eq!(integration_diff(&observed, &want), diff);
+        }
+        let moved = integration_diff(&with(&|i| i.uri = Some("arn:old".into())), &want);
+        assert!(moved.starts_with("was "), "{moved}");
+    }
+
+    #[test]
     fn invalid_manifests_and_unknown_files_keep_routes() {
         let mut w = world();
         let both = vec![

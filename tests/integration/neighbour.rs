@@ -138,8 +138,12 @@ async fn touching_the_folder_costs_no_pass_and_rewrites_are_coalesced() {
     let fx = Fixture::start().await;
     let dir = manifest_dir();
     let api = api_with_functions(&fx, dir.path(), 1).await;
-    let d = Daemon::start(
-        &fx,
+    // The loop's own decisions (each wake-up, each read that found no
+    // change) are logged, so a failure shows where a rewrite was lost.
+    let mut cmd = fx.apimount_command(["run"]);
+    cmd.env("RUST_LOG", "info,apimount::controller=debug");
+    let d = Daemon::start_command(
+        cmd,
         &[
             "--manifests",
             dir.path().to_str().unwrap(),

@@ -46,12 +46,15 @@ impl Daemon {
     /// Starts `apimount run` from a command set up for an emulator (the
     /// binary and its environment), with ARGS and the test's settings.
     pub fn start_command(mut cmd: std::process::Command, args: &[&str]) -> Daemon {
+        // The binary's own default filter, whatever the developer's shell
+        // says, unless the test set one on the command.
+        if !cmd.get_envs().any(|(k, v)| k == "RUST_LOG" && v.is_some()) {
+            cmd.env_remove("RUST_LOG");
+        }
         cmd.args(args)
             .args(["--admin-addr", "127.0.0.1:0"])
             // Client-side pacing to AWS quotas only slows an emulator down.
             .args(["--pacing", "off"])
-            // The binary's own default filter, whatever the developer's shell says.
-            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd

@@ -2161,6 +2161,57 @@ tenants:
     }
 
     #[test]
+    fn removals_the_guard_holds_back_still_count_against_the_budget() {
+        let mut w = tenanted(POLICY);
+        // /payments, /payments/a, /payments/b: 3 of payments' 4.
+        let old = vec![
+            tmount("payments", "a", "/payments/a", "pay", "  proxy: false\n"),
+            tmount("payments", "b", "/payments/b", "pay", "  proxy: false\n"),
+        ];
+        w.converge(&old);
+        // Both go, and a newcomer needs /payments, /payments/c, /payments/c/d:
+        // 3 if the old routes are removed, 5 if they stay.
+        let new = vec![tmount(
+            "payments",
+            "c",
+            "/payments/c/d",
+            "pay",
+            "  proxy: false\n",
+        )];
+        let retained = BTreeSet::new();
+        let held = BTreeSet::new();
+        let account_limit = AccountLimit::default_in(REGION);
+        // (the tenant's --max-delete, whether the newcomer is refused)
+        for (limit, refused) in [(1, true), (2, false), (usize::MAX, false)] {
+            let limits: BTreeMap<Option<String>, usize> =
+                [(Some("payments".to_string()), limit)].into();
+            let p = plan(&PlanInput {
+                owner: OWNER,
+                api_id: API,
+                api_account: Some(ACCOUNT),
+                region: REGION,
+                api: &w.api,
+                stage: w.stage.as_ref(),
+                mounts: &new,
+                retained: &retained,
+                held: &held,
+                policies: &w.policies,
+                delete_limits: &limits,
+                tenancy: w.tenancy.as_ref(),
+                abandoned: &w.abandoned,
+                account_limit: &account_limit,
+            });
+            let want = if refused {
+                vec![("payments/c".to_string(), Reason::OverBudget)]
+            } else {
+                vec![]
+            };
+            assert_eq!(blocked(&p), want, "limit {limit}: {p:#?}");
+            assert_eq!(p.cleanups.is_empty(), refused, "limit {limit}: {p:#?}");
+        }
+    }
+
+    #[test]
     fn a_removed_delegation_detaches_the_tenants_routes() {
         let mut w = tenanted(POLICY);
         let ms = vec![

@@ -66,4 +66,63 @@ mod tests {
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].starts_with("arn:big will carry"), "{notes:?}");
     }
+
+    #[test]
+    fn the_resource_quota_warning_counts_live_and_planned_resources_from_90_percent() {
+        use super::super::model::{Methods, ObservedResource};
+        use super::super::{MountAction, MountPlan};
+        use crate::manifest::MountId;
+        let api_of = |n: usize| {
+            ObservedApi::from_resources(
+                (0..n)
+                    .map(|i| ObservedResource {
+                        id: format!("r{i}"),
+                        path: format!("/r{i}"),
+                        methods: Methods::default(),
+                    })
+                    .collect(),
+            )
+        };
+        let creating = |n: usize| Plan {
+            mounts: vec![MountPlan {
+                id: MountId {
+                    tenant: None,
+                    name: "m".into(),
+                },
+                path: "/new".into(),
+                action: MountAction::Apply(
+                    (0..n)
+                        .map(|i| Change::CreateResource {
+                            path: format!("/new{i}"),
+                        })
+                        .collect(),
+                ),
+            }],
+            ..Plan::default()
+        };
+        let none = BTreeMap::new();
+        let threshold = RESOURCE_QUOTA * 9 / 10;
+        // (live resources, resources the plan creates, warned)
+        for (live, creates, warned) in [
+            (threshold, 0, true),
+            (threshold - 1, 0, false),
+            (threshold - 5, 5, true),
+            (threshold - 5, 4, false),
+            (0, threshold, true),
+        ] {
+            let notes = quota_warnings(&api_of(live), &creating(creates), &none);
+            assert_eq!(
+                notes.len(),
+                usize::from(warned),
+                "{live} + {creates}: {notes:?}"
+            );
+            if warned {
+                assert!(
+                    notes[0]
+                        .starts_with(&format!("the API will have {} resources", live + creates)),
+                    "{notes:?}"
+                );
+            }
+        }
+    }
 }

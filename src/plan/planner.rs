@@ -1393,6 +1393,18 @@ mod tests {
         fn plan(&self, mounts: &[DesiredMount], retained: &[&str], hold: bool) -> Plan {
             let retained: BTreeSet<MountId> = retained.iter().map(|s| id(None, s)).collect();
             let held: BTreeSet<Option<String>> = if hold { [None].into() } else { BTreeSet::new() };
+            self.plan_with(mounts, &retained, &held, &BTreeMap::new())
+        }
+
+        /// A plan with these mounts retained, these tenants' removals held
+        /// back, and per-tenant delete limits.
+        fn plan_with(
+            &self,
+            mounts: &[DesiredMount],
+            retained: &BTreeSet<MountId>,
+            held: &BTreeSet<Option<String>>,
+            delete_limits: &BTreeMap<Option<String>, usize>,
+        ) -> Plan {
             plan(&PlanInput {
                 owner: OWNER,
                 api_id: API,
@@ -1401,10 +1413,10 @@ mod tests {
                 api: &self.api,
                 stage: self.stage.as_ref(),
                 mounts,
-                retained: &retained,
-                held: &held,
+                retained,
+                held,
                 policies: &self.policies,
-                delete_limits: &BTreeMap::new(),
+                delete_limits,
                 tenancy: self.tenancy.as_ref(),
                 abandoned: &self.abandoned,
                 account_limit: &AccountLimit::default_in(REGION),
@@ -1933,24 +1945,13 @@ mod tests {
             desired(mount("c", "/c", "acct", "")),
         ];
         w.converge(&all);
-        let retained = BTreeSet::new();
         let limited = |mounts: &[DesiredMount], limit| {
-            plan(&PlanInput {
-                owner: OWNER,
-                api_id: API,
-                api_account: Some(ACCOUNT),
-                region: REGION,
-                api: &w.api,
-                stage: w.stage.as_ref(),
+            w.plan_with(
                 mounts,
-                retained: &retained,
-                held: &BTreeSet::new(),
-                policies: &w.policies,
-                delete_limits: &[(None, limit)].into(),
-                tenancy: None,
-                abandoned: &BTreeSet::new(),
-                account_limit: &AccountLimit::default_in(REGION),
-            })
+                &BTreeSet::new(),
+                &BTreeSet::new(),
+                &[(None, limit)].into(),
+            )
         };
         let p = limited(&all[..1], 1);
         assert!(p.is_empty(), "{p:#?}");
@@ -2114,27 +2115,10 @@ tenants:
         w.converge(&all);
         let kept = vec![all[0].clone(), all[2].clone()];
         // An unreadable file in accounts' folder holds only accounts' removals.
-        let retained = BTreeSet::new();
         let held: BTreeSet<Option<String>> = [Some("accounts".to_string())].into();
-        let account_limit = AccountLimit::default_in(REGION);
-        let input = |held, limits| PlanInput {
-            owner: OWNER,
-            api_id: API,
-            api_account: Some(ACCOUNT),
-            region: REGION,
-            api: &w.api,
-            stage: w.stage.as_ref(),
-            mounts: &kept,
-            retained: &retained,
-            held,
-            policies: &w.policies,
-            delete_limits: limits,
-            tenancy: w.tenancy.as_ref(),
-            abandoned: &w.abandoned,
-            account_limit: &account_limit,
-        };
+        let input = |held, limits| w.plan_with(&kept, &BTreeSet::new(), held, limits);
         let no_limits = BTreeMap::new();
-        let p = plan(&input(&held, &no_limits));
+        let p = input(&held, &no_limits);
         let removed: Vec<Option<String>> = p
             .cleanups
             .iter()
@@ -2147,7 +2131,7 @@ tenants:
             .any(|n| n.contains("of tenant 'accounts' are kept")));
         // A tenant over its guard keeps its routes; the other's go.
         let limits: BTreeMap<Option<String>, usize> = [(Some("accounts".to_string()), 0)].into();
-        let p = plan(&input(&BTreeSet::new(), &limits));
+        let p = input(&BTreeSet::new(), &limits);
         let removed: Vec<Option<String>> = p
             .cleanups
             .iter()
@@ -2178,29 +2162,11 @@ tenants:
             "pay",
             "  proxy: false\n",
         )];
-        let retained = BTreeSet::new();
-        let held = BTreeSet::new();
-        let account_limit = AccountLimit::default_in(REGION);
         // (the tenant's --max-delete, whether the newcomer is refused)
         for (limit, refused) in [(1, true), (2, false), (usize::MAX, false)] {
             let limits: BTreeMap<Option<String>, usize> =
                 [(Some("payments".to_string()), limit)].into();
-            let p = plan(&PlanInput {
-                owner: OWNER,
-                api_id: API,
-                api_account: Some(ACCOUNT),
-                region: REGION,
-                api: &w.api,
-                stage: w.stage.as_ref(),
-                mounts: &new,
-                retained: &retained,
-                held: &held,
-                policies: &w.policies,
-                delete_limits: &limits,
-                tenancy: w.tenancy.as_ref(),
-                abandoned: &w.abandoned,
-                account_limit: &account_limit,
-            });
+            let p = w.plan_with(&new, &BTreeSet::new(), &BTreeSet::new(), &limits);
             let want = if refused {
                 vec![("payments/c".to_string(), Reason::OverBudget)]
             } else {

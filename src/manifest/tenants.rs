@@ -771,6 +771,30 @@ tenants:
     functions: [\"arn:aws:lambda:*:*:function:admin-?\"]
 ";
 
+    /// An authorizer one character over the 128 allowed.
+    static AUTHORIZER_129: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("adopt: true\n    authorizers: [\"{}\"]", "a".repeat(129))
+    });
+
+    #[test]
+    fn a_policy_file_is_read_up_to_one_mebibyte() {
+        assert_eq!(MAX_POLICY_BYTES, 1 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tenants.yaml");
+        std::fs::write(&file, GOOD).unwrap();
+        assert_eq!(load_policy(&file).unwrap().tenants.len(), 2);
+        // A comment pads it to the limit: still read; one byte more is not.
+        let pad = MAX_POLICY_BYTES as usize - GOOD.len() - 2;
+        std::fs::write(&file, format!("{GOOD}#{}\n", "x".repeat(pad))).unwrap();
+        assert_eq!(load_policy(&file).unwrap().tenants.len(), 2);
+        std::fs::write(&file, format!("{GOOD}#{}\n", "x".repeat(pad + 1))).unwrap();
+        let e = load_policy(&file).unwrap_err();
+        assert!(
+            e[0].to_string().contains("is larger than 1048576 bytes"),
+            "{e:?}"
+        );
+    }
+
     fn errors(text: &str) -> Vec<String> {
         match parse_policy(Path::new("tenants.yaml"), text.as_bytes()) {
             Ok(p) => panic!("should be invalid, parsed as {p:?}"),
@@ -867,6 +891,26 @@ tenants:
                 "tenants[1].functions[0]: 'arn:aws:s3:::b' is not a function ARN pattern",
             ),
             (
+                "functions: [\"arn:aws:lambda:*:*:function:admin-?\"]",
+                "functions: [\"arn:aws:s3:eu-west-1:123456789012:function:b\"]",
+                "tenants[1].functions[0]: 'arn:aws:s3:eu-west-1:123456789012:function:b' is not a function ARN pattern",
+            ),
+            (
+                "functions: [\"arn:aws:lambda:*:*:function:admin-?\"]",
+                "functions: [\"arn:aws:lambda:*:*:layer:admin-?\"]",
+                "tenants[1].functions[0]: 'arn:aws:lambda:*:*:layer:admin-?' is not a function ARN pattern",
+            ),
+            (
+                "adopt: true",
+                "adopt: true\n    authorizers: [\"a b\"]",
+                "tenants[0].authorizers[0]: 'a b' is not an authorizer id or name",
+            ),
+            (
+                "adopt: true",
+                &AUTHORIZER_129,
+                "tenants[0].authorizers[0]: 'aaaa",
+            ),
+            (
                 "authorizations: [NONE, AWS_IAM]",
                 "authorizations: [NONE, NONE]",
                 "tenants[0].authorizations[1]: NONE is listed twice",
@@ -919,6 +963,14 @@ tenants:
             ),
             ("adopt: true", "adopt: true\n    extra: 1", "unknown field"),
         ];
+        // The longest authorizer id or name is accepted.
+        let longest = GOOD.replacen(
+            "adopt: true",
+            &format!("adopt: true\n    authorizers: [\"{}\"]", "a".repeat(128)),
+            1,
+        );
+        let p = parse_policy(Path::new("tenants.yaml"), longest.as_bytes()).unwrap();
+        assert_eq!(p.tenants[0].authorizers, vec!["a".repeat(128)]);
         for (from, to, want) in table {
             assert!(GOOD.contains(from), "{from}");
             let got = errors(&GOOD.replacen(from, to, 1)).join("\n");

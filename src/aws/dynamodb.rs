@@ -26,14 +26,8 @@ impl LeaseTable {
     /// A client of `table` whose every call gives up after `timeout`
     /// (retries included), so a renewal cannot outlast the lease it renews.
     pub fn new(config: &AwsConfig, table: &str, timeout: Duration) -> LeaseTable {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            // The connect timeout of every client: the clients then share
-            // one connector of the shared HTTPS client.
-            .connect_timeout(super::CONNECT_TIMEOUT)
-            .operation_attempt_timeout(timeout)
-            .operation_timeout(timeout)
-            .build();
-        let conf = aws_sdk_dynamodb::config::Builder::from(&config.sdk).timeout_config(timeouts);
+        let conf = aws_sdk_dynamodb::config::Builder::from(&config.sdk)
+            .timeout_config(super::bounded_timeouts(timeout));
         LeaseTable {
             client: aws_sdk_dynamodb::Client::from_conf(conf.build()),
             table: table.to_string(),

@@ -116,6 +116,18 @@ impl AwsConfig {
 /// How long a connection may take to open, for every client.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The timeouts of a client whose every call, retries included, must give
+/// up after `limit` (the lease's clients: a renewal cannot outlast the
+/// lease it renews). The connect timeout is every client's, so the client
+/// shares the one connector of the shared HTTPS client.
+pub(crate) fn bounded_timeouts(limit: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(limit)
+        .operation_timeout(limit)
+        .build()
+}
+
 /// One HTTPS client for every SDK client the process makes (API Gateway,
 /// Lambda, STS, S3, DynamoDB, CloudWatch, and the clients of team
 /// accounts). Left to themselves, each SDK client builds its own, each with

@@ -27,15 +27,8 @@ impl StageTags {
         timeout: Duration,
     ) -> Result<StageTags, NoRegion> {
         let region = config.region().ok_or(NoRegion)?;
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            // The connect timeout of every client: the clients then share
-            // one connector of the shared HTTPS client.
-            .connect_timeout(super::CONNECT_TIMEOUT)
-            .operation_attempt_timeout(timeout)
-            .operation_timeout(timeout)
-            .build();
         let conf = aws_sdk_apigateway::config::Builder::from(&config.sdk)
-            .timeout_config(timeouts)
+            .timeout_config(super::bounded_timeouts(timeout))
             .interceptor(config.calls());
         Ok(StageTags {
             client: aws_sdk_apigateway::Client::from_conf(conf.build()),

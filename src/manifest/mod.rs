@@ -794,6 +794,18 @@ mod tests {
         assert!(MountPath::parse(&seventeen)
             .unwrap_err()
             .starts_with("has 17 segments; the limit is 16"));
+        // An authorizer id of 64 letters and digits is taken; 65 are not
+        // (rows in `bad_manifests_table`).
+        let id = format!(
+            "{GOOD}  authorization: CUSTOM\n  authorizerId: {}\n",
+            "a1".repeat(32)
+        );
+        assert_eq!(
+            parse(Path::new("m.yaml"), id.as_bytes())
+                .unwrap()
+                .authorizer_id,
+            Some("a1".repeat(32))
+        );
         // A manifest of 64 KiB is read; one byte more is refused unread.
         let text = |size: usize| {
             let head = "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: m\nspec:\n  path: /m\n  function: f\n# ";
@@ -1086,6 +1098,24 @@ spec:
                 "forbidsid.yaml",
                 with_spec("  authorizerId: abc\n"),
                 vec!["spec.authorizerId: is only allowed with authorization CUSTOM"],
+            ),
+            (
+                "idchars.yaml",
+                with_spec("  authorization: CUSTOM\n  authorizerId: ab-12\n"),
+                vec!["spec.authorizerId: 'ab-12' is not an authorizer id"],
+            ),
+            (
+                "idempty.yaml",
+                with_spec("  authorization: CUSTOM\n  authorizerId: \"\"\n"),
+                vec!["spec.authorizerId: '' is not an authorizer id"],
+            ),
+            (
+                "idlong.yaml",
+                with_spec(&format!(
+                    "  authorization: CUSTOM\n  authorizerId: {}\n",
+                    "a".repeat(65)
+                )),
+                vec!["is not an authorizer id"],
             ),
             (
                 "multi.yaml",

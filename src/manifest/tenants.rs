@@ -43,7 +43,7 @@ use serde_saphyr::Spanned;
 
 use super::accounts::{check_external_id, check_role_arn, is_account_id, AccountRole};
 use super::options::{RateLimit, MAX_BURST_LIMIT, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS};
-use super::yaml::{quoted_at, yaml_error, yaml_options};
+use super::yaml::{pos, quoted_at, yaml_error, yaml_options};
 use super::{check_tenant_name, Authorization, ErrorKind, ManifestError, MountPath, API_VERSION};
 
 /// The `kind` of a tenant policy.
@@ -243,11 +243,6 @@ struct ReleaseBoundsDoc {
     min_pause: Option<Spanned<String>>,
     #[serde(default)]
     max_first_weight: Option<Spanned<i64>>,
-}
-
-fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
-    let l = s.referenced;
-    (l.line() > 0).then(|| (l.line(), l.column()))
 }
 
 /// Reads and validates the policy file.

@@ -13,7 +13,7 @@ use super::options::{
 use super::release::{
     check_alarm_name, check_steps, check_version, with_alias, Guard, Release, Step, MAX_ALARMS,
 };
-use super::yaml::quoted_at;
+use super::yaml::{pos, quoted_at};
 use super::{
     check_name, Authorization, ErrorKind, FunctionRef, HttpMethod, ManifestError, Mount, MountPath,
     API_VERSION, KIND,
@@ -21,11 +21,6 @@ use super::{
 
 /// Reports one problem: position, field, message.
 type Fail<'a> = dyn FnMut(Option<(u64, u64)>, &str, String) + 'a;
-
-fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
-    let l = s.referenced;
-    (l.line() > 0).then(|| (l.line(), l.column()))
-}
 
 /// Checks the values of a well-formed document.
 pub(crate) fn validate(

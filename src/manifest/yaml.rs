@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use serde_saphyr::Spanned;
+
 use super::{ErrorKind, ManifestError, MAX_YAML_ALIASES, MAX_YAML_DEPTH};
 
 pub(crate) fn yaml_options() -> serde_saphyr::Options {
@@ -40,6 +42,13 @@ pub(crate) fn count_documents(text: &str) -> usize {
         }
     }
     docs
+}
+
+/// Where a value was written, as (line, column); `None` where the parser
+/// does not know (an unknown location is line 0).
+pub(crate) fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
+    let l = s.referenced;
+    (l.line() > 0).then(|| (l.line(), l.column()))
 }
 
 pub(crate) fn strip_json_position(msg: &str) -> String {
@@ -276,6 +285,7 @@ pub(crate) fn quoted_at(text: &str, position: Option<(u64, u64)>) -> Option<char
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_saphyr::Location;
 
     #[test]
     fn documents_are_counted_by_their_markers_and_content() {
@@ -310,6 +320,92 @@ mod tests {
         ];
         for (piece, want) in table {
             assert_eq!(last_key(piece).as_deref(), *want, "{piece:?}");
+        }
+    }
+
+    #[test]
+    fn a_value_has_a_position_only_where_the_parser_knows_it() {
+        let doc: Spanned<String> = serde_saphyr::from_str("\n  abc").unwrap();
+        assert_eq!(pos(&doc), Some((2, 3)));
+        let unknown = Spanned::new(1, Location::UNKNOWN, Location::UNKNOWN);
+        assert_eq!(pos(&unknown), None);
+    }
+
+    #[test]
+    fn the_parsers_messages_in_the_manifests_terms() {
+        let aliases = format!("too many aliases (more than {MAX_YAML_ALIASES} '*name' references); write the values out");
+        let depth = format!("nested more than {MAX_YAML_DEPTH} levels deep");
+        let table: &[(&str, &str)] = &[
+            (
+                "cannot deserialize null into string; at the path",
+                "is empty (null); expected a string",
+            ),
+            (
+                "cannot deserialize null into Vec<String>",
+                "is empty (null); expected a list",
+            ),
+            (
+                "multiple YAML documents detected; use read_all",
+                "file holds more than one YAML document; put each mount in its own file",
+            ),
+            ("budget breached: Aliases(1025)", &aliases),
+            ("budget breached: Depth(65)", &depth),
+            (
+                "budget breached: Nodes(100000)",
+                "document is too large or too complex for a manifest",
+            ),
+            (
+                "expected mapping start, found scalar",
+                "expected a mapping (key: value lines)",
+            ),
+            ("expected sequence start", "expected a list"),
+            ("expected string scalar", "expected a string"),
+            (
+                "invalid boolean (strict mode expects true/false): yes",
+                "expected a boolean (true or false)",
+            ),
+            ("something else entirely", "something else entirely"),
+        ];
+        for (theirs, ours) in table {
+            assert_eq!(plain_wording(theirs), *ours, "{theirs}");
+        }
+    }
+
+    #[test]
+    fn an_error_position_names_its_field_with_the_parents() {
+        let text = "apiVersion: apimount/v1
+kind: ServiceMount
+spec:
+  proxy: \"yes\"
+  methods:
+    - {verb: GET, x: [
+  cors: {origins:
+    [a], maxAge: x }
+";
+        let table: &[((u64, u64), Option<&str>)] = &[
+            // After the key: the key, under its parent.
+            ((4, 10), Some("spec.proxy")),
+            ((4, 8), Some("spec.proxy")),
+            // At the key itself: the item the key is in, its parent.
+            ((4, 3), Some("spec")),
+            ((2, 1), None),
+            ((2, 7), Some("kind")),
+            // A list item `- {…}`: the key above it.
+            ((6, 20), Some("spec.methods")),
+            ((6, 5), Some("spec.methods")),
+            // A line of a flow mapping: its last key up to the column.
+            ((8, 18), Some("spec.cors.maxAge")),
+            ((8, 6), Some("spec.cors")),
+            // Past the end of the text: nothing.
+            ((40, 1), None),
+            ((0, 1), None),
+        ];
+        for ((line, column), want) in table {
+            assert_eq!(
+                field_at(text, *line, *column).as_deref(),
+                *want,
+                "line {line} column {column}"
+            );
         }
     }
 

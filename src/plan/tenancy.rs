@@ -561,6 +561,27 @@ tenants:
     }
 
     #[test]
+    fn a_refused_function_is_told_what_its_tenant_may_mount() {
+        let p = policy();
+        let admin = tenant(&p, "admin").unwrap();
+        let e = check(
+            &p,
+            admin,
+            &mount("/accounts/admin", "payments-api", ""),
+            Some(&function("payments-api", None)),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason, Reason::FunctionNotAllowed);
+        assert_eq!(
+            e.message,
+            "function arn:aws:lambda:eu-west-2:111122223333:function:payments-api \
+             is not one tenant 'admin' may mount \
+             (arn:aws:lambda:eu-west-2:111122223333:function:admin-*)"
+        );
+    }
+
+    #[test]
     fn route_options_within_the_tenants_bounds() {
         let p = parse_policy(
             Path::new("tenants.yaml"),

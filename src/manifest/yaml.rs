@@ -208,14 +208,11 @@ fn enclosing_key(lines: &[&str], below: usize, indent: usize) -> Option<(String,
     while i > 0 {
         i -= 1;
         let l = lines[i];
-        let content = l.trim_start();
-        if content.is_empty() || content.starts_with('#') {
-            continue;
-        }
+        // Blank lines and comments hold no block key (`# a:` is no key).
         if indent_of(l) >= indent {
             continue;
         }
-        if let Some(k) = block_key(content) {
+        if let Some(k) = block_key(l.trim_start()) {
             return Some((k, i));
         }
     }
@@ -400,6 +397,10 @@ spec:
             ((40, 1), None),
             ((0, 1), None),
         ];
+        // Comments and blank lines between a key and its parent.
+        let commented = "spec:\n# other: x\n  #inner: y\n\n  proxy: \"yes\"\n";
+        assert_eq!(field_at(commented, 5, 10).as_deref(), Some("spec.proxy"));
+        assert_eq!(field_at(commented, 3, 5).as_deref(), Some("spec"));
         for ((line, column), want) in table {
             assert_eq!(
                 field_at(text, *line, *column).as_deref(),

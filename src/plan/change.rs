@@ -356,3 +356,36 @@ pub(crate) fn short_uri(uri: &str) -> String {
         None => uri.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_integration_is_shown_by_its_functions_arn() {
+        let arn = "arn:aws-cn:lambda:cn-north-1:111122223333:function:payments:live";
+        let uri = format!(
+            "arn:aws-cn:apigateway:cn-north-1:lambda:path/2015-03-31/functions/{arn}/invocations"
+        );
+        assert_eq!(short_uri(&uri), arn);
+        // Anything else is shown as it is.
+        assert_eq!(short_uri("http://example.com/x"), "http://example.com/x");
+        let put = |why: Option<&str>| Change::PutIntegration {
+            path: "/pay".into(),
+            verb: HttpMethod::Post,
+            uri: uri.clone(),
+            timeout_ms: Some(3000),
+            why: why.map(str::to_string),
+        };
+        assert_eq!(
+            put(None).to_string(),
+            format!("+ integration POST /pay -> {arn} (timeout 3000 ms)")
+        );
+        assert_eq!(
+            put(Some("it invokes another function")).to_string(),
+            format!(
+                "~ integration POST /pay -> {arn} (timeout 3000 ms): it invokes another function"
+            )
+        );
+    }
+}

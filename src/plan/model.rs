@@ -762,6 +762,70 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_method_is_answered_only_as_asked() {
+        let want = MethodSettings {
+            authorization: Authorization::Custom,
+            authorizer_id: Some("abc123".into()),
+            api_key_required: true,
+            operation_name: "apimount:o:m".into(),
+        };
+        let right = observed("CUSTOM", Some("abc123"), true, Some("apimount:o:m"));
+        assert_eq!(right.answered(&want), Ok(()));
+        let table: &[(ObservedMethod, &str)] = &[
+            (
+                observed("AWS_IAM", Some("abc123"), true, Some("apimount:o:m")),
+                "it shows authorization AWS_IAM, not CUSTOM",
+            ),
+            (
+                observed("CUSTOM", Some("def456"), true, Some("apimount:o:m")),
+                "it shows authorizer def456, not abc123",
+            ),
+            (
+                observed("CUSTOM", None, true, Some("apimount:o:m")),
+                "it shows authorizer (none), not abc123",
+            ),
+            (
+                observed("CUSTOM", Some("abc123"), false, Some("apimount:o:m")),
+                "it shows API key required false, not true",
+            ),
+            (
+                observed("CUSTOM", Some("abc123"), true, Some("getThings")),
+                "it shows the operation name getThings, not apimount:o:m",
+            ),
+            (
+                observed("CUSTOM", Some("abc123"), true, None),
+                "it shows the operation name (none), not apimount:o:m",
+            ),
+        ];
+        for (answer, why) in table {
+            assert_eq!(answer.answered(&want), Err(why.to_string()));
+        }
+        // A method of no authorizer may still show the id it had.
+        let none = MethodSettings {
+            authorization: Authorization::None,
+            authorizer_id: None,
+            ..want
+        };
+        let kept = observed("NONE", Some("abc123"), true, Some("apimount:o:m"));
+        assert_eq!(kept.answered(&none), Ok(()));
+    }
+
+    #[test]
+    fn a_function_is_shown_as_its_arn() {
+        let f = ResolvedFunction {
+            partition: "aws-us-gov".into(),
+            region: "us-gov-west-1".into(),
+            account: "111122223333".into(),
+            name: "payments".into(),
+            qualifier: Some("live".into()),
+        };
+        assert_eq!(
+            f.to_string(),
+            "arn:aws-us-gov:lambda:us-gov-west-1:111122223333:function:payments:live"
+        );
+    }
+
     fn observed(
         auth: &str,
         authorizer: Option<&str>,

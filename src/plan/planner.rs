@@ -2178,6 +2178,49 @@ tenants:
     }
 
     #[test]
+    fn a_live_mount_may_not_grow_past_the_budget_and_keeps_its_routes() {
+        let mut w = tenanted(POLICY);
+        let at = |path: &str| vec![tmount("payments", "a", path, "pay", "  proxy: false\n")];
+        w.converge(&at("/payments"));
+        // /payments, /payments/b, /payments/b/c, /payments/b/c/d: 4 of 4.
+        assert!(blocked(&w.plan(&at("/payments/b/c/d"), &[], false)).is_empty());
+        // One level more is 5: refused, and nothing of it is touched.
+        let p = w.plan(&at("/payments/b/c/d/e"), &[], false);
+        assert_eq!(
+            blocked(&p),
+            vec![("payments/a".to_string(), Reason::OverBudget)]
+        );
+        assert!(p.is_empty(), "{p:#?}");
+        assert!(w.api.get("/payments").is_some());
+    }
+
+    #[test]
+    fn a_statement_of_ours_that_no_route_needs_is_removed() {
+        let mut w = world();
+        w.converge(&[desired(mount(
+            "pay",
+            "/payments",
+            "pay",
+            "  proxy: false\n",
+        ))]);
+        assert_eq!(w.statements("pay"), 1);
+        // The route deleted by hand, then its manifest: the statement is all
+        // that is left of it.
+        w.api.resources.remove("/payments");
+        let p = w.plan(&[], &[], false);
+        assert_eq!(
+            lines(&p),
+            vec![format!(
+                "- permission {} on {}",
+                Route("/payments".into()).statement_id(API, OWNER),
+                func("pay").arn()
+            )]
+        );
+        w.converge(&[]);
+        assert_eq!(w.statements("pay"), 0);
+    }
+
+    #[test]
     fn a_removed_delegation_detaches_the_tenants_routes() {
         let mut w = tenanted(POLICY);
         let ms = vec![
@@ -2330,6 +2373,51 @@ tenants:
             .unwrap()
             .methods
             .contains_key("OPTIONS"));
+    }
+
+    #[test]
+    fn a_verb_dropped_from_a_mount_with_cors_goes_and_its_preflight_stays() {
+        let mut w = world();
+        let both = vec![desired(mount(
+            "m",
+            "/m",
+            "acct",
+            &format!("  proxy: false\n  methods: [GET, POST]\n{CORS}"),
+        ))];
+        w.converge(&both);
+        let get = vec![desired(mount(
+            "m",
+            "/m",
+            "acct",
+            &format!("  proxy: false\n  methods: [GET]\n{CORS}"),
+        ))];
+        // POST goes; the preflight stops offering it (and the markers take
+        // the manifest's new fingerprint).
+        let l = lines(&w.plan(&get, &[], false));
+        assert!(l.contains(&"- method POST /m".to_string()), "{l:?}");
+        assert!(
+            l.contains(&"~ CORS preflight OPTIONS /m: Access-Control-Allow-Methods 'GET,OPTIONS,POST' -> 'GET,OPTIONS'".to_string()),
+            "{l:?}"
+        );
+        assert!(
+            !l.iter().any(|l| l.starts_with("- method OPTIONS")),
+            "{l:?}"
+        );
+        // It is this mount's own change, not a removal: it is made while
+        // removals are held back (an unreadable file in the folder).
+        let held = w.plan(&get, &[], true);
+        let l: Vec<String> = held
+            .mounts
+            .iter()
+            .flat_map(|m| match &m.action {
+                MountAction::Apply(changes) => changes.iter().map(|c| c.to_string()).collect(),
+                MountAction::Blocked(_) => Vec::new(),
+            })
+            .collect();
+        assert!(l.contains(&"- method POST /m".to_string()), "{held:#?}");
+        w.converge(&get);
+        let verbs: Vec<&String> = w.api.get("/m").unwrap().methods.keys().collect();
+        assert_eq!(verbs, ["GET", "OPTIONS"]);
     }
 
     #[test]

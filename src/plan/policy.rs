@@ -102,5 +102,20 @@ mod tests {
         let s = PolicyStatement::parse_policy(&single).unwrap();
         assert_eq!(s.len(), 1, "{single}");
         assert!(s[0].grants_invoke_from("arn:x"));
+        // A field may be a list of one: read as its one value.
+        let listed = doc.replace(
+            r#""Action":"lambda:InvokeFunction""#,
+            r#""Action":["lambda:InvokeFunction"]"#,
+        );
+        assert!(listed.contains(r#"["lambda:InvokeFunction"]"#), "{listed}");
+        let s = PolicyStatement::parse_policy(&listed).unwrap();
+        assert_eq!(s[0].action, "lambda:InvokeFunction");
+        assert!(s[0].grants_invoke_from("arn:x"));
+        // A list of two is no one value.
+        let two = doc.replace(
+            r#""Action":"lambda:InvokeFunction""#,
+            r#""Action":["lambda:InvokeFunction","lambda:GetFunction"]"#,
+        );
+        assert_eq!(PolicyStatement::parse_policy(&two).unwrap()[0].action, "");
     }
 }

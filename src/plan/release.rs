@@ -1517,6 +1517,72 @@ mod tests {
     }
 
     #[test]
+    fn a_release_condition_says_where_it_stands() {
+        let table: Vec<(Released, ConditionStatus, &str, &str)> = vec![
+            (
+                Released::Progressing {
+                    stable: "3".into(),
+                    target: "4".into(),
+                    step: 1,
+                    steps: 3,
+                    weight: 25,
+                },
+                ConditionStatus::False,
+                "Progressing",
+                "step 2 of 3: version 4 takes 25% (stable 3)",
+            ),
+            (
+                Released::Promoted {
+                    version: "4".into(),
+                },
+                ConditionStatus::True,
+                "Promoted",
+                "version 4 takes all traffic",
+            ),
+            (
+                Released::RolledBack {
+                    from: "4".into(),
+                    to: "3".into(),
+                    why: "alarm pay-errors is ALARM".into(),
+                },
+                ConditionStatus::False,
+                "RolledBack",
+                "version 4 rolled back to 3: alarm pay-errors is ALARM",
+            ),
+            (
+                Released::Held {
+                    why: "alarms unreadable".into(),
+                },
+                ConditionStatus::False,
+                "Held",
+                "alarms unreadable",
+            ),
+            (
+                Released::Waiting {
+                    why: "alarm x is missing".into(),
+                },
+                ConditionStatus::False,
+                "Waiting",
+                "alarm x is missing",
+            ),
+            (
+                Released::Conflict {
+                    why: "alias of another owner".into(),
+                },
+                ConditionStatus::False,
+                "AliasConflict",
+                "alias of another owner",
+            ),
+        ];
+        for (released, status, reason, message) in table {
+            let c = released.condition();
+            assert_eq!(c.kind, ConditionType::Released);
+            assert_eq!((c.status, c.reason), (status, reason), "{message}");
+            assert_eq!(c.message, message);
+        }
+    }
+
+    #[test]
     fn a_reason_of_wide_characters_is_cut_to_fit_too() {
         let mut r = rec(Phase::RolledBack, "3", "4", 1, 0);
         for wide in ["é", "→", "😀"] {

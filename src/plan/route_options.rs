@@ -534,6 +534,27 @@ mod tests {
         assert!(back.response.contains(&PatchOp::Remove(
             "/responseTemplates/application~1json".into()
         )));
+        // A request template changed by hand: put back by a replace.
+        let mut edited = have.clone();
+        for t in edited
+            .integration
+            .as_mut()
+            .unwrap()
+            .request_templates
+            .values_mut()
+        {
+            *t = "{\"statusCode\": 500}".into();
+        }
+        let want_templates = &one.integration().request_templates;
+        assert!(!want_templates.is_empty());
+        let r = one.repairs(&edited).unwrap();
+        let replaces: Vec<PatchOp> = want_templates
+            .iter()
+            .map(|(ct, t)| {
+                PatchOp::Replace(format!("/requestTemplates/{}", pointer(ct)), t.clone())
+            })
+            .collect();
+        assert_eq!(r.request, replaces);
         // Not a preflight of this shape: made again whole.
         let mut proxy = have.clone();
         proxy.integration = Some(ObservedIntegration::lambda_proxy("u"));
@@ -544,6 +565,32 @@ mod tests {
         let mut bare = have;
         bare.integration = None;
         assert_eq!(one.repairs(&bare), None);
+    }
+
+    #[test]
+    fn the_tree_names_a_preflight_only_on_an_options_mock() {
+        let p = Preflight::of(&mount(
+            "  cors:\n    allowOrigins: [\"https://a.example\"]\n",
+        ))
+        .unwrap();
+        let m = ObservedMethod {
+            authorization_type: "NONE".into(),
+            authorizer_id: None,
+            api_key_required: false,
+            operation_name: None,
+            integration: Some(p.integration()),
+            responses: p.method_responses(),
+        };
+        assert_eq!(
+            tree_notes("/accounts", "OPTIONS", &m, None),
+            vec!["CORS preflight for https://a.example"]
+        );
+        // The same answer on another verb, or not from a MOCK integration,
+        // is no preflight.
+        assert!(tree_notes("/accounts", "GET", &m, None).is_empty());
+        let mut http = m.clone();
+        http.integration.as_mut().unwrap().kind = "HTTP".into();
+        assert!(tree_notes("/accounts", "OPTIONS", &http, None).is_empty());
     }
 
     #[test]

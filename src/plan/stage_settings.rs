@@ -671,5 +671,11 @@ mod tests {
             describe_throttling((Rate(-1.0), 40)),
             "disabled requests/s, burst 40"
         );
+        // Zero is a limit (nothing passes), not "disabled".
+        assert_eq!(describe_throttling((Rate(0.0), 0)), "0 requests/s, burst 0");
+        assert_eq!(
+            describe_throttling((Rate(5.0), -1)),
+            "5 requests/s, burst disabled"
+        );
     }
 }

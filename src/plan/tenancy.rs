@@ -582,6 +582,53 @@ tenants:
     }
 
     #[test]
+    fn without_aws_the_function_is_judged_as_far_as_its_reference_tells() {
+        let p = policy();
+        let accounts = tenant(&p, "accounts").unwrap();
+        let admin = tenant(&p, "admin").unwrap();
+        let arn = |account: &str, name: &str| {
+            format!("arn:aws:lambda:eu-west-2:{account}:function:{name}")
+        };
+        let table: &[(&Tenant, String, Option<Reason>)] = &[
+            // A name against name patterns.
+            (accounts, "accounts-api".into(), None),
+            (
+                accounts,
+                "payments-api".into(),
+                Some(Reason::FunctionNotAllowed),
+            ),
+            // A name against ARN patterns only: it takes the resolved ARN.
+            (admin, "payments-api".into(), None),
+            // An ARN against every pattern.
+            (admin, arn("111122223333", "admin-ui"), None),
+            (
+                admin,
+                arn("999999999999", "admin-ui"),
+                Some(Reason::FunctionNotAllowed),
+            ),
+            (accounts, arn("111122223333", "accounts-api"), None),
+            (
+                accounts,
+                arn("111122223333", "payments-api"),
+                Some(Reason::FunctionNotAllowed),
+            ),
+        ];
+        for (t, function, want) in table {
+            // (each tenant's path, and an authorization it grants)
+            let m = match t.name.as_str() {
+                "admin" => mount("/accounts/admin", function, ""),
+                _ => mount("/accounts", function, "  authorization: AWS_IAM\n"),
+            };
+            let static_check = check_static(&p, t, &m).err().map(|e| e.reason);
+            assert_eq!(static_check, *want, "{} {function} (static)", t.name);
+            let unresolved = check(&p, t, &m, None, &BTreeMap::new())
+                .err()
+                .map(|e| e.reason);
+            assert_eq!(unresolved, *want, "{} {function} (unresolved)", t.name);
+        }
+    }
+
+    #[test]
     fn route_options_within_the_tenants_bounds() {
         let p = parse_policy(
             Path::new("tenants.yaml"),

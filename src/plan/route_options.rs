@@ -438,17 +438,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn drift_of_a_preflight_is_seen() {
-        let p = Preflight::of(&mount("  cors:\n    allowOrigins: [\"*\"]\n")).unwrap();
-        let mut m = ObservedMethod {
+    /// A method answering as the preflight `p` asks.
+    fn answering(p: &Preflight) -> ObservedMethod {
+        ObservedMethod {
             authorization_type: "NONE".into(),
             authorizer_id: None,
             api_key_required: false,
             operation_name: None,
             integration: Some(p.integration()),
             responses: p.method_responses(),
-        };
+        }
+    }
+
+    #[test]
+    fn drift_of_a_preflight_is_seen() {
+        let p = Preflight::of(&mount("  cors:\n    allowOrigins: [\"*\"]\n")).unwrap();
+        let mut m = answering(&p);
         assert!(p.answered_by(&m));
         m.integration
             .as_mut()
@@ -482,14 +487,6 @@ mod tests {
             "  cors:\n    allowOrigins: [\"https://a.example\"]\n    maxAge: 600\n",
         ))
         .unwrap();
-        let answering = |p: &Preflight| ObservedMethod {
-            authorization_type: "NONE".into(),
-            authorizer_id: None,
-            api_key_required: false,
-            operation_name: None,
-            integration: Some(p.integration()),
-            responses: p.method_responses(),
-        };
         let have = answering(&one);
         assert_eq!(one.repairs(&have), Some(PreflightRepair::default()));
         // Another max age: one replace of the mapping, nothing else.
@@ -573,14 +570,7 @@ mod tests {
             "  cors:\n    allowOrigins: [\"https://a.example\"]\n",
         ))
         .unwrap();
-        let m = ObservedMethod {
-            authorization_type: "NONE".into(),
-            authorizer_id: None,
-            api_key_required: false,
-            operation_name: None,
-            integration: Some(p.integration()),
-            responses: p.method_responses(),
-        };
+        let m = answering(&p);
         assert_eq!(
             tree_notes("/accounts", "OPTIONS", &m, None),
             vec!["CORS preflight for https://a.example"]

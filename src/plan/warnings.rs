@@ -65,6 +65,44 @@ mod tests {
         let notes = quota_warnings(&api, &plan, &counts);
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].starts_with("arn:big will carry"), "{notes:?}");
+        // The statements a plan adds count too: two short of the mark, and
+        // two added.
+        use super::super::{MountAction, MountPlan};
+        let adding = |function: &str, n: usize| Plan {
+            mounts: vec![MountPlan {
+                id: crate::manifest::MountId {
+                    tenant: None,
+                    name: "m".into(),
+                },
+                path: "/m".into(),
+                action: MountAction::Apply(
+                    (0..n)
+                        .map(|i| Change::AddPermission {
+                            function: function.into(),
+                            sid: format!("s{i}"),
+                            source_arn: "arn:src".into(),
+                        })
+                        .collect(),
+                ),
+            }],
+            ..Plan::default()
+        };
+        let counts: BTreeMap<String, usize> = [("arn:big".to_string(), near_cap - 2)].into();
+        for (plan, warned) in [
+            (adding("arn:big", 2), true),
+            (adding("arn:big", 1), false),
+            (adding("arn:other", 2), false),
+        ] {
+            let notes = quota_warnings(&api, &plan, &counts);
+            assert_eq!(notes.len(), usize::from(warned), "{notes:?}");
+            if warned {
+                assert!(
+                    notes[0]
+                        .starts_with(&format!("arn:big will carry {near_cap} policy statements")),
+                    "{notes:?}"
+                );
+            }
+        }
     }
 
     #[test]

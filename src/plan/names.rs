@@ -283,6 +283,13 @@ mod tests {
             );
             assert!(parsed.is_mount("team-a", &m.id()));
             assert!(!parsed.is("team-b"));
+            // Another owner's, or another mount of the same name elsewhere.
+            assert!(!parsed.is_mount("team-b", &m.id()));
+            let other = MountId {
+                tenant: Some("team-y".into()),
+                name: m.id().name,
+            };
+            assert!(!parsed.is_mount("team-a", &other));
         }
         assert_eq!(
             marker("team-a", &mount(Some("team-x"))),

@@ -2195,6 +2195,34 @@ tenants:
     }
 
     #[test]
+    fn removals_leave_the_root_and_a_path_still_needed() {
+        let mut w = world();
+        let a = desired(mount("a", "/a/x", "acct", "  proxy: false\n"));
+        let b = desired(mount("b", "/a", "pay", "  proxy: false\n"));
+        w.converge(&[a.clone(), b.clone()]);
+        // /a/x goes; /a stays, as b's route.
+        let p = w.plan(&[b], &[], false);
+        assert_eq!(
+            lines(&p)
+                .into_iter()
+                .filter(|l| l.starts_with("- resource"))
+                .collect::<Vec<_>>(),
+            vec!["- resource /a/x".to_string()]
+        );
+        // Everything goes but the root resource, which AWS never deletes.
+        let p = w.plan(&[], &[], false);
+        let l = lines(&p);
+        assert!(l.contains(&"- resource /a".to_string()), "{l:?}");
+        assert!(!l.contains(&"- resource /".to_string()), "{l:?}");
+        w.converge(&[]);
+        assert_eq!(w.paths(), ["/"]);
+        // Not even when the journal names it (a stage tag edited by hand).
+        w.abandoned.insert("/".into());
+        let p = w.plan(&[], &[], false);
+        assert!(p.is_empty(), "{p:#?}");
+    }
+
+    #[test]
     fn a_statement_of_ours_that_no_route_needs_is_removed() {
         let mut w = world();
         w.converge(&[desired(mount(

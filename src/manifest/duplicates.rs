@@ -75,3 +75,63 @@ pub fn duplicate_error(mounts: &[Mount], d: &Duplicate) -> ManifestError {
         kind: ErrorKind::Duplicate,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn mount(file: &str, name: &str, path: &str) -> Mount {
+        super::super::parse(
+            Path::new(file),
+            format!(
+                "apiVersion: apimount/v1\nkind: ServiceMount\nmetadata:\n  name: {name}\nspec:\n  path: {path}\n  function: f\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_clash_is_lost_by_all_but_the_live_or_first_file_and_says_to_whom() {
+        let mounts = [
+            mount("a.yaml", "accounts", "/accounts"),
+            mount("b.yaml", "accounts", "/b"),
+            mount("c.yaml", "payments", "/accounts"),
+            mount("d.yaml", "profiles", "/profiles"),
+        ];
+        // None live: the first by file wins each clash.
+        let none = find_duplicates(&mounts, &|_| false);
+        let words: Vec<(String, Option<String>, String)> = none
+            .iter()
+            .map(|d| {
+                let e = duplicate_error(&mounts, d);
+                (e.file.display().to_string(), e.field, e.message)
+            })
+            .collect();
+        assert_eq!(
+            words,
+            vec![
+                (
+                    "b.yaml".to_string(),
+                    Some("metadata.name".to_string()),
+                    "name 'accounts' is already used by a.yaml; this manifest is ignored until the clash is resolved".to_string()
+                ),
+                (
+                    "c.yaml".to_string(),
+                    Some("spec.path".to_string()),
+                    "path /accounts is already used by a.yaml; this manifest is ignored until the clash is resolved".to_string()
+                ),
+            ]
+        );
+        assert!(none
+            .iter()
+            .all(|d| duplicate_error(&mounts, d).kind == ErrorKind::Duplicate));
+        // The live one wins, whatever its file is called; a loser holds
+        // nothing, so b's name is free once a has lost.
+        let live = find_duplicates(&mounts, &|m| m.file == Path::new("c.yaml"));
+        let pairs: Vec<(usize, usize, &str)> =
+            live.iter().map(|d| (d.loser, d.winner, d.field)).collect();
+        assert_eq!(pairs, vec![(0, 2, "spec.path")]);
+    }
+}

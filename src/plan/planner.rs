@@ -2223,6 +2223,36 @@ tenants:
     }
 
     #[test]
+    fn a_plan_counts_its_creates_updates_and_deletes_as_its_lines_show() {
+        let mut w = world();
+        let get = "  proxy: false\n  methods: [GET, POST]\n";
+        w.converge(&[
+            desired(mount("a", "/a", "acct", get)),
+            desired(mount("b", "/b", "acct", get)),
+        ]);
+        // a: another function (updates); b: a verb fewer (a delete); c: new.
+        let p = w.plan(
+            &[
+                desired(mount("a", "/a", "pay", get)),
+                desired(mount(
+                    "b",
+                    "/b",
+                    "acct",
+                    "  proxy: false\n  methods: [GET]\n",
+                )),
+                desired(mount("c", "/c", "acct", "  proxy: false\n")),
+            ],
+            &[],
+            false,
+        );
+        let l = lines(&p);
+        let signs = |sign: char| l.iter().filter(|l| l.starts_with(sign)).count();
+        let counts = p.counts();
+        assert_eq!(counts, (signs('+'), signs('~'), signs('-')), "{l:?}");
+        assert!(counts.0 > 0 && counts.1 > 0 && counts.2 > 0, "{l:?}");
+    }
+
+    #[test]
     fn a_statement_of_ours_that_no_route_needs_is_removed() {
         let mut w = world();
         w.converge(&[desired(mount(

@@ -335,6 +335,15 @@ mod tests {
                 (want, got) => panic!("{body}: wanted {want:?}, got {got:?}"),
             }
         }
+        // No steps and no strategy: 10 % for five minutes, then all.
+        let plain = parse("    version: \"3\"\n", "pay").unwrap();
+        assert_eq!(
+            plain.release.unwrap().steps,
+            vec![Step {
+                weight: 10,
+                pause: Duration::from_secs(300)
+            }]
+        );
         // A release needs the function unqualified.
         let e = parse("    version: \"3\"\n", "pay:live").unwrap_err();
         assert_eq!(e[0].field.as_deref(), Some("spec.function"));

@@ -13,3 +13,19 @@ pub fn servicemount_schema_json() -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_is_draft_07_and_describes_a_service_mount() {
+        let text = servicemount_schema_json();
+        assert!(text.ends_with("}\n"));
+        let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+        for field in ["apiVersion", "kind", "metadata", "spec"] {
+            assert!(schema["properties"].get(field).is_some(), "{field}");
+        }
+    }
+}

@@ -772,6 +772,18 @@ tenants:
     });
 
     #[test]
+    fn a_function_name_pattern_is_at_most_64_characters() {
+        assert_eq!(check_function_pattern(&"a".repeat(64)), Ok(()));
+        assert_eq!(
+            check_function_pattern(&format!("{}*", "a".repeat(63))),
+            Ok(())
+        );
+        assert!(check_function_pattern(&"a".repeat(65))
+            .unwrap_err()
+            .contains("is not a function name pattern"));
+    }
+
+    #[test]
     fn a_policy_file_is_read_up_to_one_mebibyte() {
         assert_eq!(MAX_POLICY_BYTES, 1 << 20);
         let dir = tempfile::tempdir().unwrap();

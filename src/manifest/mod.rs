@@ -1100,6 +1100,21 @@ spec:
                 vec!["spec.authorizerId: is only allowed with authorization CUSTOM"],
             ),
             (
+                "yes.yaml",
+                with_spec("  proxy: yes\n"),
+                vec!["expected a boolean (true or false)"],
+            ),
+            (
+                "twicekey.yaml",
+                with_spec("  path: /again\n"),
+                vec!["key appears twice in the same mapping"],
+            ),
+            (
+                "broken.json",
+                "{\"apiVersion\": }".into(),
+                vec!["invalid JSON: expected value"],
+            ),
+            (
                 "idchars.yaml",
                 with_spec("  authorization: CUSTOM\n  authorizerId: ab-12\n"),
                 vec!["spec.authorizerId: 'ab-12' is not an authorizer id"],

@@ -2223,6 +2223,24 @@ tenants:
     }
 
     #[test]
+    fn a_mounts_grants_come_after_all_its_api_gateway_changes() {
+        let w = world();
+        // Two routes (/acct and /acct/{proxy+}), each with its method,
+        // integration and permission.
+        let p = w.plan(&[desired(mount("a", "/acct", "acct", ""))], &[], false);
+        let changes: Vec<&Change> = p.changes().collect();
+        let grant = |c: &&Change| matches!(c, Change::AddPermission { .. });
+        let grants = changes.iter().filter(|c| grant(c)).count();
+        assert_eq!(grants, 2, "{changes:#?}");
+        // The grants are one block at the end, where the reconciler takes
+        // them for the permission lane.
+        assert!(
+            changes[changes.len() - grants..].iter().all(grant),
+            "{changes:#?}"
+        );
+    }
+
+    #[test]
     fn a_plan_counts_its_creates_updates_and_deletes_as_its_lines_show() {
         let mut w = world();
         let get = "  proxy: false\n  methods: [GET, POST]\n";

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
 use super::{ErrorKind, ManifestError, MAX_YAML_ALIASES, MAX_YAML_DEPTH};
 
@@ -47,7 +47,11 @@ pub(crate) fn count_documents(text: &str) -> usize {
 /// Where a value was written, as (line, column); `None` where the parser
 /// does not know (an unknown location is line 0).
 pub(crate) fn pos<T>(s: &Spanned<T>) -> Option<(u64, u64)> {
-    let l = s.referenced;
+    known(s.referenced)
+}
+
+/// A location as (line, column), if it is known (not line 0).
+fn known(l: Location) -> Option<(u64, u64)> {
     (l.line() > 0).then(|| (l.line(), l.column()))
 }
 
@@ -59,10 +63,7 @@ pub(crate) fn strip_json_position(msg: &str) -> String {
 }
 
 pub(crate) fn yaml_error(file: &Path, text: &str, e: &serde_saphyr::Error) -> ManifestError {
-    let position = e
-        .location()
-        .filter(|l| l.line() > 0)
-        .map(|l| (l.line(), l.column()));
+    let position = e.location().and_then(known);
     let raw = e.without_snippet().to_string();
     let (mut field, message) = explain_yaml_error(&raw);
     if field.is_none() {
@@ -282,7 +283,6 @@ pub(crate) fn quoted_at(text: &str, position: Option<(u64, u64)>) -> Option<char
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_saphyr::Location;
 
     #[test]
     fn documents_are_counted_by_their_markers_and_content() {

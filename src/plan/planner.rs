@@ -2377,6 +2377,15 @@ tenants:
         p.changes().map(|c| c.to_string()).collect()
     }
 
+    /// The lines of the `i`th mount's own changes (not its removals); it
+    /// must not be blocked.
+    fn mount_lines(p: &Plan, i: usize) -> Vec<String> {
+        match &p.mounts[i].action {
+            MountAction::Apply(c) => c.iter().map(|c| c.to_string()).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_cors_preflight_is_made_healed_and_removed() {
         let mut w = world();
@@ -2482,14 +2491,7 @@ tenants:
         // It is this mount's own change, not a removal: it is made while
         // removals are held back (an unreadable file in the folder).
         let held = w.plan(&get, &[], true);
-        let l: Vec<String> = held
-            .mounts
-            .iter()
-            .flat_map(|m| match &m.action {
-                MountAction::Apply(changes) => changes.iter().map(|c| c.to_string()).collect(),
-                MountAction::Blocked(_) => Vec::new(),
-            })
-            .collect();
+        let l = mount_lines(&held, 0);
         assert!(l.contains(&"- method POST /m".to_string()), "{held:#?}");
         w.converge(&get);
         let verbs: Vec<&String> = w.api.get("/m").unwrap().methods.keys().collect();
@@ -2621,10 +2623,7 @@ tenants:
         ];
         let before = w.api.clone();
         let p = w.plan(&ms, &[], false);
-        let accounts: Vec<String> = match &p.mounts[0].action {
-            MountAction::Apply(c) => c.iter().map(|c| c.to_string()).collect(),
-            other => panic!("{other:?}"),
-        };
+        let accounts = mount_lines(&p, 0);
         // A throttle edit is made on the stage alone: no marker is
         // rewritten. Each verb ANY answers has its own entry; the ANY entry goes.
         let mut want = per_verb("+", "/accounts", ": 100 requests/s, burst 200");

@@ -114,6 +114,9 @@ mod tests {
             format!("{TEAM}=arn:aws:sts::{TEAM}:role/r"),
             format!("{TEAM}=arn:aws:iam::{TEAM}:role/"),
             format!("{TEAM}=arn:aws:iam::{TEAM}:role/a b"),
+            // Each part wrong on its own: the scheme, an empty partition.
+            format!("{TEAM}=urn:aws:iam::{TEAM}:role/r"),
+            format!("{TEAM}=arn::iam::{TEAM}:role/r"),
         ] {
             assert!(parse_account_role(&bad).is_err(), "{bad}");
         }

@@ -1405,6 +1405,17 @@ spec:
         let text = GOOD.replace("path: /accounts", "path: /a//b");
         assert_eq!(salvage_name(text.as_bytes()).as_deref(), Some("accounts"));
         assert_eq!(salvage_name(b"{{{"), None);
+        // At the size limit a file is still read for its name; one byte more
+        // and it is not read at all (as parse refuses it).
+        let limit = MAX_MANIFEST_BYTES as usize;
+        let at_limit = format!("{text}#{}\n", "x".repeat(limit - text.len() - 2));
+        assert_eq!(at_limit.len(), limit);
+        assert_eq!(
+            salvage_name(at_limit.as_bytes()).as_deref(),
+            Some("accounts")
+        );
+        let over = format!("{text}#{}\n", "x".repeat(limit - text.len() - 1));
+        assert_eq!(salvage_name(over.as_bytes()), None);
     }
 
     fn mount(file: &str, name: &str, path: &str) -> Mount {

@@ -264,6 +264,13 @@ mod tests {
         ] {
             assert_eq!(check_origin(ok), Ok(()), "{ok}");
         }
+        // A host name of 253 characters, the DNS limit, is one; 254 is not.
+        let label = "a".repeat(63);
+        let longest = format!("{label}.{label}.{label}.{}", "b".repeat(61));
+        assert_eq!(longest.len(), 253);
+        assert_eq!(check_origin(&format!("https://{longest}")), Ok(()));
+        let e = check_origin(&format!("https://{longest}b")).unwrap_err();
+        assert!(e.contains("does not name a host"), "{e}");
         for (bad, why) in [
             ("app.example.com", "is not an origin"),
             ("https://app.example.com/", "does not name a host"),

@@ -401,6 +401,16 @@ spec:
         let commented = "spec:\n# other: x\n  #inner: y\n\n  proxy: \"yes\"\n";
         assert_eq!(field_at(commented, 5, 10).as_deref(), Some("spec.proxy"));
         assert_eq!(field_at(commented, 3, 5).as_deref(), Some("spec"));
+        // Keys may hold '-' and '_' (a header, a misspelt field), quoted or not.
+        let dashed = "spec:\n  x-api_key:\n    \"a-b\": 1\n    c: {f: 1,\n      d_e: 2}\n";
+        assert_eq!(
+            field_at(dashed, 3, 12).as_deref(),
+            Some("spec.x-api_key.a-b")
+        );
+        assert_eq!(
+            field_at(dashed, 5, 12).as_deref(),
+            Some("spec.x-api_key.c.d_e")
+        );
         for ((line, column), want) in table {
             assert_eq!(
                 field_at(text, *line, *column).as_deref(),

@@ -305,6 +305,13 @@ mod tests {
         assert_eq!(ConditionStatus::True.as_str(), "True");
         assert_eq!(ConditionStatus::False.as_str(), "False");
         assert_eq!(ConditionStatus::Unknown.as_str(), "Unknown");
+        // States and reasons are shown (logs, `status`) as they are spelt.
+        let shown: Vec<String> = [State::Ready, State::Progressing, State::Failed]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["Ready", "Progressing", "Failed"]);
+        assert_eq!(Reason::DeployBlocked.to_string(), "DeployBlocked");
     }
 
     #[test]

@@ -224,6 +224,16 @@ mod tests {
                 true,
                 vec!["0-copy.yaml"],
             ),
+            (
+                "a legacy marker holds the path for its mount, not for another name",
+                vec![
+                    mount("0-copy.yaml", "accounts-new", "/accounts"),
+                    original.clone(),
+                ],
+                vec!["0-copy.yaml", "accounts.yaml"],
+                true,
+                vec!["accounts.yaml"],
+            ),
         ];
         for (what, mounts, files, legacy, want) in table {
             let api = api_with(&[&original], legacy);

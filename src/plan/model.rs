@@ -843,6 +843,37 @@ mod tests {
     }
 
     #[test]
+    fn an_observed_method_is_put_back_as_it_was() {
+        // (observed, the settings that put it back, or none)
+        let table = [
+            (
+                observed("NONE", None, true, Some("apimount:o:m")),
+                Some((Authorization::None, None, true, "apimount:o:m")),
+            ),
+            (
+                observed("CUSTOM", Some("abc123"), false, None),
+                Some((Authorization::Custom, Some("abc123"), false, "")),
+            ),
+            // An authorizer id left on a method that needs none is not kept.
+            (
+                observed("AWS_IAM", Some("abc123"), false, Some("x")),
+                Some((Authorization::AwsIam, None, false, "x")),
+            ),
+            (observed("SOMETHING_NEW", None, false, None), None),
+        ];
+        for (from, want) in table {
+            let got = MethodSettings::of_observed(&from);
+            let want = want.map(|(authorization, authorizer, key, op)| MethodSettings {
+                authorization,
+                authorizer_id: authorizer.map(str::to_string),
+                api_key_required: key,
+                operation_name: op.to_string(),
+            });
+            assert_eq!(got, want, "{from:?}");
+        }
+    }
+
+    #[test]
     fn a_method_is_patched_field_by_field() {
         let want = |auth: Authorization, authorizer: Option<&str>, key: bool| MethodSettings {
             authorization: auth,
@@ -989,6 +1020,16 @@ mod tests {
             ResolvedFunction::from_integration_uri("http://example.com"),
             None
         );
+        // Not a function ARN: each part wrong on its own.
+        for bad in [
+            "arn:aws:lambda:eu-west-2:111122223333:function",
+            "arn:aws:lambda:eu-west-2:111122223333:function:acct:live:extra",
+            "urn:aws:lambda:eu-west-2:111122223333:function:acct",
+            "arn:aws:states:eu-west-2:111122223333:function:acct",
+            "arn:aws:lambda:eu-west-2:111122223333:layer:acct",
+        ] {
+            assert_eq!(ResolvedFunction::from_arn(bad), None, "{bad}");
+        }
     }
 
     #[test]

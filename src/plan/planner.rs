@@ -1815,6 +1815,52 @@ mod tests {
     }
 
     #[test]
+    fn a_method_diff_names_each_setting_that_differs() {
+        let want = MethodSettings {
+            authorization: Authorization::Custom,
+            authorizer_id: Some("def456".into()),
+            api_key_required: true,
+            operation_name: "apimount:o:m".into(),
+        };
+        let method =
+            |auth: &str, authorizer: Option<&str>, key: bool, op: Option<&str>| ObservedMethod {
+                authorization_type: auth.into(),
+                authorizer_id: authorizer.map(str::to_string),
+                api_key_required: key,
+                operation_name: op.map(str::to_string),
+                integration: None,
+                responses: Default::default(),
+            };
+        let op = Some("apimount:o:m");
+        let table = [
+            (method("CUSTOM", Some("def456"), true, op), ""),
+            (
+                method("CUSTOM", Some("def456"), true, Some("getThings")),
+                "owner marker getThings -> apimount:o:m",
+            ),
+            (
+                method("CUSTOM", Some("def456"), true, None),
+                "owner marker (none) -> apimount:o:m",
+            ),
+            (
+                method("NONE", None, true, op),
+                "authorization NONE -> CUSTOM, authorizer (none) -> def456",
+            ),
+            (
+                method("CUSTOM", Some("abc123"), true, op),
+                "authorizer abc123 -> def456",
+            ),
+            (
+                method("CUSTOM", Some("def456"), false, op),
+                "API key required false -> true",
+            ),
+        ];
+        for (observed, diff) in table {
+            assert_eq!(method_diff(&observed, &want), diff, "{observed:?}");
+        }
+    }
+
+    #[test]
     fn invalid_manifests_and_unknown_files_keep_routes() {
         let mut w = world();
         let both = vec![
@@ -2192,6 +2238,12 @@ tenants:
         );
         assert!(p.is_empty(), "{p:#?}");
         assert!(w.api.get("/payments").is_some());
+        // A move frees the resources it leaves: from /payments/x/y (3) to
+        // /payments/b/c/d (4) fits, though both together would be 6.
+        w.converge(&at("/payments/x/y"));
+        let p = w.plan(&at("/payments/b/c/d"), &[], false);
+        assert!(blocked(&p).is_empty(), "{p:#?}");
+        assert!(touches(&p, "/payments/b/c/d"), "{p:#?}");
     }
 
     #[test]
@@ -2220,6 +2272,34 @@ tenants:
         w.abandoned.insert("/".into());
         let p = w.plan(&[], &[], false);
         assert!(p.is_empty(), "{p:#?}");
+    }
+
+    #[test]
+    fn a_statement_already_gone_is_not_removed_again() {
+        let mut w = world();
+        let a = desired(mount("a", "/a", "acct", "  proxy: false\n"));
+        let b = desired(mount("b", "/b", "acct", "  proxy: false\n"));
+        w.converge(&[a.clone()]);
+        let sid_a = w.policies[&func("acct").arn()].as_ref().unwrap()[0]
+            .sid
+            .clone();
+        w.converge(&[a.clone(), b]);
+        assert_eq!(w.statements("acct"), 2);
+        // b's statement deleted by hand: removing b removes its method and
+        // resource, and no statement (AWS would answer 404; a's stays).
+        w.policies
+            .get_mut(&func("acct").arn())
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .retain(|s| s.sid == sid_a);
+        let p = w.plan(&[a], &[], false);
+        assert!(touches(&p, "/b"), "{p:#?}");
+        assert!(
+            !p.changes()
+                .any(|c| matches!(c, Change::RemovePermission { .. })),
+            "{p:#?}"
+        );
     }
 
     #[test]

@@ -96,6 +96,17 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert!(s[0].grants_invoke_from("arn:x"));
         assert!(!s[0].grants_invoke_from("arn:y"));
+        // The function a statement names, or none when it names none.
+        assert_eq!(
+            s[0].resource.as_deref(),
+            Some("arn:aws:lambda:us-east-1:1:function:f")
+        );
+        let unnamed = doc.replace(r#""Resource":"arn:aws:lambda:us-east-1:1:function:f","#, "");
+        assert!(!unnamed.contains("Resource"), "{unnamed}");
+        assert_eq!(
+            PolicyStatement::parse_policy(&unnamed).unwrap()[0].resource,
+            None
+        );
         // IAM lets a policy hold a single statement as an object, not a list.
         let single = doc.replacen("[{", "{", 1).replacen("}]}", "}}", 1);
         assert!(single.contains("\"Statement\":{"), "{single}");

@@ -471,6 +471,10 @@ mod tests {
             p.diff(&m),
             "Access-Control-Allow-Origin 'https://evil.example' -> '*'"
         );
+        // An OPTIONS method re-pointed at a function by hand.
+        m.integration = Some(ObservedIntegration::lambda_proxy("arn:f"));
+        assert!(!p.answered_by(&m));
+        assert_eq!(p.diff(&m), "type AWS_PROXY -> MOCK");
         m.integration = None;
         assert_eq!(p.diff(&m), "integration missing");
         // What the route tree says of it.

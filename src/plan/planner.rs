@@ -2279,7 +2279,7 @@ tenants:
         let mut w = world();
         let a = desired(mount("a", "/a", "acct", "  proxy: false\n"));
         let b = desired(mount("b", "/b", "acct", "  proxy: false\n"));
-        w.converge(&[a.clone()]);
+        w.converge(std::slice::from_ref(&a));
         let sid_a = w.policies[&func("acct").arn()].as_ref().unwrap()[0]
             .sid
             .clone();

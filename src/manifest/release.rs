@@ -314,6 +314,7 @@ mod tests {
             ("    version: \"3\"\n    steps:\n      - {weight: 10, pause: soon}\n", Some(("spec.release.steps[0].pause", 11))),
             ("    version: \"3\"\n    steps:\n      - {weight: 50, pause: 1m}\n      - {weight: 20, pause: 1m}\n", Some(("spec.release.steps[1]", 12))),
             ("    version: \"3\"\n    steps:\n      - {weight: 10, pause: 25h}\n", Some(("spec.release.steps[0]", 11))),
+            ("    version: \"3\"\n    alarms: [a, b, c, d, e, f, g, h, i, j]\n", None),
             ("    version: \"3\"\n    alarms: [a, b, c, d, e, f, g, h, i, j, k]\n", Some(("spec.release.alarms", 10))),
             ("    version: \"3\"\n    alarms: [a, a]\n", Some(("spec.release.alarms[1]", 10))),
             ("    version: \"3\"\n    guard: {maxErrorRate: 0}\n", Some(("spec.release.guard.maxErrorRate", 10))),

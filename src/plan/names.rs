@@ -352,6 +352,19 @@ mod tests {
         let ab = r.statement_id("api1", "a-b");
         assert!(!is_statement_of(&ab, "api1", "a"));
         assert!(is_statement_of(&ab, "api1", "a-b"));
+        // The prefix with anything but 16 hex digits after it is not ours.
+        let prefix = statement_prefix("api1", "a");
+        for other in ["0123456789abcde", "0123456789abcdef0", "0123456789abcdeg"] {
+            assert!(
+                !is_statement_of(&format!("{prefix}{other}"), "api1", "a"),
+                "{other}"
+            );
+        }
+        assert!(is_statement_of(
+            &format!("{prefix}0123456789abcdef"),
+            "api1",
+            "a"
+        ));
         assert_ne!(
             a,
             Route("/accounts/{proxy+}".into()).statement_id("api1", "a")
@@ -408,6 +421,16 @@ mod tests {
             owners_on(&api),
             vec!["team-a".to_string(), "team-b".to_string()]
         );
+        // The mounts an owner has routes for: its own, each once.
+        let names = |owner: &str| -> Vec<String> {
+            managed_mounts(&api, owner)
+                .into_iter()
+                .map(|id| id.to_string())
+                .collect()
+        };
+        assert_eq!(names("team-b"), ["a1", "a3"]);
+        assert_eq!(names("team-a"), ["a2"]);
+        assert!(names("team-c").is_empty());
         let d = deployment_description(&api);
         for owner in ["team-a", "team-b"] {
             assert_eq!(

@@ -674,6 +674,10 @@ mod tests {
         // Zero is a limit (nothing passes), not "disabled".
         assert_eq!(describe_throttling((Rate(0.0), 0)), "0 requests/s, burst 0");
         assert_eq!(
+            describe_throttling((Rate(0.0), -1)),
+            "0 requests/s, burst disabled"
+        );
+        assert_eq!(
             describe_throttling((Rate(5.0), -1)),
             "5 requests/s, burst disabled"
         );

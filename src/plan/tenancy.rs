@@ -730,6 +730,40 @@ tenants:
     }
 
     #[test]
+    fn validate_refuses_a_function_arn_in_an_account_the_tenant_may_not_use() {
+        let p = parse_policy(
+            Path::new("tenants.yaml"),
+            b"apiVersion: apimount/v1
+kind: TenantPolicy
+accounts:
+  - id: \"222222222222\"
+    roleArn: arn:aws:iam::222222222222:role/apimount-grants
+  - id: \"333333333333\"
+    roleArn: arn:aws:iam::333333333333:role/apimount-grants
+tenants:
+  - name: team
+    paths: [/t]
+    functions: [\"*\"]
+    authorizations: [NONE]
+    accounts: [\"222222222222\"]
+",
+        )
+        .unwrap();
+        let team = tenant(&p, "team").unwrap();
+        let arn = |account: &str| format!("arn:aws:lambda:eu-west-2:{account}:function:f");
+        let at = |account: &str| {
+            let mut m = mount("/t", &arn(account), "  authorization: NONE\n");
+            m.tenant = Some("team".into());
+            check_static(&p, team, &m).map_err(|e| (e.reason, e.field))
+        };
+        assert_eq!(at("222222222222"), Ok(()));
+        assert_eq!(
+            at("333333333333"),
+            Err((Reason::AccountNotAllowed, Some("spec.function")))
+        );
+    }
+
+    #[test]
     fn releases_within_the_tenants_bounds() {
         let p = parse_policy(
             Path::new("tenants.yaml"),

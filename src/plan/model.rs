@@ -727,6 +727,25 @@ impl fmt::Display for Rate {
     }
 }
 
+/// A method with these settings and no integration (for the tests of this
+/// layer).
+#[cfg(test)]
+pub(crate) fn test_method(
+    auth: &str,
+    authorizer: Option<&str>,
+    key: bool,
+    op: Option<&str>,
+) -> ObservedMethod {
+    ObservedMethod {
+        authorization_type: auth.into(),
+        authorizer_id: authorizer.map(str::to_string),
+        api_key_required: key,
+        operation_name: op.map(str::to_string),
+        integration: None,
+        responses: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -770,31 +789,31 @@ mod tests {
             api_key_required: true,
             operation_name: "apimount:o:m".into(),
         };
-        let right = observed("CUSTOM", Some("abc123"), true, Some("apimount:o:m"));
+        let right = test_method("CUSTOM", Some("abc123"), true, Some("apimount:o:m"));
         assert_eq!(right.answered(&want), Ok(()));
         let table: &[(ObservedMethod, &str)] = &[
             (
-                observed("AWS_IAM", Some("abc123"), true, Some("apimount:o:m")),
+                test_method("AWS_IAM", Some("abc123"), true, Some("apimount:o:m")),
                 "it shows authorization AWS_IAM, not CUSTOM",
             ),
             (
-                observed("CUSTOM", Some("def456"), true, Some("apimount:o:m")),
+                test_method("CUSTOM", Some("def456"), true, Some("apimount:o:m")),
                 "it shows authorizer def456, not abc123",
             ),
             (
-                observed("CUSTOM", None, true, Some("apimount:o:m")),
+                test_method("CUSTOM", None, true, Some("apimount:o:m")),
                 "it shows authorizer (none), not abc123",
             ),
             (
-                observed("CUSTOM", Some("abc123"), false, Some("apimount:o:m")),
+                test_method("CUSTOM", Some("abc123"), false, Some("apimount:o:m")),
                 "it shows API key required false, not true",
             ),
             (
-                observed("CUSTOM", Some("abc123"), true, Some("getThings")),
+                test_method("CUSTOM", Some("abc123"), true, Some("getThings")),
                 "it shows the operation name getThings, not apimount:o:m",
             ),
             (
-                observed("CUSTOM", Some("abc123"), true, None),
+                test_method("CUSTOM", Some("abc123"), true, None),
                 "it shows the operation name (none), not apimount:o:m",
             ),
         ];
@@ -807,7 +826,7 @@ mod tests {
             authorizer_id: None,
             ..want
         };
-        let kept = observed("NONE", Some("abc123"), true, Some("apimount:o:m"));
+        let kept = test_method("NONE", Some("abc123"), true, Some("apimount:o:m"));
         assert_eq!(kept.answered(&none), Ok(()));
     }
 
@@ -826,40 +845,24 @@ mod tests {
         );
     }
 
-    fn observed(
-        auth: &str,
-        authorizer: Option<&str>,
-        key: bool,
-        op: Option<&str>,
-    ) -> ObservedMethod {
-        ObservedMethod {
-            authorization_type: auth.into(),
-            authorizer_id: authorizer.map(str::to_string),
-            api_key_required: key,
-            operation_name: op.map(str::to_string),
-            integration: None,
-            responses: Default::default(),
-        }
-    }
-
     #[test]
     fn an_observed_method_is_put_back_as_it_was() {
         // (observed, the settings that put it back, or none)
         let table = [
             (
-                observed("NONE", None, true, Some("apimount:o:m")),
+                test_method("NONE", None, true, Some("apimount:o:m")),
                 Some((Authorization::None, None, true, "apimount:o:m")),
             ),
             (
-                observed("CUSTOM", Some("abc123"), false, None),
+                test_method("CUSTOM", Some("abc123"), false, None),
                 Some((Authorization::Custom, Some("abc123"), false, "")),
             ),
             // An authorizer id left on a method that needs none is not kept.
             (
-                observed("AWS_IAM", Some("abc123"), false, Some("x")),
+                test_method("AWS_IAM", Some("abc123"), false, Some("x")),
                 Some((Authorization::AwsIam, None, false, "x")),
             ),
-            (observed("SOMETHING_NEW", None, false, None), None),
+            (test_method("SOMETHING_NEW", None, false, None), None),
         ];
         for (from, want) in table {
             let got = MethodSettings::of_observed(&from);
@@ -885,12 +888,12 @@ mod tests {
         let table: Vec<Row> = vec![
             // In line: nothing to patch.
             (
-                observed("NONE", None, false, Some("apimount:o:m")),
+                test_method("NONE", None, false, Some("apimount:o:m")),
                 want(Authorization::None, None, false),
                 &[],
             ),
             (
-                observed("NONE", None, false, Some("apimount:o:m")),
+                test_method("NONE", None, false, Some("apimount:o:m")),
                 want(Authorization::AwsIam, None, true),
                 &[
                     ("/authorizationType", "AWS_IAM"),
@@ -899,7 +902,7 @@ mod tests {
             ),
             // Onto an authorizer: the type and the id.
             (
-                observed("NONE", None, false, Some("apimount:o:m")),
+                test_method("NONE", None, false, Some("apimount:o:m")),
                 want(Authorization::Custom, Some("abc123"), false),
                 &[
                     ("/authorizationType", "CUSTOM"),
@@ -908,24 +911,24 @@ mod tests {
             ),
             // Another authorizer of the same type: the id only.
             (
-                observed("CUSTOM", Some("abc123"), false, Some("apimount:o:m")),
+                test_method("CUSTOM", Some("abc123"), false, Some("apimount:o:m")),
                 want(Authorization::Custom, Some("def456"), false),
                 &[("/authorizerId", "def456")],
             ),
             // Off an authorizer.
             (
-                observed("CUSTOM", Some("abc123"), false, Some("apimount:o:m")),
+                test_method("CUSTOM", Some("abc123"), false, Some("apimount:o:m")),
                 want(Authorization::AwsIam, None, false),
                 &[("/authorizationType", "AWS_IAM")],
             ),
             // A marker changed by hand, or missing.
             (
-                observed("NONE", None, false, Some("getThings")),
+                test_method("NONE", None, false, Some("getThings")),
                 want(Authorization::None, None, false),
                 &[("/operationName", "apimount:o:m")],
             ),
             (
-                observed("NONE", None, false, None),
+                test_method("NONE", None, false, None),
                 want(Authorization::None, None, false),
                 &[("/operationName", "apimount:o:m")],
             ),

@@ -1822,15 +1822,7 @@ mod tests {
             api_key_required: true,
             operation_name: "apimount:o:m".into(),
         };
-        let method =
-            |auth: &str, authorizer: Option<&str>, key: bool, op: Option<&str>| ObservedMethod {
-                authorization_type: auth.into(),
-                authorizer_id: authorizer.map(str::to_string),
-                api_key_required: key,
-                operation_name: op.map(str::to_string),
-                integration: None,
-                responses: Default::default(),
-            };
+        let method = crate::plan::model::test_method;
         let op = Some("apimount:o:m");
         let table = [
             (method("CUSTOM", Some("def456"), true, op), ""),
